@@ -1,0 +1,550 @@
+"""An in-memory UDP network with loss, delay, jitter, reordering, duplication and a bottleneck.
+
+Installed for a trio run, it makes :func:`trio_rtc.udp.open_udp_endpoint` hand out virtual
+endpoints, so the real drivers run unmodified over an impaired network. Everything is driven by
+trio time (``trio.current_time`` and deadlines) and one seeded :class:`random.Random`, so a test
+under ``trio.testing.MockClock(autojump_threshold=0)`` is exactly reproducible: the same seed and
+the same sequence of sends give the same drops, delays and orders.
+
+The impairment model (:class:`LinkConditions`, :func:`_plan_delivery`, :class:`_DelayLine`) is
+shared with :class:`trio_rtc.testing.UdpRelay`, which applies it to real sockets.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import errno
+import heapq
+import ipaddress
+import math
+import random
+import socket
+from collections.abc import AsyncIterator, Callable
+from types import TracebackType
+from typing import Generic, TypeVar
+
+import attrs
+import trio
+
+from trio_rtc.udp import (
+    DEFAULT_BUFFER,
+    Address,
+    UdpEndpoint,
+    reset_endpoint_factory,
+    set_endpoint_factory,
+)
+
+__all__ = ["LinkConditions", "NetworkStats", "VirtualEndpoint", "VirtualNetwork"]
+
+_T = TypeVar("_T")
+
+# Ephemeral range of RFC 6335 section 6, where port 0 picks from.
+_EPHEMERAL_FIRST = 49152
+_EPHEMERAL_LAST = 65535
+# Charged per queued datagram on top of its length, like the kernel's per-skb overhead, so a
+# flood of tiny datagrams still fills a receive buffer after a bounded number of entries.
+_DATAGRAM_OVERHEAD = 256
+# Largest UDP payloads (IPv4: 65535 - 20 - 8; IPv6 without jumbograms: 65535 - 8).
+_MAX_PAYLOAD: dict[int, int] = {socket.AF_INET: 65507, socket.AF_INET6: 65527}
+_ADDRESS_CACHE_LIMIT = 4096
+
+
+def _check_probability(_instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{attribute.name} must be a probability in [0, 1], got {value}")
+
+
+def _check_non_negative(_instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if not value >= 0.0:
+        raise ValueError(f"{attribute.name} must be >= 0, got {value}")
+
+
+def _check_rate(
+    _instance: object, _attribute: attrs.Attribute[float | None], value: float | None
+) -> None:
+    if value is not None and not value > 0.0:
+        raise ValueError(f"rate must be a positive number of bytes/s or None, got {value}")
+
+
+def _check_queue_limit(_instance: object, _attribute: attrs.Attribute[int], value: int) -> None:
+    if value < 1:
+        raise ValueError(f"queue_limit must be >= 1, got {value}")
+
+
+@attrs.define(frozen=True)
+class LinkConditions:
+    """How one direction of a link treats datagrams. The defaults are a perfect link."""
+
+    loss: float = attrs.field(default=0.0, validator=_check_probability)
+    """Probability that a datagram is dropped."""
+    delay: float = attrs.field(default=0.0, validator=_check_non_negative)
+    """One-way base latency in seconds."""
+    jitter: float = attrs.field(default=0.0, validator=_check_non_negative)
+    """Uniform extra delay in ``[0, jitter)``; reorders datagrams sent closer than that."""
+    reorder: float = attrs.field(default=0.0, validator=_check_probability)
+    """Probability that a datagram is held back an extra :attr:`reorder_delay`."""
+    reorder_delay: float = attrs.field(default=0.02, validator=_check_non_negative)
+    duplicate: float = attrs.field(default=0.0, validator=_check_probability)
+    """Probability that a datagram is delivered twice (the copy draws its own jitter)."""
+    rate: float | None = attrs.field(default=None, validator=_check_rate)
+    """Bottleneck in bytes/s: each datagram waits for the ones before it to be serialised.
+    ``None`` means infinitely fast."""
+    queue_limit: int = attrs.field(default=1000, validator=_check_queue_limit)
+    """Datagrams in flight on this link (src IP -> dst IP) before new ones are tail-dropped."""
+
+
+@attrs.define
+class NetworkStats:
+    """What happened to the datagrams handed to a network (or to one direction of a relay)."""
+
+    sent: int = 0
+    delivered: int = 0
+    duplicated: int = 0
+    reordered: int = 0
+    dropped_loss: int = 0
+    dropped_blocked: int = 0
+    dropped_queue_full: int = 0
+    dropped_no_endpoint: int = 0
+    dropped_receive_buffer: int = 0
+
+    @property
+    def dropped(self) -> int:
+        """All drops, whatever the cause."""
+        return (
+            self.dropped_loss
+            + self.dropped_blocked
+            + self.dropped_queue_full
+            + self.dropped_no_endpoint
+            + self.dropped_receive_buffer
+        )
+
+
+@attrs.define
+class _LinkState:
+    """Mutable state of one direction of a link."""
+
+    conditions: LinkConditions
+    busy_until: float = -math.inf
+    in_flight: int = 0
+
+
+def _plan_delivery(
+    link: _LinkState, rng: random.Random, now: float, size: int, stats: NetworkStats
+) -> list[float]:
+    """Decide the fate of one datagram: the times its copies arrive (``[]`` if dropped).
+
+    Random numbers are drawn only for impairments that are switched on, so a perfect link
+    consumes none and enabling one link's impairment does not disturb another's sequence.
+    """
+    conditions = link.conditions
+    if conditions.loss and rng.random() < conditions.loss:
+        stats.dropped_loss += 1
+        return []
+    copies = 1
+    if conditions.duplicate and rng.random() < conditions.duplicate:
+        copies = 2
+        stats.duplicated += 1
+    departure = now
+    if conditions.rate is not None:
+        # The bottleneck serialises datagrams one after the other; the copy of a duplicated
+        # datagram is made after it (as by a retransmitting link layer), so it costs nothing.
+        departure = max(now, link.busy_until) + size / conditions.rate
+    times: list[float] = []
+    for _ in range(copies):
+        if link.in_flight + len(times) >= conditions.queue_limit:
+            stats.dropped_queue_full += 1
+            continue
+        arrival = departure + conditions.delay
+        if conditions.jitter:
+            arrival += rng.random() * conditions.jitter
+        if conditions.reorder and rng.random() < conditions.reorder:
+            arrival += conditions.reorder_delay
+            stats.reordered += 1
+        times.append(arrival)
+    if times and conditions.rate is not None:
+        link.busy_until = departure
+    return times
+
+
+class _DelayLine(Generic[_T]):
+    """Items released at their due trio time by one task, in time order (FIFO among equals)."""
+
+    def __init__(self, deliver: Callable[[_T], None]) -> None:
+        self._deliver = deliver
+        self._heap: list[tuple[float, int, _T]] = []
+        self._sequence = 0
+        self._sleep_scope: trio.CancelScope | None = None
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    def push(self, when: float, item: _T) -> None:
+        self._sequence += 1
+        heapq.heappush(self._heap, (when, self._sequence, item))
+        scope = self._sleep_scope
+        if scope is not None and when < scope.deadline:
+            scope.deadline = when
+
+    async def run(self) -> None:
+        heap = self._heap
+        while True:
+            now = trio.current_time()
+            while heap and heap[0][0] <= now:
+                self._deliver(heapq.heappop(heap)[2])
+            # A push of an earlier item moves this deadline forward (see push).
+            with trio.CancelScope(deadline=heap[0][0] if heap else math.inf) as scope:
+                self._sleep_scope = scope
+                try:
+                    await trio.sleep_forever()
+                finally:
+                    self._sleep_scope = None
+
+
+class VirtualEndpoint(UdpEndpoint):
+    """A UDP endpoint on a :class:`VirtualNetwork`. Made by ``open_udp_endpoint``."""
+
+    def __init__(
+        self,
+        network: VirtualNetwork,
+        address: Address,
+        family: int,
+        receive_buffer: int,
+        send_buffer: int,
+    ) -> None:
+        super().__init__()
+        self._network = network
+        self._address = address
+        self._family = family
+        self._receive_buffer = receive_buffer
+        self._send_buffer = send_buffer
+        self._queue: collections.deque[tuple[bytes, Address]] = collections.deque()
+        self._queued_bytes = 0
+        self._closed = False
+        self._waiters = trio.lowlevel.ParkingLot()
+
+    @property
+    def local_address(self) -> Address:
+        return self._address
+
+    @property
+    def family(self) -> int:
+        return self._family
+
+    @property
+    def receive_buffer_size(self) -> int:
+        return self._receive_buffer
+
+    @property
+    def send_buffer_size(self) -> int:
+        return self._send_buffer
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def wait_readable(self) -> None:
+        if self._closed:
+            await trio.lowlevel.checkpoint()
+            raise trio.ClosedResourceError("UDP endpoint is closed")
+        if self._queue:
+            await trio.lowlevel.checkpoint()
+        else:
+            await self._waiters.park()
+        if self._closed:
+            raise trio.ClosedResourceError("UDP endpoint is closed")
+
+    def recv_batch_nowait(self, max_count: int = 64) -> list[tuple[bytes, Address]]:
+        if self._closed:
+            raise trio.ClosedResourceError("UDP endpoint is closed")
+        queue = self._queue
+        count = min(max_count, len(queue))
+        batch = [queue.popleft() for _ in range(count)]
+        size = sum(len(data) for data, _ in batch)
+        self._queued_bytes -= size + count * _DATAGRAM_OVERHEAD
+        self.stats.datagrams_received += count
+        self.stats.bytes_received += size
+        return batch
+
+    def send_nowait(self, data: bytes | bytearray | memoryview, address: Address) -> bool:
+        if self._closed:
+            raise trio.ClosedResourceError("UDP endpoint is closed")
+        host, port = address
+        family, host = self._network._normalize(host)
+        if family != self._family:
+            raise ValueError(f"cannot send to {host!r} from {self._address} (address family)")
+        if not 0 < port < 65536:
+            raise ValueError(f"UDP port out of range: {port}")
+        # Copied now: the caller may reuse its buffer as soon as we return, as with sendto.
+        payload = bytes(data)
+        if len(payload) > _MAX_PAYLOAD[family]:
+            self.stats.send_drops += 1
+            return False
+        self.stats.datagrams_sent += 1
+        self.stats.bytes_sent += len(payload)
+        self._network._transmit(self._address, payload, (host, port))
+        return True
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.clear()
+        self._queued_bytes = 0
+        self._network._forget(self)
+        self._waiters.unpark_all()
+
+    def _enqueue(self, data: bytes, source: Address) -> bool:
+        """Queue an arriving datagram; False if the receive buffer is full (or we are closed)."""
+        cost = len(data) + _DATAGRAM_OVERHEAD
+        if self._closed or self._queued_bytes + cost > self._receive_buffer:
+            self.stats.receive_drops += 1
+            return False
+        self._queue.append((data, source))
+        self._queued_bytes += cost
+        if self._waiters:
+            self._waiters.unpark_all()
+        return True
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"<VirtualEndpoint {self._address[0]}:{self._address[1]} {state}>"
+
+
+_Delivery = tuple[_LinkState, Address, Address, bytes]
+
+
+class VirtualNetwork:
+    """An in-memory network: ``async with VirtualNetwork(seed=1) as net:``.
+
+    Inside the block, :func:`trio_rtc.udp.open_udp_endpoint` returns endpoints on this network
+    (for the current trio run), any IP string is a valid host, port 0 picks a free port per IP
+    and sending to an address nobody is bound to drops silently. Leaving the block stops delivery,
+    closes every endpoint made on the network and uninstalls it.
+
+    Conditions are per direction between host IPs: :meth:`set_conditions` with *src* and/or *dst*
+    overrides the default for the matching traffic (most specific wins: both, then src, then dst).
+    """
+
+    def __init__(self, *, seed: int = 0, conditions: LinkConditions | None = None) -> None:
+        self.stats = NetworkStats()
+        self._rng = random.Random(seed)
+        self._conditions: dict[tuple[str | None, str | None], LinkConditions] = {
+            (None, None): conditions if conditions is not None else LinkConditions()
+        }
+        self._links: dict[tuple[str, str], _LinkState] = {}
+        self._blocked: set[tuple[str, str]] = set()
+        self._endpoints: dict[Address, VirtualEndpoint] = {}
+        self._next_port: dict[str, int] = {}
+        self._addresses: dict[str, tuple[int, str]] = {}
+        self._delay_line: _DelayLine[_Delivery] = _DelayLine(self._deliver)
+        self._exit_stack: contextlib.AsyncExitStack | None = None
+
+    # -- configuration -------------------------------------------------------------------------
+
+    @property
+    def default_conditions(self) -> LinkConditions:
+        return self._conditions[(None, None)]
+
+    def set_conditions(
+        self, conditions: LinkConditions, *, src: str | None = None, dst: str | None = None
+    ) -> None:
+        """Apply *conditions* to datagrams from IP *src* to IP *dst* (None matches any).
+
+        Takes effect for datagrams sent from now on; those in flight keep their fate.
+        """
+        key = (
+            None if src is None else self._normalize(src)[1],
+            None if dst is None else self._normalize(dst)[1],
+        )
+        self._conditions[key] = conditions
+        for (link_src, link_dst), link in self._links.items():
+            link.conditions = self._conditions_for(link_src, link_dst)
+
+    def block(self, src: str, dst: str) -> None:
+        """Drop everything from IP *src* to IP *dst*, in flight included (a vanished peer)."""
+        self._blocked.add((self._normalize(src)[1], self._normalize(dst)[1]))
+
+    def unblock(self, src: str, dst: str) -> None:
+        self._blocked.discard((self._normalize(src)[1], self._normalize(dst)[1]))
+
+    @property
+    def in_flight(self) -> int:
+        """Datagrams (copies included) scheduled for a later delivery."""
+        return len(self._delay_line)
+
+    # -- lifetime ------------------------------------------------------------------------------
+
+    async def __aenter__(self) -> VirtualNetwork:
+        if self._exit_stack is not None:
+            raise RuntimeError("this VirtualNetwork is already running")
+        stack = contextlib.AsyncExitStack()
+        await stack.enter_async_context(self._running())
+        self._exit_stack = stack
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool | None:
+        stack, self._exit_stack = self._exit_stack, None
+        assert stack is not None, "__aexit__ without __aenter__"
+        return await stack.__aexit__(exc_type, exc_value, traceback)
+
+    @contextlib.asynccontextmanager
+    async def _running(self) -> AsyncIterator[None]:
+        token = set_endpoint_factory(self.open_endpoint)
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._delay_line.run)
+                try:
+                    yield
+                finally:
+                    nursery.cancel_scope.cancel()
+        finally:
+            for endpoint in list(self._endpoints.values()):
+                endpoint.close()
+            reset_endpoint_factory(token)
+
+    # -- endpoints -----------------------------------------------------------------------------
+
+    def open_endpoint(
+        self,
+        host: str,
+        port: int = 0,
+        *,
+        receive_buffer: int = DEFAULT_BUFFER,
+        send_buffer: int = DEFAULT_BUFFER,
+    ) -> VirtualEndpoint:
+        """Bind a virtual endpoint (what ``open_udp_endpoint`` calls while installed)."""
+        try:
+            family, ip = self._normalize(host)
+        except ValueError as exc:
+            raise OSError(errno.EADDRNOTAVAIL, f"cannot bind UDP {host}:{port}: {exc}") from None
+        where = f"[{ip}]:{port}" if family == socket.AF_INET6 else f"{ip}:{port}"
+        if ipaddress.ip_address(ip).is_unspecified:
+            # Nothing tells which IP a wildcard-bound endpoint would send from here.
+            raise OSError(
+                errno.EADDRNOTAVAIL,
+                f"cannot bind UDP {where}: a virtual network needs an explicit host IP",
+            )
+        if not 0 <= port < 65536:
+            raise OSError(errno.EINVAL, f"cannot bind UDP {where}: port out of range")
+        if port == 0:
+            port = self._free_port(ip, where)
+        elif (ip, port) in self._endpoints:
+            raise OSError(errno.EADDRINUSE, f"cannot bind UDP {where}: address already in use")
+        endpoint = VirtualEndpoint(self, (ip, port), family, receive_buffer, send_buffer)
+        self._endpoints[(ip, port)] = endpoint
+        return endpoint
+
+    def _free_port(self, ip: str, where: str) -> int:
+        candidate = self._next_port.get(ip, _EPHEMERAL_FIRST)
+        for _ in range(_EPHEMERAL_LAST - _EPHEMERAL_FIRST + 1):
+            port = candidate
+            candidate = candidate + 1 if candidate < _EPHEMERAL_LAST else _EPHEMERAL_FIRST
+            if (ip, port) not in self._endpoints:
+                self._next_port[ip] = candidate
+                return port
+        raise OSError(errno.EADDRINUSE, f"cannot bind UDP {where}: no free port left")
+
+    def _forget(self, endpoint: VirtualEndpoint) -> None:
+        if self._endpoints.get(endpoint.local_address) is endpoint:
+            del self._endpoints[endpoint.local_address]
+
+    # -- the data path -------------------------------------------------------------------------
+
+    def _normalize(self, host: str) -> tuple[int, str]:
+        """``(family, compressed text without scope)`` of a numeric IP; ValueError otherwise."""
+        cached = self._addresses.get(host)
+        if cached is not None:
+            return cached
+        if not isinstance(host, str):
+            raise ValueError(f"not an IP address: {host!r}")
+        try:
+            parsed = ipaddress.ip_address(host.partition("%")[0])
+        except ValueError:
+            raise ValueError(f"not a numeric IP address: {host!r}") from None
+        result = (
+            (socket.AF_INET6, str(parsed))
+            if isinstance(parsed, ipaddress.IPv6Address)
+            else (socket.AF_INET, str(parsed))
+        )
+        if len(self._addresses) >= _ADDRESS_CACHE_LIMIT:
+            self._addresses.clear()
+        self._addresses[host] = result
+        return result
+
+    def _conditions_for(self, src: str, dst: str) -> LinkConditions:
+        conditions = self._conditions
+        for key in ((src, dst), (src, None), (None, dst)):
+            found = conditions.get(key)
+            if found is not None:
+                return found
+        return conditions[(None, None)]
+
+    def _transmit(self, source: Address, data: bytes, destination: Address) -> None:
+        stats = self.stats
+        stats.sent += 1
+        key = (source[0], destination[0])
+        if key in self._blocked:
+            stats.dropped_blocked += 1
+            return
+        link = self._links.get(key)
+        if link is None:
+            link = self._links[key] = _LinkState(self._conditions_for(*key))
+        now = trio.current_time()
+        for arrival in _plan_delivery(link, self._rng, now, len(data), stats):
+            if arrival <= now:
+                # Zero delay: straight into the receive queue, no task switch.
+                self._arrive(source, destination, data)
+            else:
+                link.in_flight += 1
+                self._delay_line.push(arrival, (link, source, destination, data))
+
+    def _deliver(self, delivery: _Delivery) -> None:
+        link, source, destination, data = delivery
+        link.in_flight -= 1
+        if (source[0], destination[0]) in self._blocked:
+            self.stats.dropped_blocked += 1
+            return
+        self._arrive(source, destination, data)
+
+    def _arrive(self, source: Address, destination: Address, data: bytes) -> None:
+        endpoint = self._endpoints.get(destination)
+        if endpoint is None:
+            self.stats.dropped_no_endpoint += 1
+        elif endpoint._enqueue(data, source):
+            self.stats.delivered += 1
+        else:
+            self.stats.dropped_receive_buffer += 1
+
+
+def virtual_network(
+    *,
+    seed: int = 0,
+    loss: float = 0.0,
+    delay: float = 0.0,
+    jitter: float = 0.0,
+    reorder: float = 0.0,
+    reorder_delay: float = 0.02,
+    duplicate: float = 0.0,
+    rate: float | None = None,
+    queue_limit: int = 1000,
+) -> VirtualNetwork:
+    """Shorthand: ``async with virtual_network(seed=1, loss=0.1, delay=0.05) as net:``."""
+    return VirtualNetwork(
+        seed=seed,
+        conditions=LinkConditions(
+            loss=loss,
+            delay=delay,
+            jitter=jitter,
+            reorder=reorder,
+            reorder_delay=reorder_delay,
+            duplicate=duplicate,
+            rate=rate,
+            queue_limit=queue_limit,
+        ),
+    )
