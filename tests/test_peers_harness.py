@@ -7,6 +7,7 @@ an interop failure with trio_rtc later can be blamed on trio_rtc, not on the har
 import os
 import socket
 import struct
+from pathlib import Path
 
 import pytest
 import trio
@@ -94,15 +95,31 @@ async def test_aioice_failure_is_reported() -> None:
             await peer.wait_connected()
 
 
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
 async def test_leaving_the_block_by_cancellation_kills_the_peer() -> None:
-    with trio.move_on_after(10):
-        peer = AioicePeer(role="controlled")
-        with trio.CancelScope() as scope:
-            async with peer:
-                await peer.local_description()
-                scope.cancel()
-                await trio.sleep_forever()
-    # Killed and reaped: a return code exists, so there is no zombie.
+    fds = open_fds()
+    peer = AioicePeer(role="controlled")
+    with trio.CancelScope() as scope:
+        async with peer:
+            await peer.local_description()
+            scope.cancel()
+            await trio.sleep_forever()
+    # Killed and reaped (a return code exists, so no zombie), and its pipes are closed.
+    assert peer.returncode is not None
+    assert open_fds() == fds
+
+
+async def test_an_error_in_the_block_carries_the_peer_log() -> None:
+    peer = AioicePeer(role="controlled")
+    with pytest.raises(ValueError) as caught:
+        async with peer:
+            await peer.local_description()
+            raise ValueError("the test failed")
+    notes = "\n".join(caught.value.__notes__)
+    assert '"type": "local"' in notes and "aioice peer stderr:" in notes
     assert peer.returncode is not None
 
 
@@ -138,16 +155,18 @@ async def test_coturn_answers_binding_request(coturn: CoturnServer) -> None:
         assert xor_mapped_address(response, transaction_id) == sock.getsockname()
 
 
-async def test_coturn_stops_on_cancellation(tmp_path: object) -> None:
-    assert isinstance(tmp_path, os.PathLike)
+async def test_coturn_stops_on_cancellation(tmp_path: Path) -> None:
+    fds = open_fds()
     with trio.CancelScope() as scope:
-        async with run_coturn(tmp_path) as server:  # type: ignore[arg-type]
+        async with run_coturn(tmp_path) as server:
             pid = server.pid
             scope.cancel()
             await trio.sleep_forever()
-    # The pid was reaped by the context manager, so nothing answers to it any more.
+    # Reaped by the context manager, so nothing answers to that pid any more.
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+    assert open_fds() == fds
+    assert "Relay ports initialization done" in server.read_log()
 
 
 async def test_aioice_turn_allocation_and_relayed_connection(coturn: CoturnServer) -> None:

@@ -131,9 +131,12 @@ class AioicePeer:
         tb: TracebackType | None,
     ) -> bool | None:
         assert self._cm is not None
-        if isinstance(exc, Exception):
-            exc.add_note(self.debug_text())
-        return await self._cm.__aexit__(exc_type, exc, tb)
+        try:
+            return await self._cm.__aexit__(exc_type, exc, tb)
+        finally:
+            # After the process is gone, so the note holds aioice's complete log.
+            if isinstance(exc, Exception):
+                exc.add_note(self.debug_text())
 
     @asynccontextmanager
     async def _run(self) -> AsyncIterator[None]:
@@ -142,6 +145,7 @@ class AioicePeer:
             command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
         )
         self._process = process
+        body_error: BaseException | None = None
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._read_stdout, process)
@@ -150,6 +154,9 @@ class AioicePeer:
                 try:
                     yield
                     graceful = True
+                except BaseException as exc:
+                    body_error = exc
+                    raise
                 finally:
                     with trio.CancelScope(shield=True):
                         await self._stop(process, graceful)
@@ -159,6 +166,12 @@ class AioicePeer:
                             while not self._stdout_done:
                                 await self._wait_changed()
                         nursery.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            # The nursery wraps what the caller's block raised; give the caller its own
+            # exception back, so `pytest.raises` and `except` around the block work as written.
+            if body_error is not None and list(group.exceptions) == [body_error]:
+                raise body_error from None
+            raise
         finally:
             with trio.CancelScope(shield=True):
                 if process.returncode is None:
