@@ -246,6 +246,7 @@ ROUND_TRIP_VALUES: list[tuple[int, object]] = [
     (Attr.PASSWORD_ALGORITHM, (0x0002, b"")),
     (Attr.PASSWORD_ALGORITHMS, [(0x0002, b""), (0x0001, b"abcde")]),
     (Attr.ICMP, (3, 1, 0x01020304)),
+    (Attr.ICMP, (127, 511, 0)),
     (Attr.TRANSACTION_TRANSMIT_COUNTER, (3, 1)),
     (0x7F31, b"comprehension-required, unknown"),
     (0xC057, b"\x00\x01\x00\x0a"),
@@ -448,6 +449,8 @@ def header(length: int, message_type: int = 1, cookie: int = MAGIC_COOKIE) -> by
         header(8) + struct.pack("!HHI", Attr.USE_CANDIDATE, 4, 0),
         header(8) + struct.pack("!HHHH", Attr.UNKNOWN_ATTRIBUTES, 3, 1, 0),
         header(12) + struct.pack("!HHHHI", Attr.PASSWORD_ALGORITHMS, 8, 1, 8, 0),
+        header(4 + 4 * 17) + struct.pack("!HH", Attr.PASSWORD_ALGORITHMS, 4 * 17) + bytes(4 * 17),
+        header(4 + 2 * 130) + struct.pack("!HH", Attr.UNKNOWN_ATTRIBUTES, 2 * 130) + bytes(260),
         header(4 * (MAX_ATTRIBUTES + 1)) + struct.pack("!HH", 0x8FFF, 0) * (MAX_ATTRIBUTES + 1),
     ],
 )
@@ -498,7 +501,6 @@ def test_accepts_bytearray_and_memoryview() -> None:
         (Attr.UNKNOWN_ATTRIBUTES, [0x10000]),
         (Attr.UNKNOWN_ATTRIBUTES, 5),
         (Attr.XOR_MAPPED_ADDRESS, ("[::1]", 1)),
-        (Attr.XOR_MAPPED_ADDRESS, ("fe80::1%eth0", 1)),
         (Attr.XOR_MAPPED_ADDRESS, ("1.2.3", 1)),
         (Attr.XOR_MAPPED_ADDRESS, ("1.2.3.4", 65536)),
         (Attr.MAPPED_ADDRESS, "1.2.3.4:5"),
@@ -506,6 +508,8 @@ def test_accepts_bytearray_and_memoryview() -> None:
         (Attr.DATA, b"x" * 65536),
         (Attr.PASSWORD_ALGORITHM, (1, "params")),
         (Attr.ICMP, (1, 2)),
+        (Attr.ICMP, (128, 0, 0)),
+        (Attr.ICMP, (0, 512, 0)),
         (Attr.TRANSACTION_TRANSMIT_COUNTER, (256, 0)),
         (0x10000, b""),
     ],
@@ -533,6 +537,15 @@ def test_integrity_attributes_in_dict_are_recomputed() -> None:
     assert again.attributes[Attr.MESSAGE_INTEGRITY] != msg.attributes[Attr.MESSAGE_INTEGRITY]
     # And without a key, no MESSAGE-INTEGRITY at all.
     assert not parse_message_untrusted(msg.encode()).has(Attr.MESSAGE_INTEGRITY)
+
+
+def test_icmp_layout_and_scope_id() -> None:
+    # RFC 8656 §18.13 figure: Reserved (16) | ICMP Type (7) | ICMP Code (9) | Error Data (32).
+    msg = StunMessage.indication(Method.DATA, bytes(12), {Attr.ICMP: (3, 4, 1280)})
+    assert msg.encode(fingerprint=False)[24:] == unhex("0000 0604 0000 0500")
+    # A link-local peer as a socket reports it: the scope id is not sent.
+    msg = StunMessage.request(1, attributes={Attr.MAPPED_ADDRESS: ("fe80::1%eth0", 9)})
+    assert parse_message_untrusted(msg.encode()).get_address(Attr.MAPPED_ADDRESS) == ("fe80::1", 9)
 
 
 def test_xor_address_matches_rfc_bytes() -> None:

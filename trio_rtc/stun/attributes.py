@@ -72,11 +72,16 @@ FAMILY_IPV6 = 0x02
 
 # Upper bounds on encode, RFC 8489 §14.3 (USERNAME < 509 bytes), §14.9 (REALM), §14.10 (NONCE),
 # §14.14 (SOFTWARE), §14.8 (reason phrase): fewer than 128 characters, at most 763 bytes.
-# ALTERNATE-DOMAIN is a DNS name (RFC 8489 §14.16), so 255 bytes.
+# ALTERNATE-DOMAIN (RFC 8489 §14.16) names a host: at most 255 bytes, as a DNS name.
 MAX_USERNAME_BYTES = 508
 MAX_TEXT_CHARS = 127
 MAX_TEXT_BYTES = 763
 MAX_DOMAIN_BYTES = 255
+
+MAX_ATTRIBUTES = 128
+"""Attributes walked per message, beyond which the message is rejected (bounds per-packet work)."""
+MAX_PASSWORD_ALGORITHMS = 16
+"""Entries accepted in PASSWORD-ALGORITHMS (two algorithms are registered)."""
 
 _U8 = struct.Struct("!B")
 _U16 = struct.Struct("!H")
@@ -85,7 +90,7 @@ _U64 = struct.Struct("!Q")
 _FAMILY_PORT = struct.Struct("!xBH")
 _CLASS_NUMBER = struct.Struct("!xxBB")
 _ALGORITHM = struct.Struct("!HH")
-_ICMP = struct.Struct("!xxBBI")
+_ICMP = struct.Struct("!xxHI")
 _COUNTER = struct.Struct("!xxBB")
 
 Decoder = Callable[[bytes, int, int, bytes], object]
@@ -137,7 +142,9 @@ def _pack_address(value: object, tid: bytes, xor: bool) -> bytes:
     try:
         if ":" in host:
             family = FAMILY_IPV6
-            packed = socket.inet_pton(socket.AF_INET6, host)
+            # A scope id ("fe80::1%eth0", as sockets report link-local peers) means nothing on
+            # the wire: drop it.
+            packed = socket.inet_pton(socket.AF_INET6, host.partition("%")[0])
         else:
             family = FAMILY_IPV4
             packed = socket.inet_pton(socket.AF_INET, host)
@@ -276,7 +283,7 @@ def _enc_flag(value: object, tid: bytes) -> bytes:
 
 
 def _dec_even_port(data: bytes, start: int, length: int, tid: bytes) -> object:
-    # RFC 8656 §18.6: one byte, the top bit is R (reserve the next port too).
+    # RFC 8656 §18.7: one byte, the top bit is R (reserve the next port too).
     if length != 1:
         raise _bad("EVEN-PORT is not 1 byte")
     return bool(data[start] & 0x80)
@@ -336,8 +343,12 @@ def _enc_address_error_code(value: object, tid: bytes) -> bytes:
 
 
 def _dec_unknown_attributes(data: bytes, start: int, length: int, tid: bytes) -> object:
+    # A request carries at most MAX_ATTRIBUTES attributes, so a longer list is not an answer to
+    # ours; refusing it keeps a 64 KiB datagram from becoming a 32 768-element list.
     if length % 2:
         raise _bad("UNKNOWN-ATTRIBUTES has an odd length")
+    if length > 2 * MAX_ATTRIBUTES:
+        raise _bad("UNKNOWN-ATTRIBUTES lists too many types")
     return list(struct.unpack_from(f"!{length // 2}H", data, start))
 
 
@@ -384,6 +395,8 @@ def _dec_password_algorithms(data: bytes, start: int, length: int, tid: bytes) -
     entries: list[tuple[int, bytes]] = []
     pos = start
     while pos < end:
+        if len(entries) >= MAX_PASSWORD_ALGORITHMS:
+            raise _bad("PASSWORD-ALGORITHMS lists too many algorithms")
         entry, pos = _read_algorithm(data, pos, end)
         entries.append(entry)
     return entries
@@ -396,20 +409,20 @@ def _enc_password_algorithms(value: object, tid: bytes) -> bytes:
 
 
 def _dec_icmp(data: bytes, start: int, length: int, tid: bytes) -> object:
-    # RFC 8656 §18.13: 16 reserved bits, ICMP type, ICMP code, 32 bits of error data.
+    # RFC 8656 §18.13: 16 reserved bits, a 7-bit ICMP type and a 9-bit ICMP code (as drawn in
+    # the RFC's figure), then 32 bits of error data.
     if length != 8:
         raise _bad("ICMP attribute is not 8 bytes")
-    return _ICMP.unpack_from(data, start)
+    type_code, error_data = _ICMP.unpack_from(data, start)
+    return (type_code >> 9) & 0x7F, type_code & 0x1FF, error_data
 
 
 def _enc_icmp(value: object, tid: bytes) -> bytes:
     if not (isinstance(value, tuple) and len(value) == 3):
         raise _bad(f"ICMP takes (type, code, error_data), got {value!r}")
-    return _ICMP.pack(
-        _check_int(value[0], 0xFF, "ICMP type"),
-        _check_int(value[1], 0xFF, "ICMP code"),
-        _check_int(value[2], 0xFFFFFFFF, "ICMP error data"),
-    )
+    icmp_type = _check_int(value[0], 0x7F, "ICMP type")
+    icmp_code = _check_int(value[1], 0x1FF, "ICMP code")
+    return _ICMP.pack(icmp_type << 9 | icmp_code, _check_int(value[2], 0xFFFFFFFF, "error data"))
 
 
 def _dec_transmit_counter(data: bytes, start: int, length: int, tid: bytes) -> object:

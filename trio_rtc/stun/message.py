@@ -20,6 +20,7 @@ import attrs
 from .attributes import (
     DECODERS,
     MAGIC_COOKIE,
+    MAX_ATTRIBUTES,
     Address,
     Attr,
     StunError,
@@ -46,8 +47,6 @@ __all__ = [
 
 HEADER_LENGTH = 20
 FINGERPRINT_XOR = 0x5354554E
-MAX_ATTRIBUTES = 128
-"""Attributes walked per message, beyond which the message is rejected (bounds per-packet work)."""
 
 _HEADER = struct.Struct("!HHI")
 _TYPE_LENGTH = struct.Struct("!HH")
