@@ -347,7 +347,7 @@ def test_resolves_a_name_zeroconf_announces(network_results: dict[str, Any]) -> 
 
 def test_second_resolve_comes_from_the_cache(network_results: dict[str, Any]) -> None:
     assert network_results["v4_again"] == "127.0.0.5"
-    assert network_results["v4_again_seconds"] < 0.01
+    assert network_results["v4_again_seconds"] < 0.05
 
 
 def test_ipv6_query_through_a_chosen_interface(network_results: dict[str, Any]) -> None:
@@ -356,7 +356,7 @@ def test_ipv6_query_through_a_chosen_interface(network_results: dict[str, Any]) 
 
 def test_unknown_name_gives_none_within_the_timeout(network_results: dict[str, Any]) -> None:
     assert network_results["unknown"] is None
-    assert 0.4 <= network_results["unknown_seconds"] < 0.9
+    assert 0.4 <= network_results["unknown_seconds"] < 2.0
 
 
 def test_network_trouble_gives_none(network_results: dict[str, Any]) -> None:
