@@ -8,7 +8,14 @@ import socket
 import pytest
 import trio
 
-from trio_rtc.udp import SocketUdpEndpoint, UdpEndpoint, bind_socket_endpoint, open_udp_endpoint
+from trio_rtc.udp import (
+    SocketUdpEndpoint,
+    UdpEndpoint,
+    _is_link_local_v6,
+    _strip_scope,
+    bind_socket_endpoint,
+    open_udp_endpoint,
+)
 
 # Linux's <linux/in.h> value; the stdlib does not export it.
 IP_RECVERR = 11
@@ -181,3 +188,19 @@ async def test_ipv6_socket_is_v6only() -> None:
 def test_endpoint_is_abstract() -> None:
     with pytest.raises(TypeError):
         UdpEndpoint()  # type: ignore[abstract]
+
+
+def test_link_local_scope_is_parsed_on_bind() -> None:
+    # The scope is understood (no "not a numeric address" error); the bind then fails only
+    # because loopback has no such address.
+    with pytest.raises(OSError, match=r"\[fe80::1%lo\]:0: (?!not a numeric)"):
+        bind_socket_endpoint("fe80::1%lo")
+
+
+def test_scope_helpers() -> None:
+    assert _strip_scope("fe80::1%eth0") == "fe80::1"
+    assert _strip_scope("2001:db8::1") == "2001:db8::1"
+    assert _is_link_local_v6("fe80::1")
+    assert _is_link_local_v6("FEBF::1")
+    assert not _is_link_local_v6("fec0::1")
+    assert not _is_link_local_v6("::1")

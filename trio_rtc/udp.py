@@ -29,7 +29,7 @@ from __future__ import annotations
 import abc
 import errno
 import socket
-from typing import Protocol
+from typing import Protocol, Self
 
 import attrs
 import trio
@@ -147,7 +147,7 @@ class UdpEndpoint(abc.ABC):
             if batch:
                 return batch
 
-    def __enter__(self) -> UdpEndpoint:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
