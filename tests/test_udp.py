@@ -104,6 +104,8 @@ async def test_close_wakes_waiter() -> None:
     async with trio.open_nursery() as nursery:
         nursery.start_soon(waiter)
         await trio.testing.wait_all_tasks_blocked()
+        with pytest.raises(trio.BusyResourceError):
+            await endpoint.wait_readable()
         endpoint.close()
     assert woken == [trio.ClosedResourceError]
     endpoint.close()  # idempotent

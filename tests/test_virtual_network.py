@@ -264,6 +264,8 @@ async def test_close_wakes_waiter(autojump_clock: trio.testing.MockClock) -> Non
         async with trio.open_nursery() as nursery:
             nursery.start_soon(waiter)
             await trio.testing.wait_all_tasks_blocked()
+            with pytest.raises(trio.BusyResourceError):
+                await endpoint.wait_readable()
             endpoint.close()
         assert len(caught) == 1
         endpoint.close()

@@ -249,6 +249,9 @@ class VirtualEndpoint(UdpEndpoint):
             raise trio.ClosedResourceError("UDP endpoint is closed")
         if self._queue:
             await trio.lowlevel.checkpoint()
+        elif self._waiters:
+            # As trio.lowlevel.wait_readable does for a socket: two readers is a driver bug.
+            raise trio.BusyResourceError("another task is already waiting on this endpoint")
         else:
             await self._waiters.park()
         if self._closed:
