@@ -1,0 +1,931 @@
+"""The SCTP association core (RFC 9260 as profiled for WebRTC by RFC 8261 and RFC 8831).
+
+Sans-IO: packets and ``now`` go in, packets, events and the next timer deadline come out. One
+packet here is one DTLS record's payload. The four verbs are :meth:`SctpAssociation.receive_packet`,
+:meth:`~SctpAssociation.packets_to_send`, :meth:`~SctpAssociation.next_timeout` /
+:meth:`~SctpAssociation.handle_timeout`, and :meth:`~SctpAssociation.next_event`.
+
+The sending half lives in ``sender.py``, the receiving half in ``reassembly.py``, the
+handshake's cookie in ``handshake.py``; this module is the state machine that ties them together.
+"""
+
+from __future__ import annotations
+
+import enum
+import random
+import struct
+from collections import deque
+from collections.abc import Callable
+
+import attrs
+
+from ..exceptions import InvalidStateError
+from .chunks import (
+    CHUNK_HEADER,
+    COMMON_HEADER_SIZE,
+    DATA_HEADER,
+    FLAG_IMMEDIATE,
+    FLAG_T,
+    CauseCode,
+    ChunkType,
+    ErrorCause,
+    InitChunk,
+    Parameter,
+    ParameterType,
+    RawChunk,
+    SackChunk,
+    SctpError,
+    decode_abort_untrusted,
+    decode_chunks_untrusted,
+    decode_error_untrusted,
+    decode_forward_tsn_untrusted,
+    decode_heartbeat_untrusted,
+    decode_init_untrusted,
+    decode_reconfig_untrusted,
+    decode_sack_untrusted,
+    decode_shutdown_untrusted,
+    encode_causes,
+    encode_chunk,
+    encode_forward_tsn,
+    encode_heartbeat,
+    encode_init,
+    encode_packet,
+    encode_reconfig,
+    encode_sack,
+    verify_packet_untrusted,
+)
+from .congestion import CongestionControl, RtoEstimator
+from .events import (
+    AssociationAborted,
+    AssociationClosed,
+    AssociationEstablished,
+    BufferedAmountChanged,
+    MessageReceived,
+    SctpEvent,
+    StreamsReset,
+)
+from .handshake import (
+    PeerCapabilities,
+    StateCookie,
+    build_init_parameters,
+    encode_unrecognized,
+    peer_capabilities,
+)
+from .reassembly import Receiver, ReceiveResult
+from .reconfig import ReconfigState, answer_requests
+from .sender import Sender
+
+__all__ = ["AssociationState", "SctpAssociation", "SctpStats"]
+
+_MASK32 = 0xFFFFFFFF
+_HEARTBEAT_INFO = struct.Struct("!Qd")
+# Chunks after which a packet must carry a real CRC32c even with RFC 9653 negotiated.
+_NEEDS_CRC = frozenset({ChunkType.INIT, ChunkType.INIT_ACK, ChunkType.COOKIE_ECHO})
+
+
+class AssociationState(enum.Enum):
+    CLOSED = "closed"
+    COOKIE_WAIT = "cookie-wait"
+    COOKIE_ECHOED = "cookie-echoed"
+    ESTABLISHED = "established"
+    SHUTDOWN_PENDING = "shutdown-pending"
+    SHUTDOWN_SENT = "shutdown-sent"
+    SHUTDOWN_RECEIVED = "shutdown-received"
+    SHUTDOWN_ACK_SENT = "shutdown-ack-sent"
+
+
+_CAN_SEND = frozenset(
+    {
+        AssociationState.CLOSED,
+        AssociationState.COOKIE_WAIT,
+        AssociationState.COOKIE_ECHOED,
+        AssociationState.ESTABLISHED,
+    }
+)
+_DATA_STATES = frozenset(
+    {
+        AssociationState.ESTABLISHED,
+        AssociationState.SHUTDOWN_PENDING,
+        AssociationState.SHUTDOWN_SENT,
+        AssociationState.SHUTDOWN_RECEIVED,
+    }
+)
+
+
+@attrs.define
+class SctpStats:
+    packets_received: int = 0
+    packets_sent: int = 0
+    #: Packets dropped: bad checksum, truncated, bad lengths, malformed chunks.
+    malformed_packets: int = 0
+    #: Packets dropped for a wrong verification tag or port.
+    foreign_packets: int = 0
+    #: DATA chunks dropped because the peer overran our receive window.
+    data_chunks_dropped: int = 0
+    duplicate_data_chunks: int = 0
+    retransmitted_chunks: int = 0
+    fast_retransmitted_chunks: int = 0
+    t3_expirations: int = 0
+    abandoned_messages: int = 0
+    unknown_chunks: int = 0
+    errors_received: int = 0
+
+
+class SctpAssociation:
+    """One SCTP association over one DTLS connection. Never awaits, never reads a clock."""
+
+    def __init__(
+        self,
+        *,
+        is_client: bool,
+        local_port: int = 5000,
+        remote_port: int = 5000,
+        max_message_size: int = 262144,
+        receive_window: int = 1 << 21,
+        mtu: int = 1200,
+        zero_checksum: bool = True,
+        streams: int = 65535,
+        rto_initial: float = 1.0,
+        rto_min: float = 0.2,
+        rto_max: float = 60.0,
+        max_retransmissions: int = 10,
+        max_init_retransmissions: int = 8,
+        heartbeat_interval: float | None = 30.0,
+        delayed_ack_timeout: float = 0.2,
+        cookie_lifetime: float = 60.0,
+        rng: random.Random | None = None,
+    ) -> None:
+        if mtu < 128:
+            raise ValueError("mtu must be at least 128 bytes")
+        if receive_window < max_message_size:
+            raise ValueError("receive_window must be at least max_message_size")
+        rng = rng if rng is not None else random.SystemRandom()
+        self.is_client = is_client
+        self.local_port = local_port
+        self.remote_port = remote_port
+        self.max_message_size = max_message_size
+        self.receive_window = receive_window
+        self.mtu = mtu
+        self.zero_checksum = zero_checksum
+        self.streams = streams
+        self.max_retransmissions = max_retransmissions
+        self.max_init_retransmissions = max_init_retransmissions
+        self.heartbeat_interval = heartbeat_interval
+        self.delayed_ack_timeout = delayed_ack_timeout
+        self.cookie_lifetime = cookie_lifetime
+        self.stats = SctpStats()
+        self.state = AssociationState.CLOSED
+        self._rng = rng
+        self._secret = rng.getrandbits(256).to_bytes(32, "big")
+        # Our tag and initial TSN are fixed for the association's life: every INIT and INIT ACK
+        # we send carries the same ones, which is what RFC 9260 §5.2.1 asks for when both sides
+        # send INIT at once, and it makes every cookie we issue agree with our TCB.
+        self.local_tag = rng.randrange(1, 1 << 32)
+        self._initial_tsn = rng.randrange(0, 1 << 32)
+        self.peer_tag = 0
+        self.capabilities = PeerCapabilities(False, False, False)
+        self.outbound_streams = streams
+        self.inbound_streams = streams
+        self._events: deque[SctpEvent] = deque()
+        self._control: list[tuple[int, bytes]] = []
+        self.rto = RtoEstimator(rto_initial=rto_initial, rto_min=rto_min, rto_max=rto_max)
+        self.sender = Sender(
+            initial_tsn=self._initial_tsn,
+            max_payload=(mtu - COMMON_HEADER_SIZE - 16) & ~3,
+            peer_rwnd=0,
+            rto=self.rto,
+            congestion=CongestionControl(mtu=mtu, peer_rwnd=receive_window),
+        )
+        self.receiver: Receiver | None = None
+        self.reconfig = ReconfigState(self._initial_tsn)
+        self._zero_checksum_active = False
+        self._error_count = 0
+        # Handshake (T1) and shutdown (T2) retransmission.
+        self._t1_at: float | None = None
+        self._t1_chunk = b""
+        self._t1_count = 0
+        self._t1_rto = rto_initial
+        self._t2_at: float | None = None
+        self._t2_count = 0
+        # Delayed SACK (RFC 9260 §6.2).
+        self._sack_at: float | None = None
+        self._sack_needed = False
+        self._sacks: list[bytes] = []
+        self._data_packets_unacked = 0
+        self._last_advertised_rwnd = receive_window
+        # Heartbeats (RFC 9260 §8.3).
+        self._last_sent_at = 0.0
+        self._heartbeat_nonce = 0
+        self._heartbeat_outstanding = False
+        self._terminated = False
+        self._t2_pending = False
+
+    # -- public API ----------------------------------------------------------------------------
+
+    def connect(self, now: float) -> None:
+        """Send INIT (RFC 9260 §5.1 A). In WebRTC either side, or both, may call this."""
+        if self.state is not AssociationState.CLOSED or self.receiver is not None:
+            raise InvalidStateError("connect() needs a fresh association")
+        self._t1_chunk = encode_init(ChunkType.INIT, self._init_chunk())
+        self._control.append((0, self._t1_chunk))
+        self._t1_count = 0
+        self._t1_at = now + self._t1_rto
+        self.state = AssociationState.COOKIE_WAIT
+
+    def send_message(
+        self,
+        stream_id: int,
+        ppid: int,
+        data: bytes,
+        *,
+        ordered: bool = True,
+        max_retransmits: int | None = None,
+        max_packet_lifetime: float | None = None,
+        now: float,
+    ) -> None:
+        """Queue one user message. ``max_packet_lifetime`` is in seconds (RFC 3758 timed
+        reliability); ``max_retransmits`` counts retransmissions. Both need the peer's
+        FORWARD-TSN support to take effect, as in every WebRTC stack."""
+        if self._terminated or self.state not in _CAN_SEND:
+            raise InvalidStateError(f"cannot send in association state {self.state.value}")
+        if not 0 <= stream_id < self.outbound_streams:
+            raise ValueError(f"stream id {stream_id} outside 0..{self.outbound_streams - 1}")
+        if not data:
+            raise ValueError("SCTP cannot carry an empty message (use PPID 56/57 and one byte)")
+        if len(data) > self.max_message_size:
+            raise ValueError(f"message of {len(data)} bytes exceeds {self.max_message_size}")
+        expires_at = None if max_packet_lifetime is None else now + max_packet_lifetime
+        if max_retransmits is not None and max_retransmits < 0:
+            raise ValueError("max_retransmits must be >= 0")
+        self.sender.enqueue(
+            stream_id,
+            ppid,
+            data,
+            ordered=ordered,
+            max_retransmits=max_retransmits,
+            expires_at=expires_at,
+        )
+
+    def buffered_amount(self, stream_id: int) -> int:
+        """Bytes queued on ``stream_id`` and not yet sent once (the W3C bufferedAmount)."""
+        return self.sender.buffered.get(stream_id, 0)
+
+    @property
+    def buffered_total(self) -> int:
+        return self.sender.buffered_total
+
+    def reset_streams(self, stream_ids: list[int]) -> None:
+        """Reset our outgoing stream sequence numbers (RFC 6525 §5.1.2), e.g. to close a data
+        channel. A ``StreamsReset(incoming=False)`` event follows when the peer performed it."""
+        if self.state not in _DATA_STATES and self.state is not AssociationState.COOKIE_ECHOED:
+            if self.state is not AssociationState.COOKIE_WAIT:
+                raise InvalidStateError("cannot reset streams: association not established")
+        self.reconfig.queue_outgoing_reset(stream_ids)
+
+    def shutdown(self) -> None:
+        """Graceful close: deliver what is queued, then SHUTDOWN (RFC 9260 §9.2)."""
+        if self.state in (AssociationState.COOKIE_WAIT, AssociationState.COOKIE_ECHOED):
+            self.abort("shutdown before establishment")
+            return
+        if self.state is AssociationState.ESTABLISHED:
+            self.state = AssociationState.SHUTDOWN_PENDING
+
+    def abort(self, reason: str = "") -> None:
+        """Send ABORT with a User-Initiated Abort cause and close at once (RFC 9260 §9.1)."""
+        if self._terminated:
+            return
+        if self.peer_tag:
+            cause = ErrorCause(CauseCode.USER_INITIATED_ABORT, reason.encode()[:256])
+            self._control.append(
+                (self.peer_tag, encode_chunk(ChunkType.ABORT, 0, encode_causes([cause])))
+            )
+        self._terminate(AssociationAborted(reason or "aborted locally", by_peer=False))
+
+    def next_event(self) -> SctpEvent | None:
+        if not self._events:
+            return None
+        event = self._events.popleft()
+        if type(event) is MessageReceived and self.receiver is not None:
+            receiver = self.receiver
+            receiver.released(len(event.data))
+            # Window update: tell a peer that we made room once a quarter of the window opened
+            # since the last SACK (otherwise it would wait for a zero-window probe).
+            if receiver.a_rwnd() - self._last_advertised_rwnd >= max(
+                self.receive_window >> 2, self.mtu
+            ):
+                self._sack_needed = True
+        return event
+
+    # -- timers --------------------------------------------------------------------------------
+
+    def next_timeout(self) -> float | None:
+        deadline: float | None = None
+        for candidate in (
+            self._t1_at,
+            self._t2_at,
+            self._sack_at,
+            self.sender.t3_expires_at if self.state in _DATA_STATES else None,
+            self.reconfig.timer_at,
+            self._heartbeat_deadline(),
+        ):
+            if candidate is not None and (deadline is None or candidate < deadline):
+                deadline = candidate
+        return deadline
+
+    def _heartbeat_deadline(self) -> float | None:
+        if self.heartbeat_interval is None or self.state is not AssociationState.ESTABLISHED:
+            return None
+        return self._last_sent_at + self.heartbeat_interval + self.rto.rto
+
+    def handle_timeout(self, now: float) -> None:
+        if self._t1_at is not None and now >= self._t1_at:
+            self._on_t1(now)
+        if self._t2_at is not None and now >= self._t2_at:
+            self._on_t2(now)
+        if self._sack_at is not None and now >= self._sack_at:
+            self._sack_at = None
+            self._sack_needed = True
+        t3 = self.sender.t3_expires_at
+        if t3 is not None and now >= t3 and self.state in _DATA_STATES:
+            self.stats.t3_expirations += 1
+            self._error_count += 1
+            if self._error_count > self.max_retransmissions:
+                self._fail("too many retransmissions (T3-rtx)")
+                return
+            self.sender.on_t3_expired(now)
+        if self.reconfig.timer_at is not None and now >= self.reconfig.timer_at:
+            self.reconfig.on_timeout()
+        heartbeat = self._heartbeat_deadline()
+        if heartbeat is not None and now >= heartbeat:
+            if self._heartbeat_outstanding:
+                self._error_count += 1
+                if self._error_count > self.max_retransmissions:
+                    self._fail("peer unreachable (heartbeats unanswered)")
+                    return
+            self._heartbeat_nonce = self._rng.getrandbits(64)
+            info = _HEARTBEAT_INFO.pack(self._heartbeat_nonce, now)
+            self._control.append((self.peer_tag, encode_heartbeat(ChunkType.HEARTBEAT, info)))
+            self._heartbeat_outstanding = True
+            self._last_sent_at = now
+
+    def _on_t1(self, now: float) -> None:
+        self._t1_count += 1
+        if self._t1_count > self.max_init_retransmissions:
+            self._fail("handshake timed out")
+            return
+        self._t1_rto = min(self._t1_rto * 2, self.rto.rto_max)
+        self._t1_at = now + self._t1_rto
+        tag = 0 if self.state is AssociationState.COOKIE_WAIT else self.peer_tag
+        self._control.append((tag, self._t1_chunk))
+
+    def _on_t2(self, now: float) -> None:
+        self._t2_count += 1
+        if self._t2_count > self.max_retransmissions:
+            self._fail("shutdown timed out")
+            return
+        self.rto.back_off()
+        self._t2_at = now + self.rto.rto
+        self._send_shutdown_chunk()
+
+    def _fail(self, reason: str, code: int = CauseCode.PROTOCOL_VIOLATION) -> None:
+        if self.peer_tag:
+            cause = ErrorCause(code, reason.encode())
+            self._control.append(
+                (self.peer_tag, encode_chunk(ChunkType.ABORT, 0, encode_causes([cause])))
+            )
+        self._terminate(AssociationAborted(reason, by_peer=False))
+
+    def _terminate(self, event: SctpEvent) -> None:
+        self.state = AssociationState.CLOSED
+        self._terminated = True
+        self._t1_at = self._t2_at = self._sack_at = None
+        self.sender.t3_expires_at = None
+        self.reconfig.timer_at = None
+        self._events.append(event)
+
+    # -- input ---------------------------------------------------------------------------------
+
+    def receive_packet(self, data: bytes, now: float) -> None:
+        """Process one SCTP packet. Anything malformed is dropped and counted in ``stats``."""
+        self.stats.packets_received += 1
+        if self._terminated:
+            return
+        try:
+            self._receive_untrusted(data, now)
+        except SctpError:
+            self.stats.malformed_packets += 1
+
+    def _receive_untrusted(self, data: bytes, now: float) -> None:
+        source, destination, tag, zero = verify_packet_untrusted(
+            data, accept_zero_checksum=self.zero_checksum
+        )
+        if source != self.remote_port or destination != self.local_port:
+            self.stats.foreign_packets += 1
+            return
+        end = len(data)
+        offset = COMMON_HEADER_SIZE
+        first_type = data[offset]
+        if first_type == ChunkType.INIT:
+            # RFC 9260 §8.5.1 A, §6.10: INIT goes alone, with tag 0 and a real checksum.
+            if tag != 0 or zero:
+                raise SctpError("INIT with a nonzero tag or a zero checksum")
+            chunks = decode_chunks_untrusted(data)
+            if len(chunks) != 1:
+                raise SctpError("INIT bundled with other chunks")
+            self._on_init(chunks[0], now)
+            return
+        if tag != self.local_tag:
+            # §8.5.1 B and C: ABORT and SHUTDOWN COMPLETE with the T bit carry the peer's tag.
+            flags = data[offset + 1]
+            reflected = (
+                first_type in (ChunkType.ABORT, ChunkType.SHUTDOWN_COMPLETE) and flags & FLAG_T
+            )
+            if not (reflected and self.peer_tag and tag == self.peer_tag):
+                self.stats.foreign_packets += 1
+                return
+        receiver = self.receiver
+        data_seen = False
+        immediate = False
+        while offset < end:
+            if end - offset < 4:
+                raise SctpError("truncated chunk header")
+            chunk_type, flags, length = CHUNK_HEADER.unpack_from(data, offset)
+            if length < 4 or offset + length > end:
+                raise SctpError(f"bad chunk length {length}")
+            if chunk_type == 0:
+                if length < 17:
+                    if length < 16:
+                        raise SctpError("DATA chunk shorter than its header")
+                    self._fail("peer sent a DATA chunk without user data", CauseCode.NO_USER_DATA)
+                    return
+                if receiver is None or self.state not in _DATA_STATES:
+                    offset += (length + 3) & ~3
+                    continue
+                _, _, _, tsn, stream_id, ssn, ppid = DATA_HEADER.unpack_from(data, offset)
+                result = receiver.receive_data(
+                    flags, tsn, stream_id, ssn, ppid, data[offset + 16 : offset + length]
+                )
+                data_seen = True
+                if result:
+                    if result == ReceiveResult.DUPLICATE:
+                        self.stats.duplicate_data_chunks += 1
+                    elif result == ReceiveResult.DROPPED:
+                        self.stats.data_chunks_dropped += 1
+                        immediate = True
+                    else:
+                        self._fail("message larger than max-message-size")
+                        return
+                if flags & FLAG_IMMEDIATE:
+                    immediate = True
+            else:
+                chunk = RawChunk(chunk_type, flags, data[offset + 4 : offset + length])
+                if not self._on_control(chunk, now):
+                    break
+                if self._terminated:
+                    return
+                receiver = self.receiver
+            offset += (length + 3) & ~3
+        if data_seen and receiver is not None:
+            self._data_packets_unacked += 1
+            # RFC 9260 §6.2 and §6.7: SACK at once on gaps or duplicates, else every second
+            # packet, else within the delayed-ack timeout. The SACK is built now, per packet as
+            # in a stack that sees one datagram at a time, so that a driver handing us a burst
+            # still gives the peer its ack clock (cwnd grows per SACK, RFC 9260 §7.2.1).
+            if (
+                immediate
+                or receiver.received_above
+                or receiver.duplicates
+                or self._data_packets_unacked >= 2
+            ):
+                self._sacks.append(self._build_sack())
+            elif self._sack_at is None:
+                self._sack_at = now + self.delayed_ack_timeout
+
+    def _on_control(self, chunk: RawChunk, now: float) -> bool:
+        """Handle one non-DATA chunk. Returns False to stop processing the packet."""
+        kind = chunk.type
+        handler = _HANDLERS.get(kind)
+        if handler is not None:
+            handler(self, chunk, now)
+            return True
+        self.stats.unknown_chunks += 1
+        # RFC 9260 §3.2: the two high bits of an unknown type say what to do.
+        action = kind >> 6
+        if action in (1, 3) and self.peer_tag:
+            cause = ErrorCause(
+                CauseCode.UNRECOGNIZED_CHUNK_TYPE, encode_chunk(kind, chunk.flags, chunk.value)
+            )
+            self._control.append(
+                (self.peer_tag, encode_chunk(ChunkType.ERROR, 0, encode_causes([cause])))
+            )
+        return action >= 2
+
+    # -- handshake -----------------------------------------------------------------------------
+
+    def _init_chunk(self) -> InitChunk:
+        return InitChunk(
+            self.local_tag,
+            self.receive_window,
+            self.streams,
+            self.streams,
+            self._initial_tsn,
+            build_init_parameters(zero_checksum=self.zero_checksum),
+        )
+
+    def _on_init(self, chunk: RawChunk, now: float) -> None:
+        init = decode_init_untrusted(chunk)
+        if init.initiate_tag == 0 or init.outbound_streams == 0 or init.inbound_streams == 0:
+            raise SctpError("INIT with a zero tag or zero streams")
+        # In every state we answer with our one tag (§5.2.1 for collisions). For a live
+        # association (§5.2.2) that means we do not support restarts: over DTLS a restart is a
+        # new DTLS session, hence a new association, and only a COOKIE ECHO matching both tags
+        # (case D) is accepted later.
+        capabilities, unrecognized = peer_capabilities(init)
+        cookie = StateCookie(
+            self.local_tag,
+            init.initiate_tag,
+            init.initial_tsn,
+            init.a_rwnd,
+            init.outbound_streams,
+            init.inbound_streams,
+            capabilities,
+            now,
+        )
+        ack = self._init_chunk()
+        ack.parameters.insert(0, Parameter(ParameterType.STATE_COOKIE, cookie.encode(self._secret)))
+        ack.parameters.extend(encode_unrecognized(unrecognized))
+        self._control.append((init.initiate_tag, encode_init(ChunkType.INIT_ACK, ack)))
+
+    def _on_init_ack(self, chunk: RawChunk, now: float) -> None:
+        if self.state is not AssociationState.COOKIE_WAIT:
+            return  # §5.2.3: an unexpected INIT ACK is discarded.
+        init = decode_init_untrusted(chunk)
+        cookie = init.find(ParameterType.STATE_COOKIE)
+        if cookie is None or init.initiate_tag == 0:
+            raise SctpError("INIT ACK without a state cookie or with a zero tag")
+        capabilities, _ = peer_capabilities(init)
+        self._adopt_peer(
+            init.initiate_tag,
+            init.initial_tsn,
+            init.a_rwnd,
+            init.outbound_streams,
+            init.inbound_streams,
+            capabilities,
+        )
+        self._t1_chunk = encode_chunk(ChunkType.COOKIE_ECHO, 0, cookie.value)
+        self._control.append((self.peer_tag, self._t1_chunk))
+        self._t1_count = 0
+        self._t1_rto = self.rto.rto_initial
+        self._t1_at = now + self._t1_rto
+        self.state = AssociationState.COOKIE_ECHOED
+
+    def _on_cookie_echo(self, chunk: RawChunk, now: float) -> None:
+        cookie = StateCookie.decode_untrusted(chunk.value, self._secret)
+        if cookie.local_tag != self.local_tag:
+            raise SctpError("state cookie for another association")
+        if self.state in _DATA_STATES or self.state is AssociationState.SHUTDOWN_ACK_SENT:
+            # §5.2.4 case D: our COOKIE ACK was lost; say it again. Anything else would be a
+            # restart, which WebRTC never does over one DTLS session.
+            if cookie.peer_tag == self.peer_tag:
+                self._control.append((self.peer_tag, encode_chunk(ChunkType.COOKIE_ACK)))
+            return
+        if now - cookie.created_at > self.cookie_lifetime:
+            cause = ErrorCause(CauseCode.STALE_COOKIE, struct.pack("!I", 0))
+            self._control.append(
+                (cookie.peer_tag, encode_chunk(ChunkType.ERROR, 0, encode_causes([cause])))
+            )
+            return
+        # CLOSED (we were passive), or COOKIE-WAIT / COOKIE-ECHOED during an INIT collision
+        # (§5.2.4 cases B and D): the cookie carries the peer's parameters.
+        if self.receiver is None:
+            self._adopt_peer(
+                cookie.peer_tag,
+                cookie.peer_initial_tsn,
+                cookie.peer_a_rwnd,
+                cookie.peer_outbound_streams,
+                cookie.peer_inbound_streams,
+                cookie.capabilities,
+            )
+        elif cookie.peer_tag != self.peer_tag:
+            return
+        self._control.append((self.peer_tag, encode_chunk(ChunkType.COOKIE_ACK)))
+        self._establish()
+
+    def _on_cookie_ack(self, chunk: RawChunk, now: float) -> None:
+        if self.state is AssociationState.COOKIE_ECHOED:
+            self._establish()
+
+    def _adopt_peer(
+        self,
+        tag: int,
+        initial_tsn: int,
+        a_rwnd: int,
+        outbound_streams: int,
+        inbound_streams: int,
+        capabilities: PeerCapabilities,
+    ) -> None:
+        self.peer_tag = tag
+        self.capabilities = capabilities
+        self.outbound_streams = min(self.streams, inbound_streams)
+        self.inbound_streams = min(self.streams, outbound_streams)
+        self.receiver = Receiver(
+            initial_tsn=initial_tsn,
+            receive_window=self.receive_window,
+            max_message_size=self.max_message_size,
+            events=self._events,
+        )
+        self.reconfig.peer_expected_sequence = initial_tsn
+        sender = self.sender
+        sender.peer_rwnd = a_rwnd
+        sender.cc.ssthresh = max(a_rwnd, 4 * self.mtu)
+
+    def _establish(self) -> None:
+        self.state = AssociationState.ESTABLISHED
+        self._t1_at = None
+        self._zero_checksum_active = self.zero_checksum and self.capabilities.zero_checksum
+        self._events.append(
+            AssociationEstablished(
+                self.outbound_streams,
+                self.inbound_streams,
+                self._zero_checksum_active,
+                self.capabilities.forward_tsn,
+                self.capabilities.reconfig,
+            )
+        )
+
+    # -- data-phase control chunks -------------------------------------------------------------
+
+    def _on_sack(self, chunk: RawChunk, now: float) -> None:
+        sack = decode_sack_untrusted(chunk)
+        if self.state not in _DATA_STATES and self.state is not AssociationState.SHUTDOWN_ACK_SENT:
+            return
+        sender = self.sender
+        if sender.on_sack(sack, now):
+            self._error_count = 0
+        self._after_ack()
+
+    def _after_ack(self) -> None:
+        sender = self.sender
+        stats = self.stats
+        stats.retransmitted_chunks = sender.retransmissions
+        stats.fast_retransmitted_chunks = sender.fast_retransmissions
+        stats.abandoned_messages = sender.abandoned_messages
+        if sender.outstanding():
+            return
+        if self.state is AssociationState.SHUTDOWN_PENDING:
+            self.state = AssociationState.SHUTDOWN_SENT
+            self._start_t2()
+        elif self.state is AssociationState.SHUTDOWN_RECEIVED:
+            self.state = AssociationState.SHUTDOWN_ACK_SENT
+            self._start_t2()
+
+    def _start_t2(self) -> None:
+        self._t2_count = 0
+        self._t2_at = None  # armed in packets_to_send, which knows ``now``
+        self._send_shutdown_chunk()
+
+    def _send_shutdown_chunk(self) -> None:
+        if self.state is AssociationState.SHUTDOWN_SENT:
+            assert self.receiver is not None
+            value = struct.pack("!I", self.receiver.cumulative_tsn & _MASK32)
+            self._control.append((self.peer_tag, encode_chunk(ChunkType.SHUTDOWN, 0, value)))
+        elif self.state is AssociationState.SHUTDOWN_ACK_SENT:
+            self._control.append((self.peer_tag, encode_chunk(ChunkType.SHUTDOWN_ACK)))
+        self._t2_pending = True
+
+    def _on_heartbeat(self, chunk: RawChunk, now: float) -> None:
+        heartbeat = decode_heartbeat_untrusted(chunk)
+        if self.peer_tag:
+            self._control.append(
+                (self.peer_tag, encode_heartbeat(ChunkType.HEARTBEAT_ACK, heartbeat.info))
+            )
+
+    def _on_heartbeat_ack(self, chunk: RawChunk, now: float) -> None:
+        heartbeat = decode_heartbeat_untrusted(chunk)
+        if len(heartbeat.info) != _HEARTBEAT_INFO.size:
+            return
+        nonce, sent_at = _HEARTBEAT_INFO.unpack(heartbeat.info)
+        if self._heartbeat_outstanding and nonce == self._heartbeat_nonce:
+            self._heartbeat_outstanding = False
+            self._error_count = 0
+            self.rto.measure(now - sent_at)
+
+    def _on_abort(self, chunk: RawChunk, now: float) -> None:
+        abort = decode_abort_untrusted(chunk)
+        reason = "; ".join(
+            f"cause {cause.code}: {cause.value[:64].decode('utf-8', 'replace')}"
+            for cause in abort.causes
+        )
+        self._control.clear()
+        self._terminate(AssociationAborted(reason or "aborted by peer", by_peer=True))
+
+    def _on_error(self, chunk: RawChunk, now: float) -> None:
+        decode_error_untrusted(chunk)
+        self.stats.errors_received += 1
+
+    def _on_shutdown(self, chunk: RawChunk, now: float) -> None:
+        shutdown = decode_shutdown_untrusted(chunk)
+        if self.state not in _DATA_STATES:
+            return
+        # The SHUTDOWN's cumulative TSN acknowledges like a SACK without gaps (§9.2).
+        self.sender.on_sack(
+            SackChunk(shutdown.cumulative_tsn_ack, self.sender.peer_rwnd + self.sender.flight_size),
+            now,
+        )
+        if self.state is AssociationState.SHUTDOWN_SENT:
+            # Both sides shut down at once: answer with SHUTDOWN ACK (§9.2).
+            self.state = AssociationState.SHUTDOWN_ACK_SENT
+            self._start_t2()
+            return
+        if self.state is not AssociationState.SHUTDOWN_RECEIVED:
+            self.state = AssociationState.SHUTDOWN_RECEIVED
+        self._after_ack()
+
+    def _on_shutdown_ack(self, chunk: RawChunk, now: float) -> None:
+        if self.state in (AssociationState.SHUTDOWN_SENT, AssociationState.SHUTDOWN_ACK_SENT):
+            self._control.append((self.peer_tag, encode_chunk(ChunkType.SHUTDOWN_COMPLETE)))
+            self._terminate(AssociationClosed())
+
+    def _on_shutdown_complete(self, chunk: RawChunk, now: float) -> None:
+        if self.state is AssociationState.SHUTDOWN_ACK_SENT:
+            self._terminate(AssociationClosed())
+
+    def _on_forward_tsn(self, chunk: RawChunk, now: float) -> None:
+        forward = decode_forward_tsn_untrusted(chunk)
+        if self.receiver is None or self.state not in _DATA_STATES:
+            return
+        self.receiver.forward_tsn(forward.new_cumulative_tsn, forward.streams)
+        # RFC 3758 §3.6: answer a FORWARD TSN with a SACK.
+        self._sack_needed = True
+
+    def _on_reconfig(self, chunk: RawChunk, now: float) -> None:
+        reconfig = decode_reconfig_untrusted(chunk)
+        if self.receiver is None or self.state not in _DATA_STATES:
+            return
+        responses, performed = answer_requests(self.reconfig, self.receiver, reconfig.parameters)
+        if responses:
+            self._control.append((self.peer_tag, encode_reconfig(responses)))
+        if performed:
+            self._events.append(StreamsReset(tuple(performed), incoming=False))
+        if self.reconfig.pending and self.reconfig.outstanding is None:
+            self._sack_needed = self._sack_needed  # the next packets_to_send sends it
+
+    # -- output --------------------------------------------------------------------------------
+
+    def packets_to_send(self, now: float) -> list[bytes]:
+        """Every packet due now, each at most ``mtu`` bytes: control chunks first (SACK before
+        DATA, RFC 9260 §6.5), then DATA bundled as tightly as the MTU allows (no Nagle)."""
+        state = self.state
+        sender = self.sender
+        control = self._control
+        data_allowed = False
+        if state in _DATA_STATES and self.receiver is not None:
+            if (
+                state is AssociationState.SHUTDOWN_PENDING
+                or state is AssociationState.SHUTDOWN_RECEIVED
+            ) and not sender.outstanding():
+                self._after_ack()
+            data_allowed = self.state in _SENDS_DATA
+            self._queue_data_phase_control(now, data_allowed)
+        if self._t2_pending:
+            self._t2_pending = False
+            self._t2_at = now + self.rto.rto
+        if not control and not (data_allowed and sender.has_data_to_send()):
+            return []
+        packets: list[bytes] = []
+        budget = self.mtu - COMMON_HEADER_SIZE
+        local, remote = self.local_port, self.remote_port
+        zero_ok = self._zero_checksum_active
+        chunks: list[bytes] = []
+        size = 0
+        tag = -1
+        needs_crc = False
+        for chunk_tag, chunk in control:
+            if chunks and (
+                chunk_tag != tag
+                or size + len(chunk) > budget
+                or chunk[0] == ChunkType.INIT
+                or chunk[0] == ChunkType.SACK
+            ):
+                packets.append(
+                    encode_packet(
+                        local, remote, tag, chunks, zero_checksum=zero_ok and not needs_crc
+                    )
+                )
+                chunks, size, needs_crc = [], 0, False
+            tag = chunk_tag
+            chunks.append(chunk)
+            size += len(chunk)
+            needs_crc = needs_crc or chunk[0] in _NEEDS_CRC
+        control.clear()
+        if data_allowed:
+            peer_tag = self.peer_tag
+            if chunks and tag != peer_tag:
+                packets.append(
+                    encode_packet(
+                        local, remote, tag, chunks, zero_checksum=zero_ok and not needs_crc
+                    )
+                )
+                chunks, size, needs_crc = [], 0, False
+            ignore_cwnd = sender.fast_retransmit_pending
+            sender.fast_retransmit_pending = False
+            while True:
+                data = sender.collect(budget - size, now, ignore_cwnd=ignore_cwnd)
+                ignore_cwnd = False
+                if data:
+                    chunks.extend(data)
+                elif not chunks:
+                    break
+                packets.append(
+                    encode_packet(
+                        local, remote, peer_tag, chunks, zero_checksum=zero_ok and not needs_crc
+                    )
+                )
+                chunks, size, needs_crc = [], 0, False
+                if not data:
+                    break
+            self._emit_buffered_changes()
+        elif chunks:
+            packets.append(
+                encode_packet(local, remote, tag, chunks, zero_checksum=zero_ok and not needs_crc)
+            )
+        if packets:
+            self.stats.packets_sent += len(packets)
+            self._last_sent_at = now
+        return packets
+
+    def _queue_data_phase_control(self, now: float, data_allowed: bool) -> None:
+        sender = self.sender
+        receiver = self.receiver
+        assert receiver is not None
+        control = self._control
+        if self.reconfig.wants_to_send() and self.capabilities.reconfig:
+            request, new_streams = self.reconfig.take_request(sender.next_tsn - 1)
+            sender.reset_stream_sequences(new_streams)
+            control.append((self.peer_tag, encode_reconfig([request])))
+            self.reconfig.timer_at = now + self.rto.rto
+        if sender.forward_tsn_needed:
+            sender.forward_tsn_needed = False
+            if self.capabilities.forward_tsn:
+                control.insert(0, (self.peer_tag, encode_forward_tsn(sender.forward_tsn())))
+        if self._sack_needed or (
+            self._sack_at is not None and data_allowed and sender.has_data_to_send()
+        ):
+            self._sacks.append(self._build_sack())
+        if self._sacks:
+            # Each SACK goes in its own packet, the newest one first in the next packet so that
+            # it rides along with DATA.
+            sacks = self._sacks
+            self._sacks = []
+            control[:0] = [(self.peer_tag, sack) for sack in sacks]
+
+    def _build_sack(self) -> bytes:
+        receiver = self.receiver
+        assert receiver is not None
+        self._sack_needed = False
+        self._sack_at = None
+        self._data_packets_unacked = 0
+        duplicates = receiver.take_duplicates()
+        limit = (self.mtu - COMMON_HEADER_SIZE - 16 - 4 * len(duplicates)) // 4
+        a_rwnd = receiver.a_rwnd()
+        self._last_advertised_rwnd = a_rwnd
+        sack = SackChunk(
+            receiver.cumulative_tsn & _MASK32,
+            a_rwnd,
+            receiver.gap_blocks(limit),
+            duplicates,
+        )
+        return encode_sack(sack)
+
+    def _emit_buffered_changes(self) -> None:
+        changed = self.sender.buffered_changed
+        if changed:
+            buffered = self.sender.buffered
+            for stream_id in changed:
+                self._events.append(BufferedAmountChanged(stream_id, buffered[stream_id]))
+            changed.clear()
+
+
+_SENDS_DATA = frozenset(
+    {
+        AssociationState.ESTABLISHED,
+        AssociationState.SHUTDOWN_PENDING,
+        AssociationState.SHUTDOWN_RECEIVED,
+    }
+)
+
+_HANDLERS: dict[int, Callable[[SctpAssociation, RawChunk, float], None]] = {
+    ChunkType.INIT_ACK: SctpAssociation._on_init_ack,
+    ChunkType.SACK: SctpAssociation._on_sack,
+    ChunkType.HEARTBEAT: SctpAssociation._on_heartbeat,
+    ChunkType.HEARTBEAT_ACK: SctpAssociation._on_heartbeat_ack,
+    ChunkType.ABORT: SctpAssociation._on_abort,
+    ChunkType.SHUTDOWN: SctpAssociation._on_shutdown,
+    ChunkType.SHUTDOWN_ACK: SctpAssociation._on_shutdown_ack,
+    ChunkType.ERROR: SctpAssociation._on_error,
+    ChunkType.COOKIE_ECHO: SctpAssociation._on_cookie_echo,
+    ChunkType.COOKIE_ACK: SctpAssociation._on_cookie_ack,
+    ChunkType.SHUTDOWN_COMPLETE: SctpAssociation._on_shutdown_complete,
+    ChunkType.FORWARD_TSN: SctpAssociation._on_forward_tsn,
+    ChunkType.RECONFIG: SctpAssociation._on_reconfig,
+}
