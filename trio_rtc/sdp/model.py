@@ -257,7 +257,7 @@ class IceCredentials:
     pwd: str
 
 
-@attrs.frozen
+@attrs.frozen(eq=False)
 class Layout:
     """How a parsed section was written: the order of its lines and their exact text.
 
