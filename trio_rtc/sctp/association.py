@@ -11,13 +11,9 @@ handshake's cookie in ``handshake.py``; this module is the state machine that ti
 
 from __future__ import annotations
 
-import enum
 import random
 import struct
 from collections import deque
-from collections.abc import Callable
-
-import attrs
 
 from ..exceptions import InvalidStateError
 from .chunks import (
@@ -30,20 +26,10 @@ from .chunks import (
     ChunkType,
     ErrorCause,
     InitChunk,
-    Parameter,
-    ParameterType,
     RawChunk,
     SackChunk,
     SctpError,
-    decode_abort_untrusted,
     decode_chunks_untrusted,
-    decode_error_untrusted,
-    decode_forward_tsn_untrusted,
-    decode_heartbeat_untrusted,
-    decode_init_untrusted,
-    decode_reconfig_untrusted,
-    decode_sack_untrusted,
-    decode_shutdown_untrusted,
     encode_causes,
     encode_chunk,
     encode_forward_tsn,
@@ -55,80 +41,28 @@ from .chunks import (
     verify_packet_untrusted,
 )
 from .congestion import CongestionControl, RtoEstimator
+from .control import HANDLERS, on_init
 from .events import (
     AssociationAborted,
-    AssociationClosed,
     AssociationEstablished,
     BufferedAmountChanged,
     MessageReceived,
     SctpEvent,
-    StreamsReset,
 )
 from .handshake import (
     PeerCapabilities,
-    StateCookie,
     build_init_parameters,
-    encode_unrecognized,
-    peer_capabilities,
 )
 from .reassembly import Receiver, ReceiveResult
-from .reconfig import ReconfigState, answer_requests
+from .reconfig import ReconfigState
 from .sender import Sender
+from .states import CAN_SEND, DATA_STATES, HEARTBEAT_INFO, SENDS_DATA, AssociationState, SctpStats
 
 __all__ = ["AssociationState", "SctpAssociation", "SctpStats"]
 
 _MASK32 = 0xFFFFFFFF
-_HEARTBEAT_INFO = struct.Struct("!Qd")
 # Chunks after which a packet must carry a real CRC32c even with RFC 9653 negotiated.
 _NEEDS_CRC = frozenset({ChunkType.INIT, ChunkType.INIT_ACK, ChunkType.COOKIE_ECHO})
-
-
-class AssociationState(enum.Enum):
-    CLOSED = "closed"
-    COOKIE_WAIT = "cookie-wait"
-    COOKIE_ECHOED = "cookie-echoed"
-    ESTABLISHED = "established"
-    SHUTDOWN_PENDING = "shutdown-pending"
-    SHUTDOWN_SENT = "shutdown-sent"
-    SHUTDOWN_RECEIVED = "shutdown-received"
-    SHUTDOWN_ACK_SENT = "shutdown-ack-sent"
-
-
-_CAN_SEND = frozenset(
-    {
-        AssociationState.CLOSED,
-        AssociationState.COOKIE_WAIT,
-        AssociationState.COOKIE_ECHOED,
-        AssociationState.ESTABLISHED,
-    }
-)
-_DATA_STATES = frozenset(
-    {
-        AssociationState.ESTABLISHED,
-        AssociationState.SHUTDOWN_PENDING,
-        AssociationState.SHUTDOWN_SENT,
-        AssociationState.SHUTDOWN_RECEIVED,
-    }
-)
-
-
-@attrs.define
-class SctpStats:
-    packets_received: int = 0
-    packets_sent: int = 0
-    #: Packets dropped: bad checksum, truncated, bad lengths, malformed chunks.
-    malformed_packets: int = 0
-    #: Packets dropped for a wrong verification tag or port.
-    foreign_packets: int = 0
-    #: DATA chunks dropped because the peer overran our receive window.
-    data_chunks_dropped: int = 0
-    duplicate_data_chunks: int = 0
-    retransmitted_chunks: int = 0
-    fast_retransmitted_chunks: int = 0
-    t3_expirations: int = 0
-    abandoned_messages: int = 0
-    unknown_chunks: int = 0
-    errors_received: int = 0
 
 
 class SctpAssociation:
@@ -246,7 +180,7 @@ class SctpAssociation:
         """Queue one user message. ``max_packet_lifetime`` is in seconds (RFC 3758 timed
         reliability); ``max_retransmits`` counts retransmissions. Both need the peer's
         FORWARD-TSN support to take effect, as in every WebRTC stack."""
-        if self._terminated or self.state not in _CAN_SEND:
+        if self._terminated or self.state not in CAN_SEND:
             raise InvalidStateError(f"cannot send in association state {self.state.value}")
         if not 0 <= stream_id < self.outbound_streams:
             raise ValueError(f"stream id {stream_id} outside 0..{self.outbound_streams - 1}")
@@ -277,7 +211,7 @@ class SctpAssociation:
     def reset_streams(self, stream_ids: list[int]) -> None:
         """Reset our outgoing stream sequence numbers (RFC 6525 §5.1.2), e.g. to close a data
         channel. A ``StreamsReset(incoming=False)`` event follows when the peer performed it."""
-        if self.state not in _DATA_STATES and self.state is not AssociationState.COOKIE_ECHOED:
+        if self.state not in DATA_STATES and self.state is not AssociationState.COOKIE_ECHOED:
             if self.state is not AssociationState.COOKIE_WAIT:
                 raise InvalidStateError("cannot reset streams: association not established")
         self.reconfig.queue_outgoing_reset(stream_ids)
@@ -324,7 +258,7 @@ class SctpAssociation:
             self._t1_at,
             self._t2_at,
             self._sack_at,
-            self.sender.t3_expires_at if self.state in _DATA_STATES else None,
+            self.sender.t3_expires_at if self.state in DATA_STATES else None,
             self.reconfig.timer_at,
             self._heartbeat_deadline(),
         ):
@@ -346,7 +280,7 @@ class SctpAssociation:
             self._sack_at = None
             self._sack_needed = True
         t3 = self.sender.t3_expires_at
-        if t3 is not None and now >= t3 and self.state in _DATA_STATES:
+        if t3 is not None and now >= t3 and self.state in DATA_STATES:
             self.stats.t3_expirations += 1
             self._error_count += 1
             if self._error_count > self.max_retransmissions:
@@ -363,7 +297,7 @@ class SctpAssociation:
                     self._fail("peer unreachable (heartbeats unanswered)")
                     return
             self._heartbeat_nonce = self._rng.getrandbits(64)
-            info = _HEARTBEAT_INFO.pack(self._heartbeat_nonce, now)
+            info = HEARTBEAT_INFO.pack(self._heartbeat_nonce, now)
             self._control.append((self.peer_tag, encode_heartbeat(ChunkType.HEARTBEAT, info)))
             self._heartbeat_outstanding = True
             self._last_sent_at = now
@@ -432,7 +366,7 @@ class SctpAssociation:
             chunks = decode_chunks_untrusted(data)
             if len(chunks) != 1:
                 raise SctpError("INIT bundled with other chunks")
-            self._on_init(chunks[0], now)
+            on_init(self, chunks[0], now)
             return
         if tag != self.local_tag:
             # §8.5.1 B and C: ABORT and SHUTDOWN COMPLETE with the T bit carry the peer's tag.
@@ -458,7 +392,7 @@ class SctpAssociation:
                         raise SctpError("DATA chunk shorter than its header")
                     self._fail("peer sent a DATA chunk without user data", CauseCode.NO_USER_DATA)
                     return
-                if receiver is None or self.state not in _DATA_STATES:
+                if receiver is None or self.state not in DATA_STATES:
                     offset += (length + 3) & ~3
                     continue
                 _, _, _, tsn, stream_id, ssn, ppid = DATA_HEADER.unpack_from(data, offset)
@@ -504,7 +438,7 @@ class SctpAssociation:
     def _on_control(self, chunk: RawChunk, now: float) -> bool:
         """Handle one non-DATA chunk. Returns False to stop processing the packet."""
         kind = chunk.type
-        handler = _HANDLERS.get(kind)
+        handler = HANDLERS.get(kind)
         if handler is not None:
             handler(self, chunk, now)
             return True
@@ -531,89 +465,6 @@ class SctpAssociation:
             self._initial_tsn,
             build_init_parameters(zero_checksum=self.zero_checksum),
         )
-
-    def _on_init(self, chunk: RawChunk, now: float) -> None:
-        init = decode_init_untrusted(chunk)
-        if init.initiate_tag == 0 or init.outbound_streams == 0 or init.inbound_streams == 0:
-            raise SctpError("INIT with a zero tag or zero streams")
-        # In every state we answer with our one tag (§5.2.1 for collisions). For a live
-        # association (§5.2.2) that means we do not support restarts: over DTLS a restart is a
-        # new DTLS session, hence a new association, and only a COOKIE ECHO matching both tags
-        # (case D) is accepted later.
-        capabilities, unrecognized = peer_capabilities(init)
-        cookie = StateCookie(
-            self.local_tag,
-            init.initiate_tag,
-            init.initial_tsn,
-            init.a_rwnd,
-            init.outbound_streams,
-            init.inbound_streams,
-            capabilities,
-            now,
-        )
-        ack = self._init_chunk()
-        ack.parameters.insert(0, Parameter(ParameterType.STATE_COOKIE, cookie.encode(self._secret)))
-        ack.parameters.extend(encode_unrecognized(unrecognized))
-        self._control.append((init.initiate_tag, encode_init(ChunkType.INIT_ACK, ack)))
-
-    def _on_init_ack(self, chunk: RawChunk, now: float) -> None:
-        if self.state is not AssociationState.COOKIE_WAIT:
-            return  # §5.2.3: an unexpected INIT ACK is discarded.
-        init = decode_init_untrusted(chunk)
-        cookie = init.find(ParameterType.STATE_COOKIE)
-        if cookie is None or init.initiate_tag == 0:
-            raise SctpError("INIT ACK without a state cookie or with a zero tag")
-        capabilities, _ = peer_capabilities(init)
-        self._adopt_peer(
-            init.initiate_tag,
-            init.initial_tsn,
-            init.a_rwnd,
-            init.outbound_streams,
-            init.inbound_streams,
-            capabilities,
-        )
-        self._t1_chunk = encode_chunk(ChunkType.COOKIE_ECHO, 0, cookie.value)
-        self._control.append((self.peer_tag, self._t1_chunk))
-        self._t1_count = 0
-        self._t1_rto = self.rto.rto_initial
-        self._t1_at = now + self._t1_rto
-        self.state = AssociationState.COOKIE_ECHOED
-
-    def _on_cookie_echo(self, chunk: RawChunk, now: float) -> None:
-        cookie = StateCookie.decode_untrusted(chunk.value, self._secret)
-        if cookie.local_tag != self.local_tag:
-            raise SctpError("state cookie for another association")
-        if self.state in _DATA_STATES or self.state is AssociationState.SHUTDOWN_ACK_SENT:
-            # §5.2.4 case D: our COOKIE ACK was lost; say it again. Anything else would be a
-            # restart, which WebRTC never does over one DTLS session.
-            if cookie.peer_tag == self.peer_tag:
-                self._control.append((self.peer_tag, encode_chunk(ChunkType.COOKIE_ACK)))
-            return
-        if now - cookie.created_at > self.cookie_lifetime:
-            cause = ErrorCause(CauseCode.STALE_COOKIE, struct.pack("!I", 0))
-            self._control.append(
-                (cookie.peer_tag, encode_chunk(ChunkType.ERROR, 0, encode_causes([cause])))
-            )
-            return
-        # CLOSED (we were passive), or COOKIE-WAIT / COOKIE-ECHOED during an INIT collision
-        # (§5.2.4 cases B and D): the cookie carries the peer's parameters.
-        if self.receiver is None:
-            self._adopt_peer(
-                cookie.peer_tag,
-                cookie.peer_initial_tsn,
-                cookie.peer_a_rwnd,
-                cookie.peer_outbound_streams,
-                cookie.peer_inbound_streams,
-                cookie.capabilities,
-            )
-        elif cookie.peer_tag != self.peer_tag:
-            return
-        self._control.append((self.peer_tag, encode_chunk(ChunkType.COOKIE_ACK)))
-        self._establish()
-
-    def _on_cookie_ack(self, chunk: RawChunk, now: float) -> None:
-        if self.state is AssociationState.COOKIE_ECHOED:
-            self._establish()
 
     def _adopt_peer(
         self,
@@ -655,15 +506,6 @@ class SctpAssociation:
 
     # -- data-phase control chunks -------------------------------------------------------------
 
-    def _on_sack(self, chunk: RawChunk, now: float) -> None:
-        sack = decode_sack_untrusted(chunk)
-        if self.state not in _DATA_STATES and self.state is not AssociationState.SHUTDOWN_ACK_SENT:
-            return
-        sender = self.sender
-        if sender.on_sack(sack, now):
-            self._error_count = 0
-        self._after_ack()
-
     def _after_ack(self) -> None:
         sender = self.sender
         stats = self.stats
@@ -693,83 +535,6 @@ class SctpAssociation:
             self._control.append((self.peer_tag, encode_chunk(ChunkType.SHUTDOWN_ACK)))
         self._t2_pending = True
 
-    def _on_heartbeat(self, chunk: RawChunk, now: float) -> None:
-        heartbeat = decode_heartbeat_untrusted(chunk)
-        if self.peer_tag:
-            self._control.append(
-                (self.peer_tag, encode_heartbeat(ChunkType.HEARTBEAT_ACK, heartbeat.info))
-            )
-
-    def _on_heartbeat_ack(self, chunk: RawChunk, now: float) -> None:
-        heartbeat = decode_heartbeat_untrusted(chunk)
-        if len(heartbeat.info) != _HEARTBEAT_INFO.size:
-            return
-        nonce, sent_at = _HEARTBEAT_INFO.unpack(heartbeat.info)
-        if self._heartbeat_outstanding and nonce == self._heartbeat_nonce:
-            self._heartbeat_outstanding = False
-            self._error_count = 0
-            self.rto.measure(now - sent_at)
-
-    def _on_abort(self, chunk: RawChunk, now: float) -> None:
-        abort = decode_abort_untrusted(chunk)
-        reason = "; ".join(
-            f"cause {cause.code}: {cause.value[:64].decode('utf-8', 'replace')}"
-            for cause in abort.causes
-        )
-        self._control.clear()
-        self._terminate(AssociationAborted(reason or "aborted by peer", by_peer=True))
-
-    def _on_error(self, chunk: RawChunk, now: float) -> None:
-        decode_error_untrusted(chunk)
-        self.stats.errors_received += 1
-
-    def _on_shutdown(self, chunk: RawChunk, now: float) -> None:
-        shutdown = decode_shutdown_untrusted(chunk)
-        if self.state not in _DATA_STATES:
-            return
-        # The SHUTDOWN's cumulative TSN acknowledges like a SACK without gaps (§9.2).
-        self.sender.on_sack(
-            SackChunk(shutdown.cumulative_tsn_ack, self.sender.peer_rwnd + self.sender.flight_size),
-            now,
-        )
-        if self.state is AssociationState.SHUTDOWN_SENT:
-            # Both sides shut down at once: answer with SHUTDOWN ACK (§9.2).
-            self.state = AssociationState.SHUTDOWN_ACK_SENT
-            self._start_t2()
-            return
-        if self.state is not AssociationState.SHUTDOWN_RECEIVED:
-            self.state = AssociationState.SHUTDOWN_RECEIVED
-        self._after_ack()
-
-    def _on_shutdown_ack(self, chunk: RawChunk, now: float) -> None:
-        if self.state in (AssociationState.SHUTDOWN_SENT, AssociationState.SHUTDOWN_ACK_SENT):
-            self._control.append((self.peer_tag, encode_chunk(ChunkType.SHUTDOWN_COMPLETE)))
-            self._terminate(AssociationClosed())
-
-    def _on_shutdown_complete(self, chunk: RawChunk, now: float) -> None:
-        if self.state is AssociationState.SHUTDOWN_ACK_SENT:
-            self._terminate(AssociationClosed())
-
-    def _on_forward_tsn(self, chunk: RawChunk, now: float) -> None:
-        forward = decode_forward_tsn_untrusted(chunk)
-        if self.receiver is None or self.state not in _DATA_STATES:
-            return
-        self.receiver.forward_tsn(forward.new_cumulative_tsn, forward.streams)
-        # RFC 3758 §3.6: answer a FORWARD TSN with a SACK.
-        self._sack_needed = True
-
-    def _on_reconfig(self, chunk: RawChunk, now: float) -> None:
-        reconfig = decode_reconfig_untrusted(chunk)
-        if self.receiver is None or self.state not in _DATA_STATES:
-            return
-        responses, performed = answer_requests(self.reconfig, self.receiver, reconfig.parameters)
-        if responses:
-            self._control.append((self.peer_tag, encode_reconfig(responses)))
-        if performed:
-            self._events.append(StreamsReset(tuple(performed), incoming=False))
-        if self.reconfig.pending and self.reconfig.outstanding is None:
-            self._sack_needed = self._sack_needed  # the next packets_to_send sends it
-
     # -- output --------------------------------------------------------------------------------
 
     def packets_to_send(self, now: float) -> list[bytes]:
@@ -779,13 +544,13 @@ class SctpAssociation:
         sender = self.sender
         control = self._control
         data_allowed = False
-        if state in _DATA_STATES and self.receiver is not None:
+        if state in DATA_STATES and self.receiver is not None:
             if (
                 state is AssociationState.SHUTDOWN_PENDING
                 or state is AssociationState.SHUTDOWN_RECEIVED
             ) and not sender.outstanding():
                 self._after_ack()
-            data_allowed = self.state in _SENDS_DATA
+            data_allowed = self.state in SENDS_DATA
             self._queue_data_phase_control(now, data_allowed)
         if self._t2_pending:
             self._t2_pending = False
@@ -904,28 +669,3 @@ class SctpAssociation:
             for stream_id in changed:
                 self._events.append(BufferedAmountChanged(stream_id, buffered[stream_id]))
             changed.clear()
-
-
-_SENDS_DATA = frozenset(
-    {
-        AssociationState.ESTABLISHED,
-        AssociationState.SHUTDOWN_PENDING,
-        AssociationState.SHUTDOWN_RECEIVED,
-    }
-)
-
-_HANDLERS: dict[int, Callable[[SctpAssociation, RawChunk, float], None]] = {
-    ChunkType.INIT_ACK: SctpAssociation._on_init_ack,
-    ChunkType.SACK: SctpAssociation._on_sack,
-    ChunkType.HEARTBEAT: SctpAssociation._on_heartbeat,
-    ChunkType.HEARTBEAT_ACK: SctpAssociation._on_heartbeat_ack,
-    ChunkType.ABORT: SctpAssociation._on_abort,
-    ChunkType.SHUTDOWN: SctpAssociation._on_shutdown,
-    ChunkType.SHUTDOWN_ACK: SctpAssociation._on_shutdown_ack,
-    ChunkType.ERROR: SctpAssociation._on_error,
-    ChunkType.COOKIE_ECHO: SctpAssociation._on_cookie_echo,
-    ChunkType.COOKIE_ACK: SctpAssociation._on_cookie_ack,
-    ChunkType.SHUTDOWN_COMPLETE: SctpAssociation._on_shutdown_complete,
-    ChunkType.FORWARD_TSN: SctpAssociation._on_forward_tsn,
-    ChunkType.RECONFIG: SctpAssociation._on_reconfig,
-}
