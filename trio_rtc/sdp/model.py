@@ -330,7 +330,7 @@ class MediaDescription:
         """The m-line formats as payload types (empty for a non-RTP section)."""
         if not self.is_rtp:
             return []
-        return [int(f) for f in self.formats if f.isascii() and f.isdigit()]
+        return [int(f) for f in self.formats if f.isascii() and f.isdigit() and len(f) <= 3]
 
     def codec(self, payload_type: int) -> Codec | None:
         """The codec record of a payload type, or None."""
