@@ -212,6 +212,11 @@ class HandshakeFlow:
             if msg_type in (HandshakeType.CLIENT_HELLO, HandshakeType.HELLO_REQUEST):
                 self.conn.refuse_renegotiation()
             return
+        if not self.conn.is_client and self.step in ("start", "wait_client_hello"):
+            if msg_type != HandshakeType.CLIENT_HELLO:
+                # A server that has not answered keeps no state, and so no grudge either.
+                self.conn.stats.content_dropped += 1
+                return
         handler = (_CLIENT_STEPS if self.conn.is_client else _SERVER_STEPS).get(
             (self.step, msg_type)
         )
@@ -405,7 +410,14 @@ class HandshakeFlow:
 
     def _server_client_hello(self, seq: int, body: bytes, now: float) -> None:
         conn = self.conn
-        hello = ClientHello.parse_untrusted(body)
+        try:
+            hello = ClientHello.parse_untrusted(body)
+        except DtlsError:
+            # Nothing is established yet and anyone can send us this: drop it rather than fail,
+            # as a server that has not answered keeps no state (RFC 6347 §4.2.1).
+            conn.stats.content_dropped += 1
+            self.step = "wait_client_hello"
+            return
         if conn.use_cookies:
             cookie = self._cookie_for(hello)
             if not hmac.compare_digest(hello.cookie, cookie):

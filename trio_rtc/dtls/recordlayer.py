@@ -93,22 +93,24 @@ class RecordLayer:
         if state is None:
             self.stats.epoch_dropped += 1
             return None
+        if state.protection is None:
+            # Epoch 0 is unauthenticated: a replay window would only let one forged record with
+            # a huge sequence number shut out the genuine handshake, so duplicates are left to
+            # the handshake layer's message_seq instead.
+            return record.fragment
         if not state.window.is_fresh(record.sequence_number):
             self.stats.replay_dropped += 1
             return None
-        if state.protection is None:
-            plaintext: bytes | None = record.fragment
-        else:
-            plaintext = state.protection.open(
-                record.content_type,
-                record.version,
-                record.epoch,
-                record.sequence_number,
-                record.fragment,
-            )
-            if plaintext is None:
-                self.stats.auth_failed_dropped += 1
-                return None
+        plaintext = state.protection.open(
+            record.content_type,
+            record.version,
+            record.epoch,
+            record.sequence_number,
+            record.fragment,
+        )
+        if plaintext is None:
+            self.stats.auth_failed_dropped += 1
+            return None
         state.window.mark(record.sequence_number)
         return plaintext
 
