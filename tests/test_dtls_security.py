@@ -76,7 +76,7 @@ def test_dtls_1_0_only_client_is_refused() -> None:
 
 def test_extended_master_secret_can_be_required() -> None:
     _, server = pair(server_require_extended_master_secret=True)
-    extensions = {ExtensionType.SUPPORTED_GROUPS: b"\x00\x02\x00\x1d"}
+    extensions: dict[int, bytes] = {ExtensionType.SUPPORTED_GROUPS: b"\x00\x02\x00\x1d"}
     server.receive_datagram(client_hello_datagram([0xC02B], extensions=extensions), 0.0)
     assert server_reply_alert(server) == (2, 40)
 
