@@ -167,6 +167,8 @@ class DtlsConnection:
         if self.state in ("closed", "failed"):
             return
         if self.state == "new":
+            if self.is_client:
+                return
             # A server that was not started yet still answers the ClientHello it receives.
             self.state = "connecting"
         try:
