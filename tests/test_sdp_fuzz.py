@@ -222,7 +222,7 @@ def media_descriptions(draw: st.DrawFn) -> MediaDescription:
         rtcp_mux_only=draw(st.booleans()),
         rtcp_rsize=draw(st.booleans()),
         codecs=table,
-        rtcp_fb_wildcard=draw(st.lists(rest_text, max_size=2)),
+        rtcp_fb_wildcard=draw(st.lists(rest_text, max_size=2)) if rtp else [],
         extmaps=draw(st.lists(extmaps, max_size=3)),
         extmap_allow_mixed=draw(st.booleans()),
         msids=draw(

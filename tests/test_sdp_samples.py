@@ -208,3 +208,26 @@ def test_aiortc_answer_fingerprints_per_media() -> None:
     assert d.setup_for(audio) is Setup.ACTIVE
     assert audio.rtcp == RtcpAddress(9, Connection("0.0.0.0"))
     assert audio.codec(0) == Codec(0, "PCMU", 8000)
+
+
+def test_jsep_style_offer_with_bundle_only() -> None:
+    d = parse_sdp(load("jsep_offer_bundle_only.sdp"))
+    audio, video, data = d.media
+    assert [g.semantics for g in d.groups] == ["BUNDLE", "LS"]
+    assert d.ice_options == ["trickle", "ice2"]
+    assert video.bundle_only and data.bundle_only
+    assert not video.is_rejected and video.port == 0
+    assert video.rtcp_mux_only and not video.rtcp_mux
+    assert video.ice_ufrag is None
+    assert d.bundle_tag_media(video) is audio
+    assert d.ice_credentials(data) == IceCredentials("ETEn", "OtSK0WpNtpUjkY4+86js7ZQl")
+    assert d.setup_for(data) is Setup.ACTPASS
+    assert audio.rtcp == RtcpAddress(10101, Connection("203.0.113.100"))
+    assert audio.attribute_values("maxptime") == ["120"]
+    assert audio.attribute_values("dtls-id") == ["1"]
+    assert audio.msids == [Msid("47017fee-b6c1-4162-929c-a25110252400")]
+    assert video.codec(100) is not None
+    assert video.codec(100).rtcp_fb == ("ccm fir", "nack", "nack pli")  # type: ignore[union-attr]
+    # Outside RTP, rtpmap/fmtp/rtcp-fb are not codecs: the draft-era fmtp line is kept as is.
+    assert data.codecs == {}
+    assert data.attribute_values("fmtp") == ["webrtc-datachannel max-message-size=65536"]

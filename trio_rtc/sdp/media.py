@@ -180,7 +180,9 @@ class MediaBuilder:
                 m.max_message_size = parse_int(size, "a max-message-size", 2**64)
             case "rtcp":
                 m.rtcp = self._rtcp(value)
-            case "rtpmap" | "fmtp" | "rtcp-fb":
+            case "rtpmap" | "fmtp" | "rtcp-fb" if m.is_rtp:
+                # Codecs are an RTP notion; elsewhere (e.g. the data channel drafts'
+                # "a=fmtp:webrtc-datachannel …") these lines are kept as unknown attributes.
                 return self._codec_attribute(name, value)
             case _:
                 return self._list_attribute(name, value)

@@ -298,7 +298,8 @@ class MediaDescription:
     rtcp_mux: bool = False
     rtcp_mux_only: bool = False
     rtcp_rsize: bool = False
-    #: Codecs keyed by payload type (the key must equal ``Codec.payload_type``).
+    #: Codecs keyed by payload type (the key must equal ``Codec.payload_type``). RTP sections
+    #: only: elsewhere ``a=rtpmap``/``a=fmtp``/``a=rtcp-fb`` lines are kept in ``attributes``.
     codecs: dict[int, Codec] = attrs.Factory(dict)
     #: ``a=rtcp-fb:* …`` values, which apply to every payload type (RFC 4585 §4.2).
     rtcp_fb_wildcard: list[str] = attrs.Factory(list)
