@@ -227,17 +227,19 @@ class Receiver:
         new_cumulative = unwrap_tsn(wire_tsn, self.cumulative_tsn)
         if new_cumulative <= self.cumulative_tsn:
             return
+        skipped = new_cumulative
         above = {tsn for tsn in self.received_above if tsn > new_cumulative}
         while new_cumulative + 1 in above:
             new_cumulative += 1
             above.discard(new_cumulative)
         self.received_above = above
         self.cumulative_tsn = new_cumulative
-        # Fragments of abandoned messages will never complete: release them.
+        # Fragments of abandoned messages will never complete: release them. Only up to the
+        # FORWARD TSN's own value: fragments received above it belong to live messages.
         for inbound in self._streams.values():
             fragments = inbound.fragments
             if fragments:
-                for tsn in [t for t in fragments if t <= new_cumulative]:
+                for tsn in [t for t in fragments if t <= skipped]:
                     self.buffered -= len(fragments.pop(tsn)[3])
         for stream_id, ssn in streams:
             stream = self._streams.setdefault(stream_id, _InboundStream())
