@@ -36,10 +36,17 @@ from trio_rtc.sdp.values import (
 __all__ = ["MediaBuilder"]
 
 _DIRECTIONS = {d.value: d for d in Direction}
+# Property attributes whose field is the name with "_" for "-".
 _FLAGS = frozenset(
-    {"end-of-candidates", "rtcp-mux", "rtcp-mux-only", "rtcp-rsize", "bundle-only",
-     "extmap-allow-mixed"}
-)  # fmt: skip
+    (
+        "end-of-candidates",
+        "rtcp-mux",
+        "rtcp-mux-only",
+        "rtcp-rsize",
+        "bundle-only",
+        "extmap-allow-mixed",
+    )
+)
 _MAX_PT = 127
 _MAX_SSRC = 2**32 - 1
 
