@@ -136,7 +136,7 @@ def test_fingerprints_given_after_the_handshake() -> None:
 
 
 def test_small_mtu_fragments_every_flight() -> None:
-    rsa = RTCCertificate.generate_sync({"name": "RSASSA-PKCS1-v1_5", "modulusLength": 2048})
+    rsa = _rsa_cert()
     _, b = certs()
     client = DtlsConnection(
         is_client=True, certificate=rsa, remote_fingerprints=b.getFingerprints(), mtu=300
@@ -180,3 +180,52 @@ def test_start_twice_and_data_before_handshake() -> None:
         client.start(0.0)
     with pytest.raises(InvalidStateError):
         client.export_keying_material("x", 10)
+
+
+@pytest.mark.parametrize("group", [23, 24, 29])
+def test_each_key_exchange_group(group: int) -> None:
+    client, server = pair(groups=(group,))
+    link = Link(client, server)
+    link.handshake()
+    events = [link.events[True][0], link.events[False][0]]
+    assert all(isinstance(e, HandshakeComplete) and e.key_exchange_group == group for e in events)
+
+
+@pytest.mark.parametrize("scheme", [0x0401, 0x0501, 0x0601, 0x0804, 0x0805, 0x0806])
+def test_rsa_signature_schemes(scheme: int) -> None:
+    from trio_rtc.dtls.keys import sign, verify_signature
+    from trio_rtc.dtls.records import DtlsError
+
+    rsa = _rsa_cert()
+    signature = sign(rsa.private_key, scheme, b"signed data")
+    verify_signature(rsa.der, scheme, b"signed data", signature)
+    with pytest.raises(DtlsError):
+        verify_signature(rsa.der, scheme, b"other data", signature)
+    with pytest.raises(DtlsError):
+        verify_signature(rsa.der, 0x0403, b"signed data", signature)  # ECDSA scheme, RSA key
+
+
+_RSA: list[RTCCertificate] = []
+
+
+def _rsa_cert() -> RTCCertificate:
+    if not _RSA:
+        _RSA.append(
+            RTCCertificate.generate_sync({"name": "RSASSA-PKCS1-v1_5", "modulusLength": 2048})
+        )
+    return _RSA[0]
+
+
+def test_rsa_server_certificate_selects_rsa_suite() -> None:
+    a, _ = certs()
+    rsa = _rsa_cert()
+    client = DtlsConnection(
+        is_client=True, certificate=a, remote_fingerprints=rsa.getFingerprints()
+    )
+    server = DtlsConnection(
+        is_client=False, certificate=rsa, remote_fingerprints=a.getFingerprints()
+    )
+    link = Link(client, server)
+    link.handshake()
+    [event] = link.events[True]
+    assert isinstance(event, HandshakeComplete) and event.cipher_suite == 0xC02F
