@@ -37,6 +37,8 @@ HANDSHAKE_HEADER_LENGTH = 12
 #: The largest handshake message we accept: a certificate chain of a few certificates. A peer
 #: announcing more could make us reserve that much memory before sending any of it.
 MAX_HANDSHAKE_MESSAGE_LENGTH = 1 << 16
+#: Disjoint received pieces of one message we track before refusing more (see _PartialMessage).
+MAX_FRAGMENT_RANGES = 256
 
 
 class HandshakeType(enum.IntEnum):
@@ -503,6 +505,11 @@ class Reassembler:
             epoch,
         ):
             raise DtlsError("handshake fragments of one message disagree", alert=47)
+        if len(partial.ranges) >= MAX_FRAGMENT_RANGES:
+            # Thousands of tiny disjoint fragments would make every add cost more; real peers
+            # fragment at the MTU and leave few gaps. Start over: a retransmission rebuilds it.
+            del self._partial[seq]
+            raise DtlsError("handshake message split into too many pieces")
         partial.add(fragment.fragment_offset, fragment.body)
 
     def pop_message(self) -> tuple[int, bytes, int] | None:

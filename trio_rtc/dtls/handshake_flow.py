@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from .crypto import (
@@ -318,7 +319,12 @@ class HandshakeFlow:
 
     def _client_certificate(self, seq: int, body: bytes, now: float) -> None:
         leaf = self._peer_certificate_untrusted(body)
-        public_key = x509.load_der_x509_certificate(leaf).public_key()
+        try:
+            public_key = x509.load_der_x509_certificate(leaf).public_key()
+        except (ValueError, UnsupportedAlgorithm):
+            raise DtlsError(
+                "server certificate key is not supported", alert=UNSUPPORTED_CERTIFICATE
+            ) from None
         wanted = (
             ec.EllipticCurvePublicKey
             if self.suite_info().authentication == "ecdsa"

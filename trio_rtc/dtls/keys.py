@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, x25519
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
@@ -134,7 +134,7 @@ def verify_signature(certificate_der: bytes, scheme: int, data: bytes, signature
     """Raise DtlsError (decrypt_error, 51) unless ``signature`` by the certificate's key is valid."""
     try:
         public_key = x509.load_der_x509_certificate(certificate_der).public_key()
-    except ValueError:
+    except (ValueError, UnsupportedAlgorithm):
         raise DtlsError("peer certificate does not parse", alert=42) from None
     digest_type = _SCHEME_HASH.get(scheme)
     if digest_type is None:
