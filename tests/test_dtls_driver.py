@@ -16,6 +16,8 @@ from trio_rtc.dtls import RTCCertificate
 from trio_rtc.dtls.driver import RTCDtlsTransport, RTCErrorEvent
 from trio_rtc.events import Event
 from trio_rtc.exceptions import InvalidStateError, RTCError
+from trio_rtc.testing import virtual_network
+from trio_rtc.udp import Address, UdpEndpoint, open_udp_endpoint
 
 
 class UdpPipe:
@@ -198,3 +200,52 @@ async def test_wrong_fingerprint_fires_error_then_statechange() -> None:
             await server.wait_until(lambda: server.state == "failed")
             nursery.cancel_scope.cancel()
     assert seen == [("statechange", "connecting"), ("error", "failed"), ("statechange", "failed")]
+
+
+async def _run_transport(
+    transport: RTCDtlsTransport,
+    channel: trio.MemoryReceiveChannel[bytes],
+    send: Callable[[bytes], None],
+) -> None:
+    await transport.run(receive_channel=channel, send=send)
+
+
+async def _endpoint_pump(endpoint: UdpEndpoint, channel: trio.MemorySendChannel[bytes]) -> None:
+    while True:
+        await endpoint.wait_readable()
+        for data, _address in endpoint.recv_batch_nowait():
+            channel.send_nowait(data)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+async def test_virtual_network_30_percent_loss_and_reordering(
+    mock_clock: trio.testing.MockClock, seed: int
+) -> None:
+    mock_clock.autojump_threshold = 0
+    a, b = certs()
+    async with virtual_network(
+        seed=seed, loss=0.3, delay=0.02, jitter=0.03, reorder=0.3, duplicate=0.05
+    ):
+        endpoints = [await open_udp_endpoint("10.0.0.1"), await open_udp_endpoint("10.0.0.2")]
+        transports = [
+            RTCDtlsTransport(None, a, is_client=True, remote_fingerprints=b.getFingerprints()),
+            RTCDtlsTransport(None, b, is_client=False, remote_fingerprints=a.getFingerprints()),
+        ]
+        async with trio.open_nursery() as nursery:
+            for i, transport in enumerate(transports):
+                send_channel, receive_channel = trio.open_memory_channel[bytes](256)
+                endpoint, peer = endpoints[i], endpoints[1 - i].local_address
+
+                def send(
+                    data: bytes, endpoint: UdpEndpoint = endpoint, peer: Address = peer
+                ) -> None:
+                    endpoint.send_nowait(data, peer)
+
+                nursery.start_soon(_endpoint_pump, endpoint, send_channel)
+                nursery.start_soon(
+                    lambda t=transport, c=receive_channel, s=send: t.run(receive_channel=c, send=s)
+                )
+            with trio.fail_after(120):
+                for transport in transports:
+                    await transport.wait_connected()
+            nursery.cancel_scope.cancel()
