@@ -1,0 +1,338 @@
+"""Data Channel Establishment Protocol (RFC 8832) and the WebRTC PPIDs (RFC 8831 §8).
+
+:class:`DcepChannelManager` is pure like the association it drives: it turns channel operations
+into ``send_message``/``reset_streams`` calls and turns association events into channel events.
+RTCDataChannel builds on it.
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+
+import attrs
+
+from .association import SctpAssociation
+from .events import MessageReceived, SctpEvent, StreamsReset
+
+__all__ = [
+    "ChannelAcknowledged",
+    "ChannelClosed",
+    "ChannelMessage",
+    "ChannelOpened",
+    "ChannelType",
+    "DataChannelOpen",
+    "DataChannelParameters",
+    "DcepChannelManager",
+    "DcepError",
+    "DcepEvent",
+    "Ppid",
+]
+
+
+class DcepError(Exception):
+    """A malformed DCEP message from the peer. Callers count it and drop the message."""
+
+
+class Ppid(enum.IntEnum):
+    """Payload Protocol Identifiers used by WebRTC (RFC 8831 §8, RFC 8832 §8.1)."""
+
+    DCEP = 50
+    STRING = 51
+    STRING_PARTIAL = 52  # deprecated
+    BINARY = 53
+    BINARY_PARTIAL = 54  # deprecated
+    STRING_EMPTY = 56
+    BINARY_EMPTY = 57
+
+
+class ChannelType(enum.IntEnum):
+    """RFC 8832 §5.1: the high bit means unordered, the low bits the reliability kind."""
+
+    RELIABLE = 0x00
+    RELIABLE_UNORDERED = 0x80
+    PARTIAL_RELIABLE_REXMIT = 0x01
+    PARTIAL_RELIABLE_REXMIT_UNORDERED = 0x81
+    PARTIAL_RELIABLE_TIMED = 0x02
+    PARTIAL_RELIABLE_TIMED_UNORDERED = 0x82
+
+
+MESSAGE_OPEN = 0x03
+MESSAGE_ACK = 0x02
+_OPEN_HEADER = struct.Struct("!BBHIHH")
+# Labels and protocols are at most 65535 bytes by their 16-bit length fields.
+
+
+@attrs.frozen
+class DataChannelOpen:
+    """DATA_CHANNEL_OPEN (RFC 8832 §5.1)."""
+
+    channel_type: int
+    priority: int
+    reliability_parameter: int
+    label: str
+    protocol: str
+
+    def encode(self) -> bytes:
+        label = self.label.encode()
+        protocol = self.protocol.encode()
+        header = _OPEN_HEADER.pack(
+            MESSAGE_OPEN,
+            self.channel_type,
+            self.priority,
+            self.reliability_parameter,
+            len(label),
+            len(protocol),
+        )
+        return header + label + protocol
+
+    @classmethod
+    def decode_untrusted(cls, data: bytes) -> DataChannelOpen:
+        if len(data) < _OPEN_HEADER.size:
+            raise DcepError("DATA_CHANNEL_OPEN shorter than its header")
+        kind, channel_type, priority, reliability, label_length, protocol_length = (
+            _OPEN_HEADER.unpack_from(data)
+        )
+        if kind != MESSAGE_OPEN:
+            raise DcepError("not a DATA_CHANNEL_OPEN")
+        if channel_type not in ChannelType._value2member_map_:
+            raise DcepError(f"unknown channel type {channel_type:#x}")
+        end = _OPEN_HEADER.size + label_length + protocol_length
+        if len(data) != end:
+            raise DcepError("DATA_CHANNEL_OPEN length does not match its label and protocol")
+        try:
+            label = data[_OPEN_HEADER.size : _OPEN_HEADER.size + label_length].decode()
+            protocol = data[_OPEN_HEADER.size + label_length : end].decode()
+        except UnicodeDecodeError as error:
+            raise DcepError("label or protocol is not UTF-8") from error
+        return cls(channel_type, priority, reliability, label, protocol)
+
+
+@attrs.define
+class DataChannelParameters:
+    """What RTCDataChannel needs to know about one channel."""
+
+    stream_id: int
+    label: str = ""
+    protocol: str = ""
+    ordered: bool = True
+    max_retransmits: int | None = None
+    #: Milliseconds, as in the W3C API and on the DCEP wire.
+    max_packet_lifetime: int | None = None
+    priority: int = 256
+    negotiated: bool = False
+
+    def to_open(self) -> DataChannelOpen:
+        kind: int
+        parameter: int
+        if self.max_retransmits is not None:
+            kind, parameter = ChannelType.PARTIAL_RELIABLE_REXMIT, self.max_retransmits
+        elif self.max_packet_lifetime is not None:
+            kind, parameter = ChannelType.PARTIAL_RELIABLE_TIMED, self.max_packet_lifetime
+        else:
+            kind, parameter = ChannelType.RELIABLE, 0
+        if not self.ordered:
+            kind |= 0x80
+        return DataChannelOpen(kind, self.priority, parameter, self.label, self.protocol)
+
+    @classmethod
+    def from_open(cls, stream_id: int, message: DataChannelOpen) -> DataChannelParameters:
+        reliability = message.channel_type & 0x7F
+        return cls(
+            stream_id=stream_id,
+            label=message.label,
+            protocol=message.protocol,
+            ordered=not message.channel_type & 0x80,
+            max_retransmits=message.reliability_parameter if reliability == 0x01 else None,
+            max_packet_lifetime=message.reliability_parameter if reliability == 0x02 else None,
+            priority=message.priority,
+        )
+
+
+@attrs.frozen
+class ChannelOpened:
+    """A channel exists: the peer sent DATA_CHANNEL_OPEN (``by_peer``) or we opened one."""
+
+    parameters: DataChannelParameters
+    by_peer: bool
+
+
+@attrs.frozen
+class ChannelAcknowledged:
+    """The peer's DATA_CHANNEL_ACK arrived for a channel we opened in band."""
+
+    stream_id: int
+
+
+@attrs.frozen
+class ChannelMessage:
+    stream_id: int
+    data: str | bytes
+
+
+@attrs.frozen
+class ChannelClosed:
+    """Both directions of the stream were reset (RFC 8831 §6.7); the id is free again."""
+
+    stream_id: int
+
+
+DcepEvent = ChannelOpened | ChannelAcknowledged | ChannelMessage | ChannelClosed
+
+
+class _Channel:
+    __slots__ = ("acknowledged", "incoming_reset", "outgoing_done", "outgoing_reset", "parameters")
+
+    def __init__(self, parameters: DataChannelParameters, *, acknowledged: bool) -> None:
+        self.parameters = parameters
+        self.acknowledged = acknowledged
+        self.outgoing_reset = False  # we asked to reset our direction
+        self.outgoing_done = False  # the peer performed it
+        self.incoming_reset = False
+
+
+class DcepChannelManager:
+    """Channels of one association: ids by DTLS role, DCEP open/ack, PPIDs, close by reset."""
+
+    def __init__(
+        self, association: SctpAssociation, *, is_client: bool, max_channels: int = 65535
+    ) -> None:
+        self.association = association
+        # RFC 8832 §6: the DTLS client uses even stream ids, the DTLS server odd ones.
+        self.parity = 0 if is_client else 1
+        self.max_channels = max_channels
+        self.channels: dict[int, _Channel] = {}
+        self.dropped_messages = 0
+
+    def allocate_stream_id(self) -> int:
+        limit = min(self.max_channels, self.association.outbound_streams)
+        for stream_id in range(self.parity, limit, 2):
+            if stream_id not in self.channels:
+                return stream_id
+        raise ValueError("no free stream id for a new data channel")
+
+    def open_channel(self, parameters: DataChannelParameters, *, now: float) -> None:
+        """Register a channel; unless ``negotiated``, send DATA_CHANNEL_OPEN (RFC 8832 §6)."""
+        if parameters.stream_id in self.channels:
+            raise ValueError(f"stream id {parameters.stream_id} is already in use")
+        self.channels[parameters.stream_id] = _Channel(
+            parameters, acknowledged=parameters.negotiated
+        )
+        if not parameters.negotiated:
+            self.association.send_message(
+                parameters.stream_id, Ppid.DCEP, parameters.to_open().encode(), now=now
+            )
+
+    def send(self, stream_id: int, data: str | bytes, *, now: float) -> None:
+        channel = self.channels.get(stream_id)
+        if channel is None or channel.outgoing_reset:
+            raise ValueError(f"no open data channel on stream {stream_id}")
+        if isinstance(data, str):
+            payload = data.encode()
+            ppid = Ppid.STRING if payload else Ppid.STRING_EMPTY
+        else:
+            payload = bytes(data)
+            ppid = Ppid.BINARY if payload else Ppid.BINARY_EMPTY
+        # RFC 8831 §6.6: an empty message is sent as one byte with the "empty" PPID.
+        parameters = channel.parameters
+        self.association.send_message(
+            stream_id,
+            ppid,
+            payload or b"\x00",
+            # RFC 8832 §6: until the ACK arrives, messages go ordered so none overtakes the OPEN.
+            ordered=parameters.ordered or not channel.acknowledged,
+            max_retransmits=parameters.max_retransmits,
+            max_packet_lifetime=(
+                None
+                if parameters.max_packet_lifetime is None
+                else parameters.max_packet_lifetime / 1000
+            ),
+            now=now,
+        )
+
+    def close_channel(self, stream_id: int) -> None:
+        """Reset our outgoing stream; ChannelClosed follows once the peer resets its side."""
+        channel = self.channels.get(stream_id)
+        if channel is None or channel.outgoing_reset:
+            return
+        channel.outgoing_reset = True
+        self.association.reset_streams([stream_id])
+
+    def handle_event(self, event: SctpEvent, *, now: float) -> list[DcepEvent]:
+        """Feed every association event here; returns the channel events it causes."""
+        if isinstance(event, MessageReceived):
+            return self._on_message(event, now)
+        if isinstance(event, StreamsReset):
+            return self._on_reset(event)
+        return []
+
+    def _on_message(self, event: MessageReceived, now: float) -> list[DcepEvent]:
+        stream_id = event.stream_id
+        ppid = event.ppid
+        if ppid == Ppid.DCEP:
+            try:
+                return self._on_dcep_untrusted(stream_id, event.data, now)
+            except DcepError:
+                self.dropped_messages += 1
+                return []
+        channel = self.channels.get(stream_id)
+        if channel is None or channel.incoming_reset:
+            self.dropped_messages += 1
+            return []
+        # RFC 8832 §6: any message from the peer implies it got our OPEN.
+        channel.acknowledged = True
+        data: str | bytes
+        if ppid in (Ppid.STRING, Ppid.STRING_PARTIAL):
+            data = event.data.decode("utf-8", "replace")
+        elif ppid in (Ppid.BINARY, Ppid.BINARY_PARTIAL):
+            data = event.data
+        elif ppid == Ppid.STRING_EMPTY:
+            data = ""
+        elif ppid == Ppid.BINARY_EMPTY:
+            data = b""
+        else:
+            self.dropped_messages += 1
+            return []
+        return [ChannelMessage(stream_id, data)]
+
+    def _on_dcep_untrusted(self, stream_id: int, data: bytes, now: float) -> list[DcepEvent]:
+        if not data:
+            raise DcepError("empty DCEP message")
+        if data[0] == MESSAGE_ACK:
+            if len(data) != 1:
+                raise DcepError("DATA_CHANNEL_ACK must be one byte")
+            channel = self.channels.get(stream_id)
+            if channel is None or channel.acknowledged:
+                return []
+            channel.acknowledged = True
+            return [ChannelAcknowledged(stream_id)]
+        message = DataChannelOpen.decode_untrusted(data)
+        if stream_id in self.channels or stream_id % 2 == self.parity:
+            # An id that is in use, or of our own parity: the peer broke RFC 8832 §6.
+            raise DcepError(f"DATA_CHANNEL_OPEN on unusable stream {stream_id}")
+        parameters = DataChannelParameters.from_open(stream_id, message)
+        self.channels[stream_id] = _Channel(parameters, acknowledged=True)
+        self.association.send_message(stream_id, Ppid.DCEP, bytes([MESSAGE_ACK]), now=now)
+        return [ChannelOpened(parameters, by_peer=True)]
+
+    def _on_reset(self, event: StreamsReset) -> list[DcepEvent]:
+        closed: list[DcepEvent] = []
+        to_reset: list[int] = []
+        for stream_id in event.stream_ids:
+            channel = self.channels.get(stream_id)
+            if channel is None:
+                continue
+            if event.incoming:
+                channel.incoming_reset = True
+                if not channel.outgoing_reset:
+                    # RFC 8831 §6.7: the peer closed; close our direction too.
+                    channel.outgoing_reset = True
+                    to_reset.append(stream_id)
+            else:
+                channel.outgoing_done = True
+            if channel.incoming_reset and channel.outgoing_done:
+                del self.channels[stream_id]
+                closed.append(ChannelClosed(stream_id))
+        if to_reset:
+            self.association.reset_streams(to_reset)
+        return closed
