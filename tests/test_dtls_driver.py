@@ -242,9 +242,7 @@ async def test_virtual_network_30_percent_loss_and_reordering(
                     endpoint.send_nowait(data, peer)
 
                 nursery.start_soon(_endpoint_pump, endpoint, send_channel)
-                nursery.start_soon(
-                    lambda t=transport, c=receive_channel, s=send: t.run(receive_channel=c, send=s)
-                )
+                nursery.start_soon(_run_transport, transport, receive_channel, send)
             with trio.fail_after(120):
                 for transport in transports:
                     await transport.wait_connected()
