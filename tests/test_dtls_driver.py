@@ -225,7 +225,7 @@ async def test_virtual_network_30_percent_loss_and_reordering(
     a, b = certs()
     async with virtual_network(
         seed=seed, loss=0.3, delay=0.02, jitter=0.03, reorder=0.3, duplicate=0.05
-    ):
+    ) as net:
         endpoints = [await open_udp_endpoint("10.0.0.1"), await open_udp_endpoint("10.0.0.2")]
         transports = [
             RTCDtlsTransport(None, a, is_client=True, remote_fingerprints=b.getFingerprints()),
@@ -247,3 +247,4 @@ async def test_virtual_network_30_percent_loss_and_reordering(
                 for transport in transports:
                     await transport.wait_connected()
             nursery.cancel_scope.cancel()
+        assert net.stats.dropped_loss > 0
