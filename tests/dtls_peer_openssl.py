@@ -29,6 +29,8 @@ class OpenSSLPeer:
     cipher_list: bytes = b"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256"
     srtp_profiles: bytes = b"SRTP_AEAD_AES_128_GCM:SRTP_AES128_CM_SHA1_80"
     mtu: int = 1200
+    #: Server only: answer the first ClientHello with a HelloVerifyRequest (RFC 6347 §4.2.1).
+    cookie_exchange: bool = False
     received: list[bytes] = attrs.Factory(list)
     handshake_done: trio.Event = attrs.Factory(trio.Event)
     closed_by_peer: trio.Event = attrs.Factory(trio.Event)
@@ -47,6 +49,11 @@ class OpenSSLPeer:
         ctx.set_cipher_list(self.cipher_list)
         if self.srtp_profiles:
             ctx.set_tlsext_use_srtp(self.srtp_profiles)
+        if self.cookie_exchange:
+            assert SSL.OP_COOKIE_EXCHANGE is not None
+            ctx.set_options(SSL.OP_COOKIE_EXCHANGE)
+            ctx.set_cookie_generate_callback(lambda ssl: b"fixed-test-cookie")
+            ctx.set_cookie_verify_callback(lambda ssl, cookie: cookie == b"fixed-test-cookie")
         conn = SSL.Connection(ctx, None)
         conn.set_ciphertext_mtu(self.mtu)
         if self.is_client:

@@ -339,3 +339,26 @@ async def test_openssl_server_rejects_wrong_fingerprint_from_us() -> None:
                 await peer.failure.wait()
                 assert peer.failed is not None and "certificate" in peer.failed.lower()
                 nursery.cancel_scope.cancel()
+
+
+async def test_our_client_answers_openssl_hello_verify_request() -> None:
+    ours, theirs = cert("ecdsa"), other_cert("ecdsa")
+    our_sock, their_sock = await _bound(), await _bound()
+    with our_sock, their_sock:
+        peer = OpenSSLPeer(is_client=False, certificate=theirs, cookie_exchange=True)
+        core = DtlsConnection(
+            is_client=True, certificate=ours, remote_fingerprints=theirs.getFingerprints()
+        )
+        runner = CoreRunner(core, our_sock, their_sock.getsockname())
+        with trio.fail_after(10):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(peer.run, their_sock, our_sock.getsockname())
+                nursery.start_soon(runner.run)
+                await runner.wait_for(HandshakeComplete)
+                assert core._flow._cookie_rounds == 1
+                core.send_application_data(b"after cookie")
+                await runner.flush()
+                assert (await runner.wait_for(ApplicationData)) == ApplicationData(
+                    b"echo:after cookie"
+                )
+                nursery.cancel_scope.cancel()

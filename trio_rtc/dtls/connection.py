@@ -251,7 +251,11 @@ class DtlsConnection:
         self, label: str, length: int, context: bytes | None = None
     ) -> bytes:
         """RFC 5705 keying material; only after the handshake completed."""
-        if self.handshake_complete is None or self._flow.master_secret is None:
+        if (
+            self.handshake_complete is None
+            or self._awaiting_fingerprints
+            or self._flow.master_secret is None
+        ):
             raise InvalidStateError("keying material is available only after the DTLS handshake")
         return export_keying_material(
             self._flow.suite_info().prf_hash,

@@ -206,7 +206,7 @@ class RecordProtection:
     under one key (RFC 5288 §3). ChaCha20-Poly1305 XORs it into the 12-byte IV (RFC 7905 §2).
     """
 
-    __slots__ = ("_aead", "_chacha", "_iv", "overhead")
+    __slots__ = ("_aead", "_chacha", "_iv", "_iv_int", "overhead")
 
     def __init__(self, info: CipherSuiteInfo, key: bytes, iv: bytes) -> None:
         self._chacha = info.cipher == "chacha20-poly1305"
@@ -214,12 +214,12 @@ class RecordProtection:
             ChaCha20Poly1305(key) if self._chacha else AESGCM(key)
         )
         self._iv = iv
+        self._iv_int = int.from_bytes(iv, "big")
         self.overhead = record_overhead(info)
 
     def _nonce(self, seq64: bytes) -> bytes:
         if self._chacha:
-            padded = bytes(4) + seq64
-            return bytes(a ^ b for a, b in zip(self._iv, padded, strict=True))
+            return (self._iv_int ^ int.from_bytes(seq64, "big")).to_bytes(12, "big")
         return self._iv + seq64
 
     def seal(
