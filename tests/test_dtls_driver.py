@@ -248,3 +248,19 @@ async def test_virtual_network_30_percent_loss_and_reordering(
                     await transport.wait_connected()
             nursery.cancel_scope.cancel()
         assert net.stats.dropped_loss > 0
+
+
+async def test_a_crashing_send_fails_the_transport_visibly() -> None:
+    a, b = certs()
+    transport = RTCDtlsTransport(None, a, is_client=True, remote_fingerprints=b.getFingerprints())
+    errors: list[RTCErrorEvent] = []
+    transport.addEventListener("error", errors.append)
+    _send_channel, receive_channel = trio.open_memory_channel[bytes](1)
+
+    def broken_send(data: bytes) -> None:
+        raise OSError("ICE transport is gone")
+
+    with trio.fail_after(5):
+        await transport.run(receive_channel=receive_channel, send=broken_send)
+    assert transport.state == "failed"
+    assert "ICE transport is gone" in str(errors[0].error)

@@ -174,6 +174,14 @@ class RTCDtlsTransport(EventTarget):
                     core.handle_timeout(trio.current_time())
                     self._after_core_step()
                 nursery.cancel_scope.cancel()
+        except Exception as exc:
+            # A bug or a broken ``send`` fails this transport, visibly, instead of taking the
+            # peer connection's nursery down with it or hanging.
+            logger.exception("DTLS transport driver crashed")
+            self._event_nursery = None
+            self._fail_visibly(
+                RTCError(f"DTLS transport crashed: {exc!r}", errorDetail="dtls-failure")
+            )
         finally:
             self._event_nursery = None
             self._wait_scope = None
@@ -211,14 +219,18 @@ class RTCDtlsTransport(EventTarget):
                     receivedAlert=event.alert if event.received else None,
                     sentAlert=event.alert if not event.received else None,
                 )
-                if self._state not in ("closed", "failed"):
-                    # W3C §5.5: the state reads failed, then error fires, then statechange.
-                    self._state = "failed"
-                    self.dispatchEvent(RTCErrorEvent("error", error))
-                    self.dispatchEvent(Event("statechange"))
+                self._fail_visibly(error)
             elif isinstance(event, ConnectionClosed):
                 pass
         self._set_state(self.core.state)
+
+    def _fail_visibly(self, error: RTCError) -> None:
+        if self._state in ("closed", "failed"):
+            return
+        # W3C §5.5: the state reads failed, then error fires, then statechange.
+        self._state = "failed"
+        self.dispatchEvent(RTCErrorEvent("error", error))
+        self.dispatchEvent(Event("statechange"))
 
     def _set_state(self, state: RTCDtlsTransportState) -> None:
         if state == self._state or self._state in ("closed", "failed"):
