@@ -110,7 +110,7 @@ def test_reassembler_window_and_conflicts() -> None:
         reassembler.add_untrusted(HandshakeFragment(1, 10, 0, 5, b"x" * 5), 1)
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=300))
 def test_fragment_parser_fuzz(data: bytes) -> None:
     reassembler = Reassembler()
@@ -127,7 +127,7 @@ def test_fragment_parser_fuzz(data: bytes) -> None:
         pass
 
 
-@settings(max_examples=150)
+@settings(max_examples=150, deadline=None)
 @given(st.sampled_from(MESSAGES), st.binary(max_size=120), st.integers(0, 200))
 def test_message_parsers_fuzz(message: object, noise: bytes, cut: int) -> None:
     """Random bytes, and valid messages truncated or with bytes spliced in, give DtlsError or a

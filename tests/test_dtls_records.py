@@ -50,6 +50,7 @@ def test_replay_window() -> None:
     assert not window.is_fresh(70) and window.is_fresh(999) and not window.is_fresh(1000)
 
 
+@settings(deadline=None)
 @given(st.lists(st.integers(0, 300), max_size=200))
 def test_replay_window_matches_a_set(sequence: list[int]) -> None:
     window = ReplayWindow()
@@ -63,7 +64,7 @@ def test_replay_window_matches_a_set(sequence: list[int]) -> None:
             seen.add(seq)
 
 
-@settings(max_examples=400)
+@settings(max_examples=400, deadline=None)
 @given(st.binary(max_size=200))
 def test_record_parser_fuzz(data: bytes) -> None:
     try:
@@ -74,7 +75,7 @@ def test_record_parser_fuzz(data: bytes) -> None:
     assert sum(13 + len(r.fragment) for r in records) == len(data)
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 @given(
     st.lists(
         st.tuples(st.sampled_from([20, 21, 22, 23]), st.integers(0, 3), st.binary(max_size=40)),
