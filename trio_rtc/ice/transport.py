@@ -1,0 +1,588 @@
+"""``RTCIceTransport``: the W3C ICE transport, and the trio driver of the ICE agent core.
+
+The transport owns the UDP sockets of one ICE session. Each socket has a reader task that waits
+for readability once and then drains every queued datagram, sorting them by their first byte
+(RFC 7983): STUN (0–3) goes to the agent core, DTLS (20–63) and RTP/RTCP (128–191) go to memory
+channels that the DTLS and SRTP layers read. A timer task sleeps until the core's next deadline.
+Application data is sent synchronously on the selected pair with :meth:`RTCIceTransport.send`.
+
+Run it inside a nursery (``await nursery.start(transport.run)``, which is what a peer connection
+does) or on its own with ``async with RTCIceTransport(...) as transport:``. Leaving the block,
+``stop()`` or cancelling the nursery closes every socket and ends in state ``closed``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import socket
+import types
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any
+
+import attrs
+import trio
+
+from ..events import Event, EventTarget, event_handler_property
+from ..exceptions import InvalidStateError
+from ..udp import UdpEndpoint, open_udp_endpoint
+from .agent import IceAgent, IceStats
+from .candidate import Candidate, CandidateError
+from .interfaces import usable_host_addresses
+from .mdns import MdnsResolver
+from .pairs import (
+    Address,
+    CandidatePair,
+    GatheringStateChanged,
+    LocalCandidateGathered,
+    RoleChanged,
+    SelectedPairChanged,
+    ServerError,
+    StateChanged,
+)
+from .rtc import RTCIceCandidate, RTCIceCandidatePair, RTCIceParameters, RTCIceServer
+
+__all__ = [
+    "IceCandidateErrorEvent",
+    "IceCandidateEvent",
+    "IceTransportOptions",
+    "RTCIceTransport",
+    "TransportStats",
+]
+
+logger = logging.getLogger("trio_rtc.ice")
+
+#: Datagrams queued for the DTLS/SRTP layers before further ones are dropped (UDP semantics).
+CHANNEL_DEPTH = 4096
+
+
+class IceCandidateEvent(Event):
+    """``icecandidate``: ``candidate`` is an RTCIceCandidate, or None at the end of gathering."""
+
+    def __init__(self, candidate: RTCIceCandidate | None) -> None:
+        super().__init__("icecandidate")
+        self.candidate = candidate
+
+
+class IceCandidateErrorEvent(Event):
+    """``icecandidateerror`` (webrtc-pc §4.8.3): a STUN/TURN server failed us."""
+
+    def __init__(self, error: ServerError) -> None:
+        super().__init__("icecandidateerror")
+        self.address: str | None = error.address
+        self.port: int | None = error.port
+        self.url = error.url
+        self.errorCode = error.error_code
+        self.errorText = error.error_text
+
+
+@attrs.define
+class IceTransportOptions:
+    """Knobs that are not in the spec, for applications, tests and research.
+
+    ``interfaces``: explicit local IP addresses to gather on (None: every usable interface, see
+    :func:`trio_rtc.ice.interfaces.usable_host_addresses`); ``include_loopback``: use loopback
+    even when other interfaces exist; ``mdns_interface``: IPv4 address whose interface sends
+    mDNS queries for remote ``.local`` candidates (None: the system default); timings go to the
+    agent core (see :class:`trio_rtc.ice.agent.IceAgent`).
+    """
+
+    interfaces: Sequence[str] | None = None
+    include_loopback: bool | None = None
+    ipv6: bool = True
+    mdns: bool = True
+    mdns_interface: str | None = None
+    mdns_timeout: float = 2.0
+    ta: float = 0.05
+    nomination_delay: float = 0.5
+    consent_interval: float = 1.0
+    disconnected_timeout: float = 5.0
+    consent_timeout: float = 30.0
+
+
+@attrs.define
+class TransportStats:
+    """Data-path counters kept by the driver (the agent's own are in ``agent``)."""
+
+    agent: IceStats
+    datagrams_dropped_untrusted: int = 0
+    datagrams_dropped_unknown: int = 0
+    datagrams_dropped_overflow: int = 0
+    datagrams_dropped_no_pair: int = 0
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    packets_sent: int = 0
+    packets_received: int = 0
+
+
+class RTCIceTransport(EventTarget):
+    """The W3C ``RTCIceTransport`` (webrtc-pc §5.6 and the webrtc-ice extension's ``gather``,
+    ``start``, ``addRemoteCandidate`` and ``stop``), driven by trio."""
+
+    onstatechange = event_handler_property["RTCIceTransport"]("statechange")
+    ongatheringstatechange = event_handler_property["RTCIceTransport"]("gatheringstatechange")
+    onselectedcandidatepairchange = event_handler_property["RTCIceTransport"](
+        "selectedcandidatepairchange"
+    )
+    onicecandidate = event_handler_property["RTCIceTransport"]("icecandidate")
+    onicecandidateerror = event_handler_property["RTCIceTransport"]("icecandidateerror")
+
+    def __init__(
+        self,
+        *,
+        iceServers: Sequence[RTCIceServer | Mapping[str, Any]] = (),
+        controlling: bool = True,
+        options: IceTransportOptions | None = None,
+    ) -> None:
+        self.options = options or IceTransportOptions()
+        self._ice_servers = [RTCIceServer.coerce(s) for s in iceServers]
+        for server in self._ice_servers:
+            for url in server.urls:
+                _parse_server_url(url)  # raise on bad URLs now, not in a task later
+        opts = self.options
+        self._agent = IceAgent(
+            controlling=controlling,
+            ta=opts.ta,
+            nomination_delay=opts.nomination_delay,
+            consent_interval=opts.consent_interval,
+            disconnected_timeout=opts.disconnected_timeout,
+            consent_timeout=opts.consent_timeout,
+        )
+        self.stats = TransportStats(agent=self._agent.stats)
+        self._role_known = False
+        self._started = False
+        self._state = "new"
+        self._gathering_state = "new"
+        self._endpoints: dict[Address, UdpEndpoint] = {}
+        self._nursery: trio.Nursery | None = None
+        self._cancel_scope: trio.CancelScope | None = None
+        self._timer_scope: trio.CancelScope | None = None
+        self._gather_requested = False
+        self._send_endpoint: UdpEndpoint | None = None
+        self._send_address: Address | None = None
+        self._mdns: MdnsResolver | None = None
+        self._remote_rtc_candidates: list[RTCIceCandidate] = []
+        self._selected: RTCIceCandidatePair | None = None
+        self._dtls_send, self.dtls_receive_channel = trio.open_memory_channel[bytes](CHANNEL_DEPTH)
+        self._rtp_send, self.rtp_receive_channel = trio.open_memory_channel[bytes](CHANNEL_DEPTH)
+
+    # --- W3C attributes ---------------------------------------------------------------------
+
+    @property
+    def role(self) -> str:
+        if not self._role_known:
+            return "unknown"
+        return "controlling" if self._agent.controlling else "controlled"
+
+    @property
+    def component(self) -> str:
+        return "rtp"
+
+    @property
+    def state(self) -> str:
+        return self._state
+
+    @property
+    def gatheringState(self) -> str:
+        return self._gathering_state
+
+    def getLocalCandidates(self) -> list[RTCIceCandidate]:
+        ufrag = self._agent.local_ufrag
+        return [
+            RTCIceCandidate.from_candidate(c, sdpMid=None, usernameFragment=ufrag)
+            for c in self._agent.local_candidates
+            if c.type != "prflx"
+        ]
+
+    def getRemoteCandidates(self) -> list[RTCIceCandidate]:
+        return [
+            RTCIceCandidate.from_candidate(c, usernameFragment=self._agent.remote_ufrag)
+            for c in self._agent.remote_candidates
+        ]
+
+    def getSelectedCandidatePair(self) -> RTCIceCandidatePair | None:
+        return self._selected
+
+    def getLocalParameters(self) -> RTCIceParameters:
+        return RTCIceParameters(self._agent.local_ufrag, self._agent.local_pwd)
+
+    def getRemoteParameters(self) -> RTCIceParameters | None:
+        ufrag, pwd = self._agent.remote_ufrag, self._agent.remote_pwd
+        if ufrag is None or pwd is None:
+            return None
+        return RTCIceParameters(ufrag, pwd)
+
+    # --- webrtc-ice methods -----------------------------------------------------------------
+
+    def gather(self, options: Mapping[str, Any] | None = None) -> None:
+        """Start gathering local candidates; ``icecandidate`` events report them."""
+        nursery = self._require_running("gather()")
+        if self._gather_requested:
+            return
+        self._gather_requested = True
+        nursery.start_soon(self._gather)
+
+    def start(
+        self,
+        remoteParameters: RTCIceParameters | Mapping[str, Any],
+        role: str = "controlled",
+    ) -> None:
+        """Begin connectivity checks with the peer's credentials, in ``role``."""
+        if self._state == "closed":
+            raise InvalidStateError("the RTCIceTransport is closed; create a new one")
+        if role not in ("controlling", "controlled"):
+            raise TypeError(f"role must be 'controlling' or 'controlled', not {role!r}")
+        params = RTCIceParameters.coerce(remoteParameters)
+        current = self._agent.remote_ufrag
+        if current is not None and current != params.usernameFragment:
+            # New remote credentials: the peer restarted ICE (RFC 8445 §9).
+            self._agent.restart(trio.current_time())
+        self._agent.set_role(role == "controlling")
+        self._role_known = True
+        self._agent.set_remote_credentials(params.usernameFragment, params.password)
+        self._started = True
+        self._pump()
+
+    def addRemoteCandidate(
+        self,
+        remoteCandidate: RTCIceCandidate | Mapping[str, Any] | str | None,
+    ) -> None:
+        """Add a remote candidate; ``None`` or an empty candidate means end-of-candidates."""
+        if self._state == "closed":
+            raise InvalidStateError("the RTCIceTransport is closed")
+        rtc = _coerce_candidate(remoteCandidate)
+        if rtc is None or not rtc.candidate:
+            self._agent.add_remote_candidate(None, trio.current_time())
+            self._pump()
+            return
+        parsed = rtc.parsed
+        if parsed is None:
+            raise TypeError(f"cannot parse remote candidate {rtc.candidate!r}")
+        self._remote_rtc_candidates.append(rtc)
+        if parsed.is_mdns:
+            if self.options.mdns and self._nursery is not None:
+                self._nursery.start_soon(self._resolve_and_add, parsed)
+            return
+        self._agent.add_remote_candidate(parsed, trio.current_time())
+        self._pump()
+
+    def stop(self) -> None:
+        """Stop ICE: close every socket; state becomes ``closed``. Idempotent."""
+        if self._state == "closed":
+            return
+        self._agent.close()
+        self._pump()
+        for endpoint in self._endpoints.values():
+            endpoint.close()
+        self._dtls_send.close()
+        self._rtp_send.close()
+        if self._cancel_scope is not None:
+            self._cancel_scope.cancel()
+
+    # --- trio-native additions --------------------------------------------------------------
+
+    def restart(self, *, ufrag: str | None = None, pwd: str | None = None) -> RTCIceParameters:
+        """ICE restart: new local credentials and a new gathering; the current pair keeps
+        carrying data until a new one is selected. Returns the new local parameters."""
+        if self._state == "closed":
+            raise InvalidStateError("the RTCIceTransport is closed")
+        self._agent.restart(trio.current_time(), ufrag=ufrag, pwd=pwd)
+        self._pump()
+        return self.getLocalParameters()
+
+    def send(self, data: bytes | bytearray | memoryview) -> bool:
+        """Send one datagram (DTLS or RTP/RTCP) on the selected pair. Returns False when it was
+        dropped (no usable pair yet, consent lost, or the socket refused it): UDP semantics."""
+        endpoint = self._send_endpoint
+        address = self._send_address
+        if endpoint is None or address is None:
+            self.stats.datagrams_dropped_no_pair += 1
+            return False
+        if endpoint.send_nowait(data, address):
+            self.stats.packets_sent += 1
+            self.stats.bytes_sent += len(data)
+            return True
+        return False
+
+    @property
+    def selected_pair(self) -> CandidatePair | None:
+        """The core's view of the selected pair (addresses, state and statistics)."""
+        return self._agent.selected_pair
+
+    @property
+    def agent(self) -> IceAgent:
+        """The sans-IO core, for inspection (stats, pairs). Do not drive it directly."""
+        return self._agent
+
+    async def wait_for_state(self, *states: str) -> str:
+        """Wait until ``state`` is one of ``states``; return it."""
+        await self.wait_until(lambda: self._state in states)
+        return self._state
+
+    async def wait_gathering_complete(self) -> None:
+        await self.wait_until(lambda: self._gathering_state == "complete")
+
+    async def __aenter__(self) -> RTCIceTransport:
+        self._exit_stack = contextlib.AsyncExitStack()
+        nursery = await self._exit_stack.enter_async_context(trio.open_nursery())
+        await nursery.start(self.run)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: types.TracebackType | None,
+    ) -> bool:
+        self.stop()
+        return bool(await self._exit_stack.__aexit__(exc_type, exc, tb))
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Run the transport's tasks until ``stop()`` or cancellation; then close everything."""
+        if self._state == "closed" or self._cancel_scope is not None:
+            raise InvalidStateError("an RTCIceTransport runs once; create a new one")
+        try:
+            async with trio.open_nursery() as nursery:
+                self._cancel_scope = nursery.cancel_scope
+                self._nursery = nursery
+                self._event_nursery = nursery
+                nursery.start_soon(self._timer_loop)
+                task_status.started()
+                await trio.sleep_forever()
+        finally:
+            self._nursery = None
+            self._event_nursery = None
+            self.stop()
+
+    # --- internals --------------------------------------------------------------------------
+
+    def _require_running(self, what: str) -> trio.Nursery:
+        if self._state == "closed":
+            raise InvalidStateError(f"{what}: the RTCIceTransport is closed")
+        if self._nursery is None:
+            raise InvalidStateError(
+                f"{what} needs a running transport: use 'async with RTCIceTransport(...)' "
+                "or 'await nursery.start(transport.run)'"
+            )
+        return self._nursery
+
+    async def _gather(self) -> None:
+        agent = self._agent
+        agent.start_gathering(trio.current_time())
+        self._pump()
+        agent.stun_servers = await self._resolve_stun_servers()
+        opts = self.options
+        if opts.interfaces is not None:
+            hosts = [(address, 0) for address in opts.interfaces]
+        else:
+            hosts = [
+                (entry.address + (f"%{entry.scope_id}" if entry.scope_id else ""), entry.scope_id)
+                for entry in usable_host_addresses(
+                    include_loopback=opts.include_loopback, ipv6=opts.ipv6
+                )
+            ]
+        for index, (host, _scope) in enumerate(hosts):
+            try:
+                endpoint = await open_udp_endpoint(host, 0)
+            except OSError as exc:
+                logger.warning("cannot gather on %s: %s", host, exc)
+                continue
+            base = endpoint.local_address
+            self._endpoints[base] = endpoint
+            # RFC 8421: prefer IPv6, interleave families; earlier interfaces first.
+            preference = 65535 - 2 * index - (1 if endpoint.family == socket.AF_INET else 0)
+            agent.add_host_address(
+                base, local_preference=max(preference, 0), now=trio.current_time()
+            )
+            assert self._nursery is not None
+            self._nursery.start_soon(self._reader, endpoint)
+            self._pump()
+        agent.finish_host_gathering(trio.current_time())
+        self._pump()
+
+    async def _resolve_stun_servers(self) -> list[Address]:
+        servers: list[Address] = []
+        for server in self._ice_servers:
+            for url in server.urls:
+                scheme, host, port = _parse_server_url(url)
+                if scheme != "stun":
+                    # TURN servers also answer Binding requests (RFC 8656 §3): use them for
+                    # server-reflexive candidates until the TURN client lands.
+                    if scheme != "turn":
+                        continue
+                try:
+                    infos = await trio.socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+                except OSError as exc:
+                    logger.warning("cannot resolve ICE server %s: %s", url, exc)
+                    continue
+                for family, _type, _proto, _name, sockaddr in infos:
+                    if family in (socket.AF_INET, socket.AF_INET6):
+                        address = (str(sockaddr[0]), int(sockaddr[1]))
+                        if address not in servers:
+                            servers.append(address)
+        return servers
+
+    async def _reader(self, endpoint: UdpEndpoint) -> None:
+        base = endpoint.local_address
+        agent = self._agent
+        dtls = self._dtls_send
+        rtp = self._rtp_send
+        stats = self.stats
+        try:
+            while True:
+                await endpoint.wait_readable()
+                batch = endpoint.recv_batch_nowait(64)
+                stun = False
+                now = trio.current_time()
+                for data, source in batch:
+                    first = data[0] if data else 255
+                    if first < 4:
+                        agent.receive_stun_untrusted(data, base, source, now)
+                        stun = True
+                        continue
+                    if not agent.is_trusted_source(source):
+                        stats.datagrams_dropped_untrusted += 1
+                        continue
+                    # RFC 7983 demultiplexing by the first byte.
+                    if 20 <= first <= 63:
+                        channel = dtls
+                    elif 128 <= first <= 191:
+                        channel = rtp
+                    else:
+                        stats.datagrams_dropped_unknown += 1
+                        continue
+                    try:
+                        channel.send_nowait(data)
+                    except trio.WouldBlock:
+                        stats.datagrams_dropped_overflow += 1
+                        continue
+                    stats.packets_received += 1
+                    stats.bytes_received += len(data)
+                if stun:
+                    self._pump()
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            return
+
+    async def _timer_loop(self) -> None:
+        agent = self._agent
+        while True:
+            deadline = agent.next_timeout()
+            with trio.CancelScope(deadline=math.inf if deadline is None else deadline) as scope:
+                self._timer_scope = scope
+                await trio.sleep_forever()
+            self._timer_scope = None
+            agent.handle_timeout(trio.current_time())
+            self._pump()
+
+    async def _resolve_and_add(self, candidate: Candidate) -> None:
+        if self._mdns is None:
+            self._mdns = MdnsResolver(
+                timeout=self.options.mdns_timeout, interface_address=self.options.mdns_interface
+            )
+        address = await self._mdns.resolve(candidate.host)
+        if address is None:
+            logger.info("ignoring remote candidate %s: the name did not resolve", candidate.host)
+            return
+        if self._state == "closed":
+            return
+        resolved = attrs.evolve(candidate, host=address)
+        self._agent.add_remote_candidate(resolved, trio.current_time())
+        self._pump()
+
+    def _pump(self) -> None:
+        """Send what the core produced, turn its events into W3C events, re-arm the timer."""
+        agent = self._agent
+        for data, base, destination in agent.datagrams_to_send():
+            endpoint = self._endpoints.get(base)
+            if endpoint is not None and not endpoint.closed:
+                try:
+                    endpoint.send_nowait(data, destination)
+                except (trio.ClosedResourceError, ValueError):
+                    pass
+        while (event := agent.next_event()) is not None:
+            if isinstance(event, LocalCandidateGathered):
+                rtc = RTCIceCandidate.from_candidate(event.candidate, usernameFragment=event.ufrag)
+                self.dispatchEvent(IceCandidateEvent(rtc))
+            elif isinstance(event, GatheringStateChanged):
+                if event.ufrag == agent.local_ufrag and event.state != self._gathering_state:
+                    self._gathering_state = event.state
+                    self.dispatchEvent(Event("gatheringstatechange"))
+                    if event.state == "complete":
+                        self.dispatchEvent(IceCandidateEvent(None))
+            elif isinstance(event, StateChanged):
+                self._state = event.state
+                self.dispatchEvent(Event("statechange"))
+            elif isinstance(event, SelectedPairChanged):
+                self._selected = RTCIceCandidatePair(
+                    RTCIceCandidate.from_candidate(event.pair.local),
+                    RTCIceCandidate.from_candidate(event.pair.remote),
+                )
+                self.dispatchEvent(Event("selectedcandidatepairchange"))
+            elif isinstance(event, RoleChanged):
+                self._role_known = True
+            elif isinstance(event, ServerError):
+                self.dispatchEvent(IceCandidateErrorEvent(event))
+        pair = agent.data_pair
+        if pair is None:
+            self._send_endpoint = self._send_address = None
+        else:
+            self._send_endpoint = self._endpoints.get(pair.base)
+            self._send_address = pair.remote_address
+        if self._timer_scope is not None:
+            deadline = agent.next_timeout()
+            self._timer_scope.deadline = math.inf if deadline is None else deadline
+
+
+def _coerce_candidate(
+    value: RTCIceCandidate | Mapping[str, Any] | str | Candidate | None,
+) -> RTCIceCandidate | None:
+    if value is None or isinstance(value, RTCIceCandidate):
+        return value
+    if isinstance(value, Candidate):
+        return RTCIceCandidate.from_candidate(value)
+    if isinstance(value, str):
+        if value and not value.removeprefix("a=").startswith("candidate:"):
+            raise TypeError(f"not a candidate attribute: {value!r}")
+        try:
+            return RTCIceCandidate.from_candidate(Candidate.from_sdp(value)) if value else None
+        except CandidateError as exc:
+            raise TypeError(f"cannot parse remote candidate {value!r}: {exc}") from None
+    init = dict(value)
+    if init.get("sdpMid") is None and init.get("sdpMLineIndex") is None:
+        init["sdpMid"] = "0"  # a bare transport has no m-sections; any mid will do
+    return RTCIceCandidate(init)
+
+
+def _parse_server_url(url: str) -> tuple[str, str, int]:
+    """``stun:host[:port]`` / ``turn:host[:port][?transport=udp]`` (RFC 7064, RFC 7065)."""
+    scheme, sep, rest = url.partition(":")
+    scheme = scheme.lower()
+    if not sep or scheme not in ("stun", "stuns", "turn", "turns"):
+        raise TypeError(f"ICE server URL {url!r} must start with stun:, stuns:, turn: or turns:")
+    rest = rest.split("?", 1)[0]
+    default_port = 5349 if scheme.endswith("s") else 3478
+    if rest.startswith("["):
+        host, _, tail = rest[1:].partition("]")
+        port_text = tail[1:] if tail.startswith(":") else ""
+    else:
+        host, _, port_text = rest.partition(":")
+    if not host:
+        raise TypeError(f"ICE server URL {url!r} has no host")
+    try:
+        port = int(port_text) if port_text else default_port
+    except ValueError:
+        raise TypeError(f"ICE server URL {url!r} has a bad port {port_text!r}") from None
+    if not 0 < port < 65536:
+        raise TypeError(f"ICE server URL {url!r} has a port out of range")
+    return scheme, host, port
+
+
+@contextlib.asynccontextmanager
+async def open_ice_transport(
+    *, controlling: bool = True, options: IceTransportOptions | None = None, **kwargs: Any
+) -> AsyncIterator[RTCIceTransport]:
+    """``async with open_ice_transport(...) as transport:`` — the same as using the transport
+    itself as a context manager, for symmetry with trio's ``open_*`` functions."""
+    async with RTCIceTransport(controlling=controlling, options=options, **kwargs) as transport:
+        yield transport
