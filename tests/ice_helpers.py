@@ -11,8 +11,8 @@ async def connect_pair(
     """Signal between two running transports in-process, the way a pc would."""
     b_role = "controlled" if a_role == "controlling" else "controlling"
     if trickle:
-        a.onicecandidate = lambda e: b.addRemoteCandidate(e.candidate)
-        b.onicecandidate = lambda e: a.addRemoteCandidate(e.candidate)
+        a.onicecandidate = lambda e: b.state != "closed" and b.addRemoteCandidate(e.candidate)
+        b.onicecandidate = lambda e: a.state != "closed" and a.addRemoteCandidate(e.candidate)
         a.start(b.getLocalParameters(), a_role)
         b.start(a.getLocalParameters(), b_role)
         a.gather()

@@ -269,10 +269,9 @@ class RTCIceTransport(EventTarget):
 
     def stop(self) -> None:
         """Stop ICE: close every socket; state becomes ``closed``. Idempotent."""
-        if self._state == "closed":
-            return
-        self._agent.close()
-        self._pump()
+        if self._state != "closed":
+            self._agent.close()
+            self._pump()
         for endpoint in self._endpoints.values():
             endpoint.close()
         self._dtls_send.close()
@@ -324,10 +323,10 @@ class RTCIceTransport(EventTarget):
         await self.wait_until(lambda: self._gathering_state == "complete")
 
     async def __aenter__(self) -> RTCIceTransport:
-        self._exit_stack = contextlib.AsyncExitStack()
-        nursery = await self._exit_stack.enter_async_context(trio.open_nursery())
-        await nursery.start(self.run)
-        return self
+        # An asynccontextmanager exits the nursery correctly even when entering is cancelled
+        # half-way (cancellation while ``run`` starts), which a hand-written exit stack does not.
+        self._context = self._running()
+        return await self._context.__aenter__()
 
     async def __aexit__(
         self,
@@ -335,8 +334,16 @@ class RTCIceTransport(EventTarget):
         exc: BaseException | None,
         tb: types.TracebackType | None,
     ) -> bool:
-        self.stop()
-        return bool(await self._exit_stack.__aexit__(exc_type, exc, tb))
+        return bool(await self._context.__aexit__(exc_type, exc, tb))
+
+    @contextlib.asynccontextmanager
+    async def _running(self) -> AsyncIterator[RTCIceTransport]:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(self.run)
+            try:
+                yield self
+            finally:
+                self.stop()
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Run the transport's tasks until ``stop()`` or cancellation; then close everything."""
@@ -388,6 +395,9 @@ class RTCIceTransport(EventTarget):
             except OSError as exc:
                 logger.warning("cannot gather on %s: %s", host, exc)
                 continue
+            if self._state == "closed":
+                endpoint.close()  # stopped while the socket was being opened
+                return
             base = endpoint.local_address
             self._endpoints[base] = endpoint
             # RFC 8421: prefer IPv6, interleave families; earlier interfaces first.
