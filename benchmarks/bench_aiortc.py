@@ -1,0 +1,365 @@
+"""The aiortc side of the side-by-side benchmark: one scenario per process, result as JSON.
+
+Two ``RTCPeerConnection`` in one asyncio process, signalled in-process (offer and answer carry
+the gathered candidates), with aiortc's defaults except where loopback demands otherwise:
+
+- ``RTCConfiguration(iceServers=[])``: aiortc's default STUN server would be contacted otherwise;
+- aioice gathers host candidates from every interface *except* 127.0.0.1, so
+  ``aioice.ice.get_host_addresses`` is replaced by one returning ``["127.0.0.1"]``, and every SDP
+  is checked to carry loopback candidates only before the other side sees it.
+
+Usually started by ``run.py``; by hand:
+
+    .venv/bin/python benchmarks/bench_aiortc.py --scenario setup [--quick] [--out result.json]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import aioice
+import aioice.ice
+from aiortc import (
+    RTCCertificate,
+    RTCConfiguration,
+    RTCDataChannel,
+    RTCDtlsTransport,
+    RTCIceGatherer,
+    RTCIceTransport,
+    RTCPeerConnection,
+)
+from common import (
+    HIGH_WATER,
+    LOOPBACK,
+    LOW_THRESHOLD,
+    ScenarioResult,
+    Sizes,
+    bench_arguments,
+    check_sdp_loopback,
+    cpu_seconds,
+    median,
+    mib,
+    package_versions,
+    rss_bytes,
+    write_result,
+)
+
+STACK = "aiortc"
+#: How long the receiver of an unreliable transfer waits for stragglers once the sender is done.
+QUIET_PERIOD = 0.5
+
+
+def loopback_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+    """Stands in for aioice's interface scan, which never offers 127.0.0.1 when a LAN exists."""
+    return [LOOPBACK] if use_ipv4 else []
+
+
+aioice.ice.get_host_addresses = loopback_host_addresses
+
+
+@dataclass
+class Pair:
+    offerer: RTCPeerConnection
+    answerer: RTCPeerConnection
+    local: RTCDataChannel
+    """The channel ``offerer`` created."""
+    remote: RTCDataChannel
+    """Its other end, announced to ``answerer`` by ``datachannel``."""
+
+    async def close(self) -> None:
+        await self.offerer.close()
+        await self.answerer.close()
+
+
+async def wait_open(channel: RTCDataChannel) -> None:
+    if channel.readyState == "open":
+        return
+    opened = asyncio.Event()
+    channel.on("open", opened.set)
+    await opened.wait()
+
+
+async def connect_pair(*, ordered: bool = True, max_retransmits: int | None = None) -> Pair:
+    """Create two pcs and a channel, signal in-process, return once the channel is open on both."""
+    offerer = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    answerer = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    local = offerer.createDataChannel("bench", ordered=ordered, maxRetransmits=max_retransmits)
+    announced: asyncio.Queue[RTCDataChannel] = asyncio.Queue()
+    answerer.on("datachannel", announced.put_nowait)
+
+    await offerer.setLocalDescription(await offerer.createOffer())
+    check_sdp_loopback(offerer.localDescription.sdp)
+    await answerer.setRemoteDescription(offerer.localDescription)
+    await answerer.setLocalDescription(await answerer.createAnswer())
+    check_sdp_loopback(answerer.localDescription.sdp)
+    await offerer.setRemoteDescription(answerer.localDescription)
+
+    remote = await announced.get()
+    await wait_open(local)
+    await wait_open(remote)
+    return Pair(offerer, answerer, local, remote)
+
+
+@dataclass
+class Transfer:
+    elapsed: float
+    """Seconds from the first send to the last message received."""
+    messages: int
+    byte_count: int
+    cpu: float
+    """Process CPU seconds (both peers) over the same interval."""
+
+
+async def transfer(pair: Pair, message_size: int, count: int, *, reliable: bool) -> Transfer:
+    """Send ``count`` messages local → remote, flow-controlled by bufferedAmount, as fast as
+    the stack allows; for an unreliable channel, stop once nothing more arrives."""
+    payload = bytes(message_size)
+    received = 0
+    received_bytes = 0
+    last_arrival = 0.0
+    all_arrived = asyncio.Event()
+    arrival = asyncio.Event()
+
+    def on_message(message: bytes | str) -> None:
+        nonlocal received, received_bytes, last_arrival
+        received += 1
+        received_bytes += len(message)
+        last_arrival = time.perf_counter()
+        arrival.set()
+        if received == count:
+            all_arrived.set()
+
+    pair.remote.on("message", on_message)
+    low = asyncio.Event()
+    pair.local.bufferedAmountLowThreshold = LOW_THRESHOLD
+    pair.local.on("bufferedamountlow", low.set)
+
+    cpu_start = cpu_seconds()
+    start = time.perf_counter()
+    sent = 0
+    while sent < count:
+        while sent < count and pair.local.bufferedAmount < HIGH_WATER:
+            pair.local.send(payload)
+            sent += 1
+        if sent < count and pair.local.bufferedAmount > LOW_THRESHOLD:
+            low.clear()
+            await low.wait()
+        else:
+            # Let the transport run even when the buffer drained without an event.
+            await asyncio.sleep(0)
+    if reliable:
+        await all_arrived.wait()
+    else:
+        while not all_arrived.is_set():
+            arrival.clear()
+            try:
+                await asyncio.wait_for(arrival.wait(), QUIET_PERIOD)
+            except TimeoutError:
+                if pair.local.bufferedAmount == 0:
+                    break
+    cpu = cpu_seconds() - cpu_start
+    pair.remote.remove_listener("message", on_message)
+    return Transfer(last_arrival - start, received, received_bytes, cpu)
+
+
+async def scenario_setup(sizes: Sizes, result: ScenarioResult) -> None:
+    # One untimed round first: lazy imports and first-use costs are not part of a setup.
+    await (await connect_pair()).close()
+    times = []
+    for _ in range(sizes.setup_repeats):
+        start = time.perf_counter()
+        pair = await connect_pair()
+        times.append(time.perf_counter() - start)
+        await pair.close()
+    result.figures["setup_ms"] = median(times) * 1000
+    result.details["setup_ms_all"] = [t * 1000 for t in times]
+
+
+async def bulk(sizes: Sizes, result: ScenarioResult, message_size: int, prefix: str) -> None:
+    pair = await connect_pair()
+    try:
+        done = await transfer(pair, message_size, sizes.bulk_bytes // message_size, reliable=True)
+    finally:
+        await pair.close()
+    result.figures[f"{prefix}_mib_s"] = mib(done.byte_count) / done.elapsed
+    result.figures[f"{prefix}_cpu_s_per_mib"] = done.cpu / mib(done.byte_count)
+    result.details["bytes"] = done.byte_count
+    result.details["seconds"] = done.elapsed
+
+
+async def scenario_reliable_16k(sizes: Sizes, result: ScenarioResult) -> None:
+    await bulk(sizes, result, 16 * 1024, "reliable_16k")
+
+
+async def scenario_reliable_64k(sizes: Sizes, result: ScenarioResult) -> None:
+    await bulk(sizes, result, 64 * 1024, "reliable_64k")
+
+
+async def scenario_unordered(sizes: Sizes, result: ScenarioResult) -> None:
+    message_size = 16 * 1024
+    count = sizes.bulk_bytes // message_size
+    pair = await connect_pair(ordered=False, max_retransmits=0)
+    try:
+        done = await transfer(pair, message_size, count, reliable=False)
+    finally:
+        await pair.close()
+    if done.messages == 0:
+        raise RuntimeError(f"no message of {count} arrived")
+    result.figures["unordered_mib_s"] = mib(done.byte_count) / done.elapsed
+    result.figures["unordered_delivered_pct"] = 100 * done.messages / count
+    result.details.update(sent=count, delivered=done.messages, seconds=done.elapsed)
+
+
+async def scenario_small(sizes: Sizes, result: ScenarioResult) -> None:
+    pair = await connect_pair()
+    try:
+        done = await transfer(pair, sizes.small_size, sizes.small_count, reliable=True)
+    finally:
+        await pair.close()
+    result.figures["small_msg_s"] = done.messages / done.elapsed
+    result.figures["small_cpu_s_per_mib"] = done.cpu / mib(done.byte_count)
+    result.details.update(messages=done.messages, seconds=done.elapsed)
+
+
+async def scenario_rtt(sizes: Sizes, result: ScenarioResult) -> None:
+    pair = await connect_pair()
+    echoes: asyncio.Queue[bytes | str] = asyncio.Queue()
+    pair.remote.on("message", pair.remote.send)
+    pair.local.on("message", echoes.put_nowait)
+    ping = bytes(32)
+    times = []
+    try:
+        for index in range(sizes.rtt_warmup + sizes.rtt_count):
+            start = time.perf_counter()
+            pair.local.send(ping)
+            await echoes.get()
+            if index >= sizes.rtt_warmup:
+                times.append(time.perf_counter() - start)
+    finally:
+        await pair.close()
+    result.figures["rtt_ms"] = median(times) * 1000
+    result.details["rtt_ms_min"] = min(times) * 1000
+    result.details["rtt_ms_max"] = max(times) * 1000
+
+
+async def scenario_many(sizes: Sizes, result: ScenarioResult) -> None:
+    await (await connect_pair()).close()
+    before = rss_bytes()
+    start = time.perf_counter()
+    pairs = await asyncio.gather(*(connect_pair() for _ in range(sizes.many_pcs // 2)))
+    elapsed = time.perf_counter() - start
+    after = rss_bytes()
+    try:
+        result.figures["many_connect_s"] = elapsed
+        result.figures["many_rss_kib_per_pc"] = (after - before) / len(pairs) / 2 / 1024
+        result.details.update(pcs=2 * len(pairs), rss_before=before, rss_after=after)
+    finally:
+        for pair in pairs:
+            await pair.close()
+
+
+async def ice_connect_once() -> float:
+    """aioice on its own (the ICE layer of aiortc), gather + checks + nomination on both."""
+    start = time.perf_counter()
+    controlling = aioice.Connection(ice_controlling=True, use_ipv6=False)
+    controlled = aioice.Connection(ice_controlling=False, use_ipv6=False)
+    try:
+        await asyncio.gather(controlling.gather_candidates(), controlled.gather_candidates())
+        for this, other in ((controlling, controlled), (controlled, controlling)):
+            for candidate in other.local_candidates:
+                if candidate.host != LOOPBACK:
+                    raise RuntimeError(f"non-loopback candidate {candidate.host}")
+                await this.add_remote_candidate(candidate)
+            await this.add_remote_candidate(None)
+            this.remote_username = other.local_username
+            this.remote_password = other.local_password
+        await asyncio.gather(controlling.connect(), controlled.connect())
+        return time.perf_counter() - start
+    finally:
+        await controlling.close()
+        await controlled.close()
+
+
+async def scenario_ice(sizes: Sizes, result: ScenarioResult) -> None:
+    await ice_connect_once()
+    times = [await ice_connect_once() for _ in range(sizes.ice_repeats)]
+    result.figures["ice_connect_ms"] = median(times) * 1000
+
+
+async def ice_dtls_connect_once() -> float:
+    """aiortc's ORTC objects: RTCIceGatherer/RTCIceTransport then RTCDtlsTransport, both sides."""
+    certificates = [RTCCertificate.generateCertificate() for _ in range(2)]
+    start = time.perf_counter()
+    gatherers = [RTCIceGatherer(iceServers=[]), RTCIceGatherer(iceServers=[])]
+    await asyncio.gather(*(gatherer.gather() for gatherer in gatherers))
+    ices = [RTCIceTransport(gatherer) for gatherer in gatherers]
+    # What RTCPeerConnection itself does for the offerer.
+    ices[0]._connection.ice_controlling = True
+    dtlses = [RTCDtlsTransport(ice, [cert]) for ice, cert in zip(ices, certificates, strict=True)]
+
+    async def side(index: int) -> None:
+        other = 1 - index
+        for candidate in gatherers[other].getLocalCandidates():
+            if candidate.ip != LOOPBACK:
+                raise RuntimeError(f"non-loopback candidate {candidate.ip}")
+            await ices[index].addRemoteCandidate(candidate)
+        await ices[index].addRemoteCandidate(None)
+        await ices[index].start(gatherers[other].getLocalParameters())
+        await dtlses[index].start(dtlses[other].getLocalParameters())
+
+    try:
+        await asyncio.gather(side(0), side(1))
+        return time.perf_counter() - start
+    finally:
+        for dtls in dtlses:
+            await dtls.stop()
+        for ice in ices:
+            await ice.stop()
+
+
+async def scenario_ice_dtls(sizes: Sizes, result: ScenarioResult) -> None:
+    await ice_dtls_connect_once()
+    times = [await ice_dtls_connect_once() for _ in range(sizes.ice_repeats)]
+    result.figures["ice_dtls_connect_ms"] = median(times) * 1000
+
+
+SCENARIO_FUNCTIONS: dict[str, Callable[[Sizes, ScenarioResult], Awaitable[None]]] = {
+    "setup": scenario_setup,
+    "reliable_16k": scenario_reliable_16k,
+    "reliable_64k": scenario_reliable_64k,
+    "unordered": scenario_unordered,
+    "small": scenario_small,
+    "rtt": scenario_rtt,
+    "many": scenario_many,
+    "ice": scenario_ice,
+    "ice_dtls": scenario_ice_dtls,
+}
+
+
+def main() -> int:
+    args = bench_arguments(__doc__.splitlines()[0] if __doc__ else STACK)
+    sizes = Sizes.make(args.quick)
+    result = ScenarioResult(
+        STACK,
+        args.scenario,
+        args.quick,
+        versions=package_versions(["aiortc", "aioice", "pyOpenSSL", "cryptography", "pylibsrtp"]),
+    )
+    try:
+        asyncio.run(
+            asyncio.wait_for(SCENARIO_FUNCTIONS[args.scenario](sizes, result), sizes.deadline)
+        )
+    except TimeoutError:
+        result.error = f"the scenario exceeded its deadline of {sizes.deadline:.0f} s"
+    except Exception as exc:
+        result.error = f"{type(exc).__name__}: {exc}"
+    write_result(result, args.out)
+    return 0 if result.error is None else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

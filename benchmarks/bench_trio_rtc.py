@@ -1,0 +1,431 @@
+"""The trio_rtc side of the side-by-side benchmark: one scenario per process, result as JSON.
+
+Written against the W3C names (the spec is the contract, and the same code would drive a
+browser): ``RTCPeerConnection``, ``createDataChannel(label, ordered=..., maxRetransmits=...)``,
+``createOffer``/``setLocalDescription``/``setRemoteDescription``, ``datachannel``, ``open`` and
+``message`` events, ``send``, ``bufferedAmount``, ``bufferedAmountLowThreshold`` and
+``bufferedamountlow``. Two peer connections live in one trio process and are signalled
+in-process, each description carrying its gathered candidates.
+
+Loopback only: host candidates are gathered from 127.0.0.1 alone (the ICE layer's interface scan
+is narrowed, as the aiortc side narrows aioice's) and every SDP is checked before the other side
+sees it. The lower-layer scenarios (``ice``, ``ice_dtls``) drive ``RTCIceTransport`` and
+``RTCDtlsTransport`` directly, as ``examples/loopback_demo.py`` does.
+
+Usually started by ``run.py``; by hand:
+
+    .venv/bin/python benchmarks/bench_trio_rtc.py --scenario setup [--quick] [--out result.json]
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import trio
+from common import (
+    EXIT_UNAVAILABLE,
+    HIGH_WATER,
+    LOOPBACK,
+    LOW_THRESHOLD,
+    ScenarioResult,
+    Sizes,
+    bench_arguments,
+    check_sdp_loopback,
+    cpu_seconds,
+    median,
+    mib,
+    package_versions,
+    rss_bytes,
+    write_result,
+)
+
+import trio_rtc
+import trio_rtc.ice.transport
+from trio_rtc.dtls.certificate import RTCCertificate
+from trio_rtc.dtls.driver import RTCDtlsTransport
+from trio_rtc.ice.interfaces import InterfaceAddress, usable_host_addresses
+from trio_rtc.ice.transport import IceTransportOptions, RTCIceTransport
+
+STACK = "trio_rtc"
+UNAVAILABLE = "trio_rtc.RTCPeerConnection is not available yet"
+#: Scenarios that need the peer connection (the others use lower layers that exist today).
+NEEDS_PEER_CONNECTION = frozenset(
+    {"setup", "reliable_16k", "reliable_64k", "unordered", "small", "rtt", "many"}
+)
+#: How long the receiver of an unreliable transfer waits for stragglers once the sender is done.
+QUIET_PERIOD = 0.5
+
+# Looked up at run time so that this script states clearly what is missing instead of failing
+# on an import while the peer connection is being written.
+RTCPeerConnection: Any = getattr(trio_rtc, "RTCPeerConnection", None)
+
+
+class Unavailable(Exception):
+    """The scenario needs a part of trio_rtc that does not exist yet."""
+
+
+def loopback_host_addresses(
+    *, include_loopback: bool | None = None, ipv6: bool = True, link_local: bool = False
+) -> list[InterfaceAddress]:
+    """Stands in for the interface scan: 127.0.0.1 only, whatever else the machine has."""
+    everything = usable_host_addresses(include_loopback=True, ipv6=False)
+    return [entry for entry in everything if entry.address == LOOPBACK]
+
+
+# The transport module imported the scan by name; replace it there.
+setattr(trio_rtc.ice.transport, "usable_host_addresses", loopback_host_addresses)  # noqa: B010
+
+
+async def wait_until(target: Any, event_type: str, condition: Callable[[], bool]) -> None:
+    """Return once ``condition()`` holds, re-checking on every ``event_type`` event."""
+    if condition():
+        return
+    changed = trio.Event()
+
+    def listener(event: Any) -> None:
+        if condition():
+            changed.set()
+
+    target.addEventListener(event_type, listener)
+    try:
+        if not condition():
+            await changed.wait()
+    finally:
+        target.removeEventListener(event_type, listener)
+
+
+async def described(pc: Any) -> Any:
+    """``pc.localDescription`` once gathering is complete (no trickle), checked for loopback."""
+    await wait_until(
+        pc, "icegatheringstatechange", lambda: bool(pc.iceGatheringState == "complete")
+    )
+    description = pc.localDescription
+    check_sdp_loopback(description.sdp)
+    return description
+
+
+@dataclass
+class Pair:
+    offerer: Any
+    answerer: Any
+    local: Any
+    """The channel ``offerer`` created."""
+    remote: Any
+    """Its other end, announced to ``answerer`` by ``datachannel``."""
+
+
+async def connect_pair(
+    stack: contextlib.AsyncExitStack, *, ordered: bool = True, max_retransmits: int | None = None
+) -> Pair:
+    """Two pcs (closed with ``stack``) and a channel, open on both sides when this returns."""
+    if RTCPeerConnection is None:
+        raise Unavailable(UNAVAILABLE)
+    offerer = await stack.enter_async_context(RTCPeerConnection())
+    answerer = await stack.enter_async_context(RTCPeerConnection())
+    local = offerer.createDataChannel("bench", ordered=ordered, maxRetransmits=max_retransmits)
+    announced: list[Any] = []
+    answerer.addEventListener("datachannel", lambda event: announced.append(event.channel))
+
+    await offerer.setLocalDescription(await offerer.createOffer())
+    await answerer.setRemoteDescription(await described(offerer))
+    await answerer.setLocalDescription(await answerer.createAnswer())
+    await offerer.setRemoteDescription(await described(answerer))
+
+    await wait_until(answerer, "datachannel", lambda: bool(announced))
+    remote = announced[0]
+    await wait_until(local, "open", lambda: bool(local.readyState == "open"))
+    await wait_until(remote, "open", lambda: bool(remote.readyState == "open"))
+    return Pair(offerer, answerer, local, remote)
+
+
+@dataclass
+class Transfer:
+    elapsed: float
+    """Seconds from the first send to the last message received."""
+    messages: int
+    byte_count: int
+    cpu: float
+    """Process CPU seconds (both peers) over the same interval."""
+
+
+async def transfer(pair: Pair, message_size: int, count: int, *, reliable: bool) -> Transfer:
+    """Send ``count`` messages local → remote, flow-controlled by bufferedAmount, as fast as
+    the stack allows; for an unreliable channel, stop once nothing more arrives."""
+    payload = bytes(message_size)
+    received = 0
+    received_bytes = 0
+    last_arrival = 0.0
+    all_arrived = trio.Event()
+    arrival = trio.Event()
+
+    def on_message(event: Any) -> None:
+        nonlocal received, received_bytes, last_arrival, arrival
+        received += 1
+        received_bytes += len(event.data)
+        last_arrival = time.perf_counter()
+        arrival.set()
+        if received == count:
+            all_arrived.set()
+
+    pair.remote.onmessage = on_message
+    low = trio.Event()
+
+    def on_low(event: Any) -> None:
+        low.set()
+
+    pair.local.bufferedAmountLowThreshold = LOW_THRESHOLD
+    pair.local.onbufferedamountlow = on_low
+
+    cpu_start = cpu_seconds()
+    start = time.perf_counter()
+    sent = 0
+    while sent < count:
+        while sent < count and pair.local.bufferedAmount < HIGH_WATER:
+            pair.local.send(payload)
+            sent += 1
+        if sent < count and pair.local.bufferedAmount > LOW_THRESHOLD:
+            low = trio.Event()
+            await low.wait()
+        else:
+            # Let the drivers run even when the buffer drained without an event.
+            await trio.lowlevel.checkpoint()
+    if reliable:
+        await all_arrived.wait()
+    else:
+        while not all_arrived.is_set():
+            arrival = trio.Event()
+            with trio.move_on_after(QUIET_PERIOD) as quiet:
+                await arrival.wait()
+            if quiet.cancelled_caught and pair.local.bufferedAmount == 0:
+                break
+    cpu = cpu_seconds() - cpu_start
+    pair.remote.onmessage = None
+    return Transfer(last_arrival - start, received, received_bytes, cpu)
+
+
+async def scenario_setup(sizes: Sizes, result: ScenarioResult) -> None:
+    # One untimed round first: lazy imports and first-use costs are not part of a setup.
+    async with contextlib.AsyncExitStack() as stack:
+        await connect_pair(stack)
+    times = []
+    for _ in range(sizes.setup_repeats):
+        async with contextlib.AsyncExitStack() as stack:
+            start = time.perf_counter()
+            await connect_pair(stack)
+            times.append(time.perf_counter() - start)
+    result.figures["setup_ms"] = median(times) * 1000
+    result.details["setup_ms_all"] = [t * 1000 for t in times]
+
+
+async def bulk(sizes: Sizes, result: ScenarioResult, message_size: int, prefix: str) -> None:
+    async with contextlib.AsyncExitStack() as stack:
+        pair = await connect_pair(stack)
+        done = await transfer(pair, message_size, sizes.bulk_bytes // message_size, reliable=True)
+    result.figures[f"{prefix}_mib_s"] = mib(done.byte_count) / done.elapsed
+    result.figures[f"{prefix}_cpu_s_per_mib"] = done.cpu / mib(done.byte_count)
+    result.details["bytes"] = done.byte_count
+    result.details["seconds"] = done.elapsed
+
+
+async def scenario_reliable_16k(sizes: Sizes, result: ScenarioResult) -> None:
+    await bulk(sizes, result, 16 * 1024, "reliable_16k")
+
+
+async def scenario_reliable_64k(sizes: Sizes, result: ScenarioResult) -> None:
+    await bulk(sizes, result, 64 * 1024, "reliable_64k")
+
+
+async def scenario_unordered(sizes: Sizes, result: ScenarioResult) -> None:
+    message_size = 16 * 1024
+    count = sizes.bulk_bytes // message_size
+    async with contextlib.AsyncExitStack() as stack:
+        pair = await connect_pair(stack, ordered=False, max_retransmits=0)
+        done = await transfer(pair, message_size, count, reliable=False)
+    if done.messages == 0:
+        raise RuntimeError(f"no message of {count} arrived")
+    result.figures["unordered_mib_s"] = mib(done.byte_count) / done.elapsed
+    result.figures["unordered_delivered_pct"] = 100 * done.messages / count
+    result.details.update(sent=count, delivered=done.messages, seconds=done.elapsed)
+
+
+async def scenario_small(sizes: Sizes, result: ScenarioResult) -> None:
+    async with contextlib.AsyncExitStack() as stack:
+        pair = await connect_pair(stack)
+        done = await transfer(pair, sizes.small_size, sizes.small_count, reliable=True)
+    result.figures["small_msg_s"] = done.messages / done.elapsed
+    result.figures["small_cpu_s_per_mib"] = done.cpu / mib(done.byte_count)
+    result.details.update(messages=done.messages, seconds=done.elapsed)
+
+
+async def scenario_rtt(sizes: Sizes, result: ScenarioResult) -> None:
+    echoes_in, echoes_out = trio.open_memory_channel[Any](1)
+    times = []
+    async with contextlib.AsyncExitStack() as stack:
+        pair = await connect_pair(stack)
+        pair.remote.onmessage = lambda event: pair.remote.send(event.data)
+        pair.local.onmessage = lambda event: echoes_in.send_nowait(event.data)
+        ping = bytes(32)
+        for index in range(sizes.rtt_warmup + sizes.rtt_count):
+            start = time.perf_counter()
+            pair.local.send(ping)
+            await echoes_out.receive()
+            if index >= sizes.rtt_warmup:
+                times.append(time.perf_counter() - start)
+    result.figures["rtt_ms"] = median(times) * 1000
+    result.details["rtt_ms_min"] = min(times) * 1000
+    result.details["rtt_ms_max"] = max(times) * 1000
+
+
+async def scenario_many(sizes: Sizes, result: ScenarioResult) -> None:
+    async with contextlib.AsyncExitStack() as stack:
+        await connect_pair(stack)
+    async with contextlib.AsyncExitStack() as stack:
+        before = rss_bytes()
+        start = time.perf_counter()
+        pairs: list[Pair] = []
+
+        async def connect_one() -> None:
+            pairs.append(await connect_pair(stack))
+
+        async with trio.open_nursery() as nursery:
+            for _ in range(sizes.many_pcs // 2):
+                nursery.start_soon(connect_one)
+        elapsed = time.perf_counter() - start
+        after = rss_bytes()
+    result.figures["many_connect_s"] = elapsed
+    result.figures["many_rss_kib_per_pc"] = (after - before) / len(pairs) / 2 / 1024
+    result.details.update(pcs=2 * len(pairs), rss_before=before, rss_after=after)
+
+
+def check_loopback_candidates(candidates: Sequence[Any]) -> None:
+    for candidate in candidates:
+        if candidate.address != LOOPBACK:
+            raise RuntimeError(f"non-loopback candidate {candidate.address}")
+
+
+async def ice_connect(
+    ice_a: RTCIceTransport, ice_b: RTCIceTransport, check: Callable[[Any], None]
+) -> None:
+    """Signal in-process (each candidate straight to the other side) and wait for both."""
+
+    def forward(to: RTCIceTransport) -> Callable[[Any], None]:
+        def on_candidate(event: Any) -> None:
+            if event.candidate is not None:
+                check([event.candidate])
+            to.addRemoteCandidate(event.candidate)
+
+        return on_candidate
+
+    ice_a.onicecandidate = forward(ice_b)
+    ice_b.onicecandidate = forward(ice_a)
+    ice_a.start(ice_b.getLocalParameters(), "controlling")
+    ice_b.start(ice_a.getLocalParameters(), "controlled")
+    ice_a.gather()
+    ice_b.gather()
+    await ice_a.wait_for_state("connected", "completed")
+    await ice_b.wait_for_state("connected", "completed")
+
+
+async def ice_connect_once() -> float:
+    options = IceTransportOptions()
+    start = time.perf_counter()
+    async with RTCIceTransport(options=options) as ice_a, RTCIceTransport(options=options) as ice_b:
+        await ice_connect(ice_a, ice_b, check_loopback_candidates)
+        elapsed = time.perf_counter() - start
+    return elapsed
+
+
+async def scenario_ice(sizes: Sizes, result: ScenarioResult) -> None:
+    await ice_connect_once()
+    times = [await ice_connect_once() for _ in range(sizes.ice_repeats)]
+    result.figures["ice_connect_ms"] = median(times) * 1000
+
+
+async def ice_dtls_connect_once() -> float:
+    cert_a, cert_b = await RTCCertificate.generate(), await RTCCertificate.generate()
+    options = IceTransportOptions()
+    start = time.perf_counter()
+    async with (
+        RTCIceTransport(options=options) as ice_a,
+        RTCIceTransport(options=options) as ice_b,
+        trio.open_nursery() as nursery,
+    ):
+        await ice_connect(ice_a, ice_b, check_loopback_candidates)
+        dtls_a = RTCDtlsTransport(
+            ice_a, cert_a, is_client=True, remote_fingerprints=cert_b.getFingerprints()
+        )
+        dtls_b = RTCDtlsTransport(
+            ice_b, cert_b, is_client=False, remote_fingerprints=cert_a.getFingerprints()
+        )
+        nursery.start_soon(
+            lambda: dtls_a.run(receive_channel=ice_a.dtls_receive_channel, send=ice_a.send)
+        )
+        nursery.start_soon(
+            lambda: dtls_b.run(receive_channel=ice_b.dtls_receive_channel, send=ice_b.send)
+        )
+        await dtls_a.wait_connected()
+        await dtls_b.wait_connected()
+        elapsed = time.perf_counter() - start
+        nursery.cancel_scope.cancel()
+    return elapsed
+
+
+async def scenario_ice_dtls(sizes: Sizes, result: ScenarioResult) -> None:
+    await ice_dtls_connect_once()
+    times = [await ice_dtls_connect_once() for _ in range(sizes.ice_repeats)]
+    result.figures["ice_dtls_connect_ms"] = median(times) * 1000
+
+
+SCENARIO_FUNCTIONS: dict[str, Callable[[Sizes, ScenarioResult], Awaitable[None]]] = {
+    "setup": scenario_setup,
+    "reliable_16k": scenario_reliable_16k,
+    "reliable_64k": scenario_reliable_64k,
+    "unordered": scenario_unordered,
+    "small": scenario_small,
+    "rtt": scenario_rtt,
+    "many": scenario_many,
+    "ice": scenario_ice,
+    "ice_dtls": scenario_ice_dtls,
+}
+
+
+async def run_scenario(scenario: str, sizes: Sizes, result: ScenarioResult) -> None:
+    with trio.fail_after(sizes.deadline):
+        await SCENARIO_FUNCTIONS[scenario](sizes, result)
+
+
+def main() -> int:
+    args = bench_arguments(__doc__.splitlines()[0] if __doc__ else STACK)
+    sizes = Sizes.make(args.quick)
+    result = ScenarioResult(
+        STACK,
+        args.scenario,
+        args.quick,
+        versions=package_versions(["trio_rtc", "trio", "cryptography", "google-crc32c", "attrs"]),
+    )
+    status = 0
+    if args.scenario in NEEDS_PEER_CONNECTION and RTCPeerConnection is None:
+        result.available = False
+        result.error = UNAVAILABLE
+        print(UNAVAILABLE, file=sys.stderr)
+        status = EXIT_UNAVAILABLE
+    else:
+        try:
+            trio.run(run_scenario, args.scenario, sizes, result)
+        except trio.TooSlowError:
+            result.error = f"the scenario exceeded its deadline of {sizes.deadline:.0f} s"
+            status = 1
+        except Exception as exc:
+            result.error = f"{type(exc).__name__}: {exc}"
+            status = 1
+    write_result(result, args.out)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,274 @@
+"""What the side-by-side benchmark scripts share: figures, sizes, measurement and result files.
+
+Standard library only: ``bench_aiortc.py`` may run in a separate venv that has aiortc and nothing
+of trio_rtc, and ``run.py`` must run before either stack is importable.
+
+Each ``bench_<stack>.py`` process runs one *scenario* (a workload that yields one or more
+*figures*) and writes a :class:`ScenarioResult` as JSON; ``run.py`` starts those processes,
+alternating the stacks, and aggregates medians and ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import re
+import resource
+import statistics
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Literal
+
+#: Every stack sends over loopback only; the scripts check the SDP and candidates against this.
+LOOPBACK = "127.0.0.1"
+
+#: Flow control used by every sender (the same on both stacks): keep sending while
+#: ``bufferedAmount`` is below HIGH_WATER, then wait for ``bufferedamountlow``, fired when it
+#: falls to LOW_THRESHOLD (``bufferedAmountLowThreshold``), as a browser application would.
+HIGH_WATER = 1024 * 1024
+LOW_THRESHOLD = 256 * 1024
+
+#: Exit status of a bench script whose stack lacks what the scenario needs (not a crash).
+EXIT_UNAVAILABLE = 3
+
+Better = Literal["lower", "higher"]
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One number of the table: its key in the JSON, unit, which direction is better."""
+
+    name: str
+    unit: str
+    better: Better
+    title: str
+    scenario: str
+    #: The issue 6 target for trio_rtc / aiortc (at least this when higher is better, at most
+    #: this when lower is better), or None.
+    target: float | None = None
+
+
+FIGURES: tuple[Figure, ...] = (
+    Figure("setup_ms", "ms", "lower", "setup: 2 pcs created -> channel open on both", "setup", 0.5),
+    Figure(
+        "reliable_16k_mib_s", "MiB/s", "higher", "reliable ordered, 16 KiB msgs", "reliable_16k", 5
+    ),
+    Figure("reliable_16k_cpu_s_per_mib", "CPU s/MiB", "lower", "  CPU per MiB", "reliable_16k"),
+    Figure(
+        "reliable_64k_mib_s", "MiB/s", "higher", "reliable ordered, 64 KiB msgs", "reliable_64k", 5
+    ),
+    Figure("reliable_64k_cpu_s_per_mib", "CPU s/MiB", "lower", "  CPU per MiB", "reliable_64k"),
+    Figure(
+        "unordered_mib_s", "MiB/s", "higher", "unordered maxRetransmits=0, 16 KiB", "unordered", 5
+    ),
+    Figure("unordered_delivered_pct", "%", "higher", "  messages delivered", "unordered"),
+    Figure("small_msg_s", "msg/s", "higher", "100-byte messages, reliable", "small", 20),
+    Figure("small_cpu_s_per_mib", "CPU s/MiB", "lower", "  CPU per MiB", "small"),
+    Figure("rtt_ms", "ms", "lower", "ping-pong RTT (median)", "rtt", 0.7),
+    Figure("many_connect_s", "s", "lower", "N pcs in one process: connect all", "many"),
+    Figure("many_rss_kib_per_pc", "KiB", "lower", "  RSS per pc", "many", 0.5),
+    Figure("ice_connect_ms", "ms", "lower", "lower layer: ICE gather+connect", "ice"),
+    Figure("ice_dtls_connect_ms", "ms", "lower", "lower layer: ICE+DTLS connect", "ice_dtls"),
+)
+
+FIGURES_BY_NAME = {figure.name: figure for figure in FIGURES}
+SCENARIOS: tuple[str, ...] = tuple(dict.fromkeys(figure.scenario for figure in FIGURES))
+
+
+def figures_of(scenario: str) -> list[Figure]:
+    return [figure for figure in FIGURES if figure.scenario == scenario]
+
+
+def scenarios_for(selection: Iterable[str]) -> list[str]:
+    """Scenarios to run for ``--only`` names, which may be scenario or figure names."""
+    wanted: list[str] = []
+    for name in selection:
+        if name in SCENARIOS:
+            scenario = name
+        elif name in FIGURES_BY_NAME:
+            scenario = FIGURES_BY_NAME[name].scenario
+        else:
+            known = ", ".join([*SCENARIOS, *FIGURES_BY_NAME])
+            raise ValueError(f"unknown figure or scenario {name!r}; expected one of: {known}")
+        if scenario not in wanted:
+            wanted.append(scenario)
+    return [scenario for scenario in SCENARIOS if scenario in wanted]
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """Workload sizes; ``quick`` divides every one by about 50 for smoke runs."""
+
+    quick: bool
+    setup_repeats: int
+    bulk_bytes: int
+    small_count: int
+    small_size: int
+    rtt_count: int
+    rtt_warmup: int
+    many_pcs: int
+    ice_repeats: int
+    #: Seconds a scenario may take before it is abandoned (and reported as an error).
+    deadline: float
+
+    @classmethod
+    def make(cls, quick: bool) -> Sizes:
+        if quick:
+            return cls(
+                quick=True,
+                setup_repeats=2,
+                # 32 MiB / 50, rounded to a whole number of 64 KiB messages.
+                bulk_bytes=10 * 64 * 1024,
+                small_count=1000,
+                small_size=100,
+                rtt_count=10,
+                rtt_warmup=2,
+                many_pcs=4,
+                ice_repeats=2,
+                deadline=60.0,
+            )
+        return cls(
+            quick=False,
+            setup_repeats=5,
+            bulk_bytes=32 * 1024 * 1024,
+            small_count=50_000,
+            small_size=100,
+            rtt_count=500,
+            rtt_warmup=20,
+            many_pcs=200,
+            ice_repeats=5,
+            deadline=300.0,
+        )
+
+
+@dataclass
+class ScenarioResult:
+    """What one bench process reports: figures it measured, or why it could not."""
+
+    stack: str
+    scenario: str
+    quick: bool
+    available: bool = True
+    figures: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "stack": self.stack,
+            "scenario": self.scenario,
+            "quick": self.quick,
+            "available": self.available,
+            "figures": self.figures,
+            "error": self.error,
+            "details": self.details,
+            "versions": self.versions,
+        }
+
+
+def bench_arguments(description: str) -> argparse.Namespace:
+    """The command line every ``bench_<stack>.py`` takes (``run.py`` builds it)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--scenario", required=True, choices=SCENARIOS)
+    parser.add_argument("--quick", action="store_true", help="sizes divided by ~50 (smoke run)")
+    parser.add_argument("--out", type=Path, help="write the JSON result here (default: stdout)")
+    return parser.parse_args()
+
+
+def write_result(result: ScenarioResult, out: Path | None) -> None:
+    text = json.dumps(result.to_json(), indent=1, sort_keys=True)
+    if out is None:
+        print(text)
+    else:
+        out.write_text(text + "\n")
+
+
+def cpu_seconds() -> float:
+    """User + system CPU time of this process (every thread), from ``getrusage``."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def rss_bytes() -> int:
+    """Current resident set size, after a full garbage collection."""
+    gc.collect()
+    with open("/proc/self/statm") as statm:
+        resident_pages = int(statm.read().split()[1])
+    return resident_pages * os.sysconf("SC_PAGE_SIZE")
+
+
+def median(values: Sequence[float]) -> float:
+    return float(statistics.median(values))
+
+
+def mib(byte_count: float) -> float:
+    return byte_count / (1024 * 1024)
+
+
+_CANDIDATE_ADDRESS = re.compile(r"^a=candidate:\S+ \d+ \S+ \d+ (\S+) \d+ ", re.MULTILINE)
+
+
+def check_sdp_loopback(sdp: str) -> int:
+    """Raise unless every candidate in ``sdp`` is on 127.0.0.1; returns how many there are.
+
+    Run on every description before the other side sees it, so no stack can ever send a check
+    to an address that is not loopback.
+    """
+    addresses = _CANDIDATE_ADDRESS.findall(sdp)
+    if not addresses:
+        raise RuntimeError("the SDP carries no candidate at all")
+    others = sorted({address for address in addresses if address != LOOPBACK})
+    if others:
+        raise RuntimeError(f"non-loopback candidates in the SDP: {others}")
+    return len(addresses)
+
+
+def package_versions(names: Iterable[str]) -> dict[str, str]:
+    versions: dict[str, str] = {}
+    for name in names:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def machine_info() -> dict[str, Any]:
+    """The machine a run happened on, for the JSON and docs/performance.md."""
+    try:
+        usable_cores: int | None = len(os.sched_getaffinity(0))
+    except AttributeError:
+        usable_cores = None
+    try:
+        with open("/proc/meminfo") as meminfo:
+            mem_total_kib = int(meminfo.readline().split()[1])
+    except (OSError, ValueError, IndexError):
+        mem_total_kib = 0
+    return {
+        "cpu_model": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "usable_cores": usable_cores,
+        "memory_mib": mem_total_kib // 1024,
+        "platform": platform.platform(),
+        "python": sys.version.split()[0],
+        "python_implementation": platform.python_implementation(),
+        "load_average": list(os.getloadavg()),
+    }
