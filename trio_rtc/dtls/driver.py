@@ -125,6 +125,19 @@ class RTCDtlsTransport(EventTarget):
         self._flush()
         await trio.lowlevel.checkpoint()
 
+    def send_application_data_nowait(self, data: bytes) -> bool:
+        """Protect ``data`` in one record and send it now, without a checkpoint, for a driver
+        above (SCTP) that writes a burst of packets in one synchronous step. Returns False, and
+        drops the data as UDP would, unless connected."""
+        if self._state != "connected" or self._send is None:
+            return False
+        core = self.core
+        core.send_application_data(data)
+        send = self._send
+        for datagram in core.datagrams_to_send(trio.current_time()):
+            send(datagram)
+        return True
+
     def close(self) -> None:
         """Send close_notify and stop the driver (``run`` returns)."""
         if self._state in ("closed", "failed"):

@@ -1,0 +1,436 @@
+"""RTCDataChannel: the W3C surface (webrtc-pc §6.2) and a trio-native one beside it.
+
+A channel can be created before any transport exists (``pc.createDataChannel`` before
+negotiation); :meth:`trio_rtc.sctp.transport.RTCSctpTransport.add_channel` attaches it, and the
+transport's driver task opens it once the SCTP association is up. Everything protocol-related
+(DCEP, stream ids, PPIDs, stream resets) happens in the transport; this class holds the
+channel's state, its inbox, and the user-facing methods.
+
+Incoming messages go to the ``message`` event listeners when the channel has any (``onmessage``
+or ``addEventListener("message", ...)``), otherwise to an inbox read by :meth:`receive` and
+``async for``. The inbox is bounded: past :attr:`RTCDataChannel.receive_high_water` bytes the
+transport stops taking messages from the association, the SCTP receive window closes and the
+peer slows down, so a reader that falls behind never makes us buffer without limit.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import TYPE_CHECKING, Literal
+
+import trio
+
+from .dtls.driver import RTCErrorEvent
+from .events import Event, EventTarget, event_handler_property
+from .exceptions import InvalidStateError, OperationError, RTCError
+
+if TYPE_CHECKING:
+    from .sctp.transport import RTCSctpTransport
+
+__all__ = [
+    "MessageEvent",
+    "RTCDataChannel",
+    "RTCDataChannelEvent",
+    "RTCDataChannelState",
+    "RTCPriorityType",
+]
+
+RTCDataChannelState = Literal["connecting", "open", "closing", "closed"]
+RTCPriorityType = Literal["very-low", "low", "medium", "high"]
+
+# RFC 8832 §5.1 priority values for the W3C priorities (webrtc-priority §4.1).
+PRIORITY_TO_DCEP: dict[str, int] = {"very-low": 128, "low": 256, "medium": 512, "high": 1024}
+_UNSIGNED_SHORT = 65535
+# Spec surface send(): a browser refuses to queue more than this (Chromium: 16 MiB, raising
+# OperationError "send queue is full"); it bounds what a careless sender can pile up.
+MAX_SEND_QUEUE = 16 << 20
+# A trio-native send_message()/receive() that never has to wait still yields to the scheduler
+# once per this many calls, so a tight loop cannot starve other tasks, yet the driver still
+# sees messages in batches it can bundle into full packets.
+_YIELD_EVERY = 64
+
+
+class MessageEvent(Event):
+    """The DOM ``MessageEvent``: ``data`` is ``str`` for text, ``bytes`` for binary."""
+
+    def __init__(self, type: str, data: str | bytes) -> None:
+        super().__init__(type)
+        self.data = data
+
+
+class RTCDataChannelEvent(Event):
+    """The ``datachannel`` event: ``channel`` is the channel the peer opened."""
+
+    def __init__(self, type: str, channel: RTCDataChannel) -> None:
+        super().__init__(type)
+        self.channel = channel
+
+
+def _utf8_length(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode())
+
+
+def _unsigned_short(name: str, value: int | None) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise TypeError(f"{name} must be a non-negative integer or None, not {value!r}")
+    # WebIDL [EnforceRange] unsigned short; webrtc-pc §6.2 clamps lifetimes the UA cannot honour.
+    return min(value, _UNSIGNED_SHORT)
+
+
+class RTCDataChannel(EventTarget, trio.abc.ReceiveChannel[str | bytes]):
+    """A WebRTC data channel (webrtc-pc §6.2), also usable as a ``trio.abc.ReceiveChannel``.
+
+    Spec surface: every attribute, ``send()`` (synchronous; raises the spec's errors),
+    ``close()``, and the events ``open``, ``message``, ``bufferedamountlow``, ``error``,
+    ``closing`` and ``close``. Trio-native additions: ``await send_message(data)`` waits for
+    buffer room, ``await receive()`` / ``async for message in channel`` read the inbox,
+    ``await wait_open()`` and ``await aclose()``.
+    """
+
+    onopen = event_handler_property["RTCDataChannel"]("open")
+    onmessage = event_handler_property["RTCDataChannel"]("message")
+    onbufferedamountlow = event_handler_property["RTCDataChannel"]("bufferedamountlow")
+    onerror = event_handler_property["RTCDataChannel"]("error")
+    onclosing = event_handler_property["RTCDataChannel"]("closing")
+    onclose = event_handler_property["RTCDataChannel"]("close")
+
+    #: ``send_message`` waits while ``bufferedAmount`` is at least this many bytes, and resumes
+    #: once it fell to half of it.
+    send_high_water: int = 1 << 20
+    #: Unread inbox bytes past which the transport stops reading the association (see module doc).
+    receive_high_water: int = 1 << 20
+
+    def __init__(
+        self,
+        label: str = "",
+        *,
+        ordered: bool = True,
+        maxPacketLifetime: int | None = None,
+        maxRetransmits: int | None = None,
+        protocol: str = "",
+        negotiated: bool = False,
+        id: int | None = None,
+        priority: RTCPriorityType = "low",
+    ) -> None:
+        # Validation in the order of webrtc-pc §4.4.1 createDataChannel().
+        if not isinstance(label, str) or not isinstance(protocol, str):
+            raise TypeError("label and protocol must be strings")
+        if _utf8_length(label) > _UNSIGNED_SHORT:
+            raise TypeError("label is longer than 65535 bytes in UTF-8")
+        if _utf8_length(protocol) > _UNSIGNED_SHORT:
+            raise TypeError("protocol is longer than 65535 bytes in UTF-8")
+        lifetime = _unsigned_short("maxPacketLifetime", maxPacketLifetime)
+        retransmits = _unsigned_short("maxRetransmits", maxRetransmits)
+        if lifetime is not None and retransmits is not None:
+            raise TypeError("maxPacketLifetime and maxRetransmits cannot both be set")
+        if negotiated:
+            if id is None:
+                raise TypeError("a negotiated data channel needs an id")
+            if isinstance(id, bool) or not isinstance(id, int) or not 0 <= id <= 65534:
+                raise TypeError(f"id must be an integer in 0..65534, not {id!r}")
+        if priority not in PRIORITY_TO_DCEP:
+            raise TypeError(f"priority must be one of {sorted(PRIORITY_TO_DCEP)}, not {priority!r}")
+        self._label = label
+        self._ordered = bool(ordered)
+        self._max_packet_lifetime = lifetime
+        self._max_retransmits = retransmits
+        self._protocol = protocol
+        self._negotiated = bool(negotiated)
+        # webrtc-pc: the id option is ignored unless the channel is negotiated out of band.
+        self._id: int | None = id if negotiated else None
+        self._priority: RTCPriorityType = priority
+        self._ready_state: RTCDataChannelState = "connecting"
+        self._buffered_amount_low_threshold = 0
+        self._binary_type: Literal["arraybuffer", "blob"] = "arraybuffer"
+        self._transport: RTCSctpTransport | None = None
+        #: Set by the transport once the channel is open on the association.
+        self._attached = False
+        self._closed_with_error = False
+        self._low_armed = False
+        self._inbox: deque[str | bytes] = deque()
+        self._inbox_bytes = 0
+        self._inbox_waiters = trio.lowlevel.ParkingLot()
+        self._room_waiters = trio.lowlevel.ParkingLot()
+        self._sends_since_yield = 0
+        self._receives_since_yield = 0
+        self.messages_sent = 0
+        self.bytes_sent = 0
+        self.messages_received = 0
+        self.bytes_received = 0
+
+    def __repr__(self) -> str:
+        return f"<RTCDataChannel {self._label!r} id={self._id} {self._ready_state}>"
+
+    # --- W3C attributes ----------------------------------------------------------------------
+
+    @property
+    def label(self) -> str:
+        return self._label
+
+    @property
+    def ordered(self) -> bool:
+        return self._ordered
+
+    @property
+    def maxPacketLifetime(self) -> int | None:
+        return self._max_packet_lifetime
+
+    @property
+    def maxRetransmits(self) -> int | None:
+        return self._max_retransmits
+
+    @property
+    def protocol(self) -> str:
+        return self._protocol
+
+    @property
+    def negotiated(self) -> bool:
+        return self._negotiated
+
+    @property
+    def id(self) -> int | None:
+        return self._id
+
+    @property
+    def priority(self) -> RTCPriorityType:
+        return self._priority
+
+    @property
+    def readyState(self) -> RTCDataChannelState:
+        return self._ready_state
+
+    @property
+    def bufferedAmount(self) -> int:
+        """Bytes given to :meth:`send` and not yet handed to the network once."""
+        transport = self._transport
+        if transport is None or self._id is None or not self._attached:
+            return 0
+        return transport._buffered_amount(self._id)
+
+    @property
+    def bufferedAmountLowThreshold(self) -> int:
+        return self._buffered_amount_low_threshold
+
+    @bufferedAmountLowThreshold.setter
+    def bufferedAmountLowThreshold(self, value: int) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise TypeError(f"bufferedAmountLowThreshold must be an integer >= 0, not {value!r}")
+        self._buffered_amount_low_threshold = value
+        if self._transport is not None and self.bufferedAmount > value:
+            self._low_armed = True
+            self._transport._watch_buffered(self)
+
+    @property
+    def binaryType(self) -> Literal["arraybuffer", "blob"]:
+        """Binary messages arrive as ``bytes`` whatever this says (Python has no Blob)."""
+        return self._binary_type
+
+    @binaryType.setter
+    def binaryType(self, value: Literal["arraybuffer", "blob"]) -> None:
+        if value not in ("arraybuffer", "blob"):
+            raise TypeError(f"binaryType must be 'arraybuffer' or 'blob', not {value!r}")
+        self._binary_type = value
+
+    @property
+    def transport(self) -> RTCSctpTransport | None:
+        """The SCTP transport this channel is attached to (None until ``add_channel``)."""
+        return self._transport
+
+    # --- W3C methods -------------------------------------------------------------------------
+
+    def send(self, data: str | bytes | bytearray | memoryview) -> None:
+        """Queue one message (webrtc-pc §6.2 ``send``). Raises InvalidStateError unless open,
+        TypeError if larger than the transport's ``maxMessageSize``, OperationError if the
+        send queue is full (see ``MAX_SEND_QUEUE``)."""
+        if self._ready_state != "open":
+            raise InvalidStateError(f"cannot send on a data channel that is {self._ready_state}")
+        size: int
+        if isinstance(data, str):
+            size = _utf8_length(data)
+        elif isinstance(data, bytes):
+            size = len(data)
+        elif isinstance(data, bytearray | memoryview):
+            data = bytes(data)
+            size = len(data)
+        else:
+            raise TypeError(f"data must be str, bytes, bytearray or memoryview, not {type(data)}")
+        transport = self._transport
+        assert transport is not None and self._id is not None
+        if size > transport.maxMessageSize:
+            raise TypeError(
+                f"message of {size} bytes exceeds maxMessageSize ({transport.maxMessageSize})"
+            )
+        if transport._buffered_amount(self._id) + size > MAX_SEND_QUEUE:
+            raise OperationError(f"send queue is full ({MAX_SEND_QUEUE} bytes buffered)")
+        transport._send(self, data)
+        self.messages_sent += 1
+        self.bytes_sent += size
+
+    def close(self) -> None:
+        """Start closing (webrtc-pc §6.2 ``close``): readyState becomes ``closing``; ``close``
+        fires once both directions of the stream are reset (RFC 8831 §6.7)."""
+        if self._ready_state in ("closing", "closed"):
+            return
+        transport = self._transport
+        if transport is None or not self._attached:
+            # Never opened on an association: nothing to reset, closed at once.
+            if transport is not None:
+                transport._forget_pending(self)
+            self._ready_state = "closing"
+            self._set_closed(error=None)
+            return
+        self._ready_state = "closing"
+        transport._close_channel(self)
+        self._notify_waiters()
+
+    # --- trio-native additions -----------------------------------------------------------------
+
+    async def wait_open(self) -> None:
+        """Return once the channel is open; raise InvalidStateError if it closed instead."""
+        await self.wait_until(lambda: self._ready_state != "connecting")
+        if self._ready_state != "open":
+            raise InvalidStateError(f"data channel is {self._ready_state}, not open")
+
+    async def send_message(self, data: str | bytes | bytearray | memoryview) -> None:
+        """Send with backpressure: wait until the channel is open and ``bufferedAmount`` is
+        below :attr:`send_high_water`, then :meth:`send`."""
+        await trio.lowlevel.checkpoint_if_cancelled()
+        if self._ready_state == "connecting":
+            await self.wait_open()
+        if self._ready_state == "open" and self.bufferedAmount >= self.send_high_water:
+            transport = self._transport
+            assert transport is not None
+            while self._ready_state == "open" and self.bufferedAmount > self.send_high_water // 2:
+                transport._watch_buffered(self)
+                await self._room_waiters.park()
+            self._sends_since_yield = 0
+            self.send(data)
+            return
+        self.send(data)
+        self._sends_since_yield += 1
+        if self._sends_since_yield >= _YIELD_EVERY:
+            self._sends_since_yield = 0
+            await trio.lowlevel.cancel_shielded_checkpoint()
+
+    def receive_nowait(self) -> str | bytes:
+        """The next inbox message; ``trio.WouldBlock`` if none is there yet, ``trio.EndOfChannel``
+        once the channel closed and the inbox is drained."""
+        inbox = self._inbox
+        if inbox:
+            data = inbox.popleft()
+            self._inbox_bytes -= len(data)
+            transport = self._transport
+            if (
+                transport is not None
+                and transport._paused_by is self
+                and self._inbox_bytes <= self.receive_high_water // 2
+            ):
+                transport._resume_reading()
+            return data
+        if self._ready_state == "closed":
+            if self._closed_with_error:
+                raise trio.BrokenResourceError("the data channel's transport failed")
+            raise trio.EndOfChannel
+        raise trio.WouldBlock
+
+    async def receive(self) -> str | bytes:
+        """The next message (``str`` or ``bytes``); ``trio.EndOfChannel`` once the channel closed
+        and every message was read, ``trio.BrokenResourceError`` if it closed by a failure."""
+        await trio.lowlevel.checkpoint_if_cancelled()
+        while True:
+            try:
+                data = self.receive_nowait()
+            except trio.WouldBlock:
+                await self._inbox_waiters.park()
+                self._receives_since_yield = 0
+                continue
+            self._receives_since_yield += 1
+            if self._receives_since_yield >= _YIELD_EVERY:
+                self._receives_since_yield = 0
+                await trio.lowlevel.cancel_shielded_checkpoint()
+            return data
+
+    async def aclose(self) -> None:
+        """Close and wait until ``readyState`` is ``closed``."""
+        self.close()
+        await self.wait_until(lambda: self._ready_state == "closed")
+
+    # --- used by the transport -------------------------------------------------------------------
+
+    def _has_message_listeners(self) -> bool:
+        return self.__dict__.get("_on_message") is not None or bool(
+            self._listeners().get("message")
+        )
+
+    def _deliver(self, data: str | bytes, size: int) -> None:
+        self.messages_received += 1
+        self.bytes_received += size
+        if self._has_message_listeners():
+            self.dispatchEvent(MessageEvent("message", data))
+            return
+        self._inbox.append(data)
+        self._inbox_bytes += len(data)
+        self._inbox_waiters.unpark_all()
+        transport = self._transport
+        if (
+            self._inbox_bytes > self.receive_high_water
+            and transport is not None
+            and transport._paused_by is None
+        ):
+            transport._pause_reading(self)
+
+    def _set_open(self) -> None:
+        if self._ready_state != "connecting":
+            return
+        self._ready_state = "open"
+        self.dispatchEvent(Event("open"))
+
+    def _set_closing_by_peer(self) -> None:
+        # webrtc-pc §6.2.4: unless close() started it, readyState closing and fire "closing".
+        if self._ready_state in ("connecting", "open"):
+            self._ready_state = "closing"
+            self.dispatchEvent(Event("closing"))
+
+    def _set_closed(self, *, error: RTCError | None, fire: bool = True) -> None:
+        if self._ready_state == "closed":
+            return
+        self._ready_state = "closed"
+        self._attached = False
+        self._closed_with_error = error is not None
+        transport = self._transport
+        if transport is not None and transport._paused_by is self:
+            transport._resume_reading()
+        self._inbox_waiters.unpark_all()
+        self._room_waiters.unpark_all()
+        if fire:
+            if error is not None:
+                self.dispatchEvent(RTCErrorEvent("error", error))
+            self.dispatchEvent(Event("close"))
+        else:
+            self._notify_waiters()
+
+    def _buffered_amount_changed(self, amount: int) -> bool:
+        """Called by the transport for a watched channel; returns whether to keep watching."""
+        if amount <= self.send_high_water // 2:
+            self._room_waiters.unpark_all()
+        if self._low_armed and amount <= self._buffered_amount_low_threshold:
+            # webrtc-pc §6.2: fires when bufferedAmount falls from above the threshold to it.
+            self._low_armed = False
+            self.dispatchEvent(Event("bufferedamountlow"))
+        return self._low_armed or bool(self._room_waiters)
+
+    def stats(self) -> dict[str, object]:
+        """The ``RTCDataChannelStats`` members (webrtc-stats §7.12) of this channel."""
+        return {
+            "type": "data-channel",
+            "label": self._label,
+            "protocol": self._protocol,
+            "dataChannelIdentifier": self._id,
+            "state": self._ready_state,
+            "messagesSent": self.messages_sent,
+            "bytesSent": self.bytes_sent,
+            "messagesReceived": self.messages_received,
+            "bytesReceived": self.bytes_received,
+        }

@@ -1,0 +1,541 @@
+"""RTCSctpTransport: the trio task that drives one SCTP association and its data channels.
+
+The driver owns the association core (:class:`SctpAssociation`) and the DCEP channel manager.
+It reads SCTP packets from the DTLS transport's application-data channel (the first with an
+``await``, the rest of the burst with ``receive_nowait``), feeds them all to the core, and then
+*pumps* once: association events become channel events, and every packet the core has ready goes
+out through :meth:`RTCDtlsTransport.send_application_data_nowait`, without a checkpoint.
+
+Sending never costs a task switch per message: :meth:`RTCDataChannel.send` queues the message in
+the core and asks for a pump by cancelling the driver's wait. The pump runs at the sender's next
+checkpoint, so every message queued in between is bundled into as few packets as the MTU allows.
+
+The driver sleeps until the next packet, a wake-up request, or the core's next timer
+(``min`` of T1/T2/T3, delayed SACK, RE-CONFIG and heartbeat), whichever comes first.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any, Literal
+
+import attrs
+import trio
+
+from ..datachannel import PRIORITY_TO_DCEP, RTCDataChannel, RTCDataChannelEvent, RTCPriorityType
+from ..dtls.driver import RTCDtlsTransport
+from ..events import Event, EventTarget, event_handler_property
+from ..exceptions import InvalidStateError, OperationError, RTCError
+from .association import SctpAssociation
+from .dcep import (
+    ChannelClosed,
+    ChannelMessage,
+    ChannelOpened,
+    DataChannelParameters,
+    DcepChannelManager,
+    DcepEvent,
+    Ppid,
+)
+from .events import (
+    AssociationAborted,
+    AssociationClosed,
+    AssociationEstablished,
+    MessageReceived,
+    StreamsReset,
+)
+
+__all__ = ["RTCSctpTransport", "RTCSctpTransportState"]
+
+logger = logging.getLogger("trio_rtc.sctp")
+
+RTCSctpTransportState = Literal["connecting", "connected", "closed"]
+
+# PPIDs whose one-byte payload stands for an empty message (RFC 8831 §6.6).
+_EMPTY_PPIDS = frozenset({Ppid.STRING_EMPTY, Ppid.BINARY_EMPTY})
+
+
+def _priority_name(value: int) -> RTCPriorityType:
+    # RFC 8832 §5.1 leaves the values between the named ones to mean "at least this much".
+    if value <= PRIORITY_TO_DCEP["very-low"]:
+        return "very-low"
+    if value <= PRIORITY_TO_DCEP["low"]:
+        return "low"
+    if value <= PRIORITY_TO_DCEP["medium"]:
+        return "medium"
+    return "high"
+
+
+class RTCSctpTransport(EventTarget):
+    """The W3C ``RTCSctpTransport`` (webrtc-pc §6.1) and the driver of its association.
+
+    ``run()`` is started (by the peer connection) once the DTLS transport is connected. Both
+    sides send INIT, as browsers do; the core resolves the collision (RFC 9260 §5.2.1).
+    """
+
+    onstatechange = event_handler_property["RTCSctpTransport"]("statechange")
+    #: Not a W3C attribute of RTCSctpTransport: the peer connection re-dispatches this event as
+    #: its own ``datachannel`` event.
+    ondatachannel = event_handler_property["RTCSctpTransport"]("datachannel")
+
+    def __init__(
+        self,
+        dtls_transport: RTCDtlsTransport,
+        *,
+        local_port: int = 5000,
+        remote_port: int = 5000,
+        local_max_message_size: int = 262144,
+        remote_max_message_size: int = 65536,
+        mtu: int = 1200,
+        **association_options: Any,
+    ) -> None:
+        if local_max_message_size <= 0:
+            raise ValueError("local_max_message_size must be positive")
+        self._dtls = dtls_transport
+        is_client = dtls_transport.core.is_client
+        self._local_max_message_size = local_max_message_size
+        self._remote_max_message_size = 0
+        self._max_message_size = local_max_message_size
+        self.set_remote_max_message_size(remote_max_message_size)
+        association_options.setdefault("receive_window", max(1 << 21, local_max_message_size))
+        self._association = SctpAssociation(
+            is_client=is_client,
+            local_port=local_port,
+            remote_port=remote_port,
+            max_message_size=local_max_message_size,
+            mtu=mtu,
+            **association_options,
+        )
+        self._dcep = DcepChannelManager(self._association, is_client=is_client)
+        self._state: RTCSctpTransportState = "connecting"
+        self._max_channels: int | None = None
+        self._channels: dict[int, RTCDataChannel] = {}
+        self._pending: list[RTCDataChannel] = []
+        self._announce: list[RTCDataChannel] = []
+        self._watched: dict[RTCDataChannel, None] = {}
+        self._paused_by: RTCDataChannel | None = None
+        self._started = False
+        self._pumping = False
+        self._wake_pending = False
+        self._wait_scope: trio.CancelScope | None = None
+        self._run_scope: trio.CancelScope | None = None
+        self._nursery: trio.Nursery | None = None
+        #: Channels opened (by either side) and closed over this transport's life, for
+        #: RTCPeerConnectionStats' dataChannelsOpened / dataChannelsClosed.
+        self.data_channels_opened = 0
+        self.data_channels_closed = 0
+
+    # --- W3C surface -----------------------------------------------------------------------
+
+    @property
+    def transport(self) -> RTCDtlsTransport:
+        return self._dtls
+
+    @property
+    def state(self) -> RTCSctpTransportState:
+        return self._state
+
+    @property
+    def maxMessageSize(self) -> int:
+        """webrtc-pc §6.1.1: the smaller of what the peer accepts and what we can send."""
+        return self._max_message_size
+
+    @property
+    def maxChannels(self) -> int | None:
+        """Streams usable in both directions once connected; None before."""
+        return self._max_channels
+
+    # --- used by the peer connection -------------------------------------------------------------
+
+    @property
+    def association(self) -> SctpAssociation:
+        """The sans-IO core, for inspection (stats, state). Do not drive it directly."""
+        return self._association
+
+    def set_remote_max_message_size(self, value: int) -> None:
+        """The remote description's ``a=max-message-size`` (0 means no limit, RFC 8841 §6)."""
+        if value < 0:
+            raise ValueError("max-message-size cannot be negative")
+        self._remote_max_message_size = value
+        remote = math.inf if value == 0 else value
+        self._max_message_size = int(min(remote, self._local_max_message_size))
+
+    def add_channel(self, channel: RTCDataChannel) -> None:
+        """Attach a channel created by ``createDataChannel``. It opens as soon as the
+        association is up (now, if it is): in band with DCEP, or directly if ``negotiated``.
+        Raises OperationError if a negotiated id is taken or no stream id is free."""
+        if self._state == "closed":
+            raise InvalidStateError("the SCTP transport is closed")
+        if channel._transport is not None:
+            raise InvalidStateError("the data channel is already attached to a transport")
+        if channel.readyState != "connecting":
+            raise InvalidStateError(f"cannot attach a data channel that is {channel.readyState}")
+        if channel.negotiated and (
+            channel.id in self._channels or any(p.id == channel.id for p in self._pending)
+        ):
+            raise OperationError(f"data channel id {channel.id} is already in use")
+        channel._transport = self
+        channel._event_nursery = self._nursery
+        if self._state == "connected":
+            # webrtc-pc §4.4.1.6: on a connected transport the id is assigned at once (and an
+            # unusable one raises now); the open event still fires later, from the driver.
+            try:
+                self._open_on_association(channel)
+            except OperationError:
+                channel._transport = None
+                raise
+            self._request_flush()
+        else:
+            self._pending.append(channel)
+
+    def stop(self) -> None:
+        """Abort the association and close every channel at once, without events (as
+        ``RTCPeerConnection.close()`` does, webrtc-pc §4.4.1.6); ``run`` returns."""
+        if self._state == "closed":
+            return
+        self._association.abort("closed by the application")
+        self._send_packets(trio.current_time())
+        self._finish(error=None, fire=False)
+        if self._run_scope is not None:
+            self._run_scope.cancel()
+
+    def stats(self) -> dict[str, object]:
+        """Transport-level counters: the association's and the channel counts."""
+        result: dict[str, object] = {
+            "state": self._state,
+            "dataChannelsOpened": self.data_channels_opened,
+            "dataChannelsClosed": self.data_channels_closed,
+        }
+        result.update(attrs.asdict(self._association.stats))
+        result["dcep_messages_dropped"] = self._dcep.dropped_messages
+        return result
+
+    def channel_stats(self) -> list[dict[str, object]]:
+        """``RTCDataChannelStats`` of every channel attached and not yet closed."""
+        channels = list(self._channels.values()) + self._pending
+        return [channel.stats() for channel in channels]
+
+    # --- the driver --------------------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Drive the association until it closes, fails, ``stop()`` is called or the task is
+        cancelled; on the way out the state is ``closed`` and every channel is closed."""
+        if self._started:
+            raise InvalidStateError("RTCSctpTransport.run() may be called once")
+        self._started = True
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = self._event_nursery = nursery
+                self._run_scope = nursery.cancel_scope
+                for channel in self._pending:
+                    channel._event_nursery = nursery
+                task_status.started()
+                if self._state != "closed":
+                    await self._run_association()
+        except Exception as exc:
+            # A bug fails this transport visibly instead of taking the peer connection's nursery
+            # down with it (ARCHITECTURE.md: a crash in one driver fails that transport).
+            logger.exception("SCTP transport driver crashed")
+            self._finish(
+                error=RTCError(f"SCTP transport crashed: {exc!r}", errorDetail="sctp-failure"),
+                fire=True,
+            )
+        finally:
+            self._nursery = self._event_nursery = None
+            self._wait_scope = self._run_scope = None
+            if self._state != "closed":
+                # Cancelled from outside: the peer connection is closing.
+                self._association.abort("closed")
+                self._send_packets(trio.current_time())
+                self._finish(error=None, fire=False)
+
+    async def _run_association(self) -> None:
+        dtls = self._dtls
+        try:
+            await dtls.wait_connected()
+        except RTCError as error:
+            self._finish(error=error, fire=True)
+            return
+        receive_channel = dtls.application_data_receive_channel
+        core = self._association
+        feed = core.receive_packet
+        core.connect(trio.current_time())
+        while True:
+            self._wake_pending = False
+            self._pump()
+            if self._state == "closed":
+                return
+            if self._wake_pending:
+                continue
+            deadline = core.next_timeout()
+            with trio.CancelScope(deadline=math.inf if deadline is None else deadline) as scope:
+                self._wait_scope = scope
+                try:
+                    first = await receive_channel.receive()
+                except (trio.EndOfChannel, trio.ClosedResourceError):
+                    self._wait_scope = None
+                    self._on_dtls_closed()
+                    return
+                now = trio.current_time()
+                feed(first, now)
+                # Everything that queued up meanwhile, in the same wake-up.
+                while True:
+                    try:
+                        data = receive_channel.receive_nowait()
+                    except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
+                        break
+                    feed(data, now)
+            self._wait_scope = None
+            core.handle_timeout(trio.current_time())
+
+    def _on_dtls_closed(self) -> None:
+        failed = self._dtls.state == "failed"
+        self._association.abort("DTLS transport closed")
+        self._finish(
+            error=RTCError("DTLS transport failed", errorDetail="dtls-failure") if failed else None,
+            fire=True,
+        )
+
+    # --- the pump -------------------------------------------------------------------------------
+
+    def _pump(self) -> None:
+        """Turn core events into channel events and send every packet due, until quiet."""
+        if self._pumping:
+            return  # a handler sent or closed: the running pump loops once more
+        self._pumping = True
+        try:
+            now = trio.current_time()
+            while True:
+                self._wake_pending = False
+                if self._announce:
+                    announce, self._announce = self._announce, []
+                    for channel in announce:
+                        if channel._attached:
+                            channel._set_open()
+                handled = self._process_events(now)
+                packets = self._send_packets(now)
+                if self._state == "closed":
+                    return
+                if self._watched:
+                    self._check_buffered()
+                if not (packets or handled or self._wake_pending or self._announce):
+                    return
+        finally:
+            self._pumping = False
+
+    def _send_packets(self, now: float) -> int:
+        packets = self._association.packets_to_send(now)
+        send = self._dtls.send_application_data_nowait
+        for packet in packets:
+            send(packet)
+        return len(packets)
+
+    def _process_events(self, now: float) -> int:
+        core = self._association
+        dcep = self._dcep
+        channels = self._channels
+        count = 0
+        while self._paused_by is None:
+            event = core.next_event()
+            if event is None:
+                break
+            count += 1
+            kind = type(event)
+            if kind is MessageReceived:
+                assert isinstance(event, MessageReceived)
+                ppid = event.ppid
+                results = dcep.handle_event(event, now=now)
+                if ppid == Ppid.DCEP:
+                    self._on_dcep_events(results)
+                    continue
+                size = 0 if ppid in _EMPTY_PPIDS else len(event.data)
+                for result in results:
+                    if type(result) is ChannelMessage:
+                        channel = channels.get(result.stream_id)
+                        if channel is not None:
+                            channel._deliver(result.data, size)
+            elif kind is StreamsReset:
+                assert isinstance(event, StreamsReset)
+                if event.incoming:
+                    for stream_id in event.stream_ids:
+                        channel = channels.get(stream_id)
+                        if channel is not None:
+                            channel._set_closing_by_peer()
+                self._on_dcep_events(dcep.handle_event(event, now=now))
+            elif kind is AssociationEstablished:
+                assert isinstance(event, AssociationEstablished)
+                self._on_established(event)
+            elif kind is AssociationAborted:
+                assert isinstance(event, AssociationAborted)
+                error = RTCError(
+                    f"SCTP association aborted: {event.reason}", errorDetail="sctp-failure"
+                )
+                self._finish(error=error, fire=True)
+            elif kind is AssociationClosed:
+                self._finish(error=None, fire=True)
+            # BufferedAmountChanged needs nothing: watched channels are checked after each pump.
+        return count
+
+    def _on_dcep_events(self, events: list[DcepEvent]) -> None:
+        for event in events:
+            if type(event) is ChannelOpened:
+                assert isinstance(event, ChannelOpened)
+                if event.by_peer:
+                    self._on_remote_channel(event.parameters)
+            elif type(event) is ChannelClosed:
+                assert isinstance(event, ChannelClosed)
+                channel = self._channels.pop(event.stream_id, None)
+                if channel is not None:
+                    self._watched.pop(channel, None)
+                    self.data_channels_closed += 1
+                    channel._set_closed(error=None)
+
+    def _on_remote_channel(self, parameters: DataChannelParameters) -> None:
+        channel = RTCDataChannel(
+            parameters.label,
+            ordered=parameters.ordered,
+            maxPacketLifetime=parameters.max_packet_lifetime,
+            maxRetransmits=parameters.max_retransmits,
+            protocol=parameters.protocol,
+            priority=_priority_name(parameters.priority),
+        )
+        channel._id = parameters.stream_id
+        channel._transport = self
+        channel._event_nursery = self._nursery
+        channel._attached = True
+        # webrtc-pc §6.2.3: readyState is open when datachannel fires; open fires right after.
+        channel._ready_state = "open"
+        self._channels[parameters.stream_id] = channel
+        self.data_channels_opened += 1
+        self.dispatchEvent(RTCDataChannelEvent("datachannel", channel))
+        if channel.readyState == "open":
+            channel.dispatchEvent(Event("open"))
+
+    def _on_established(self, event: AssociationEstablished) -> None:
+        self._max_channels = min(event.outbound_streams, event.inbound_streams)
+        self._state = "connected"
+        self.dispatchEvent(Event("statechange"))
+        pending, self._pending = self._pending, []
+        for channel in pending:
+            if channel.readyState != "connecting":
+                continue
+            try:
+                self._open_on_association(channel)
+            except OperationError as error:
+                channel._set_closed(
+                    error=RTCError(str(error), errorDetail="data-channel-failure"), fire=True
+                )
+
+    def _open_on_association(self, channel: RTCDataChannel) -> None:
+        dcep = self._dcep
+        if channel.negotiated:
+            stream_id = channel.id
+            assert stream_id is not None
+        else:
+            try:
+                stream_id = dcep.allocate_stream_id()
+            except ValueError as error:
+                raise OperationError("no free stream id for a new data channel") from error
+        max_channels = self._max_channels
+        if max_channels is not None and stream_id >= max_channels:
+            raise OperationError(f"data channel id {stream_id} is not below maxChannels")
+        parameters = DataChannelParameters(
+            stream_id=stream_id,
+            label=channel.label,
+            protocol=channel.protocol,
+            ordered=channel.ordered,
+            max_retransmits=channel.maxRetransmits,
+            max_packet_lifetime=channel.maxPacketLifetime,
+            priority=PRIORITY_TO_DCEP[channel.priority],
+            negotiated=channel.negotiated,
+        )
+        try:
+            dcep.open_channel(parameters, now=trio.current_time())
+        except ValueError as error:
+            raise OperationError(f"data channel id {stream_id} is already in use") from error
+        channel._id = stream_id
+        channel._attached = True
+        self._channels[stream_id] = channel
+        self.data_channels_opened += 1
+        # RFC 8832 §6: the opener may send right after DATA_CHANNEL_OPEN (ordered until the ACK
+        # arrives, which the DCEP manager enforces), so the channel is open without a round trip.
+        self._announce.append(channel)
+
+    def _finish(self, *, error: RTCError | None, fire: bool) -> None:
+        if self._state == "closed":
+            return
+        self._state = "closed"
+        channels = list(self._channels.values()) + self._pending + self._announce
+        self._channels.clear()
+        self._pending.clear()
+        self._announce.clear()
+        self._watched.clear()
+        self._paused_by = None
+        for channel in channels:
+            if channel.readyState != "closed":
+                self.data_channels_closed += channel._attached
+                channel._set_closed(error=error, fire=fire)
+        if fire:
+            self.dispatchEvent(Event("statechange"))
+        else:
+            self._notify_waiters()
+        self._request_flush()
+
+    # --- used by RTCDataChannel ------------------------------------------------------------------
+
+    def _buffered_amount(self, stream_id: int) -> int:
+        return self._association.buffered_amount(stream_id)
+
+    def _send(self, channel: RTCDataChannel, data: str | bytes) -> None:
+        stream_id = channel._id
+        assert stream_id is not None
+        self._dcep.send(stream_id, data, now=trio.current_time())
+        if self._association.buffered_amount(stream_id) > channel._buffered_amount_low_threshold:
+            channel._low_armed = True
+            self._watched[channel] = None
+        self._request_flush()
+
+    def _close_channel(self, channel: RTCDataChannel) -> None:
+        stream_id = channel._id
+        assert stream_id is not None
+        try:
+            self._dcep.close_channel(stream_id)
+        except InvalidStateError:
+            # The association cannot reset streams any more: nothing left to close.
+            self._channels.pop(stream_id, None)
+            channel._set_closed(error=None)
+            return
+        self._request_flush()
+
+    def _forget_pending(self, channel: RTCDataChannel) -> None:
+        if channel in self._pending:
+            self._pending.remove(channel)
+
+    def _watch_buffered(self, channel: RTCDataChannel) -> None:
+        self._watched[channel] = None
+        self._request_flush()
+
+    def _check_buffered(self) -> None:
+        buffered_amount = self._association.buffered_amount
+        for channel in list(self._watched):
+            stream_id = channel._id
+            if stream_id is None or channel.readyState == "closed":
+                del self._watched[channel]
+                continue
+            if not channel._buffered_amount_changed(buffered_amount(stream_id)):
+                self._watched.pop(channel, None)
+
+    def _pause_reading(self, channel: RTCDataChannel) -> None:
+        self._paused_by = channel
+
+    def _resume_reading(self) -> None:
+        self._paused_by = None
+        self._request_flush()
+
+    def _request_flush(self) -> None:
+        if self._wake_pending:
+            return
+        self._wake_pending = True
+        scope = self._wait_scope
+        if scope is not None:
+            scope.cancel()
