@@ -22,7 +22,7 @@ import trio
 
 from .dtls.driver import RTCErrorEvent
 from .events import Event, EventTarget, event_handler_property
-from .exceptions import InvalidStateError, OperationError, RTCError
+from .exceptions import InvalidStateError, RTCError
 
 if TYPE_CHECKING:
     from .sctp.transport import RTCSctpTransport
@@ -262,9 +262,7 @@ class RTCDataChannel(EventTarget, trio.abc.ReceiveChannel[str | bytes]):
             raise TypeError(
                 f"message of {size} bytes exceeds maxMessageSize ({transport.maxMessageSize})"
             )
-        if transport._buffered_amount(self._id) + size > MAX_SEND_QUEUE:
-            raise OperationError(f"send queue is full ({MAX_SEND_QUEUE} bytes buffered)")
-        transport._send(self, data)
+        transport._send(self, data, size)
         self.messages_sent += 1
         self.bytes_sent += size
 
@@ -372,7 +370,8 @@ class RTCDataChannel(EventTarget, trio.abc.ReceiveChannel[str | bytes]):
             return
         self._inbox.append(data)
         self._inbox_bytes += len(data)
-        self._inbox_waiters.unpark_all()
+        if self._inbox_waiters:
+            self._inbox_waiters.unpark_all()
         transport = self._transport
         if (
             self._inbox_bytes > self.receive_high_water

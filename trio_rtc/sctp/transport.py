@@ -23,7 +23,13 @@ from typing import Any, Literal
 import attrs
 import trio
 
-from ..datachannel import PRIORITY_TO_DCEP, RTCDataChannel, RTCDataChannelEvent, RTCPriorityType
+from ..datachannel import (
+    MAX_SEND_QUEUE,
+    PRIORITY_TO_DCEP,
+    RTCDataChannel,
+    RTCDataChannelEvent,
+    RTCPriorityType,
+)
 from ..dtls.driver import RTCDtlsTransport
 from ..events import Event, EventTarget, event_handler_property
 from ..exceptions import InvalidStateError, OperationError, RTCError
@@ -51,8 +57,10 @@ logger = logging.getLogger("trio_rtc.sctp")
 
 RTCSctpTransportState = Literal["connecting", "connected", "closed"]
 
+# Plain ints: comparing and hashing IntEnum members costs more on the per-message path.
+_PPID_DCEP = int(Ppid.DCEP)
 # PPIDs whose one-byte payload stands for an empty message (RFC 8831 §6.6).
-_EMPTY_PPIDS = frozenset({Ppid.STRING_EMPTY, Ppid.BINARY_EMPTY})
+_EMPTY_PPIDS = frozenset({int(Ppid.STRING_EMPTY), int(Ppid.BINARY_EMPTY)})
 
 
 def _priority_name(value: int) -> RTCPriorityType:
@@ -345,7 +353,7 @@ class RTCSctpTransport(EventTarget):
                 assert isinstance(event, MessageReceived)
                 ppid = event.ppid
                 results = dcep.handle_event(event, now=now)
-                if ppid == Ppid.DCEP:
+                if ppid == _PPID_DCEP:
                     self._on_dcep_events(results)
                     continue
                 size = 0 if ppid in _EMPTY_PPIDS else len(event.data)
@@ -486,14 +494,19 @@ class RTCSctpTransport(EventTarget):
     def _buffered_amount(self, stream_id: int) -> int:
         return self._association.buffered_amount(stream_id)
 
-    def _send(self, channel: RTCDataChannel, data: str | bytes) -> None:
+    def _send(self, channel: RTCDataChannel, data: str | bytes, size: int) -> None:
         stream_id = channel._id
         assert stream_id is not None
+        association = self._association
+        buffered = association.buffered_amount(stream_id)
+        if buffered + size > MAX_SEND_QUEUE:
+            raise OperationError(f"send queue is full ({buffered} bytes buffered)")
         self._dcep.send(stream_id, data, now=trio.current_time())
-        if self._association.buffered_amount(stream_id) > channel._buffered_amount_low_threshold:
+        if buffered + size > channel._buffered_amount_low_threshold:
             channel._low_armed = True
             self._watched[channel] = None
-        self._request_flush()
+        if not self._wake_pending:
+            self._request_flush()
 
     def _close_channel(self, channel: RTCDataChannel) -> None:
         stream_id = channel._id
