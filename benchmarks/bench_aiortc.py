@@ -41,6 +41,7 @@ from common import (
     bench_arguments,
     check_sdp_loopback,
     cpu_seconds,
+    describe_error,
     median,
     mib,
     package_versions,
@@ -356,7 +357,7 @@ def main() -> int:
     except TimeoutError:
         result.error = f"the scenario exceeded its deadline of {sizes.deadline:.0f} s"
     except Exception as exc:
-        result.error = f"{type(exc).__name__}: {exc}"
+        result.error = describe_error(exc)
     write_result(result, args.out)
     return 0 if result.error is None else 1
 

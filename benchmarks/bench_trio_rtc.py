@@ -37,6 +37,7 @@ from common import (
     bench_arguments,
     check_sdp_loopback,
     cpu_seconds,
+    describe_error,
     median,
     mib,
     package_versions,
@@ -284,22 +285,33 @@ async def scenario_rtt(sizes: Sizes, result: ScenarioResult) -> None:
 async def scenario_many(sizes: Sizes, result: ScenarioResult) -> None:
     async with contextlib.AsyncExitStack() as stack:
         await connect_pair(stack)
-    async with contextlib.AsyncExitStack() as stack:
-        before = rss_bytes()
-        start = time.perf_counter()
-        pairs: list[Pair] = []
+    pair_count = sizes.many_pcs // 2
+    connected = 0
+    all_connected = trio.Event()
+    release = trio.Event()
 
-        async def connect_one() -> None:
-            pairs.append(await connect_pair(stack))
+    async def hold_pair() -> None:
+        # A pc's nursery belongs to the task that entered it: each pair lives in its own task.
+        nonlocal connected
+        async with contextlib.AsyncExitStack() as stack:
+            await connect_pair(stack)
+            connected += 1
+            if connected == pair_count:
+                all_connected.set()
+            await release.wait()
 
-        async with trio.open_nursery() as nursery:
-            for _ in range(sizes.many_pcs // 2):
-                nursery.start_soon(connect_one)
+    before = rss_bytes()
+    start = time.perf_counter()
+    async with trio.open_nursery() as nursery:
+        for _ in range(pair_count):
+            nursery.start_soon(hold_pair)
+        await all_connected.wait()
         elapsed = time.perf_counter() - start
         after = rss_bytes()
+        release.set()
     result.figures["many_connect_s"] = elapsed
-    result.figures["many_rss_kib_per_pc"] = (after - before) / len(pairs) / 2 / 1024
-    result.details.update(pcs=2 * len(pairs), rss_before=before, rss_after=after)
+    result.figures["many_rss_kib_per_pc"] = (after - before) / pair_count / 2 / 1024
+    result.details.update(pcs=2 * pair_count, rss_before=before, rss_after=after)
 
 
 def check_loopback_candidates(candidates: Sequence[Any]) -> None:
@@ -421,7 +433,7 @@ def main() -> int:
             result.error = f"the scenario exceeded its deadline of {sizes.deadline:.0f} s"
             status = 1
         except Exception as exc:
-            result.error = f"{type(exc).__name__}: {exc}"
+            result.error = describe_error(exc)
             status = 1
     write_result(result, args.out)
     return status

@@ -19,6 +19,7 @@ import re
 import resource
 import statistics
 import sys
+import traceback
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -188,6 +189,25 @@ def write_result(result: ScenarioResult, out: Path | None) -> None:
         print(text)
     else:
         out.write_text(text + "\n")
+
+
+def describe_error(error: BaseException) -> str:
+    """One line for the table: the first leaf of an exception group, with how many there were.
+
+    The whole traceback goes to stderr, which ``run.py`` shows when the process wrote nothing.
+    """
+    traceback.print_exception(error, file=sys.stderr)
+    leaves: list[BaseException] = []
+    pending = [error]
+    while pending:
+        current = pending.pop(0)
+        if isinstance(current, BaseExceptionGroup):
+            pending.extend(current.exceptions)
+        else:
+            leaves.append(current)
+    first = leaves[0] if leaves else error
+    more = f" (and {len(leaves) - 1} more)" if len(leaves) > 1 else ""
+    return f"{type(first).__name__}: {first}{more}"
 
 
 def cpu_seconds() -> float:
