@@ -1,0 +1,186 @@
+"""``RTCConfiguration``: the dictionary a peer connection is built with (webrtc-pc §4.2.1).
+
+An :class:`RTCConfiguration` can be built directly or from a dict with the spec's keys;
+:meth:`RTCConfiguration.coerce` validates it the way the spec's "set a configuration" algorithm
+does (webrtc-pc §4.4.1.6), so that a bad configuration fails in the constructor with a message
+that names the problem, not later inside a task.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from .dtls.certificate import RTCCertificate
+from .exceptions import InvalidAccessError, InvalidModificationError, NotSupportedError
+from .exceptions import SdpSyntaxError as _DomSyntaxError
+from .ice.rtc import RTCIceServer
+
+__all__ = ["RTCConfiguration"]
+
+_KEYS = frozenset(
+    {
+        "iceServers",
+        "iceTransportPolicy",
+        "bundlePolicy",
+        "rtcpMuxPolicy",
+        "certificates",
+        "iceCandidatePoolSize",
+    }
+)
+_ICE_TRANSPORT_POLICIES = ("all", "relay")
+_BUNDLE_POLICIES = ("balanced", "max-compat", "max-bundle")
+
+
+@attrs.frozen
+class RTCConfiguration:
+    """The spec's RTCConfiguration. ``certificates`` empty means "generate one when the peer
+    connection opens" (an ECDSA P-256 certificate, as browsers do)."""
+
+    iceServers: tuple[RTCIceServer, ...] = ()
+    iceTransportPolicy: str = "all"
+    bundlePolicy: str = "balanced"
+    rtcpMuxPolicy: str = "require"
+    certificates: tuple[RTCCertificate, ...] = ()
+    iceCandidatePoolSize: int = 0
+
+    @classmethod
+    def coerce(cls, value: RTCConfiguration | Mapping[str, Any] | None) -> RTCConfiguration:
+        """Build and validate a configuration from an instance, a dict, or None (defaults)."""
+        if value is None:
+            config = cls()
+        elif isinstance(value, RTCConfiguration):
+            config = value
+        elif isinstance(value, Mapping):
+            unknown = set(value) - _KEYS
+            if unknown:
+                raise TypeError(
+                    f"RTCConfiguration has no member(s) {sorted(unknown)}; "
+                    f"expected some of {sorted(_KEYS)}"
+                )
+            servers = value.get("iceServers") or ()
+            if isinstance(servers, Mapping | str):
+                raise TypeError("iceServers must be a list of RTCIceServer dicts")
+            certificates = value.get("certificates") or ()
+            config = cls(
+                iceServers=tuple(_coerce_server(s) for s in servers),
+                iceTransportPolicy=value.get("iceTransportPolicy", "all"),
+                bundlePolicy=value.get("bundlePolicy", "balanced"),
+                rtcpMuxPolicy=value.get("rtcpMuxPolicy", "require"),
+                certificates=tuple(certificates),
+                iceCandidatePoolSize=value.get("iceCandidatePoolSize", 0),
+            )
+        else:
+            raise TypeError(
+                f"configuration must be an RTCConfiguration, a dict or None, not "
+                f"{type(value).__name__}"
+            )
+        config.validate()
+        return config
+
+    def validate(self) -> None:
+        """Raise the spec's error for the first invalid member (webrtc-pc §4.4.1.6)."""
+        if self.iceTransportPolicy not in _ICE_TRANSPORT_POLICIES:
+            raise TypeError(
+                f"iceTransportPolicy must be one of {list(_ICE_TRANSPORT_POLICIES)}, "
+                f"not {self.iceTransportPolicy!r}"
+            )
+        if self.iceTransportPolicy == "relay":
+            raise NotSupportedError(
+                "iceTransportPolicy 'relay' needs the TURN client, which is not there yet "
+                "(issue 2); use 'all'"
+            )
+        if self.bundlePolicy not in _BUNDLE_POLICIES:
+            raise TypeError(
+                f"bundlePolicy must be one of {list(_BUNDLE_POLICIES)}, not {self.bundlePolicy!r}"
+            )
+        if self.rtcpMuxPolicy == "negotiate":
+            # webrtc-pc §4.2.4: "negotiate" is at risk; user agents may refuse it.
+            raise NotSupportedError("rtcpMuxPolicy 'negotiate' is not supported; use 'require'")
+        if self.rtcpMuxPolicy != "require":
+            raise TypeError(f"rtcpMuxPolicy must be 'require', not {self.rtcpMuxPolicy!r}")
+        size = self.iceCandidatePoolSize
+        if not isinstance(size, int) or isinstance(size, bool) or not 0 <= size <= 255:
+            raise TypeError(f"iceCandidatePoolSize must be an integer 0..255, not {size!r}")
+        for certificate in self.certificates:
+            if not isinstance(certificate, RTCCertificate):
+                raise TypeError(f"certificates must be RTCCertificate objects, not {certificate!r}")
+            if certificate.is_expired():
+                raise InvalidAccessError(
+                    f"certificate {certificate!r} has expired; generate a new one with "
+                    "RTCPeerConnection.generateCertificate()"
+                )
+        for server in self.iceServers:
+            _validate_server(server)
+
+    def check_update(self, new: RTCConfiguration, *, local_description_set: bool) -> None:
+        """The restrictions of ``setConfiguration`` (webrtc-pc §4.4.1.6 steps 3-7)."""
+        if new.certificates and new.certificates != self.certificates:
+            raise InvalidModificationError(
+                "certificates cannot change after construction; leave them out or pass the same"
+            )
+        if new.bundlePolicy != self.bundlePolicy:
+            raise InvalidModificationError(
+                f"bundlePolicy cannot change ({self.bundlePolicy!r} -> {new.bundlePolicy!r})"
+            )
+        if new.rtcpMuxPolicy != self.rtcpMuxPolicy:
+            raise InvalidModificationError(
+                f"rtcpMuxPolicy cannot change ({self.rtcpMuxPolicy!r} -> {new.rtcpMuxPolicy!r})"
+            )
+        if local_description_set and new.iceCandidatePoolSize != self.iceCandidatePoolSize:
+            raise InvalidModificationError(
+                "iceCandidatePoolSize cannot change once a local description is set"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The dictionary ``getConfiguration()`` returns, with the spec's keys."""
+        return {
+            "iceServers": [
+                {
+                    "urls": list(s.urls),
+                    **({"username": s.username} if s.username is not None else {}),
+                    **({"credential": s.credential} if s.credential is not None else {}),
+                }
+                for s in self.iceServers
+            ],
+            "iceTransportPolicy": self.iceTransportPolicy,
+            "bundlePolicy": self.bundlePolicy,
+            "rtcpMuxPolicy": self.rtcpMuxPolicy,
+            "certificates": list(self.certificates),
+            "iceCandidatePoolSize": self.iceCandidatePoolSize,
+        }
+
+
+def _coerce_server(value: RTCIceServer | Mapping[str, Any]) -> RTCIceServer:
+    if isinstance(value, RTCIceServer):
+        return value
+    if not isinstance(value, Mapping):
+        raise TypeError(f"each iceServers entry must be a dict with 'urls', not {value!r}")
+    unknown = set(value) - {"urls", "username", "credential"}
+    if unknown:
+        raise TypeError(
+            f"RTCIceServer has no member(s) {sorted(unknown)}; expected urls, username, credential"
+        )
+    return RTCIceServer.coerce(value)
+
+
+def _validate_server(server: RTCIceServer) -> None:
+    """webrtc-pc §4.4.1.6 "validate an ICE server": scheme, syntax, TURN credentials."""
+    for url in server.urls:
+        scheme, sep, rest = url.partition(":")
+        scheme = scheme.lower()
+        if not sep or not rest or " " in url:
+            raise _DomSyntaxError(f"ICE server URL {url!r} cannot be parsed")
+        if scheme not in ("stun", "stuns", "turn", "turns"):
+            raise NotSupportedError(
+                f"ICE server URL {url!r} has scheme {scheme!r}; expected stun, stuns, turn, turns"
+            )
+        host_port = rest.split("?", 1)[0]
+        if not host_port or host_port.startswith(":"):
+            raise _DomSyntaxError(f"ICE server URL {url!r} has no host")
+        if scheme in ("stun", "stuns") and "?" in rest:
+            raise _DomSyntaxError(f"a {scheme}: URL takes no query: {url!r}")
+        if scheme in ("turn", "turns") and (server.username is None or server.credential is None):
+            raise InvalidAccessError(f"TURN server {url!r} needs a username and a credential")

@@ -1,0 +1,10 @@
+"""The peer connection, split by concern: :mod:`.base` (state, events, negotiationneeded),
+:mod:`.negotiation` (offer/answer and the transports it wires), :mod:`.connection` (the public
+class, its lifetime and supervision), :mod:`.data` (data channels and SCTP)."""
+
+from __future__ import annotations
+
+from .connection import RTCPeerConnection
+from .events import RTCPeerConnectionIceErrorEvent, RTCPeerConnectionIceEvent
+
+__all__ = ["RTCPeerConnection", "RTCPeerConnectionIceErrorEvent", "RTCPeerConnectionIceEvent"]

@@ -1,0 +1,314 @@
+"""``RTCPeerConnection``: the supervisor and the public surface (webrtc-pc §4).
+
+``async with RTCPeerConnection(configuration) as pc:`` starts one supervising task whose nursery
+holds every driver of this connection: the ICE transport, the DTLS transport and the SCTP
+association. Leaving the block or ``await pc.close()`` cancels that nursery, which closes every
+socket; the connection ends in ``closed``. The user's code in the block is never cancelled by
+the peer connection (the drivers live in a nursery of their own).
+
+The offer/answer rules are in :mod:`trio_rtc.jsep`; this module applies descriptions, wires the
+layers together and keeps the spec's states and events. Everything is BUNDLEd on one ICE
+transport and one DTLS transport.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import types
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import attrs
+import trio
+
+from ..configuration import RTCConfiguration
+from ..dtls.certificate import RTCCertificate
+from ..dtls.driver import RTCDtlsTransport
+from ..events import event_handler_property
+from ..exceptions import (
+    InvalidAccessError,
+    InvalidStateError,
+    NotSupportedError,
+)
+from ..ice.transport import (
+    RTCIceTransport,
+)
+from ..sessiondescription import RTCSessionDescription
+from ..stats import RTCStatsReport, collect_stats
+from .negotiation import Negotiation
+
+__all__ = ["RTCPeerConnection"]
+
+logger = logging.getLogger("trio_rtc.pc")
+
+_MEDIA_LATER = "media arrives with the media issue; trio_rtc has data channels only for now"
+
+
+class RTCPeerConnection(Negotiation):
+    """The W3C ``RTCPeerConnection`` on trio. See ``docs/peerconnection.md``."""
+
+    onconnectionstatechange = event_handler_property["RTCPeerConnection"]("connectionstatechange")
+    ondatachannel = event_handler_property["RTCPeerConnection"]("datachannel")
+    onicecandidate = event_handler_property["RTCPeerConnection"]("icecandidate")
+    onicecandidateerror = event_handler_property["RTCPeerConnection"]("icecandidateerror")
+    oniceconnectionstatechange = event_handler_property["RTCPeerConnection"](
+        "iceconnectionstatechange"
+    )
+    onicegatheringstatechange = event_handler_property["RTCPeerConnection"](
+        "icegatheringstatechange"
+    )
+    onnegotiationneeded = event_handler_property["RTCPeerConnection"]("negotiationneeded")
+    onsignalingstatechange = event_handler_property["RTCPeerConnection"]("signalingstatechange")
+    ontrack = event_handler_property["RTCPeerConnection"]("track")
+
+    # --- configuration and static members -----------------------------------------------------
+
+    @staticmethod
+    async def generateCertificate(
+        keygenAlgorithm: str | Mapping[str, Any] | None = None,
+    ) -> RTCCertificate:
+        """``RTCPeerConnection.generateCertificate()``: see :meth:`RTCCertificate.generate`."""
+        return await RTCCertificate.generate(keygenAlgorithm)
+
+    def getConfiguration(self) -> dict[str, Any]:
+        config = self._config
+        if self._certificate is not None and not config.certificates:
+            config = attrs.evolve(config, certificates=(self._certificate,))
+        return config.to_dict()
+
+    def setConfiguration(self, configuration: RTCConfiguration | Mapping[str, Any]) -> None:
+        """Change the configuration with the spec's restrictions (webrtc-pc §4.4.1.6).
+
+        New ``iceServers`` are kept and reported by ``getConfiguration()``; the running ICE
+        transport keeps the servers it was created with (see docs/peerconnection.md)."""
+        if self._closed:
+            raise InvalidStateError("setConfiguration(): the RTCPeerConnection is closed")
+        new = RTCConfiguration.coerce(configuration)
+        self._config.check_update(
+            new,
+            local_description_set=self._current_local is not None
+            or self._pending_local is not None,
+        )
+        self._config = attrs.evolve(new, certificates=self._config.certificates)
+
+    def getDefaultIceServers(self) -> list[dict[str, Any]]:
+        """No ICE servers are used unless the configuration names them."""
+        return []
+
+    # --- read-only attributes ------------------------------------------------------------------
+
+    @property
+    def signalingState(self) -> str:
+        return self._signaling_state
+
+    @property
+    def iceGatheringState(self) -> str:
+        return self._gathering_state
+
+    @property
+    def iceConnectionState(self) -> str:
+        return self._ice_connection_state
+
+    @property
+    def connectionState(self) -> str:
+        return self._connection_state
+
+    @property
+    def canTrickleIceCandidates(self) -> bool | None:
+        """None until a remote description is set; then whether it says ``ice-options:trickle``."""
+        remote = self._pending_remote or self._current_remote
+        if remote is None:
+            return None
+        model = remote.model
+        if "trickle" in model.ice_options:
+            return True
+        return any("trickle" in model.ice_options_for(m) for m in model.media)
+
+    @property
+    def localDescription(self) -> RTCSessionDescription | None:
+        return self._local_view(self._pending_local or self._current_local)
+
+    @property
+    def currentLocalDescription(self) -> RTCSessionDescription | None:
+        return self._local_view(self._current_local)
+
+    @property
+    def pendingLocalDescription(self) -> RTCSessionDescription | None:
+        return self._local_view(self._pending_local)
+
+    @property
+    def remoteDescription(self) -> RTCSessionDescription | None:
+        return self._remote_view(self._pending_remote or self._current_remote)
+
+    @property
+    def currentRemoteDescription(self) -> RTCSessionDescription | None:
+        return self._remote_view(self._current_remote)
+
+    @property
+    def pendingRemoteDescription(self) -> RTCSessionDescription | None:
+        return self._remote_view(self._pending_remote)
+
+    @property
+    def sctp(self) -> Any:
+        """The RTCSctpTransport once a data m-section is negotiated, else None."""
+        return self._data.sctp
+
+    # --- media: the media issue completes these -------------------------------------------------
+
+    def getSenders(self) -> list[Any]:
+        return []
+
+    def getReceivers(self) -> list[Any]:
+        return []
+
+    def getTransceivers(self) -> list[Any]:
+        return []
+
+    def addTrack(self, track: Any, *streams: Any) -> Any:
+        self._check_not_closed("addTrack()")
+        raise NotSupportedError(f"addTrack(): {_MEDIA_LATER}")
+
+    def removeTrack(self, sender: Any) -> None:
+        self._check_not_closed("removeTrack()")
+        raise NotSupportedError(f"removeTrack(): {_MEDIA_LATER}")
+
+    def addTransceiver(self, trackOrKind: Any, init: Mapping[str, Any] | None = None) -> Any:
+        self._check_not_closed("addTransceiver()")
+        raise NotSupportedError(f"addTransceiver(): {_MEDIA_LATER}")
+
+    # --- data channels ---------------------------------------------------------------------------
+
+    def createDataChannel(
+        self, label: str, dataChannelDict: Mapping[str, Any] | None = None, **options: Any
+    ) -> Any:
+        """Create an RTCDataChannel (webrtc-pc §6.1); options as a dict or keywords."""
+        self._check_not_closed("createDataChannel()")
+        channel = self._data.create(label, {**(dataChannelDict or {}), **options})
+        if not self._data_negotiated():
+            self._update_negotiation_needed()
+        return channel
+
+    # --- lifetime -------------------------------------------------------------------------------
+
+    async def __aenter__(self) -> RTCPeerConnection:
+        self._context = self._running()
+        return await self._context.__aenter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: types.TracebackType | None,
+    ) -> bool:
+        return bool(await self._context.__aexit__(exc_type, exc, tb))
+
+    @contextlib.asynccontextmanager
+    async def _running(self) -> AsyncIterator[RTCPeerConnection]:
+        if self._entered:
+            raise InvalidStateError("an RTCPeerConnection can be opened once; create a new one")
+        if self._closed:
+            raise InvalidStateError("the RTCPeerConnection is closed; create a new one")
+        self._entered = True
+        try:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(self._supervise)
+                try:
+                    yield self
+                finally:
+                    self._close_now()
+        finally:
+            self._close_now()
+
+    async def _supervise(self, *, task_status: trio.TaskStatus[None]) -> None:
+        """The supervising task: its nursery holds every driver of this connection."""
+        try:
+            async with trio.open_nursery() as nursery:
+                self._supervisor_scope = nursery.cancel_scope
+                if self._certificate is None:
+                    self._certificate = await RTCCertificate.generate()
+                ice = RTCIceTransport(
+                    iceServers=self._config.iceServers,
+                    controlling=True,
+                    options=self._ice_options,
+                )
+                ice.addEventListener("icecandidate", self._on_ice_candidate)
+                ice.addEventListener("gatheringstatechange", self._on_gathering_state)
+                ice.addEventListener("statechange", lambda _e: self._update_states())
+                ice.addEventListener("icecandidateerror", self._on_ice_candidate_error)
+                await nursery.start(ice.run)
+                self._ice = ice
+                self._nursery = nursery
+                self._event_nursery = nursery
+                if self._config.iceCandidatePoolSize > 0:
+                    ice.gather()  # pre-gathering; announced once a local description is set
+                task_status.started()
+                if self._negotiation_update_pending and not self._closed:
+                    self._negotiation_update_pending = False
+                    self._update_negotiation_needed()
+                await trio.sleep_forever()
+        finally:
+            self._nursery = None
+            self._event_nursery = None
+            self._close_now()
+
+    async def close(self) -> None:
+        """Close the connection (webrtc-pc §4.4.1.3): every task stops, every socket closes."""
+        self._close_now()
+        await trio.lowlevel.checkpoint()
+
+    def _close_now(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._signaling_state = "closed"
+        self._data.close()
+        if self._dtls is not None:
+            self._dtls.close()
+        if self._ice is not None:
+            self._ice.stop()
+        # The spec sets these without firing events.
+        self._ice_connection_state = "closed"
+        self._connection_state = "closed"
+        if self._supervisor_scope is not None:
+            self._supervisor_scope.cancel()
+        self._notify_waiters()
+
+    # --- trio-native additions ------------------------------------------------------------------
+
+    async def wait_connection_state(self, *states: str) -> str:
+        """Wait until ``connectionState`` is one of ``states``; return it."""
+        await self.wait_until(lambda: self._connection_state in states)
+        return self._connection_state
+
+    async def wait_gathering_complete(self) -> None:
+        """Wait until ``iceGatheringState`` is ``complete`` (for non-trickle signalling)."""
+        await self.wait_until(lambda: self._gathering_state == "complete" or self._closed)
+
+    @property
+    def ice_transport(self) -> RTCIceTransport | None:
+        """The one (BUNDLE) ICE transport, once the connection is open."""
+        return self._ice
+
+    @property
+    def dtls_transport(self) -> RTCDtlsTransport | None:
+        """The DTLS transport, once an answer fixed the DTLS roles."""
+        return self._dtls
+
+    @property
+    def certificate(self) -> RTCCertificate | None:
+        return self._certificate
+
+    async def getStats(self, selector: Any = None) -> RTCStatsReport:
+        """An RTCStatsReport (a mapping of id to stats dict); see :mod:`trio_rtc.stats`."""
+        if selector is not None:
+            raise InvalidAccessError(f"getStats(): {selector!r} is not a track of this connection")
+        await trio.lowlevel.checkpoint()
+        return collect_stats(
+            ice=self._ice,
+            ice_in_use=self._ice_applied,
+            dtls=self._dtls,
+            certificate=self._certificate,
+            sctp=self._data.sctp,
+            channels=self._data.channels,
+        )

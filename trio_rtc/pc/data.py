@@ -1,0 +1,89 @@
+"""The peer connection's data-channel side: channels made before the SCTP transport exists, the
+RTCSctpTransport once the data m-section is negotiated, and its ``datachannel`` events."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import trio
+
+from ..datachannel import RTCDataChannel, RTCDataChannelEvent
+from ..dtls.driver import RTCDtlsTransport
+from ..events import EventTarget
+from ..jsep import RemoteTransport
+from ..sctp.transport import RTCSctpTransport
+
+__all__ = ["DataChannels"]
+
+_OPTIONS = frozenset(
+    {"ordered", "maxPacketLifetime", "maxRetransmits", "protocol", "negotiated", "id", "priority"}
+)
+
+#: What we announce in ``a=max-message-size`` (RFC 8841 §6), as Chromium does.
+LOCAL_MAX_MESSAGE_SIZE = 262144
+
+
+class DataChannels:
+    """Owned by one RTCPeerConnection (``owner``), which re-dispatches ``datachannel``."""
+
+    local_max_message_size = LOCAL_MAX_MESSAGE_SIZE
+
+    def __init__(self, owner: EventTarget) -> None:
+        self._owner = owner
+        self.sctp: RTCSctpTransport | None = None
+        #: True once createDataChannel was called: the next offer needs a data m-section.
+        self.wanted = False
+        self._pending: list[RTCDataChannel] = []
+        #: Every channel created or announced on this connection (for getStats after closing).
+        self.channels: list[RTCDataChannel] = []
+
+    def create(self, label: str, options: Mapping[str, Any]) -> RTCDataChannel:
+        unknown = set(options) - _OPTIONS
+        if unknown:
+            raise TypeError(
+                f"RTCDataChannelInit has no member(s) {sorted(unknown)}; "
+                f"expected some of {sorted(_OPTIONS)}"
+            )
+        channel = RTCDataChannel(label, **options)
+        if self.sctp is not None:
+            self.sctp.add_channel(channel)  # OperationError if a negotiated id is taken
+        else:
+            self._pending.append(channel)
+        self.wanted = True
+        self.channels.append(channel)
+        return channel
+
+    def start(self, nursery: trio.Nursery, dtls: RTCDtlsTransport, remote: RemoteTransport) -> None:
+        """Create the SCTP transport over ``dtls`` and run it in the peer connection's nursery."""
+        if self.sctp is not None:
+            return
+        sctp = RTCSctpTransport(
+            dtls,
+            remote_port=remote.sctp_port,
+            local_max_message_size=self.local_max_message_size,
+            remote_max_message_size=remote.max_message_size,
+        )
+        sctp.addEventListener("datachannel", self._on_remote_channel)
+        self.sctp = sctp
+        pending, self._pending = self._pending, []
+        for channel in pending:
+            sctp.add_channel(channel)
+        nursery.start_soon(sctp.run)
+
+    def update_remote(self, remote: RemoteTransport) -> None:
+        """A renegotiation may change the peer's ``a=max-message-size``."""
+        if self.sctp is not None:
+            self.sctp.set_remote_max_message_size(remote.max_message_size)
+
+    def _on_remote_channel(self, event: RTCDataChannelEvent) -> None:
+        self.channels.append(event.channel)
+        self._owner.dispatchEvent(RTCDataChannelEvent("datachannel", event.channel))
+
+    def close(self) -> None:
+        """``RTCPeerConnection.close()``: every channel ends ``closed`` without events."""
+        if self.sctp is not None:
+            self.sctp.stop()
+        pending, self._pending = self._pending, []
+        for channel in pending:
+            channel._set_closed(error=None, fire=False)
