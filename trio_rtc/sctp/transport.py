@@ -121,6 +121,7 @@ class RTCSctpTransport(EventTarget):
         self._pending: list[RTCDataChannel] = []
         self._announce: list[RTCDataChannel] = []
         self._watched: dict[RTCDataChannel, None] = {}
+        self._resets: dict[RTCDataChannel, None] = {}
         self._paused_by: RTCDataChannel | None = None
         self._started = False
         self._pumping = False
@@ -326,6 +327,8 @@ class RTCSctpTransport(EventTarget):
                     return
                 if self._watched:
                     self._check_buffered()
+                if self._resets:
+                    self._send_resets()
                 if not (packets or handled or self._wake_pending or self._announce):
                     return
         finally:
@@ -478,6 +481,7 @@ class RTCSctpTransport(EventTarget):
         self._pending.clear()
         self._announce.clear()
         self._watched.clear()
+        self._resets.clear()
         self._paused_by = None
         for channel in channels:
             if channel.readyState != "closed":
@@ -509,16 +513,29 @@ class RTCSctpTransport(EventTarget):
             self._request_flush()
 
     def _close_channel(self, channel: RTCDataChannel) -> None:
-        stream_id = channel._id
-        assert stream_id is not None
-        try:
-            self._dcep.close_channel(stream_id)
-        except InvalidStateError:
-            # The association cannot reset streams any more: nothing left to close.
-            self._channels.pop(stream_id, None)
-            channel._set_closed(error=None)
-            return
+        # The reset goes out from the pump, in a packet after the channel's last DATA: a
+        # RE-CONFIG bundled ahead of that DATA (control chunks come first in a packet) would
+        # reach the peer before the data it must wait for, get "in progress" (RFC 6525 §5.2.2)
+        # and be retried only after a full RTO.
+        self._resets[channel] = None
         self._request_flush()
+
+    def _send_resets(self) -> None:
+        association = self._association
+        for channel in list(self._resets):
+            stream_id = channel._id
+            if stream_id is None or channel.readyState != "closing":
+                del self._resets[channel]
+            elif association.buffered_amount(stream_id) == 0:
+                del self._resets[channel]
+                try:
+                    self._dcep.close_channel(stream_id)
+                except InvalidStateError:
+                    # The association cannot reset streams any more: nothing left to close.
+                    self._channels.pop(stream_id, None)
+                    channel._set_closed(error=None)
+                    continue
+                self._wake_pending = True
 
     def _forget_pending(self, channel: RTCDataChannel) -> None:
         if channel in self._pending:

@@ -1,0 +1,205 @@
+"""Closing: by either side (stream reset, RFC 8831 §6.7), id reuse, transport stop, peer abort,
+and cancellation of the whole stack mid-transfer leaving no task or file descriptor behind."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import trio
+import trio.lowlevel
+from test_datachannel_stack import recorder, remote_channels, sctp_pair
+
+from trio_rtc.datachannel import RTCDataChannel
+from trio_rtc.dtls.driver import RTCErrorEvent
+from trio_rtc.exceptions import InvalidStateError, OperationError
+
+
+def fd_count() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def task_count() -> int:
+    def walk(task: trio.lowlevel.Task) -> int:
+        return 1 + sum(walk(child) for n in task.child_nurseries for child in n.child_tasks)
+
+    return walk(trio.lowlevel.current_root_task())  # type: ignore[arg-type]
+
+
+EVENTS = ("open", "closing", "close", "error")
+
+
+@pytest.mark.parametrize("closer", ["opener", "answerer"])
+async def test_close_from_either_side_resets_the_stream_and_frees_the_id(closer: str) -> None:
+    with trio.fail_after(10):
+        async with sctp_pair() as stack:
+            at_b = remote_channels(stack.sctp_b)
+            a = RTCDataChannel("c")
+            stack.sctp_a.add_channel(a)
+            await a.wait_open()
+            await stack.sctp_b.wait_until(lambda: bool(at_b))
+            [b] = at_b
+            seen_a = recorder(a, *EVENTS)
+            seen_b = recorder(b, *EVENTS)
+            first_id = a.id
+            local, remote = (a, b) if closer == "opener" else (b, a)
+            seen_local, seen_remote = (seen_a, seen_b) if closer == "opener" else (seen_b, seen_a)
+            # What was sent before close() still arrives (the reset waits for it).
+            local.send("last words")
+            local.close()
+            assert local.readyState == "closing"
+            local.close()  # closing twice is a no-op
+            assert await remote.receive() == "last words"
+            await local.wait_until(lambda: local.readyState == "closed")
+            await remote.wait_until(lambda: remote.readyState == "closed")
+            # The closing side does not get "closing" (webrtc-pc §6.2.4); the other one does.
+            assert seen_local == [("close", "closed")]
+            assert seen_remote == [("closing", "closing"), ("close", "closed")]
+            with pytest.raises(trio.EndOfChannel):
+                await remote.receive()
+            assert stack.sctp_a.channel_stats() == []
+            assert stack.sctp_a.stats()["dataChannelsClosed"] == 1
+            # The stream id is free again on both sides.
+            again = RTCDataChannel("again")
+            stack.sctp_a.add_channel(again)
+            assert again.id == first_id
+            await again.wait_open()
+            await stack.sctp_b.wait_until(lambda: len(at_b) == 2)
+            again.send(b"reused")
+            assert await at_b[1].receive() == b"reused"
+
+
+async def test_negotiated_id_reuse_and_conflicts() -> None:
+    with trio.fail_after(10):
+        async with sctp_pair() as stack:
+            a = RTCDataChannel("n", negotiated=True, id=5)
+            b = RTCDataChannel("n", negotiated=True, id=5)
+            stack.sctp_a.add_channel(a)
+            stack.sctp_b.add_channel(b)
+            with pytest.raises(OperationError):
+                stack.sctp_a.add_channel(RTCDataChannel("dup", negotiated=True, id=5))
+            with pytest.raises(InvalidStateError):
+                stack.sctp_a.add_channel(a)
+            await a.wait_open()
+            await b.wait_open()
+            await b.aclose()
+            await a.wait_until(lambda: a.readyState == "closed")
+            a2 = RTCDataChannel("n2", negotiated=True, id=5)
+            b2 = RTCDataChannel("n2", negotiated=True, id=5)
+            stack.sctp_a.add_channel(a2)
+            stack.sctp_b.add_channel(b2)
+            await a2.wait_open()
+            await b2.wait_open()
+            a2.send("second life")
+            assert await b2.receive() == "second life"
+
+
+async def test_close_before_open_and_aclose() -> None:
+    with trio.fail_after(10):
+        async with sctp_pair(start=False) as stack:
+            never = RTCDataChannel("never")
+            stack.sctp_a.add_channel(never)
+            seen = recorder(never, *EVENTS)
+            never.close()
+            assert never.readyState == "closed" and seen == [("close", "closed")]
+            with pytest.raises(InvalidStateError):
+                await never.wait_open()
+            detached = RTCDataChannel("detached")
+            await detached.aclose()
+            assert detached.readyState == "closed"
+            await stack.start()
+            await stack.connected()
+            assert stack.sctp_a.channel_stats() == []
+
+
+async def test_stop_closes_every_channel_without_events() -> None:
+    with trio.fail_after(10):
+        async with sctp_pair() as stack:
+            at_b = remote_channels(stack.sctp_b)
+            channels = [RTCDataChannel(f"c{i}") for i in range(3)]
+            for channel in channels:
+                stack.sctp_a.add_channel(channel)
+            for channel in channels:
+                await channel.wait_open()
+            await stack.sctp_b.wait_until(lambda: len(at_b) == 3)
+            seen = recorder(channels[0], *EVENTS)
+            pending = RTCDataChannel("pending")
+            stack.sctp_a.stop()
+            assert stack.sctp_a.state == "closed"
+            assert all(c.readyState == "closed" for c in channels)
+            assert seen == []  # like RTCPeerConnection.close(): no events
+            with pytest.raises(InvalidStateError):
+                stack.sctp_a.add_channel(pending)
+            with pytest.raises(trio.EndOfChannel):
+                await channels[0].receive()
+            # The peer got our ABORT: its channels close with an error, its transport closes.
+            peer_seen = recorder(at_b[0], *EVENTS)
+            await stack.sctp_b.wait_until(lambda: stack.sctp_b.state == "closed")
+            assert all(c.readyState == "closed" for c in at_b)
+            assert [kind for kind, _ in peer_seen] == ["error", "close"]
+            with pytest.raises(trio.BrokenResourceError):
+                await at_b[0].receive()
+
+
+async def test_peer_abort_fires_error_with_sctp_failure() -> None:
+    with trio.fail_after(10):
+        async with sctp_pair() as stack:
+            a = RTCDataChannel("x", negotiated=True, id=0)
+            b = RTCDataChannel("x", negotiated=True, id=0)
+            stack.sctp_a.add_channel(a)
+            stack.sctp_b.add_channel(b)
+            await b.wait_open()
+            errors: list[RTCErrorEvent] = []
+            b.onerror = errors.append
+            states: list[str] = []
+            stack.sctp_b.onstatechange = lambda event: states.append(stack.sctp_b.state)
+            stack.sctp_a.stop()
+            await b.wait_until(lambda: b.readyState == "closed")
+            [error] = errors
+            assert error.error.errorDetail == "sctp-failure"
+            assert states == ["closed"]
+
+
+async def test_dtls_close_closes_the_sctp_transport() -> None:
+    with trio.fail_after(10):
+        async with sctp_pair() as stack:
+            a = RTCDataChannel("x", negotiated=True, id=0)
+            stack.sctp_a.add_channel(a)
+            await a.wait_open()
+            stack.dtls_a.close()
+            await stack.sctp_a.wait_until(lambda: stack.sctp_a.state == "closed")
+            assert a.readyState == "closed"
+
+
+async def test_cancelling_mid_transfer_leaves_no_task_or_fd() -> None:
+    await trio.lowlevel.checkpoint()
+    fds_before = fd_count()
+    tasks_before = task_count()
+    for delay in (0.0, 0.002, 0.02, 0.1):
+        with trio.move_on_after(5):
+            async with sctp_pair() as stack:
+                a = RTCDataChannel("bulk", negotiated=True, id=1)
+                b = RTCDataChannel("bulk", negotiated=True, id=1)
+                stack.sctp_a.add_channel(a)
+                stack.sctp_b.add_channel(b)
+
+                async def pump(a: RTCDataChannel = a, b: RTCDataChannel = b) -> None:
+                    async with trio.open_nursery() as nursery:
+                        nursery.start_soon(_send_forever, a)
+                        async for _message in b:
+                            pass
+
+                with trio.move_on_after(delay):
+                    await pump()
+                transports = (stack.sctp_a, stack.sctp_b)
+                stack.nursery.cancel_scope.cancel()
+        assert all(t.state == "closed" for t in transports)
+        assert a.readyState == b.readyState == "closed"
+        assert fd_count() == fds_before
+        assert task_count() == tasks_before
+
+
+async def _send_forever(channel: RTCDataChannel) -> None:
+    chunk = b"c" * 16384
+    while True:
+        await channel.send_message(chunk)
