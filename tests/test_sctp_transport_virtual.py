@@ -42,7 +42,7 @@ async def test_five_percent_loss_delivers_everything_in_order(
                     for offset in range(0, len(blob), 16384):
                         await a.send_message(blob[offset : offset + 16384])
                     for i in range(2000):
-                        await small.send_message("%d" % i)
+                        await small.send_message(str(i))
 
                 digest = hashlib.sha256()
                 got = 0
@@ -57,7 +57,7 @@ async def test_five_percent_loss_delivers_everything_in_order(
                             break
                     texts = [await small_b.receive() for _ in range(2000)]
                 assert digest.hexdigest() == hashlib.sha256(blob).hexdigest()
-                assert texts == ["%d" % i for i in range(2000)]
+                assert texts == [str(i) for i in range(2000)]
                 # Virtual seconds: loss recovery works by fast retransmit, not by long timeouts.
                 elapsed = trio.current_time() - started
                 assert elapsed < 30
