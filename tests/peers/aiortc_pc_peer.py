@@ -1,0 +1,422 @@
+"""An aiortc RTCPeerConnection run as a subprocess and driven by JSON lines on stdin/stdout.
+
+aiortc is asyncio-based, so the trio tests start this script (``aiortc_pc_harness.py``) and speak
+the control protocol that the browser page ``web/peer.js`` speaks too (docs/interop.md): every
+command line carries an ``id`` and is answered by ``{"type": "result", "id", "value"}`` or
+``{"type": "error", "id", "error"}``; every other line is an event (``candidate``, ``state``,
+``datachannel``, ``open``, ``close``, ``message``, ``transfer``, ``ignored``, ``log``). The
+configuration is one JSON object on the command line: ``trickle``, ``echo``, ``allow``
+(networks besides loopback, only given inside a test-made network namespace), ``mdns``.
+
+aiortc gathers every candidate inside setLocalDescription and writes them into the SDP. With
+``trickle`` (the default) the description handed back has its candidate lines removed and the
+candidates come as ``candidate`` events instead, in the ``candidate.toJSON()`` shape a browser
+uses; without it they stay in the SDP (candidate events are still emitted, like a browser's).
+
+Safety: aioice only binds 127.0.0.1 (its address enumeration is replaced: it leaves out loopback
+when another interface exists), aiortc gets no STUN server (its default is a public one), remote
+candidates outside the allowed networks are refused (``ignored``), datagrams from outside them are
+dropped and sends to outside them are refused. ``.local`` names are resolved (multicast) only with
+``mdns``, which the harness allows only inside a namespace of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import ipaddress
+import json
+import logging
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aioice.ice
+from aiortc import RTCConfiguration, RTCDataChannel, RTCPeerConnection, RTCSessionDescription
+from aiortc.sdp import candidate_from_sdp
+
+MAX_LINE = 16 << 20
+# Chunks of a send_bytes transfer wait below this much buffered data (aiortc buffers without
+# limit, so the sender must pace itself).
+HIGH_WATER = 1 << 20
+LOW_WATER = 256 << 10
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+logger = logging.getLogger("aiortc_pc_peer")
+
+
+def emit(message: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(message) + "\n")
+    sys.stdout.flush()
+
+
+class Guard:
+    """Which remote addresses this peer may talk to: loopback plus the configured networks."""
+
+    def __init__(self, allow: list[str]) -> None:
+        self.networks: list[Network] = [ipaddress.ip_network(n) for n in allow]
+
+    def allows(self, host: str) -> bool:
+        try:
+            address = ipaddress.ip_address(host.split("%")[0])
+        except ValueError:
+            return False
+        return address.is_loopback or any(address in n for n in self.networks)
+
+    def install(self) -> None:
+        """Patch aioice so that nothing reaches or leaves for a host outside the guard."""
+        aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"]
+        protocol = aioice.ice.StunProtocol
+        received = protocol.datagram_received
+        send_stun = protocol.send_stun
+        send_data = protocol.send_data
+        guard = self
+
+        def guarded_received(self: Any, data: bytes | str, addr: tuple[Any, ...]) -> None:
+            if guard.allows(str(addr[0])):
+                received(self, data, addr)
+            else:
+                logger.warning("dropped a datagram from %s", addr)
+
+        def guarded_send_stun(self: Any, message: Any, addr: tuple[str, int]) -> None:
+            if guard.allows(str(addr[0])):
+                send_stun(self, message, addr)
+            else:
+                logger.warning("refused to send STUN to %s", addr)
+
+        async def guarded_send_data(self: Any, data: bytes, addr: tuple[str, int]) -> None:
+            if guard.allows(str(addr[0])):
+                await send_data(self, data, addr)
+            else:
+                logger.warning("refused to send data to %s", addr)
+
+        protocol.datagram_received = guarded_received  # type: ignore[method-assign]
+        protocol.send_stun = guarded_send_stun  # type: ignore[method-assign]
+        protocol.send_data = guarded_send_data  # type: ignore[method-assign]
+
+
+def channel_info(channel: RTCDataChannel) -> dict[str, Any]:
+    return {
+        "label": channel.label,
+        "id": channel.id,
+        "protocol": channel.protocol,
+        "ordered": channel.ordered,
+        "negotiated": channel.negotiated,
+        "maxRetransmits": channel.maxRetransmits,
+        "maxPacketLifeTime": channel.maxPacketLifeTime,
+    }
+
+
+class Channel:
+    """A data channel addressed by its label, with its echo switch and an optional byte sink."""
+
+    def __init__(self, channel: RTCDataChannel, echo: bool) -> None:
+        self.channel = channel
+        self.echo = echo
+        self.sink_expected = 0
+        self.sink_received = 0
+        self.sink_hash: Any = None
+        channel.on("open", lambda: emit({"type": "open", **channel_info(channel)}))
+        channel.on("close", lambda: emit({"type": "close", "label": channel.label}))
+        channel.on("message", self.on_message)
+
+    def on_message(self, data: str | bytes) -> None:
+        label = self.channel.label
+        if self.sink_hash is not None and isinstance(data, bytes):
+            if self.sink_received + len(data) > self.sink_expected:
+                self.sink_hash = None
+                emit(
+                    {"type": "log", "level": "error", "text": f"{label}: more bytes than expected"}
+                )
+                return
+            self.sink_hash.update(data)
+            self.sink_received += len(data)
+            if self.sink_received == self.sink_expected:
+                digest = self.sink_hash.hexdigest()
+                self.sink_hash = None
+                emit(
+                    {
+                        "type": "transfer",
+                        "label": label,
+                        "bytes": self.sink_received,
+                        "sha256": digest,
+                    }
+                )
+            return
+        if self.echo:
+            self.channel.send(data)
+        elif isinstance(data, str):
+            emit({"type": "message", "label": label, "text": data})
+        else:
+            emit({"type": "message", "label": label, "binary": base64.b64encode(data).decode()})
+
+    async def send_bytes(self, nbytes: int, chunk: int) -> dict[str, Any]:
+        channel = self.channel
+        data = os.urandom(nbytes)
+        channel.bufferedAmountLowThreshold = LOW_WATER
+        low = asyncio.Event()
+        channel.on("bufferedamountlow", low.set)
+        try:
+            for offset in range(0, nbytes, chunk):
+                while channel.bufferedAmount > HIGH_WATER:
+                    low.clear()
+                    await low.wait()
+                channel.send(data[offset : offset + chunk])
+        finally:
+            channel.remove_listener("bufferedamountlow", low.set)
+        return {"sha256": hashlib.sha256(data).hexdigest(), "bytes": nbytes}
+
+
+def split_candidates(sdp: str) -> tuple[str, list[dict[str, Any]]]:
+    """The SDP without candidate lines, and its candidates as ``candidate.toJSON()`` dicts.
+
+    Only the first m-section's candidates are listed: aiortc bundles everything on one transport,
+    and a browser trickles the bundle's candidates once, for the first mid, the same way.
+    """
+    kept: list[str] = []
+    candidates: list[dict[str, Any]] = []
+    mline_index = -1
+    ufrag: str | None = None
+    for line in sdp.splitlines():
+        if line.startswith("m="):
+            mline_index += 1
+        elif line.startswith("a=ice-ufrag:"):
+            ufrag = line[len("a=ice-ufrag:") :]
+        if line.startswith("a=candidate:"):
+            if mline_index == 0:
+                candidates.append({"candidate": line[2:], "sdpMLineIndex": 0})
+            continue
+        if line == "a=end-of-candidates":
+            continue
+        kept.append(line)
+    for candidate in candidates:
+        candidate["sdpMid"] = _first_mid(sdp)
+        candidate["usernameFragment"] = ufrag
+    return "\r\n".join(kept) + "\r\n", candidates
+
+
+def _first_mid(sdp: str) -> str | None:
+    seen_m = False
+    for line in sdp.splitlines():
+        if line.startswith("m="):
+            if seen_m:
+                return None
+            seen_m = True
+        elif seen_m and line.startswith("a=mid:"):
+            return line[len("a=mid:") :]
+    return None
+
+
+class Peer:
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.trickle = bool(config.get("trickle", True))
+        self.echo = bool(config.get("echo", False))
+        self.mdns = bool(config.get("mdns", False))
+        self.guard = Guard([str(n) for n in config.get("allow", [])])
+        self.guard.install()
+        # An explicit empty list: without it aiortc would gather from a public STUN server.
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        self.channels: dict[str, Channel] = {}
+        self.tasks: set[asyncio.Task[None]] = set()
+        for event in (
+            "connectionstatechange",
+            "iceconnectionstatechange",
+            "icegatheringstatechange",
+            "signalingstatechange",
+        ):
+            self.pc.on(event, self._state_reporter(event))
+        self.pc.on("datachannel", self.on_datachannel)
+
+    def _state_reporter(self, event: str) -> Callable[[], None]:
+        return lambda: emit({"type": "state", "event": event, **self.states()})
+
+    def states(self) -> dict[str, str]:
+        return {
+            "connectionState": self.pc.connectionState,
+            "iceConnectionState": self.pc.iceConnectionState,
+            "iceGatheringState": self.pc.iceGatheringState,
+            "signalingState": self.pc.signalingState,
+        }
+
+    def on_datachannel(self, channel: RTCDataChannel) -> None:
+        self.adopt(channel, self.echo)
+        emit({"type": "datachannel", **channel_info(channel)})
+        # aiortc may have opened the channel before announcing it; say so like a browser would.
+        if channel.readyState == "open":
+            emit({"type": "open", **channel_info(channel)})
+
+    def adopt(self, channel: RTCDataChannel, echo: bool) -> Channel:
+        if channel.label in self.channels:
+            raise ValueError(f"the test addresses channels by label; {channel.label} is taken")
+        entry = Channel(channel, echo)
+        self.channels[channel.label] = entry
+        return entry
+
+    def channel(self, label: str) -> Channel:
+        entry = self.channels.get(label)
+        if entry is None:
+            raise ValueError(f"no data channel labelled {label}")
+        return entry
+
+    def candidate_allowed(self, line: str) -> str | None:
+        """Why the candidate ``line`` (``candidate:…``) is refused, or None if it may be used."""
+        try:
+            parsed = candidate_from_sdp(line.split(":", 1)[1])
+        except (AssertionError, IndexError, ValueError) as exc:
+            return f"unparsable: {exc}"
+        if parsed.protocol.lower() != "udp":
+            return "not UDP (aioice only does UDP)"
+        if parsed.ip.endswith(".local"):
+            return None if self.mdns else "mDNS name and mdns is off"
+        if not self.guard.allows(parsed.ip):
+            return "address outside the allowed networks"
+        return None
+
+    def filter_sdp(self, sdp: str) -> str:
+        kept = []
+        for line in sdp.splitlines():
+            if line.startswith("a=candidate:"):
+                reason = self.candidate_allowed(line[2:])
+                if reason is not None:
+                    emit({"type": "ignored", "candidate": line[2:], "reason": reason})
+                    continue
+            kept.append(line)
+        return "\r\n".join(kept) + "\r\n"
+
+    async def local_description(self) -> dict[str, Any]:
+        description = self.pc.localDescription
+        stripped, candidates = split_candidates(description.sdp)
+        for candidate in candidates:
+            emit({"type": "candidate", "candidate": candidate})
+        emit({"type": "candidate", "candidate": None})
+        sdp = stripped if self.trickle else description.sdp
+        return {"type": description.type, "sdp": sdp}
+
+    # -- commands: each returns the JSON value of its result --------------------------------
+
+    async def cmd_create_offer(self, message: dict[str, Any]) -> Any:
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        return await self.local_description()
+
+    async def cmd_create_answer(self, message: dict[str, Any]) -> Any:
+        await self.pc.setLocalDescription(await self.pc.createAnswer())
+        return await self.local_description()
+
+    async def cmd_set_remote(self, message: dict[str, Any]) -> Any:
+        description = message["description"]
+        sdp = self.filter_sdp(str(description["sdp"]))
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type=description["type"]))
+        return None
+
+    async def cmd_add_candidate(self, message: dict[str, Any]) -> Any:
+        init = message.get("candidate")
+        if init is None or not init.get("candidate"):
+            await self.pc.addIceCandidate(None)
+            return None
+        line = str(init["candidate"])
+        reason = self.candidate_allowed(line)
+        if reason is not None:
+            emit({"type": "ignored", "candidate": line, "reason": reason})
+            return None
+        candidate = candidate_from_sdp(line.split(":", 1)[1])
+        candidate.sdpMid = init.get("sdpMid")
+        candidate.sdpMLineIndex = init.get("sdpMLineIndex")
+        await self.pc.addIceCandidate(candidate)
+        return None
+
+    async def cmd_create_channel(self, message: dict[str, Any]) -> Any:
+        options = dict(message.get("options") or {})
+        channel = self.pc.createDataChannel(str(message["label"]), **options)
+        self.adopt(channel, bool(message.get("echo", False)))
+        return channel_info(channel)
+
+    async def cmd_send(self, message: dict[str, Any]) -> Any:
+        entry = self.channel(str(message["label"]))
+        if "text" in message:
+            entry.channel.send(str(message["text"]))
+        else:
+            entry.channel.send(base64.b64decode(message["binary"]))
+        return None
+
+    async def cmd_set_echo(self, message: dict[str, Any]) -> Any:
+        self.channel(str(message["label"])).echo = bool(message["echo"])
+        return None
+
+    async def cmd_close_channel(self, message: dict[str, Any]) -> Any:
+        self.channel(str(message["label"])).channel.close()
+        return None
+
+    async def cmd_expect_bytes(self, message: dict[str, Any]) -> Any:
+        entry = self.channel(str(message["label"]))
+        entry.sink_expected = int(message["nbytes"])
+        entry.sink_received = 0
+        entry.sink_hash = hashlib.sha256()
+        return None
+
+    async def cmd_send_bytes(self, message: dict[str, Any]) -> Any:
+        entry = self.channel(str(message["label"]))
+        return await entry.send_bytes(int(message["nbytes"]), int(message.get("chunk", 16384)))
+
+    async def cmd_states(self, message: dict[str, Any]) -> Any:
+        return self.states()
+
+    async def cmd_close(self, message: dict[str, Any]) -> Any:
+        await self.pc.close()
+        return None
+
+    async def run_command(self, message: dict[str, Any]) -> None:
+        handler: Callable[[dict[str, Any]], Awaitable[Any]] | None = getattr(
+            self, f"cmd_{message.get('type')}", None
+        )
+        try:
+            if handler is None:
+                raise ValueError(f"unknown command {message.get('type')!r}")
+            value = await handler(message)
+        except Exception as exc:
+            emit(
+                {"type": "error", "id": message.get("id"), "error": f"{type(exc).__name__}: {exc}"}
+            )
+            return
+        emit({"type": "result", "id": message.get("id"), "value": value})
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader(limit=MAX_LINE)
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+        emit({"type": "hello"})
+        try:
+            while line := await reader.readline():
+                if not line.strip():
+                    continue
+                try:
+                    message = json.loads(line)
+                except ValueError as exc:
+                    emit({"type": "log", "level": "error", "text": f"bad control line: {exc}"})
+                    continue
+                # Commands run concurrently, like the page's: a long transfer must not hold up
+                # the candidates or messages the test sends meanwhile.
+                task = asyncio.create_task(self.run_command(message))
+                self.tasks.add(task)
+                task.add_done_callback(self.tasks.discard)
+        finally:
+            for task in list(self.tasks):
+                task.cancel()
+            await asyncio.gather(*self.tasks, return_exceptions=True)
+            await self.pc.close()
+        emit({"type": "closed"})
+
+
+def main() -> None:
+    config = json.loads(sys.argv[1]) if len(sys.argv) > 1 else {}
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=logging.DEBUG if config.get("debug") else logging.INFO,
+        format="%(relativeCreated)6.0fms %(name)s %(levelname)s %(message)s",
+    )
+    asyncio.run(Peer(config).run())
+
+
+if __name__ == "__main__":
+    main()

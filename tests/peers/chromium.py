@@ -1,0 +1,425 @@
+"""Headless Chromium (Debian ``chromium``) as a WebRTC test peer, in a network namespace of its own.
+
+One browser per pytest session and mode (fixtures ``chromium_loopback`` and ``chromium_mdns``), a
+fresh page per test::
+
+    async def test_x(chromium_loopback: ChromiumBrowser) -> None:
+        async with chromium_loopback.open_peer(trickle=True) as browser_peer:
+            offer = await browser_peer.create_offer()  # a PeerControl (signaling.py)
+            ...
+
+Why a namespace: without ``--disable-features=WebRtcHideLocalIpsWithMdns`` Chromium names its
+host candidates ``<uuid>.local`` and announces them by multicast (224.0.0.251:5353) on every
+interface with a default route, so in the machine's own namespace it would multicast out of the
+real interface. The browser is therefore started by ``unshare --net`` in a namespace that holds
+nothing the outside world can reach:
+
+- mode ``loopback`` (flags ``--disable-features=WebRtcHideLocalIpsWithMdns
+  --allow-loopback-in-peer-connection --use-fake-ui-for-media-stream``): only ``lo``; Chromium
+  gathers exactly 127.0.0.1 (the fake media permission is what lets it use a non-default-route
+  interface such as loopback at all; without it there are no candidates in such a namespace).
+- mode ``mdns`` (no feature flag): ``lo`` plus a veth pair whose both ends stay inside, with
+  10.77.0.1/24 and a default route into it; Chromium gathers one ``<uuid>.local`` candidate for
+  10.77.0.1 and announces it on that veth, where nothing listens but the namespace's own peers.
+
+Everything that talks to the browser joins its namespace: the page server and the DevTools
+connection (sockets made by a thread that entered it), subprocess peers (``namespace.command``),
+and the peer under test (``with browser.namespace.entered():`` around the code that creates its
+sockets; setns(2) moves only the calling thread).
+
+The page (``web/peer.js``) is served over HTTP on 127.0.0.1 by the test and connects back over a
+trio-websocket control channel; DevTools (``--remote-debugging-port``, in the namespace) is used
+only to open and close pages.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import pytest
+import trio
+import trio_websocket
+
+from peers.signaling import (
+    DEFAULT_TIMEOUT,
+    PeerControl,
+    PeerError,
+    listen_loopback,
+    open_service_nursery,
+    serve_pages,
+)
+
+CHROMIUM = "/usr/bin/chromium"
+BASE_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-default-apps",
+    "--disable-extensions",
+    "--mute-audio",
+    "--remote-debugging-address=127.0.0.1",
+    "--remote-debugging-port=0",
+]
+LOOPBACK_FLAGS = [
+    "--disable-features=WebRtcHideLocalIpsWithMdns",
+    "--allow-loopback-in-peer-connection",
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+]
+MDNS_FLAGS = ["--allow-loopback-in-peer-connection"]
+# The veth address that mode mdns hides behind <uuid>.local; nothing outside the namespace has it.
+MDNS_NETWORK = "10.77.0.0/24"
+NAMESPACE_SETUP = {
+    "loopback": "ip link set lo up",
+    "mdns": (
+        "ip link set lo up"
+        " && ip link add veth0 type veth peer name veth1"
+        " && ip addr add 10.77.0.1/24 dev veth0"
+        " && ip link set veth0 up && ip link set veth1 up"
+        " && ip route add default via 10.77.0.254 dev veth0"
+    ),
+}
+CLONE_NEWNET = 0x40000000
+LOG_TAIL = 16 * 1024
+
+Mode = Literal["loopback", "mdns"]
+T = TypeVar("T")
+
+
+class ChromiumError(Exception):
+    """Chromium is missing, did not start, or its DevTools endpoint misbehaved."""
+
+
+def _setns(path: str) -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        if libc.setns(fd, CLONE_NEWNET) != 0:
+            errno = ctypes.get_errno()
+            raise OSError(errno, f"setns({path}): {os.strerror(errno)}")
+    finally:
+        os.close(fd)
+
+
+@dataclass(frozen=True)
+class NetworkNamespace:
+    """A network namespace held by a process (the browser): ``/proc/<pid>/ns/net``."""
+
+    path: str
+    # Networks besides loopback that exist inside (and only inside) the namespace.
+    allowed_networks: tuple[str, ...] = ()
+
+    def run(self, function: Callable[[], T]) -> T:
+        """Call ``function`` in a new thread that joined the namespace; return its result."""
+        result: list[T] = []
+        errors: list[BaseException] = []
+
+        def target() -> None:
+            try:
+                _setns(self.path)
+                result.append(function())
+            except BaseException as exc:
+                errors.append(exc)
+
+        thread = threading.Thread(target=target, name="netns")
+        thread.start()
+        thread.join()
+        if errors:
+            raise errors[0]
+        return result[0]
+
+    def listen(self) -> socket.socket:
+        """A TCP socket listening on the namespace's 127.0.0.1 (an ephemeral port)."""
+        return self.run(listen_loopback)
+
+    def connect(self, port: int) -> socket.socket:
+        """A TCP socket connected to the namespace's 127.0.0.1:port."""
+        return self.run(lambda: socket.create_connection(("127.0.0.1", port), timeout=5))
+
+    @contextmanager
+    def entered(self) -> Iterator[None]:
+        """Move the calling thread into the namespace for the block (sockets created meanwhile
+        stay there for good); back to where it was afterwards, also on error."""
+        home = os.open(f"/proc/self/task/{threading.get_native_id()}/ns/net", os.O_RDONLY)
+        try:
+            _setns(self.path)
+            try:
+                yield
+            finally:
+                _setns(f"/proc/self/fd/{home}")
+        finally:
+            os.close(home)
+
+    def command(self, argv: list[str]) -> list[str]:
+        """``argv`` run inside the namespace."""
+        return ["nsenter", f"--net={self.path}", "--", *argv]
+
+
+class BrowserPeer(PeerControl):
+    """A page's RTCPeerConnection, controlled over its WebSocket (see signaling.PeerControl)."""
+
+    def __init__(self, config: dict[str, Any], *, timeout: float) -> None:
+        super().__init__("chromium page", config, timeout=timeout)
+        self._ws: trio_websocket.WebSocketConnection | None = None
+        self.page_seconds = 0.0
+
+    async def _send_raw(self, message: dict[str, Any]) -> None:
+        if self._ws is None:
+            raise PeerError("the page is not connected")
+        try:
+            await self._ws.send_message(json.dumps(message))
+        except trio_websocket.ConnectionClosed as exc:
+            raise PeerError(f"the page's control WebSocket closed: {exc}") from exc
+
+    async def _read(self, ws: trio_websocket.WebSocketConnection) -> None:
+        try:
+            while True:
+                text = await ws.get_message()
+                try:
+                    message = json.loads(text)
+                except ValueError:
+                    message = {"type": "log", "level": "error", "text": f"not JSON: {text!r}"}
+                if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+                    message = {"type": "log", "level": "error", "text": f"bad event: {text!r}"}
+                self._record(message)
+        except trio_websocket.ConnectionClosed:
+            pass
+        finally:
+            self._transport_ended()
+
+
+class DevTools:
+    """Just enough of the Chrome DevTools Protocol to open and close pages."""
+
+    def __init__(self, ws: trio_websocket.WebSocketConnection) -> None:
+        self.ws = ws
+        self.next_id = 0
+
+    async def call(self, method: str, **params: Any) -> dict[str, Any]:
+        self.next_id += 1
+        call_id = self.next_id
+        await self.ws.send_message(json.dumps({"id": call_id, "method": method, "params": params}))
+        while True:
+            reply = json.loads(await self.ws.get_message())
+            if reply.get("id") != call_id:
+                continue  # an event; none is subscribed, but ignore them anyway
+            if "error" in reply:
+                raise ChromiumError(f"DevTools {method}: {reply['error']}")
+            return dict(reply.get("result", {}))
+
+
+@dataclass
+class ChromiumBrowser:
+    """A running headless Chromium (one per session and mode); ``close()`` stops it by pid."""
+
+    mode: Mode
+    process: subprocess.Popen[bytes]
+    work_dir: Path
+    namespace: NetworkNamespace
+    devtools_port: int
+    devtools_path: str
+    launch_seconds: float
+
+    @classmethod
+    def launch(cls, mode: Mode, work_dir: Path, *, timeout: float = 30.0) -> ChromiumBrowser:
+        if not os.access(CHROMIUM, os.X_OK):
+            raise ChromiumError(f"{CHROMIUM} not found: apt-get install chromium (.ci/setup)")
+        for tool in ("unshare", "nsenter", "ip"):
+            if shutil.which(tool) is None:
+                raise ChromiumError(f"{tool} not found (util-linux, iproute2)")
+        work_dir.mkdir(parents=True, exist_ok=True)
+        profile = work_dir / "profile"
+        profile.mkdir()
+        flags = [*BASE_FLAGS, f"--user-data-dir={profile}"]
+        flags += LOOPBACK_FLAGS if mode == "loopback" else MDNS_FLAGS
+        command = [
+            "unshare",
+            "--net",
+            "--",
+            "sh",
+            "-c",
+            NAMESPACE_SETUP[mode] + ' && exec "$0" "$@"',
+            CHROMIUM,
+            *flags,
+            "about:blank",
+        ]
+        env = dict(os.environ, XDG_CONFIG_HOME=str(work_dir), XDG_CACHE_HOME=str(work_dir))
+        start = time.monotonic()
+        with open(work_dir / "chromium.log", "wb") as log:
+            process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+            )
+        browser = cls(
+            mode=mode,
+            process=process,
+            work_dir=work_dir,
+            namespace=NetworkNamespace(
+                f"/proc/{process.pid}/ns/net",
+                (MDNS_NETWORK,) if mode == "mdns" else (),
+            ),
+            devtools_port=0,
+            devtools_path="",
+            launch_seconds=0.0,
+        )
+        try:
+            # Chromium writes the DevTools port and browser endpoint path here once it listens.
+            active_port = profile / "DevToolsActivePort"
+            deadline = start + timeout
+            while True:
+                if process.poll() is not None:
+                    raise ChromiumError(f"chromium exited with status {process.returncode}")
+                lines = active_port.read_text().split() if active_port.exists() else []
+                if len(lines) == 2:
+                    break
+                if time.monotonic() > deadline:
+                    raise ChromiumError(f"chromium did not open DevTools within {timeout} s")
+                time.sleep(0.02)
+        except BaseException as exc:
+            browser.close()
+            if isinstance(exc, Exception):
+                exc.add_note(browser.log_tail())
+            raise
+        browser.devtools_port = int(lines[0])
+        browser.devtools_path = lines[1]
+        browser.launch_seconds = time.monotonic() - start
+        return browser
+
+    def log_tail(self) -> str:
+        try:
+            data = (self.work_dir / "chromium.log").read_bytes()[-LOG_TAIL:]
+        except OSError as exc:
+            return f"<no chromium log: {exc}>"
+        # dbus complaints are expected in a container; keep them out of failure notes.
+        kept = [line for line in data.decode("utf-8", "replace").splitlines() if "dbus" not in line]
+        return "chromium log (tail):\n" + "\n".join(kept)
+
+    def close(self) -> None:
+        """Stop the browser and every process it started (its own process group), then check
+        that none is left; remove its profile."""
+        pid = self.process.pid
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=1)
+            except subprocess.TimeoutExpired:
+                pass
+        # The renderers and zygotes share the browser's process group (start_new_session).
+        for _ in range(100):
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                break
+            time.sleep(0.05)
+        self.process.wait()
+        shutil.rmtree(self.work_dir / "profile", ignore_errors=True)
+
+    def processes_left(self) -> bool:
+        try:
+            os.killpg(self.process.pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+    @asynccontextmanager
+    async def _devtools(self) -> AsyncIterator[DevTools]:
+        sock = await trio.to_thread.run_sync(self.namespace.connect, self.devtools_port)
+        sock.settimeout(None)
+        stream = trio.SocketStream(trio.socket.from_stdlib_socket(sock))
+        async with open_service_nursery() as nursery:
+            ws = await trio_websocket.wrap_client_stream(
+                nursery, stream, f"127.0.0.1:{self.devtools_port}", self.devtools_path
+            )
+            try:
+                yield DevTools(ws)
+            finally:
+                with trio.CancelScope(shield=True), trio.move_on_after(2):
+                    await ws.aclose()
+
+    @asynccontextmanager
+    async def open_peer(
+        self,
+        *,
+        trickle: bool = True,
+        echo: bool = False,
+        ice_servers: list[dict[str, Any]] | None = None,
+        wait_seconds: float = DEFAULT_TIMEOUT,
+    ) -> AsyncIterator[BrowserPeer]:
+        """A fresh page holding one RTCPeerConnection, closed when the block ends.
+
+        ``trickle=False`` makes create_offer/create_answer wait for gathering to complete, so
+        the description carries every candidate; ``echo`` makes the channels the remote opens
+        send every message back. ``ice_servers`` is RTCConfiguration.iceServers (loopback only).
+        """
+        config = {"trickle": trickle, "echo": echo, "iceServers": ice_servers or []}
+        peer = BrowserPeer(config, timeout=wait_seconds)
+        start = trio.current_time()
+        try:
+            async with (
+                serve_pages(self.namespace.listen) as server,
+                self._devtools() as devtools,
+                open_service_nursery() as nursery,
+            ):
+                token, url = server.new_page()
+                with trio.fail_after(wait_seconds):
+                    target = await devtools.call("Target.createTarget", url=url)
+                    ws, done = await server.wait_page(token)
+                try:
+                    peer._ws = ws
+                    nursery.start_soon(peer._read, ws)
+                    await peer.request("configure", config=config)
+                    peer.page_seconds = trio.current_time() - start
+                    yield peer
+                finally:
+                    with trio.CancelScope(shield=True), trio.move_on_after(5):
+                        await devtools.call("Target.closeTarget", targetId=target["targetId"])
+                    done.set()
+        except BaseException as exc:
+            if isinstance(exc, Exception):
+                exc.add_note(peer.debug_text())
+                exc.add_note(self.log_tail())
+            raise
+
+
+def _browser_fixture(
+    mode: Mode, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ChromiumBrowser]:
+    browser = ChromiumBrowser.launch(mode, tmp_path_factory.mktemp(f"chromium-{mode}"))
+    try:
+        yield browser
+    finally:
+        browser.close()
+
+
+@pytest.fixture(scope="session")
+def chromium_loopback(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChromiumBrowser]:
+    """Chromium gathering raw 127.0.0.1 candidates, for the whole session (~0.5 s to start)."""
+    yield from _browser_fixture("loopback", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def chromium_mdns(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChromiumBrowser]:
+    """Chromium as every user has it: one ``<uuid>.local`` host candidate (see module doc)."""
+    yield from _browser_fixture("mdns", tmp_path_factory)

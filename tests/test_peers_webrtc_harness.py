@@ -1,0 +1,142 @@
+"""The WebRTC peer harness works: headless Chromium and aiortc connect to each other through it.
+
+Neither peer was written here, so these tests judge the harness alone (``tests/peers/chromium.py``,
+``web/peer.js``, ``aiortc_pc_peer.py``, ``signaling.py``); the trio_rtc interop tests then use the
+same harness with trio_rtc's RTCPeerConnection on the other side.
+"""
+
+import os
+
+import pytest
+import trio
+from peers.aiortc_pc_harness import open_aiortc_peer
+from peers.chromium import ChromiumBrowser, chromium_loopback, chromium_mdns
+from peers.signaling import PeerControl, PeerError, connect_peers
+
+pytestmark = pytest.mark.interop
+
+# Session fixtures live in peers/chromium.py; naming them here registers them for this module.
+__all__ = ["chromium_loopback", "chromium_mdns"]
+
+MIB = 1 << 20
+
+
+async def exchange_messages(sender: PeerControl, echoer: PeerControl, label: str) -> None:
+    """``sender`` opened ``label`` without echo; ``echoer`` echoes it back."""
+    await sender.send(label, "hello from the test")
+    assert await sender.receive(label) == "hello from the test"
+    await sender.send(label, "ünïcödé ✓")
+    assert await sender.receive(label) == "ünïcödé ✓"
+    payload = os.urandom(1000)
+    await sender.send(label, payload)
+    assert await sender.receive(label) == payload
+    await sender.send(label, b"")
+    assert await sender.receive(label) == b""
+
+
+async def transfer(source: PeerControl, sink: PeerControl, label: str, nbytes: int) -> None:
+    await sink.expect_bytes(label, nbytes)
+    sent = await source.transfer_sha256(label, nbytes)
+    received = await sink.received_sha256(label)
+    assert sent == received
+
+
+@pytest.mark.parametrize("browser_offers", [True, False], ids=["chromium-offers", "aiortc-offers"])
+async def test_chromium_and_aiortc_connect_and_transfer(
+    chromium_loopback: ChromiumBrowser, browser_offers: bool
+) -> None:
+    browser = chromium_loopback
+    assert browser.launch_seconds < 20
+    with trio.fail_after(25):
+        async with (
+            browser.open_peer(trickle=True, echo=not browser_offers) as page,
+            open_aiortc_peer(namespace=browser.namespace, echo=browser_offers) as aiortc_peer,
+        ):
+            offerer, answerer = (page, aiortc_peer) if browser_offers else (aiortc_peer, page)
+            start = trio.current_time()
+            await offerer.create_channel("chat")
+            await connect_peers(offerer, answerer, trickle=True)
+            await offerer.wait_channel("chat")
+            await answerer.wait_channel("chat")
+            connected = trio.current_time() - start
+
+            # Both sides only ever saw 127.0.0.1 candidates.
+            states = await page.states()
+            assert states["connectionState"] == "connected"
+            assert not aiortc_peer.ignored(), aiortc_peer.ignored()
+
+            await exchange_messages(offerer, answerer, "chat")
+            # 1 MiB each way on a second channel, opened by the answerer this time.
+            await answerer.create_channel("bulk")
+            await answerer.wait_channel("bulk")
+            await offerer.wait_channel("bulk")
+            await offerer.set_echo("bulk", False)
+            await answerer.set_echo("bulk", False)
+            await transfer(page, aiortc_peer, "bulk", MIB)
+            await transfer(aiortc_peer, page, "bulk", MIB)
+            print(
+                f"chromium launch {browser.launch_seconds:.2f} s, page ready "
+                f"{page.page_seconds:.2f} s, offer to channel open {connected:.2f} s"
+            )
+
+
+async def test_without_trickle_and_negotiated_channel(chromium_loopback: ChromiumBrowser) -> None:
+    """Complete descriptions (candidates inside the SDP) and a pre-negotiated channel, closed
+    from the aiortc side."""
+    with trio.fail_after(20):
+        async with (
+            chromium_loopback.open_peer(trickle=False) as page,
+            open_aiortc_peer(namespace=chromium_loopback.namespace, trickle=False) as aiortc_peer,
+        ):
+            await aiortc_peer.create_channel("neg", negotiated=True, id=7)
+            await page.create_channel("neg", negotiated=True, id=7, echo=True)
+            offer = await aiortc_peer.create_offer()
+            assert "a=candidate:" in offer["sdp"] and " 127.0.0.1 " in offer["sdp"]
+            await page.set_remote(offer)
+            answer = await page.create_answer()
+            assert "a=candidate:" in answer["sdp"]
+            await aiortc_peer.set_remote(answer)
+            await aiortc_peer.wait_state("connected")
+            await page.wait_state("connected")
+            opened = await aiortc_peer.wait_channel("neg")
+            assert opened["negotiated"] and opened["id"] == 7
+            await page.wait_channel("neg")
+            await exchange_messages(aiortc_peer, page, "neg")
+            await aiortc_peer.close_channel("neg")
+            await page.wait_channel_closed("neg")
+            await aiortc_peer.wait_channel_closed("neg")
+
+
+async def test_chromium_mdns_candidates_reach_aiortc(chromium_mdns: ChromiumBrowser) -> None:
+    """Chromium as users have it: only a ``<uuid>.local`` host candidate. aiortc resolves it by
+    mDNS inside the browser's namespace (or learns a peer-reflexive candidate)."""
+    with trio.fail_after(20):
+        async with (
+            chromium_mdns.open_peer() as page,
+            open_aiortc_peer(namespace=chromium_mdns.namespace, mdns=True, echo=True) as aiortc,
+        ):
+            await page.create_channel("chat")
+            await connect_peers(page, aiortc, trickle=True)
+            await page.wait_channel("chat")
+            candidates = [c for c in page.messages if c["type"] == "candidate" and c["candidate"]]
+            assert candidates
+            for message in candidates:
+                assert ".local " in message["candidate"]["candidate"], message
+            await exchange_messages(page, aiortc, "chat")
+            await page.set_echo("chat", False)
+            await aiortc.set_echo("chat", False)
+            await transfer(page, aiortc, "chat", MIB)
+
+
+async def test_errors_are_reported_and_pages_are_fresh(chromium_loopback: ChromiumBrowser) -> None:
+    async with chromium_loopback.open_peer() as page:
+        with pytest.raises(PeerError, match="no data channel labelled missing"):
+            await page.send("missing", "x")
+        with pytest.raises(PeerError, match="set_remote failed"):
+            await page.set_remote({"type": "answer", "sdp": "v=0\r\n"})
+        # The page is still usable after failed commands.
+        assert (await page.states())["signalingState"] == "stable"
+    async with open_aiortc_peer() as aiortc_peer:
+        with pytest.raises(PeerError, match="no data channel"):
+            await aiortc_peer.send("missing", b"x")
+    assert aiortc_peer.returncode == 0
