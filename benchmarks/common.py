@@ -57,6 +57,7 @@ class Figure:
 
 FIGURES: tuple[Figure, ...] = (
     Figure("setup_ms", "ms", "lower", "setup: 2 pcs created -> channel open on both", "setup", 0.5),
+    Figure("setup_cpu_ms", "CPU ms", "lower", "  CPU per setup (both pcs)", "setup"),
     Figure(
         "reliable_16k_mib_s", "MiB/s", "higher", "reliable ordered, 16 KiB msgs", "reliable_16k", 5
     ),
