@@ -88,7 +88,7 @@ def test_quick_run_writes_table_and_json(tmp_path: Path) -> None:
         check_figure(trio_rtc, "setup_ms", 1)
 
     comparison = report["comparison"]
-    assert set(comparison) == {"setup_ms", "ice_connect_ms"}
+    assert set(comparison) == {"setup_ms", "setup_cpu_ms", "ice_connect_ms"}
     ice = comparison["ice_connect_ms"]
     assert ice["ratio"] == pytest.approx(ice["trio_rtc"] / ice["aiortc"])
     assert ice["winner"] in ("trio_rtc", "aiortc")
