@@ -428,7 +428,7 @@ class IceAgent:
             if g is not None and g.selected is not None and not g.consent_failed:
                 if g.next_consent is not None and now >= g.next_consent:
                     self._send_consent(g, now)
-                if now - g.last_consent >= self.consent_timeout:
+                if now >= g.last_consent + self.consent_timeout:
                     # RFC 7675 §5.1: consent expired; stop sending on this pair.
                     g.consent_failed = True
                     logger.info("consent expired on %r", g.selected)
@@ -997,7 +997,7 @@ class IceAgent:
         if active is not None and active.selected is not None:
             if active.consent_failed:
                 self._set_state("failed")
-            elif now - active.last_consent >= self.disconnected_timeout:
+            elif now >= active.last_consent + self.disconnected_timeout:
                 self._set_state("disconnected")
             elif (
                 active is gen
