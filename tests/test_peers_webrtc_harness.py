@@ -6,6 +6,8 @@ same harness with trio_rtc's RTCPeerConnection on the other side.
 """
 
 import os
+import threading
+from pathlib import Path
 
 import pytest
 import trio
@@ -74,6 +76,12 @@ async def test_chromium_and_aiortc_connect_and_transfer(
             await answerer.set_echo("bulk", False)
             await transfer(page, aiortc_peer, "bulk", MIB)
             await transfer(aiortc_peer, page, "bulk", MIB)
+            # The browser closes one channel; the other stays usable.
+            await page.close_channel("chat")
+            await aiortc_peer.wait_channel_closed("chat")
+            await page.wait_channel_closed("chat")
+            await aiortc_peer.send("bulk", "still here")
+            assert await page.receive("bulk") == "still here"
             print(
                 f"chromium launch {browser.launch_seconds:.2f} s, page ready "
                 f"{page.page_seconds:.2f} s, offer to channel open {connected:.2f} s"
@@ -108,16 +116,23 @@ async def test_without_trickle_and_negotiated_channel(chromium_loopback: Chromiu
 
 
 async def test_chromium_mdns_candidates_reach_aiortc(chromium_mdns: ChromiumBrowser) -> None:
-    """Chromium as users have it: only a ``<uuid>.local`` host candidate. aiortc resolves it by
-    mDNS inside the browser's namespace (or learns a peer-reflexive candidate)."""
+    """Chromium as users have it: only a ``<uuid>.local`` host candidate.
+
+    aiortc asks for the name by mDNS inside the browser's namespace, but cannot read Chromium's
+    answer (dnspython refuses the compressed name in its NSEC record, which RFC 6762 section
+    18.14 allows), so it connects through the peer-reflexive candidate Chromium's first check
+    reveals — as any peer that cannot resolve the name must.
+    """
     with trio.fail_after(20):
         async with (
             chromium_mdns.open_peer() as page,
             open_aiortc_peer(namespace=chromium_mdns.namespace, mdns=True, echo=True) as aiortc,
         ):
+            start = trio.current_time()
             await page.create_channel("chat")
             await connect_peers(page, aiortc, trickle=True)
             await page.wait_channel("chat")
+            print(f"mDNS mode: offer to channel open {trio.current_time() - start:.2f} s")
             candidates = [c for c in page.messages if c["type"] == "candidate" and c["candidate"]]
             assert candidates
             for message in candidates:
@@ -140,3 +155,39 @@ async def test_errors_are_reported_and_pages_are_fresh(chromium_loopback: Chromi
         with pytest.raises(PeerError, match="no data channel"):
             await aiortc_peer.send("missing", b"x")
     assert aiortc_peer.returncode == 0
+
+
+def _fd_count() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def _netns_id() -> str:
+    return os.readlink(f"/proc/self/task/{threading.get_native_id()}/ns/net")
+
+
+async def test_browser_namespace_and_shutdown(tmp_path: Path) -> None:
+    """The browser's namespace holds only loopback; ``entered()`` moves this thread's new
+    sockets there and back; closing leaves no process and no file descriptor."""
+    fds = _fd_count()
+    home = _netns_id()
+    browser = await trio.to_thread.run_sync(ChromiumBrowser.launch, "loopback", tmp_path / "b")
+    try:
+        links = await trio.run_process(
+            browser.namespace.command(["ip", "-o", "addr"]), capture_stdout=True
+        )
+        addresses = {line.split()[3] for line in links.stdout.decode().splitlines()}
+        assert addresses == {"127.0.0.1/8", "::1/128"}
+        with browser.namespace.entered():
+            assert _netns_id() != home
+            # Sockets made now live in the namespace: DevTools listens only there.
+            inside = trio.socket.socket()
+        assert _netns_id() == home
+        with inside:
+            await inside.connect(("127.0.0.1", browser.devtools_port))
+        async with browser.open_peer() as page:
+            assert (await page.states())["connectionState"] == "new"
+    finally:
+        await trio.to_thread.run_sync(browser.close)
+    assert browser.processes_left() == []
+    assert browser.process.returncode is not None
+    assert _fd_count() == fds

@@ -75,6 +75,10 @@ BASE_FLAGS = [
     "--disable-default-apps",
     "--disable-extensions",
     "--mute-audio",
+    # Console messages and page errors also reach chromium.log (attached to failures), which
+    # matters when a page fails before its control WebSocket is up.
+    "--enable-logging=stderr",
+    "--v=0",
     "--remote-debugging-address=127.0.0.1",
     "--remote-debugging-port=0",
 ]
@@ -327,21 +331,35 @@ class ChromiumBrowser:
             except subprocess.TimeoutExpired:
                 pass
         # The renderers and zygotes share the browser's process group (start_new_session).
-        for _ in range(100):
-            try:
-                os.killpg(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                break
-            time.sleep(0.05)
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
         self.process.wait()
+        deadline = time.monotonic() + 5
+        while self.processes_left() and time.monotonic() < deadline:
+            time.sleep(0.02)
         shutil.rmtree(self.work_dir / "profile", ignore_errors=True)
 
-    def processes_left(self) -> bool:
-        try:
-            os.killpg(self.process.pid, 0)
-        except ProcessLookupError:
-            return False
-        return True
+    def processes_left(self) -> list[int]:
+        """Live (not zombie) processes still in the browser's process group.
+
+        Orphaned children become zombies of pid 1 until it reaps them (here about a second);
+        a zombie holds no socket and runs no code, so it does not count.
+        """
+        left = []
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            # Fields after the parenthesised command: state, ppid, pgrp, ...
+            fields = stat[stat.rindex(")") + 2 :].split()
+            if int(fields[2]) == self.process.pid and fields[0] != "Z":
+                left.append(int(entry))
+        return left
 
     @asynccontextmanager
     async def _devtools(self) -> AsyncIterator[DevTools]:
