@@ -1,6 +1,6 @@
 """The ICE agent core (RFC 8445 full agent, RFC 8838 trickle, RFC 7675 consent), sans-IO.
 
-The agent never touches a socket or a clock. Its driver (``driver.py``) tells it which local
+The agent never touches a socket or a clock. Its driver (``transport.py``) tells it which local
 sockets exist (``add_host_address``), hands it every STUN datagram that arrives
 (``receive_stun_untrusted``) and calls ``handle_timeout(now)`` when ``next_timeout()`` is due;
 in return it takes ``datagrams_to_send()`` (bytes, local socket, destination) and
@@ -8,7 +8,7 @@ in return it takes ``datagrams_to_send()`` (bytes, local socket, destination) an
 ``data_pair`` and accepts it from ``is_trusted_source`` addresses.
 
 One component only (WebRTC always uses rtcp-mux), but any number of local sockets and remote
-candidates. Credentials live in a :class:`_Generation`: an ICE restart starts a new generation
+candidates. Credentials live in a :class:`Generation`: an ICE restart starts a new generation
 while the previous one keeps its selected pair (and its consent checks) until the new one selects
 a pair of its own, so data keeps flowing across a restart.
 """
@@ -19,9 +19,6 @@ import collections
 import logging
 import random
 import secrets
-import string
-
-import attrs
 
 from ..stun import (
     Attr,
@@ -33,10 +30,10 @@ from ..stun import (
     parse_message_untrusted,
 )
 from .candidate import Candidate, candidate_foundation, candidate_priority, pair_priority
+from .gathering import GatheringMixin
 from .pairs import (
     Address,
     CandidatePair,
-    GatheringStateChanged,
     IceEvent,
     LocalCandidateGathered,
     PairState,
@@ -45,118 +42,30 @@ from .pairs import (
     ServerError,
     StateChanged,
 )
+from .session import (
+    MAX_CONSENT_TRANSACTIONS,
+    MAX_PAIRS,
+    MAX_REMOTE_CANDIDATES,
+    Generation,
+    IceStats,
+    Transaction,
+    random_password,
+    random_ufrag,
+)
 
-__all__ = ["IceAgent", "IceStats", "random_password", "random_ufrag"]
+__all__ = [
+    "MAX_PAIRS",
+    "MAX_REMOTE_CANDIDATES",
+    "IceAgent",
+    "IceStats",
+    "random_password",
+    "random_ufrag",
+]
 
 logger = logging.getLogger("trio_rtc.ice")
 
-_ICE_CHARS = string.ascii_letters + string.digits + "+/"
 
-#: RFC 8445 §6.1.2.5: a check list is limited (100 pairs is the RFC's recommended default).
-MAX_PAIRS = 100
-#: Remote candidates we accept per generation (signalled plus peer-reflexive): a peer cannot make
-#: us hold an unbounded list.
-MAX_REMOTE_CANDIDATES = 100
-#: Consent checks whose responses we still accept (RFC 7675 §5.1: any response within the
-#: 30 s window counts); older transaction ids are forgotten.
-MAX_CONSENT_TRANSACTIONS = 40
-SOFTWARE = "trio_rtc"
-
-
-def random_ufrag() -> str:
-    """An ICE username fragment: 24 bits of randomness at least (RFC 8445 §5.3); we use 4 chars
-    of 6 bits, as browsers do, plus margin."""
-    return "".join(secrets.choice(_ICE_CHARS) for _ in range(8))
-
-
-def random_password() -> str:
-    """An ICE password: 128 bits of randomness at least (RFC 8445 §5.3)."""
-    return "".join(secrets.choice(_ICE_CHARS) for _ in range(24))
-
-
-@attrs.define
-class IceStats:
-    """Counters a researcher (or a test) can read; drops are counted, never raised."""
-
-    stun_received: int = 0
-    stun_malformed: int = 0
-    stun_bad_integrity: int = 0
-    stun_bad_username: int = 0
-    stun_unknown_transaction: int = 0
-    stun_wrong_source: int = 0
-    stun_unexpected: int = 0
-    requests_received: int = 0
-    responses_sent: int = 0
-    checks_sent: int = 0
-    retransmissions: int = 0
-    consent_requests_sent: int = 0
-    consent_responses_received: int = 0
-    role_conflicts: int = 0
-    remote_candidates_dropped: int = 0
-
-
-@attrs.define(eq=False)
-class _Transaction:
-    """One outstanding STUN request of ours (a check, a consent check or a gathering request)."""
-
-    transaction_id: bytes
-    kind: str  # "check" | "consent" | "gather"
-    request: bytes
-    base: Address
-    destination: Address
-    sent_at: float
-    generation: _Generation
-    schedule: RetransmissionSchedule | None = None
-    pair: CandidatePair | None = None
-    use_candidate: bool = False
-    #: the role we claimed in the request (RFC 8445 §7.2.5.1 compares it on a 487)
-    controlling: bool = False
-    #: RFC 8445 §7.3.1.4: a check replaced by a triggered one is not retransmitted and its
-    #: timeout is not a failure, but a late response is still accepted.
-    cancelled: bool = False
-    server: str = ""
-
-
-@attrs.define(eq=False)
-class _Generation:
-    """Everything that an ICE restart replaces: credentials, candidates, check list, selection."""
-
-    local_ufrag: str
-    local_pwd: str
-    remote_ufrag: str | None = None
-    remote_pwd: str | None = None
-    local_candidates: list[Candidate] = attrs.Factory(list)
-    remote_candidates: list[Candidate] = attrs.Factory(list)
-    remote_end_of_candidates: bool = False
-    pairs: list[CandidatePair] = attrs.Factory(list)
-    triggered: collections.deque[CandidatePair] = attrs.Factory(collections.deque)
-    selected: CandidatePair | None = None
-    gathering_state: str = "new"
-    gather_pending: int = 0
-    first_valid_at: float | None = None
-    # RFC 7675 consent on the selected pair
-    last_consent: float = 0.0
-    next_consent: float | None = None
-    consent_failed: bool = False
-
-    def pair_for(self, base: Address, remote: Address) -> CandidatePair | None:
-        for pair in self.pairs:
-            if (
-                pair.base == base
-                and pair.remote.host == remote[0]
-                and pair.remote.port == remote[1]
-            ):
-                return pair
-        return None
-
-    def remote_candidate_at(self, address: Address) -> Candidate | None:
-        for candidate in self.remote_candidates:
-            if candidate.host == address[0] and candidate.port == address[1]:
-                return candidate
-        return None
-
-
-class IceAgent:
+class IceAgent(GatheringMixin):
     """A full ICE agent for one component. See the module docstring for how it is driven.
 
     ``ta`` is the pacing interval between new checks (RFC 8445 §14.2, default 50 ms);
@@ -199,9 +108,9 @@ class IceAgent:
         self.state = "new"
         self._closed = False
         self._bases: dict[Address, int] = {}  # local socket address -> local preference
-        self._gen = _Generation(local_ufrag or random_ufrag(), local_pwd or random_password())
-        self._previous: _Generation | None = None
-        self._transactions: dict[bytes, _Transaction] = {}
+        self._gen = Generation(local_ufrag or random_ufrag(), local_pwd or random_password())
+        self._previous: Generation | None = None
+        self._transactions: dict[bytes, Transaction] = {}
         self._outbox: list[tuple[bytes, Address, Address]] = []
         self._events: collections.deque[IceEvent] = collections.deque()
         self._next_check_at = 0.0
@@ -349,7 +258,7 @@ class IceAgent:
         for transaction in list(self._transactions.values()):
             if transaction.generation is old and transaction.kind != "consent":
                 del self._transactions[transaction.transaction_id]
-        self._gen = _Generation(ufrag or random_ufrag(), pwd or random_password())
+        self._gen = Generation(ufrag or random_ufrag(), pwd or random_password())
         self._set_gathering_state(self._gen, "gathering")
         for base in self._bases:
             self._gather_from_base(self._gen, base, now)
@@ -556,7 +465,7 @@ class IceAgent:
     def _respond_error(
         self,
         message: StunMessage,
-        gen: _Generation,
+        gen: Generation,
         base: Address,
         source: Address,
         code: int,
@@ -643,7 +552,7 @@ class IceAgent:
         elif self.controlling:
             self._maybe_nominate(gen, now)
 
-    def _learn_local_prflx(self, gen: _Generation, pair: CandidatePair) -> None:
+    def _learn_local_prflx(self, gen: Generation, pair: CandidatePair) -> None:
         mapped = pair.mapped_address
         if mapped is None or mapped == pair.base:
             return
@@ -665,7 +574,7 @@ class IceAgent:
         )
         gen.local_candidates.append(prflx)
 
-    def _transaction_failed(self, transaction: _Transaction, now: float) -> None:
+    def _transaction_failed(self, transaction: Transaction, now: float) -> None:
         del self._transactions[transaction.transaction_id]
         if transaction.kind == "gather":
             gen = transaction.generation
@@ -684,7 +593,7 @@ class IceAgent:
         elif transaction.kind == "check" and transaction.pair is not None:
             self._pair_failed(transaction.generation, transaction.pair, now)
 
-    def _pair_failed(self, gen: _Generation, pair: CandidatePair, now: float) -> None:
+    def _pair_failed(self, gen: Generation, pair: CandidatePair, now: float) -> None:
         if pair.state != PairState.SUCCEEDED:
             pair.state = PairState.FAILED
         if pair.nominating and not pair.nominated:
@@ -692,10 +601,10 @@ class IceAgent:
 
     # --- checks -------------------------------------------------------------------------------
 
-    def _has_work(self, gen: _Generation) -> bool:
+    def _has_work(self, gen: Generation) -> bool:
         return any(p.state in (PairState.WAITING, PairState.FROZEN) for p in gen.pairs)
 
-    def _send_next_check(self, gen: _Generation, now: float) -> None:
+    def _send_next_check(self, gen: Generation, now: float) -> None:
         """Send one check: a triggered one first, else the best waiting pair, else unfreeze."""
         pair: CandidatePair | None = None
         while gen.triggered:
@@ -718,7 +627,7 @@ class IceAgent:
         self._next_check_at = now + self.ta
 
     def _send_check(
-        self, gen: _Generation, pair: CandidatePair, now: float, *, use_candidate: bool
+        self, gen: Generation, pair: CandidatePair, now: float, *, use_candidate: bool
     ) -> None:
         assert gen.remote_ufrag is not None and gen.remote_pwd is not None
         request = StunMessage.request(Method.BINDING)
@@ -736,7 +645,7 @@ class IceAgent:
         # RFC 8445 §14.3: RTO = max(500 ms, Ta * (Waiting + In-Progress pairs)).
         busy = sum(p.state in (PairState.WAITING, PairState.IN_PROGRESS) for p in gen.pairs)
         rto = max(self.check_rto, self.ta * busy)
-        self._transactions[request.transaction_id] = _Transaction(
+        self._transactions[request.transaction_id] = Transaction(
             transaction_id=request.transaction_id,
             kind="check",
             request=data,
@@ -754,7 +663,7 @@ class IceAgent:
         self.stats.checks_sent += 1
         self._outbox.append((data, pair.base, pair.remote_address))
 
-    def _maybe_nominate(self, gen: _Generation, now: float) -> None:
+    def _maybe_nominate(self, gen: Generation, now: float) -> None:
         """Regular nomination (RFC 8445 §8.1.1) by the controlling agent: pick the best valid
         pair once no better pair can still succeed, or after ``nomination_delay``."""
         if gen.selected is not None or any(p.nominating for p in gen.pairs):
@@ -775,7 +684,7 @@ class IceAgent:
         best.nominating = True
         self._send_check(gen, best, now, use_candidate=True)
 
-    def _nominate(self, gen: _Generation, pair: CandidatePair, now: float) -> None:
+    def _nominate(self, gen: Generation, pair: CandidatePair, now: float) -> None:
         pair.nominated = True
         pair.nominating = False
         pair.nominate_on_success = False
@@ -805,7 +714,7 @@ class IceAgent:
     def _consent_delay(self) -> float:
         return self.consent_interval * self._rng.uniform(0.8, 1.2)
 
-    def _send_consent(self, gen: _Generation, now: float) -> None:
+    def _send_consent(self, gen: Generation, now: float) -> None:
         pair = gen.selected
         assert pair is not None
         gen.next_consent = now + self._consent_delay()
@@ -824,7 +733,7 @@ class IceAgent:
         consent = [t for t in self._transactions.values() if t.kind == "consent"]
         if len(consent) >= MAX_CONSENT_TRANSACTIONS:
             del self._transactions[min(consent, key=lambda t: t.sent_at).transaction_id]
-        self._transactions[request.transaction_id] = _Transaction(
+        self._transactions[request.transaction_id] = Transaction(
             transaction_id=request.transaction_id,
             kind="consent",
             request=data,
@@ -840,103 +749,17 @@ class IceAgent:
 
     # --- gathering ----------------------------------------------------------------------------
 
-    def _gather_from_base(self, gen: _Generation, base: Address, now: float) -> None:
-        if gen.gathering_state == "new":
-            self._set_gathering_state(gen, "gathering")
-        preference = self._bases[base]
-        family_v6 = ":" in base[0]
-        host = Candidate(
-            foundation=candidate_foundation("host", "udp", base[0]),
-            component=1,
-            transport="udp",
-            priority=candidate_priority("host", preference),
-            host=base[0],
-            port=base[1],
-            type="host",
-        )
-        self._add_local_candidate(gen, host, now)
-        for server in self.stun_servers:
-            if (":" in server[0]) != family_v6:
-                continue
-            request = StunMessage.request(Method.BINDING)
-            data = request.encode(fingerprint=True)
-            self._transactions[request.transaction_id] = _Transaction(
-                transaction_id=request.transaction_id,
-                kind="gather",
-                request=data,
-                base=base,
-                destination=server,
-                sent_at=now,
-                generation=gen,
-                schedule=RetransmissionSchedule(
-                    now, rto=self.gather_rto, rc=self.gather_attempts, rm=self.gather_attempts
-                ),
-                server=_stun_url(server),
-            )
-            gen.gather_pending += 1
-            self._outbox.append((data, base, server))
-
-    def _handle_gather_response(
-        self, transaction: _Transaction, message: StunMessage, now: float
-    ) -> None:
-        gen = transaction.generation
-        gen.gather_pending -= 1
-        if transaction.schedule is not None:
-            transaction.schedule.complete()
-        mapped = message.get_address(Attr.XOR_MAPPED_ADDRESS) or message.get_address(
-            Attr.MAPPED_ADDRESS
-        )
-        if message.message_class == MessageClass.ERROR or mapped is None:
-            code, reason = message.error_code or (700, "no mapped address in the response")
-            self._events.append(
-                ServerError(
-                    address=transaction.base[0],
-                    port=transaction.base[1],
-                    url=transaction.server,
-                    error_code=code,
-                    error_text=reason,
-                )
-            )
-        elif mapped != transaction.base and not any(
-            (c.host, c.port) == mapped and c.type == "srflx" for c in gen.local_candidates
-        ):
-            base = transaction.base
-            srflx = Candidate(
-                foundation=candidate_foundation(
-                    "srflx", "udp", base[0], transaction.destination[0]
-                ),
-                component=1,
-                transport="udp",
-                priority=candidate_priority("srflx", self._bases.get(base, 65535)),
-                host=mapped[0],
-                port=mapped[1],
-                type="srflx",
-                related_address=base[0],
-                related_port=base[1],
-            )
-            # Never paired: its base (a host candidate) already is (RFC 8445 §6.1.2.4).
-            self._add_local_candidate(gen, srflx, now)
-        self._maybe_gathering_complete(gen)
-
-    def _add_local_candidate(self, gen: _Generation, candidate: Candidate, now: float) -> None:
+    def _add_local_candidate(self, gen: Generation, candidate: Candidate, now: float) -> None:
         gen.local_candidates.append(candidate)
         self._events.append(LocalCandidateGathered(candidate, gen.local_ufrag))
         if candidate.type == "host":
             for remote in gen.remote_candidates:
                 self._add_pair(gen, candidate, remote)
 
-    def _maybe_gathering_complete(self, gen: _Generation) -> None:
-        if self._hosts_done and gen.gather_pending <= 0 and gen.gathering_state == "gathering":
-            self._set_gathering_state(gen, "complete")
-
-    def _set_gathering_state(self, gen: _Generation, state: str) -> None:
-        gen.gathering_state = state
-        self._events.append(GatheringStateChanged(state, gen.local_ufrag))
-
     # --- check list ---------------------------------------------------------------------------
 
     def _add_pair(
-        self, gen: _Generation, local: Candidate, remote: Candidate, *, unfreeze: bool = False
+        self, gen: Generation, local: Candidate, remote: Candidate, *, unfreeze: bool = False
     ) -> CandidatePair | None:
         base = (local.host, local.port)
         if (":" in base[0]) != (":" in remote.host):
@@ -964,17 +787,17 @@ class IceAgent:
             return pair_priority(local.priority, remote.priority)
         return pair_priority(remote.priority, local.priority)
 
-    def _recompute_priorities(self, gen: _Generation) -> None:
+    def _recompute_priorities(self, gen: Generation) -> None:
         for pair in gen.pairs:
             pair.priority = self._pair_priority(pair.local, pair.remote)
 
-    def _host_candidate_for(self, gen: _Generation, base: Address) -> Candidate | None:
+    def _host_candidate_for(self, gen: Generation, base: Address) -> Candidate | None:
         for candidate in gen.local_candidates:
             if candidate.type == "host" and (candidate.host, candidate.port) == base:
                 return candidate
         return None
 
-    def _generation_for(self, local_ufrag: str) -> _Generation | None:
+    def _generation_for(self, local_ufrag: str) -> Generation | None:
         if local_ufrag == self._gen.local_ufrag:
             return self._gen
         if self._previous is not None and local_ufrag == self._previous.local_ufrag:
@@ -1023,8 +846,3 @@ class IceAgent:
             self._set_state("failed")
         elif gen.pairs or self.state not in ("new",):
             self._set_state("checking")
-
-
-def _stun_url(server: Address) -> str:
-    host = f"[{server[0]}]" if ":" in server[0] else server[0]
-    return f"stun:{host}:{server[1]}"
