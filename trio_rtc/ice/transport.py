@@ -389,7 +389,8 @@ class RTCIceTransport(EventTarget):
                     include_loopback=opts.include_loopback, ipv6=opts.ipv6
                 )
             ]
-        for index, (host, _scope) in enumerate(hosts):
+        rank = {socket.AF_INET: 0, socket.AF_INET6: 0}
+        for host, _scope in hosts:
             try:
                 endpoint = await open_udp_endpoint(host, 0)
             except OSError as exc:
@@ -400,8 +401,10 @@ class RTCIceTransport(EventTarget):
                 return
             base = endpoint.local_address
             self._endpoints[base] = endpoint
-            # RFC 8421: prefer IPv6, interleave families; earlier interfaces first.
-            preference = 65535 - 2 * index - (1 if endpoint.family == socket.AF_INET else 0)
+            # RFC 8421 §4: interleave the families, IPv6 first; earlier interfaces first.
+            family_rank = rank[endpoint.family]
+            rank[endpoint.family] += 1
+            preference = 65535 - 2 * family_rank - (1 if endpoint.family == socket.AF_INET else 0)
             agent.add_host_address(
                 base, local_preference=max(preference, 0), now=trio.current_time()
             )
