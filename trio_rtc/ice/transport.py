@@ -389,7 +389,7 @@ class RTCIceTransport(EventTarget):
                     include_loopback=opts.include_loopback, ipv6=opts.ipv6
                 )
             ]
-        rank = {socket.AF_INET: 0, socket.AF_INET6: 0}
+        rank: dict[int, int] = {socket.AF_INET: 0, socket.AF_INET6: 0}
         for host, _scope in hosts:
             try:
                 endpoint = await open_udp_endpoint(host, 0)
