@@ -116,9 +116,15 @@ class PeerConnectionBase(EventTarget):
     @contextlib.asynccontextmanager
     async def _operation(self, what: str) -> AsyncIterator[RTCIceTransport]:
         """The spec's operations chain: one JSEP operation at a time, in call order."""
+        # A cancellation that is already tearing the connection down wins over a state error.
+        await trio.lowlevel.checkpoint_if_cancelled()
         self._require_running(what)
         try:
             async with self._lock:
+                # Acquiring the lock ends in a shielded checkpoint: a cancellation delivered
+                # meanwhile (one that is already closing our nurseries) must win here, before
+                # the operation changes any state.
+                await trio.lowlevel.checkpoint_if_cancelled()
                 ice, _ = self._require_running(what)
                 yield ice
         finally:

@@ -246,7 +246,12 @@ class RTCPeerConnection(Negotiation):
                 if self._negotiation_update_pending and not self._closed:
                     self._negotiation_update_pending = False
                     self._update_negotiation_needed()
-                await trio.sleep_forever()
+                try:
+                    await trio.sleep_forever()
+                finally:
+                    # The nursery takes no new tasks from here on: say so before it closes.
+                    self._nursery = None
+                    self._event_nursery = None
         finally:
             self._nursery = None
             self._event_nursery = None

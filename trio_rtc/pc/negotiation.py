@@ -8,6 +8,8 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+import trio
+
 from .. import jsep
 from ..dtls.certificate import RTCDtlsFingerprint
 from ..dtls.driver import RTCDtlsTransport
@@ -311,7 +313,16 @@ class Negotiation(PeerConnectionBase):
         await ice.wait_until(lambda: ice.state in ("connected", "completed", "failed", "closed"))
         if ice.state in ("failed", "closed"):
             return
-        await dtls.run(receive_channel=ice.dtls_receive_channel, send=ice.send)
+
+        def send(datagram: bytes) -> bool:
+            # During cancellation the ICE transport may have closed its sockets before DTLS
+            # says goodbye; a datagram that cannot go out is dropped, as UDP would.
+            try:
+                return ice.send(datagram)
+            except (trio.ClosedResourceError, OSError):
+                return False
+
+        await dtls.run(receive_channel=ice.dtls_receive_channel, send=send)
 
     # --- addIceCandidate / restartIce ---------------------------------------------------------------
 
