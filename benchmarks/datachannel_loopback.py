@@ -19,6 +19,7 @@ import pstats
 import statistics
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import trio
 
@@ -187,16 +188,133 @@ async def main(megabytes: int, small_count: int) -> None:
     )
 
 
+async def aiortc_main(megabytes: int, small_count: int) -> None:
+    """The same workloads with aiortc (two RTCPeerConnections in one asyncio loop), for a side by
+    side ratio under the same machine load. aioice is limited to 127.0.0.1 and gets no STUN
+    server, so nothing leaves the loopback interface."""
+    import asyncio
+
+    import aioice.ice
+    from aiortc import RTCConfiguration, RTCPeerConnection
+
+    aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"]
+
+    async def pair() -> tuple[Any, Any, Any, Any]:
+        pc_a = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        pc_b = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        a = pc_a.createDataChannel("bench", negotiated=True, id=1)
+        b = pc_b.createDataChannel("bench", negotiated=True, id=1)
+        opened = asyncio.Event()
+        b.on("open", opened.set)
+        a_opened = asyncio.Event()
+        a.on("open", a_opened.set)
+        await pc_a.setLocalDescription(await pc_a.createOffer())
+        await pc_b.setRemoteDescription(pc_a.localDescription)
+        await pc_b.setLocalDescription(await pc_b.createAnswer())
+        await pc_a.setRemoteDescription(pc_b.localDescription)
+        await opened.wait()
+        await a_opened.wait()
+        return pc_a, pc_b, a, b
+
+    async def bulk_aiortc(size: int, total: int) -> float:
+        pc_a, pc_b, a, b = await pair()
+        count = total // size
+        payload = bytes(range(256)) * (size // 256)
+        done = asyncio.Event()
+        received = 0
+
+        def on_message(data: bytes) -> None:
+            nonlocal received
+            received += len(data)
+            if received >= count * size:
+                done.set()
+
+        b.on("message", on_message)
+        low = asyncio.Event()
+        a.bufferedAmountLowThreshold = LOW_WATER
+        a.on("bufferedamountlow", low.set)
+        start = time.perf_counter()
+        sent = 0
+        while sent < count:
+            while sent < count and a.bufferedAmount < HIGH_WATER:
+                a.send(payload)
+                sent += 1
+            if sent < count:
+                low.clear()
+                await low.wait()
+        await done.wait()
+        elapsed = time.perf_counter() - start
+        await pc_a.close()
+        await pc_b.close()
+        return received / elapsed / 1e6
+
+    async def small_aiortc(count: int) -> float:
+        pc_a, pc_b, a, b = await pair()
+        done = asyncio.Event()
+        got = 0
+
+        def on_message(data: bytes) -> None:
+            nonlocal got
+            got += 1
+            if got == count:
+                done.set()
+
+        b.on("message", on_message)
+        low = asyncio.Event()
+        a.bufferedAmountLowThreshold = LOW_WATER
+        a.on("bufferedamountlow", low.set)
+        start = time.perf_counter()
+        for _ in range(count):
+            if a.bufferedAmount > HIGH_WATER:
+                low.clear()
+                await low.wait()
+            a.send(b"x" * 100)
+        await done.wait()
+        elapsed = time.perf_counter() - start
+        await pc_a.close()
+        await pc_b.close()
+        return count / elapsed
+
+    async def ping_pong_aiortc(rounds: int) -> list[float]:
+        pc_a, pc_b, a, b = await pair()
+        b.on("message", b.send)
+        replies: asyncio.Queue[bytes] = asyncio.Queue()
+        a.on("message", replies.put_nowait)
+        rtts = []
+        for i in range(rounds):
+            start = time.perf_counter()
+            a.send(b"ping %d" % i)
+            assert await replies.get() == b"ping %d" % i
+            rtts.append(time.perf_counter() - start)
+        await pc_a.close()
+        await pc_b.close()
+        return rtts
+
+    print("aiortc, same workloads")
+    for size in (16384, 65536):
+        rate = await bulk_aiortc(size, megabytes << 20)
+        print(f"  {size // 1024:>3} KiB messages, {megabytes} MiB: {rate:7.1f} MB/s")
+    rate = await small_aiortc(small_count)
+    print(f"  100-byte messages, {small_count:,}: {rate:10,.0f} messages/s")
+    rtts = await ping_pong_aiortc(1000)
+    print(f"  ping-pong RTT: median {statistics.median(rtts) * 1e6:.0f} us")
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--megabytes", type=int, default=32)
     parser.add_argument("--small", type=int, default=50000)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--aiortc", action="store_true", help="also run aiortc, side by side")
     args = parser.parse_args()
     profiler = cProfile.Profile() if args.profile else None
     if profiler is not None:
         profiler.enable()
     trio.run(main, args.megabytes, args.small)
+    if args.aiortc:
+        import asyncio
+
+        asyncio.run(aiortc_main(args.megabytes, args.small))
     if profiler is not None:
         profiler.disable()
         pstats.Stats(profiler).sort_stats("tottime").print_stats(25)

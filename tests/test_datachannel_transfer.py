@@ -189,7 +189,7 @@ async def test_bufferedamountlow_fires_when_the_buffer_drains() -> None:
             b.onmessage = lambda event: None
             for _ in range(40):
                 a.send(b"y" * 10_000)
-            assert a.bufferedAmount == 400_000
+            assert a.bufferedAmount > 300_000  # the first message may already be on its way
             await a.wait_until(lambda: bool(lows))
             assert lows[0] <= 100_000
             # Below the threshold all along: no new event.

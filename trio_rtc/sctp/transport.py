@@ -126,6 +126,7 @@ class RTCSctpTransport(EventTarget):
         self._started = False
         self._pumping = False
         self._wake_pending = False
+        self._flushed_directly = False
         self._wait_scope: trio.CancelScope | None = None
         self._run_scope: trio.CancelScope | None = None
         self._nursery: trio.Nursery | None = None
@@ -314,6 +315,7 @@ class RTCSctpTransport(EventTarget):
         self._pumping = True
         try:
             now = trio.current_time()
+            self._flushed_directly = False
             while True:
                 self._wake_pending = False
                 if self._announce:
@@ -498,19 +500,36 @@ class RTCSctpTransport(EventTarget):
     def _buffered_amount(self, stream_id: int) -> int:
         return self._association.buffered_amount(stream_id)
 
-    def _send(self, channel: RTCDataChannel, data: str | bytes, size: int) -> None:
+    def _send(self, channel: RTCDataChannel, data: str | bytes, size: int) -> int:
+        """Queue one message; returns the channel's bufferedAmount after it."""
         stream_id = channel._id
         assert stream_id is not None
         association = self._association
-        buffered = association.buffered_amount(stream_id)
-        if buffered + size > MAX_SEND_QUEUE:
-            raise OperationError(f"send queue is full ({buffered} bytes buffered)")
-        self._dcep.send(stream_id, data, now=trio.current_time())
-        if buffered + size > channel._buffered_amount_low_threshold:
+        buffered = association.buffered_amount(stream_id) + size
+        if buffered > MAX_SEND_QUEUE:
+            raise OperationError(f"send queue is full ({buffered - size} bytes buffered)")
+        # The clock matters only for maxPacketLifetime; reading it costs on the per-message path.
+        now = 0.0 if channel._max_packet_lifetime is None else trio.current_time()
+        self._dcep.send(stream_id, data, now=now)
+        if buffered > channel._buffered_amount_low_threshold:
             channel._low_armed = True
             self._watched[channel] = None
-        if not self._wake_pending:
-            self._request_flush()
+        if self._wake_pending or self._pumping:
+            return buffered
+        scope = self._wait_scope
+        if scope is not None and not self._flushed_directly:
+            # The driver is parked: send this first message at once, from here, for latency
+            # (no wake-up, no task switch). Messages that follow before the driver runs again
+            # wake it and leave together, bundled.
+            self._flushed_directly = True
+            self._send_packets(trio.current_time())
+            deadline = association.next_timeout()
+            scope.deadline = math.inf if deadline is None else deadline
+            if channel._low_armed and channel._wants_buffered_events():
+                self._request_flush()
+            return buffered
+        self._request_flush()
+        return buffered
 
     def _close_channel(self, channel: RTCDataChannel) -> None:
         # The reset goes out from the pump, in a packet after the channel's last DATA: a
