@@ -57,7 +57,8 @@ async def _connect_hiding_a(name: str | None, *, limit: float) -> dict[str, Any]
                 # Connectivity does not wait for mDNS: A's checks may reach B first and teach it
                 # a peer-reflexive candidate, which the resolved host candidate then replaces.
                 with trio.move_on_after(3):
-                    while not any(c.type == "host" for c in b.agent.remote_candidates):
+                    # No event reports a replaced remote candidate, so poll.
+                    while not any(c.type == "host" for c in b.agent.remote_candidates):  # noqa: ASYNC110
                         await trio.sleep(0.01)
             remote = b.selected_pair.remote  # type: ignore[union-attr]
             result["b_remote_type"] = remote.type
