@@ -606,9 +606,9 @@ class SctpAssociation:
                         local, remote, peer_tag, chunks, zero_checksum=zero_ok and not needs_crc
                     )
                 )
+                # A control-only packet may have left no room for a full DATA chunk: loop
+                # once more with an empty packet; ``collect`` returning nothing ends it.
                 chunks, size, needs_crc = [], 0, False
-                if not data:
-                    break
             self._emit_buffered_changes()
         elif chunks:
             packets.append(
