@@ -117,7 +117,7 @@ async def bulk(size: int, total: int) -> tuple[float, float]:
                 await low.wait()
         await done.wait()
         elapsed = time.perf_counter() - start
-        transport = a.transport
+        transport = a.sctp_transport
         assert transport is not None
         stats = transport.association.stats
         print(

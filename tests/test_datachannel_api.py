@@ -27,7 +27,7 @@ def test_defaults() -> None:
     assert channel.readyState == "connecting"
     assert channel.bufferedAmount == 0 and channel.bufferedAmountLowThreshold == 0
     assert channel.binaryType == "arraybuffer"
-    assert channel.transport is None
+    assert channel.sctp_transport is None
     assert channel.stats() == {
         "type": "data-channel",
         "label": "",

@@ -203,3 +203,27 @@ async def _send_forever(channel: RTCDataChannel) -> None:
     chunk = b"c" * 16384
     while True:
         await channel.send_message(chunk)
+
+
+async def test_a_crash_in_the_driver_fails_the_transport_visibly() -> None:
+    with trio.fail_after(10):
+        async with sctp_pair() as stack:
+            a = RTCDataChannel("x", negotiated=True, id=0)
+            b = RTCDataChannel("x", negotiated=True, id=0)
+            stack.sctp_a.add_channel(a)
+            stack.sctp_b.add_channel(b)
+            await a.wait_open()
+            await b.wait_open()
+            errors: list[RTCErrorEvent] = []
+            b.onerror = errors.append
+
+            def broken(event: object, *, now: float) -> list[object]:
+                raise RuntimeError("bug in the core")
+
+            stack.sctp_b._dcep.handle_event = broken  # type: ignore[method-assign,assignment]
+            a.send("trigger")
+            await b.wait_until(lambda: b.readyState == "closed")
+            assert stack.sctp_b.state == "closed"
+            [error] = errors
+            assert "bug in the core" in str(error.error)
+            assert error.error.errorDetail == "sctp-failure"

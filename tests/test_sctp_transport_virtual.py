@@ -67,3 +67,55 @@ async def test_five_percent_loss_delivers_everything_in_order(
                 await a.aclose()
                 await b.wait_until(lambda: b.readyState == "closed")
         assert net.stats.dropped_loss > 0 and net.stats.duplicated > 0
+
+
+async def test_partial_reliability_under_loss(autojump_clock: trio.testing.MockClock) -> None:
+    # 20 % loss: a reliable channel still gets everything, an unordered channel without
+    # retransmissions loses about what the network dropped, and a 50 ms lifetime channel
+    # gives up on what it could not deliver in time.
+    conditions = LinkConditions(loss=0.2, delay=0.03)
+    async with VirtualNetwork(seed=3, conditions=conditions):
+        with trio.fail_after(600):
+            async with sctp_pair(addresses=ADDRESSES, start=False) as stack:
+                pairs = {}
+                for stream_id, options in (
+                    (0, {}),
+                    (2, {"ordered": False, "maxRetransmits": 0}),
+                    (4, {"maxPacketLifetime": 50}),
+                ):
+                    ends = [
+                        RTCDataChannel(
+                            "c",
+                            negotiated=True,
+                            id=stream_id,
+                            **options,  # type: ignore[arg-type]
+                        )
+                        for _ in range(2)
+                    ]
+                    stack.sctp_a.add_channel(ends[0])
+                    stack.sctp_b.add_channel(ends[1])
+                    pairs[stream_id] = ends
+                await stack.start()
+                for sender, _ in pairs.values():
+                    await sender.wait_open()
+                for i in range(300):
+                    for sender, _ in pairs.values():
+                        sender.send(b"%d" % i)
+                    await trio.sleep(0.01)
+                await trio.sleep(10)
+                received = {}
+                for stream_id, (_, receiver) in pairs.items():
+                    got = []
+                    while True:
+                        try:
+                            got.append(receiver.receive_nowait())
+                        except trio.WouldBlock:
+                            break
+                    received[stream_id] = got
+                assert received[0] == [b"%d" % i for i in range(300)]
+                assert 180 < len(received[2]) < 290
+                assert len(received[4]) < 300
+                # What arrived on the lifetime channel is in order.
+                numbers = [int(m) for m in received[4]]
+                assert numbers == sorted(numbers)
+                assert stack.sctp_a.association.stats.abandoned_messages > 0

@@ -235,7 +235,7 @@ class RTCDataChannel(EventTarget, trio.abc.ReceiveChannel[str | bytes]):
         self._binary_type = value
 
     @property
-    def transport(self) -> RTCSctpTransport | None:
+    def sctp_transport(self) -> RTCSctpTransport | None:
         """The SCTP transport this channel is attached to (None until ``add_channel``)."""
         return self._transport
 
