@@ -319,3 +319,22 @@ def test_receive_window_bounds_memory_when_application_stalls() -> None:
     assert receiver.buffered <= 300_000 + 100_000
     pair.b.next_event = taken  # type: ignore[method-assign]
     pair.run(lambda: len(messages(pair, pair.b)) == 50, max_time=pair.now + 600)
+
+
+def test_peer_ignoring_our_window_cannot_grow_memory() -> None:
+    """A hostile peer sends out-of-order DATA (never the next TSN) far past our window."""
+    from trio_rtc.sctp.chunks import DataChunk, encode_data, encode_packet
+
+    pair = Pair(server={"receive_window": 200_000, "max_message_size": 100_000})
+    pair.connect()
+    core = pair.b
+    receiver = core.receiver
+    assert receiver is not None
+    base = receiver.cumulative_tsn + 2  # leave a hole at cumulative + 1 forever
+    for index in range(2000):
+        chunk = DataChunk(0x02, (base + index) & 0xFFFFFFFF, 1, 0, 53, b"\xee" * 1100)
+        packet = encode_packet(5000, 5000, core.local_tag, [encode_data(chunk)])
+        core.receive_packet(packet, pair.now)
+    assert receiver.buffered <= 200_000
+    assert core.stats.data_chunks_dropped > 1000
+    assert core.state is AssociationState.ESTABLISHED
