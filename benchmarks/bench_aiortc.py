@@ -39,6 +39,7 @@ from common import (
     ScenarioResult,
     Sizes,
     bench_arguments,
+    call_profiled,
     check_sdp_loopback,
     cpu_seconds,
     describe_error,
@@ -355,8 +356,11 @@ def main() -> int:
         versions=package_versions(["aiortc", "aioice", "pyOpenSSL", "cryptography", "pylibsrtp"]),
     )
     try:
-        asyncio.run(
-            asyncio.wait_for(SCENARIO_FUNCTIONS[args.scenario](sizes, result), sizes.deadline)
+        call_profiled(
+            args.profile,
+            lambda: asyncio.run(
+                asyncio.wait_for(SCENARIO_FUNCTIONS[args.scenario](sizes, result), sizes.deadline)
+            ),
         )
     except TimeoutError:
         result.error = f"the scenario exceeded its deadline of {sizes.deadline:.0f} s"

@@ -35,6 +35,7 @@ from common import (
     ScenarioResult,
     Sizes,
     bench_arguments,
+    call_profiled,
     check_sdp_loopback,
     cpu_seconds,
     describe_error,
@@ -432,7 +433,9 @@ def main() -> int:
         status = EXIT_UNAVAILABLE
     else:
         try:
-            trio.run(run_scenario, args.scenario, sizes, result)
+            call_profiled(
+                args.profile, lambda: trio.run(run_scenario, args.scenario, sizes, result)
+            )
         except trio.TooSlowError:
             result.error = f"the scenario exceeded its deadline of {sizes.deadline:.0f} s"
             status = 1

@@ -11,6 +11,7 @@ alternating the stacks, and aggregates medians and ratios.
 from __future__ import annotations
 
 import argparse
+import cProfile
 import gc
 import json
 import os
@@ -20,7 +21,7 @@ import resource
 import statistics
 import sys
 import traceback
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -181,7 +182,24 @@ def bench_arguments(description: str) -> argparse.Namespace:
     parser.add_argument("--scenario", required=True, choices=SCENARIOS)
     parser.add_argument("--quick", action="store_true", help="sizes divided by ~50 (smoke run)")
     parser.add_argument("--out", type=Path, help="write the JSON result here (default: stdout)")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="write a cProfile of the scenario here (read it with python -m pstats)",
+    )
     return parser.parse_args()
+
+
+def call_profiled(profile: Path | None, function: Callable[[], None]) -> None:
+    """Call ``function``, under cProfile when ``profile`` names a file for the stats."""
+    if profile is None:
+        function()
+        return
+    profiler = cProfile.Profile()
+    try:
+        profiler.runcall(function)
+    finally:
+        profiler.dump_stats(profile)
 
 
 def write_result(result: ScenarioResult, out: Path | None) -> None:

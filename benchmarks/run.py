@@ -88,6 +88,24 @@ def ensure_separate_venv() -> str:
     return str(python)
 
 
+def source_state() -> dict[str, Any]:
+    """The commit measured and whether trio_rtc/ had uncommitted changes (a shared tree)."""
+
+    def git(*arguments: str) -> str:
+        try:
+            done = subprocess.run(
+                ["git", *arguments], capture_output=True, text=True, cwd=HERE.parent, timeout=10
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return ""
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    return {
+        "commit": git("rev-parse", "HEAD") or None,
+        "trio_rtc_dirty": bool(git("status", "--porcelain", "--", "trio_rtc")),
+    }
+
+
 def run_one(python: str, stack: str, scenario: str, quick: bool) -> tuple[int, dict[str, Any], str]:
     """One bench process: exit status, its JSON result (empty if it wrote none), stderr tail."""
     sizes = Sizes.make(quick)
@@ -301,6 +319,7 @@ def main(argv: list[str] | None = None) -> int:
         pythons["aiortc"] = ensure_separate_venv()
     sizes = Sizes.make(args.quick)
     machine = machine_info()
+    source = source_state()
     started = time.time()
     runs = collect(pythons, args.scenarios, args.rounds, args.quick)
     table = comparison(runs, args.scenarios)
@@ -316,6 +335,7 @@ def main(argv: list[str] | None = None) -> int:
             "rounds": args.rounds,
             "scenarios": args.scenarios,
             "machine": machine,
+            "source": source,
             "stacks": {stack: stack_runs.to_json() for stack, stack_runs in runs.items()},
             "comparison": table,
         }

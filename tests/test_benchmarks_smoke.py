@@ -64,6 +64,7 @@ def test_quick_run_writes_table_and_json(tmp_path: Path) -> None:
     assert report["quick"] is True
     assert report["rounds"] == 1
     assert report["scenarios"] == ["setup", "ice"]
+    assert set(report["source"]) == {"commit", "trio_rtc_dirty"}
     machine = report["machine"]
     for key in ("cpu_model", "cpu_count", "python", "platform", "load_average"):
         assert machine[key], key
