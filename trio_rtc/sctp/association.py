@@ -75,6 +75,7 @@ class SctpAssociation:
         local_port: int = 5000,
         remote_port: int = 5000,
         max_message_size: int = 262144,
+        remote_max_message_size: int | None = None,
         receive_window: int = 1 << 21,
         mtu: int = 1200,
         zero_checksum: bool = True,
@@ -98,6 +99,11 @@ class SctpAssociation:
         self.local_port = local_port
         self.remote_port = remote_port
         self.max_message_size = max_message_size
+        #: The largest message we may send: the peer's SDP ``a=max-message-size`` (RFC 8841
+        #: §6); settable once the remote description is known.
+        self.remote_max_message_size = (
+            max_message_size if remote_max_message_size is None else remote_max_message_size
+        )
         self.receive_window = receive_window
         self.mtu = mtu
         self.zero_checksum = zero_checksum
@@ -186,8 +192,8 @@ class SctpAssociation:
             raise ValueError(f"stream id {stream_id} outside 0..{self.outbound_streams - 1}")
         if not data:
             raise ValueError("SCTP cannot carry an empty message (use PPID 56/57 and one byte)")
-        if len(data) > self.max_message_size:
-            raise ValueError(f"message of {len(data)} bytes exceeds {self.max_message_size}")
+        if len(data) > self.remote_max_message_size:
+            raise ValueError(f"message of {len(data)} bytes exceeds {self.remote_max_message_size}")
         expires_at = None if max_packet_lifetime is None else now + max_packet_lifetime
         if max_retransmits is not None and max_retransmits < 0:
             raise ValueError("max_retransmits must be >= 0")

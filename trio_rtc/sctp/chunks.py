@@ -272,8 +272,7 @@ def verify_packet_untrusted(
     """
     if len(data) < COMMON_HEADER_SIZE + 4:
         raise SctpError("packet shorter than the common header and one chunk header")
-    if len(data) & 3:
-        raise SctpError("packet length is not a multiple of 4")
+    # A packet whose last chunk lacks its padding is accepted (be liberal in what we accept).
     source_port, destination_port, tag, checksum_field = COMMON_HEADER.unpack_from(data)
     if checksum_field == 0 and accept_zero_checksum:
         return source_port, destination_port, tag, True

@@ -50,6 +50,7 @@ from .events import (
     MessageReceived,
     StreamsReset,
 )
+from .states import AssociationState
 
 __all__ = ["RTCSctpTransport", "RTCSctpTransportState"]
 
@@ -323,15 +324,18 @@ class RTCSctpTransport(EventTarget):
                     for channel in announce:
                         if channel._attached:
                             channel._set_open()
-                handled = self._process_events(now)
-                packets = self._send_packets(now)
+                self._process_events(now)
+                # Everything the events caused is queued by now, so one call sends it all; the
+                # BufferedAmountChanged events it leaves behind need no answer.
+                self._send_packets(now)
                 if self._state == "closed":
                     return
                 if self._watched:
                     self._check_buffered()
                 if self._resets:
                     self._send_resets()
-                if not (packets or handled or self._wake_pending or self._announce):
+                # A handler sent, closed or opened something: once more.
+                if not (self._wake_pending or self._announce):
                     return
         finally:
             self._pumping = False
@@ -348,7 +352,9 @@ class RTCSctpTransport(EventTarget):
         dcep = self._dcep
         channels = self._channels
         count = 0
-        while self._paused_by is None:
+        # Paused for a slow reader, events wait in the core (holding the receive window shut),
+        # unless the association is over: then its end must be seen at once.
+        while self._paused_by is None or core.state is AssociationState.CLOSED:
             event = core.next_event()
             if event is None:
                 break
@@ -514,7 +520,10 @@ class RTCSctpTransport(EventTarget):
         if buffered > channel._buffered_amount_low_threshold:
             channel._low_armed = True
             self._watched[channel] = None
-        if self._wake_pending or self._pumping:
+        if self._pumping:
+            self._wake_pending = True  # the running pump sends it
+            return buffered
+        if self._wake_pending:
             return buffered
         scope = self._wait_scope
         if scope is not None and not self._flushed_directly:
