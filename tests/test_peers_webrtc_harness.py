@@ -191,3 +191,29 @@ async def test_browser_namespace_and_shutdown(tmp_path: Path) -> None:
     assert browser.processes_left() == []
     assert browser.process.returncode is not None
     assert _fd_count() == fds
+
+
+async def test_cancelled_page_opening_leaves_no_page(chromium_loopback: ChromiumBrowser) -> None:
+    before = await chromium_loopback.pages()
+    for delay in (0.0, 0.005, 0.02, 0.05, 0.1, 0.2, 0.4):
+        with trio.move_on_after(delay):
+            async with chromium_loopback.open_peer() as page:
+                await page.create_channel("x")
+                await page.create_offer()
+                await trio.sleep_forever()
+    assert await chromium_loopback.pages() == before
+
+
+async def test_cancelled_aiortc_peer_is_reaped() -> None:
+    fds = _fd_count()
+    peers = []
+    for delay in (0.0, 0.05, 0.4, 1.0):
+        with trio.move_on_after(delay):
+            async with open_aiortc_peer() as aiortc_peer:
+                peers.append(aiortc_peer)
+                await aiortc_peer.create_channel("x")
+                await aiortc_peer.create_offer()
+                await trio.sleep_forever()
+    assert peers, "no peer got as far as its first command"
+    assert all(p.returncode is not None for p in peers)
+    assert _fd_count() == fds

@@ -103,6 +103,7 @@ NAMESPACE_SETUP = {
 }
 CLONE_NEWNET = 0x40000000
 LOG_TAIL = 16 * 1024
+DEVTOOLS_TIMEOUT = 10.0
 
 Mode = Literal["loopback", "mdns"]
 T = TypeVar("T")
@@ -376,6 +377,32 @@ class ChromiumBrowser:
                 with trio.CancelScope(shield=True), trio.move_on_after(2):
                     await ws.aclose()
 
+    async def devtools_call(self, method: str, **params: Any) -> dict[str, Any]:
+        """One DevTools call on a connection of its own, shielded from cancellation and bounded
+        in time: opening and closing pages must not be torn in half by the test's cancellation
+        (trio-websocket's reader task would die with the caller's scope)."""
+        result: dict[str, Any] = {}
+        with trio.CancelScope(shield=True), trio.fail_after(DEVTOOLS_TIMEOUT):
+            async with self._devtools() as devtools:
+                result = await devtools.call(method, **params)
+        return result
+
+    async def _close_page(self, target_id: str) -> None:
+        """Close a page and wait until the browser no longer lists it (closeTarget answers
+        before the page is gone)."""
+        await self.devtools_call("Target.closeTarget", targetId=target_id)
+        with trio.CancelScope(shield=True), trio.move_on_after(DEVTOOLS_TIMEOUT):
+            while True:
+                targets = await self.devtools_call("Target.getTargets")
+                if all(t["targetId"] != target_id for t in targets["targetInfos"]):
+                    return
+                await trio.sleep(0.01)
+
+    async def pages(self) -> list[str]:
+        """URLs of the pages open in the browser (the start page ``about:blank`` included)."""
+        targets = await self.devtools_call("Target.getTargets")
+        return [str(t["url"]) for t in targets["targetInfos"] if t["type"] == "page"]
+
     @asynccontextmanager
     async def open_peer(
         self,
@@ -391,29 +418,36 @@ class ChromiumBrowser:
         the description carries every candidate; ``echo`` makes the channels the remote opens
         send every message back. ``ice_servers`` is RTCConfiguration.iceServers (loopback only).
         """
+        if self.process.poll() is not None:
+            raise ChromiumError(
+                f"the {self.mode} browser exited (status {self.process.returncode}) earlier in "
+                f"the session\n{self.log_tail()}"
+            )
         config = {"trickle": trickle, "echo": echo, "iceServers": ice_servers or []}
         peer = BrowserPeer(config, timeout=wait_seconds)
         start = trio.current_time()
         try:
             async with (
                 serve_pages(self.namespace.listen) as server,
-                self._devtools() as devtools,
                 open_service_nursery() as nursery,
             ):
                 token, url = server.new_page()
-                with trio.fail_after(wait_seconds):
-                    target = await devtools.call("Target.createTarget", url=url)
-                    ws, done = await server.wait_page(token)
+                # Shielded: a page that exists must be known by id, to be closed below.
+                target = await self.devtools_call("Target.createTarget", url=url)
+                done: trio.Event | None = None
                 try:
+                    with trio.fail_after(wait_seconds):
+                        ws, done = await server.wait_page(token)
                     peer._ws = ws
                     nursery.start_soon(peer._read, ws)
                     await peer.request("configure", config=config)
                     peer.page_seconds = trio.current_time() - start
                     yield peer
                 finally:
-                    with trio.CancelScope(shield=True), trio.move_on_after(5):
-                        await devtools.call("Target.closeTarget", targetId=target["targetId"])
-                    done.set()
+                    # Also when the page never connected: no page outlives its test.
+                    await self._close_page(str(target["targetId"]))
+                    if done is not None:
+                        done.set()
         except BaseException as exc:
             if isinstance(exc, Exception):
                 exc.add_note(peer.debug_text())
