@@ -277,6 +277,54 @@ def render_table(
     return "\n".join(lines)
 
 
+def baseline_changes(
+    table: dict[str, dict[str, Any]], baseline: dict[str, Any]
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """For every figure and stack measured both now and in ``baseline`` (an earlier ``--json``
+    report): the two medians, now / before, and whether that moved in the better direction."""
+    before_table: dict[str, dict[str, Any]] = baseline.get("comparison", {})
+    changes: dict[str, dict[str, dict[str, Any]]] = {}
+    for name, entry in table.items():
+        before_entry = before_table.get(name, {})
+        for stack in STACKS:
+            now, before = entry.get(stack), before_entry.get(stack)
+            if not now or not before:
+                continue
+            change = now / before
+            improved = change > 1 if entry["better"] == "higher" else change < 1
+            changes.setdefault(name, {})[stack] = {
+                "before": before,
+                "now": now,
+                "change": change,
+                "improved": improved,
+            }
+    return changes
+
+
+def render_changes(changes: dict[str, dict[str, dict[str, Any]]], baseline_name: str) -> str:
+    rows = [("figure", "stack", "before", "now", "now/before", "")]
+    for figure in FIGURES:
+        for stack, change in changes.get(figure.name, {}).items():
+            rows.append(
+                (
+                    figure.name,
+                    stack,
+                    f"{change['before']:.4g}",
+                    f"{change['now']:.4g}",
+                    f"{change['change']:.3g}",
+                    "better" if change["improved"] else "worse",
+                )
+            )
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    lines = [f"against {baseline_name} (medians; the machine's noise applies to both):"]
+    for index, row in enumerate(rows):
+        cells = [text.ljust(width) for text, width in zip(row, widths, strict=True)]
+        lines.append("  ".join(cells).rstrip())
+        if index == 0:
+            lines.append("  ".join("-" * width for width in widths))
+    return "\n".join(lines)
+
+
 def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=(__doc__ or "").splitlines()[0],
@@ -286,6 +334,11 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="sizes divided by ~50 (smoke run)")
     parser.add_argument("--rounds", type=int, default=3, help="A B rounds (default 3)")
     parser.add_argument("--json", type=Path, help="write every value and the machine here")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="an earlier --json report: also show how every median moved since",
+    )
     parser.add_argument(
         "--only",
         default=",".join(SCENARIOS),
@@ -306,6 +359,12 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
         args.scenarios = scenarios_for(name for name in args.only.split(",") if name)
     except ValueError as error:
         parser.error(str(error))
+    args.baseline_report = None
+    if args.baseline is not None:
+        try:
+            args.baseline_report = json.loads(args.baseline.read_text())
+        except (OSError, ValueError) as error:
+            parser.error(f"--baseline {args.baseline}: {error}")
     args.stack_list = [name for name in args.stacks.split(",") if name]
     if not args.stack_list or any(name not in STACKS for name in args.stack_list):
         parser.error(f"--stacks takes names among {', '.join(STACKS)}")
@@ -324,6 +383,13 @@ def main(argv: list[str] | None = None) -> int:
     runs = collect(pythons, args.scenarios, args.rounds, args.quick)
     table = comparison(runs, args.scenarios)
     print(render_table(runs, table, sizes, args.rounds))
+    changes = None
+    if args.baseline_report is not None:
+        changes = baseline_changes(table, args.baseline_report)
+        print()
+        print(render_changes(changes, str(args.baseline)))
+        if args.baseline_report.get("quick") != args.quick:
+            print("note: the baseline was measured with other sizes (--quick differs)")
     if args.json is not None:
         machine["load_average_after"] = list(os.getloadavg())
         report = {
@@ -339,6 +405,8 @@ def main(argv: list[str] | None = None) -> int:
             "stacks": {stack: stack_runs.to_json() for stack, stack_runs in runs.items()},
             "comparison": table,
         }
+        if changes is not None:
+            report["baseline"] = {"file": str(args.baseline), "changes": changes}
         args.json.write_text(json.dumps(report, indent=1) + "\n")
     failed = any(stack.errors for stack in runs.values())
     return 1 if failed else 0

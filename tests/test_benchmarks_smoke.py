@@ -96,6 +96,36 @@ def test_quick_run_writes_table_and_json(tmp_path: Path) -> None:
     assert comparison["setup_ms"]["target"] == 0.5
     assert comparison["setup_ms"]["aiortc"] == aiortc["figures"]["setup_ms"]["median"]
 
+    # A later run compared with this one, as the performance work does.
+    again = subprocess.run(
+        [
+            sys.executable,
+            str(BENCHMARKS / "run.py"),
+            "--quick",
+            "--rounds",
+            "1",
+            "--only",
+            "ice",
+            "--stacks",
+            "trio_rtc",
+            "--baseline",
+            str(out),
+            "--json",
+            str(tmp_path / "again.json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "now/before" in again.stdout
+    moved = json.loads((tmp_path / "again.json").read_text())["baseline"]["changes"]
+    assert set(moved) == {"ice_connect_ms"}
+    change = moved["ice_connect_ms"]["trio_rtc"]
+    assert change["before"] == ice["trio_rtc"]
+    assert change["change"] == pytest.approx(change["now"] / change["before"])
+    assert isinstance(change["improved"], bool)
+
 
 def test_figures_name_their_scenarios() -> None:
     assert common.scenarios_for(["rtt_ms", "setup", "reliable_16k_cpu_s_per_mib"]) == [
