@@ -88,7 +88,10 @@ class Receiver:
         self, flags: int, wire_tsn: int, stream_id: int, ssn: int, ppid: int, payload: bytes
     ) -> int:
         cumulative = self.cumulative_tsn
-        tsn = unwrap_tsn(wire_tsn, cumulative)
+        if wire_tsn == (cumulative + 1) & _MASK32:
+            tsn = cumulative + 1  # the common case, without serial arithmetic
+        else:
+            tsn = unwrap_tsn(wire_tsn, cumulative)
         if tsn <= cumulative or tsn in self.received_above:
             if len(self.duplicates) < _MAX_REPORTED_DUPLICATES:
                 self.duplicates.append(wire_tsn)

@@ -145,6 +145,20 @@ class Sender:
         step = self.max_payload
         total = len(data)
         tsn = self.next_tsn
+        self.buffered[stream_id] = self.buffered.get(stream_id, 0) + total
+        self.buffered_total += total
+        if total <= step:
+            # Fast path: one chunk, no slicing.
+            length = DATA_HEADER_SIZE + total
+            wire = DATA_HEADER.pack(
+                ChunkType.DATA, base_flags | 3, length, tsn & _MASK32, stream_id, ssn, ppid
+            )
+            wire = wire + data + b"\x00" * (-length & 3) if length & 3 else wire + data
+            chunk = OutboundChunk(tsn, ssn, ordered, wire, total, message)
+            message.chunks.append(chunk)
+            self.queue.append(chunk)
+            self.next_tsn = tsn + 1
+            return
         chunks = message.chunks
         pack = DATA_HEADER.pack
         view = memoryview(data)
@@ -169,8 +183,6 @@ class Sender:
                 break
         self.next_tsn = tsn
         self.queue.extend(chunks)
-        self.buffered[stream_id] = self.buffered.get(stream_id, 0) + total
-        self.buffered_total += total
 
     def reset_stream_sequences(self, stream_ids: list[int]) -> None:
         """RFC 6525 §5.1.2: after an outgoing reset request the next SSN is 0."""
