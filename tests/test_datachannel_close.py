@@ -227,3 +227,23 @@ async def test_a_crash_in_the_driver_fails_the_transport_visibly() -> None:
             [error] = errors
             assert "bug in the core" in str(error.error)
             assert error.error.errorDetail == "sctp-failure"
+
+
+async def test_peer_abort_is_seen_while_a_slow_reader_holds_the_association() -> None:
+    with trio.fail_after(10):
+        async with sctp_pair() as stack:
+            a = RTCDataChannel("x", negotiated=True, id=0)
+            b = RTCDataChannel("x", negotiated=True, id=0)
+            b.receive_high_water = 16384
+            stack.sctp_a.add_channel(a)
+            stack.sctp_b.add_channel(b)
+            await a.wait_open()
+            for _ in range(20):
+                a.send(b"p" * 16384)
+            await trio.sleep(0.3)
+            assert stack.sctp_b._paused_by is b
+            stack.sctp_a.stop()
+            # b never reads, yet learns that the association is gone.
+            await stack.sctp_b.wait_until(lambda: stack.sctp_b.state == "closed")
+            assert b.readyState == "closed"
+            assert isinstance(await b.receive(), bytes)  # what arrived can still be read
