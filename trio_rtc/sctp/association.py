@@ -66,7 +66,12 @@ _NEEDS_CRC = frozenset({ChunkType.INIT, ChunkType.INIT_ACK, ChunkType.COOKIE_ECH
 
 
 class SctpAssociation:
-    """One SCTP association over one DTLS connection. Never awaits, never reads a clock."""
+    """One SCTP association over one DTLS connection. Never awaits, never reads a clock.
+
+    ``is_client`` is the DTLS role. SCTP itself is symmetric in WebRTC (both sides may call
+    :meth:`connect`; the INIT collision is resolved per RFC 9260 §5.2); the role only matters to
+    DCEP's stream id parity, and is kept here for the layers above.
+    """
 
     def __init__(
         self,
@@ -216,10 +221,14 @@ class SctpAssociation:
 
     def reset_streams(self, stream_ids: list[int]) -> None:
         """Reset our outgoing stream sequence numbers (RFC 6525 §5.1.2), e.g. to close a data
-        channel. A ``StreamsReset(incoming=False)`` event follows when the peer performed it."""
-        if self.state not in DATA_STATES and self.state is not AssociationState.COOKIE_ECHOED:
-            if self.state is not AssociationState.COOKIE_WAIT:
-                raise InvalidStateError("cannot reset streams: association not established")
+        channel. A ``StreamsReset(incoming=False)`` event follows when the peer performed it.
+        Before establishment the request waits; a peer without RE-CONFIG support never gets it
+        (``AssociationEstablished.stream_reset`` says so)."""
+        if self._terminated or not (
+            self.state in DATA_STATES
+            or self.state in (AssociationState.COOKIE_WAIT, AssociationState.COOKIE_ECHOED)
+        ):
+            raise InvalidStateError(f"cannot reset streams in state {self.state.value}")
         self.reconfig.queue_outgoing_reset(stream_ids)
 
     def shutdown(self) -> None:
