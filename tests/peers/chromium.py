@@ -410,20 +410,27 @@ class ChromiumBrowser:
         trickle: bool = True,
         echo: bool = False,
         ice_servers: list[dict[str, Any]] | None = None,
+        configuration: dict[str, Any] | None = None,
         wait_seconds: float = DEFAULT_TIMEOUT,
     ) -> AsyncIterator[BrowserPeer]:
         """A fresh page holding one RTCPeerConnection, closed when the block ends.
 
         ``trickle=False`` makes create_offer/create_answer wait for gathering to complete, so
         the description carries every candidate; ``echo`` makes the channels the remote opens
-        send every message back. ``ice_servers`` is RTCConfiguration.iceServers (loopback only).
+        send every message back. ``ice_servers`` is RTCConfiguration.iceServers (servers must
+        run inside ``self.namespace``); ``configuration`` adds other RTCConfiguration members
+        (``bundlePolicy``, ``iceTransportPolicy``, …).
         """
         if self.process.poll() is not None:
             raise ChromiumError(
                 f"the {self.mode} browser exited (status {self.process.returncode}) earlier in "
                 f"the session\n{self.log_tail()}"
             )
-        config = {"trickle": trickle, "echo": echo, "iceServers": ice_servers or []}
+        config = {
+            "trickle": trickle,
+            "echo": echo,
+            "configuration": {**(configuration or {}), "iceServers": ice_servers or []},
+        }
         peer = BrowserPeer(config, timeout=wait_seconds)
         start = trio.current_time()
         try:

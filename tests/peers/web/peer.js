@@ -185,7 +185,7 @@ async function sendBytes(entry, nbytes, chunkSize) {
 
 function configure(options) {
   config = options;
-  pc = new RTCPeerConnection({ iceServers: options.iceServers || [] });
+  pc = new RTCPeerConnection(options.configuration || {});
   pc.onicecandidate = (event) => {
     emit({ type: "candidate", candidate: event.candidate ? event.candidate.toJSON() : null });
   };
