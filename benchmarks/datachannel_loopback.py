@@ -120,10 +120,13 @@ async def bulk(size: int, total: int) -> tuple[float, float]:
         transport = a.sctp_transport
         assert transport is not None
         stats = transport.association.stats
+        b_transport = b.sctp_transport
+        assert b_transport is not None
         print(
             f"    ({stats.packets_sent:,} packets sent, {stats.retransmitted_chunks:,} chunks"
             f" retransmitted, {stats.fast_retransmitted_chunks:,} fast,"
-            f" {stats.t3_expirations} T3 expirations)"
+            f" {stats.t3_expirations} T3 expirations,"
+            f" {b_transport.transport.application_data_dropped} DTLS records dropped)"
         )
         expected = hashlib.sha256(payload * count).hexdigest()
         assert digest.hexdigest() == expected, "corrupted transfer"
