@@ -6,6 +6,7 @@ same harness with trio_rtc's RTCPeerConnection on the other side.
 """
 
 import os
+import socket
 import threading
 from pathlib import Path
 
@@ -172,8 +173,9 @@ def _netns_id() -> str:
 
 
 async def test_browser_namespace_and_shutdown(tmp_path: Path) -> None:
-    """The browser's namespace holds only loopback; ``entered()`` moves this thread's new
-    sockets there and back; closing leaves no process and no file descriptor."""
+    """The browser's namespace holds only loopback; ``trio_sockets()`` puts new trio sockets
+    there and leaves this thread where it was; closing leaves no process and no file
+    descriptor."""
     fds = _fd_count()
     home = _netns_id()
     browser = await trio.to_thread.run_sync(ChromiumBrowser.launch, "loopback", tmp_path / "b")
@@ -183,13 +185,18 @@ async def test_browser_namespace_and_shutdown(tmp_path: Path) -> None:
         )
         addresses = {line.split()[3] for line in links.stdout.decode().splitlines()}
         assert addresses == {"127.0.0.1/8", "::1/128"}
-        with browser.namespace.entered():
-            assert _netns_id() != home
-            # Sockets made now live in the namespace: DevTools listens only there.
-            inside = trio.socket.socket()
-        assert _netns_id() == home
-        with inside:
-            await inside.connect(("127.0.0.1", browser.devtools_port))
+        with browser.namespace.trio_sockets():
+            inside = trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            assert _netns_id() == home
+        outside = trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        with inside, outside:
+            # The same port can be bound in both: they are different network stacks.
+            await inside.bind(("127.0.0.1", 0))
+            await outside.bind(inside.getsockname())
+            # DevTools listens only inside.
+            with browser.namespace.trio_sockets():
+                stream = await trio.open_tcp_stream("127.0.0.1", browser.devtools_port)
+            await stream.aclose()
         async with browser.open_peer() as page:
             assert (await page.states())["connectionState"] == "new"
     finally:

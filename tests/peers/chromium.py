@@ -23,9 +23,9 @@ nothing the outside world can reach:
   10.77.0.1 and announces it on that veth, where nothing listens but the namespace's own peers.
 
 Everything that talks to the browser joins its namespace: the page server and the DevTools
-connection (sockets made by a thread that entered it), subprocess peers (``namespace.command``),
-and the peer under test (``with browser.namespace.entered():`` around the code that creates its
-sockets; setns(2) moves only the calling thread).
+connection (sockets created inside, ``namespace.socket()``), subprocess peers (``namespace.command``),
+and the peer under test: ``with browser.namespace.trio_sockets():`` around the code that creates
+its sockets installs a trio socket factory whose sockets live in the namespace.
 
 The page (``web/peer.js``) is served over HTTP on 127.0.0.1 by the test and connects back over a
 trio-websocket control channel; DevTools (``--remote-debugging-port``, in the namespace) is used
@@ -41,13 +41,12 @@ import shutil
 import signal
 import socket
 import subprocess
-import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 import pytest
 import trio
@@ -57,7 +56,6 @@ from peers.signaling import (
     DEFAULT_TIMEOUT,
     PeerControl,
     PeerError,
-    listen_loopback,
     open_service_nursery,
     serve_pages,
 )
@@ -106,7 +104,6 @@ LOG_TAIL = 16 * 1024
 DEVTOOLS_TIMEOUT = 10.0
 
 Mode = Literal["loopback", "mdns"]
-T = TypeVar("T")
 
 
 class ChromiumError(Exception):
@@ -132,50 +129,79 @@ class NetworkNamespace:
     # Networks besides loopback that exist inside (and only inside) the namespace.
     allowed_networks: tuple[str, ...] = ()
 
-    def run(self, function: Callable[[], T]) -> T:
-        """Call ``function`` in a new thread that joined the namespace; return its result."""
-        result: list[T] = []
-        errors: list[BaseException] = []
-
-        def target() -> None:
-            try:
-                _setns(self.path)
-                result.append(function())
-            except BaseException as exc:
-                errors.append(exc)
-
-        thread = threading.Thread(target=target, name="netns")
-        thread.start()
-        thread.join()
-        if errors:
-            raise errors[0]
-        return result[0]
-
     def listen(self) -> socket.socket:
         """A TCP socket listening on the namespace's 127.0.0.1 (an ephemeral port)."""
-        return self.run(listen_loopback)
+        sock = self.socket()
+        try:
+            sock.bind(("127.0.0.1", 0))
+            sock.listen(16)
+        except BaseException:
+            sock.close()
+            raise
+        return sock
 
     def connect(self, port: int) -> socket.socket:
-        """A TCP socket connected to the namespace's 127.0.0.1:port."""
-        return self.run(lambda: socket.create_connection(("127.0.0.1", port), timeout=5))
+        """A TCP socket connected to the namespace's 127.0.0.1:port (blocking, 5 s at most)."""
+        sock = self.socket()
+        try:
+            sock.settimeout(5)
+            sock.connect(("127.0.0.1", port))
+        except BaseException:
+            sock.close()
+            raise
+        return sock
 
-    @contextmanager
-    def entered(self) -> Iterator[None]:
-        """Move the calling thread into the namespace for the block (sockets created meanwhile
-        stay there for good); back to where it was afterwards, also on error."""
-        home = os.open(f"/proc/self/task/{threading.get_native_id()}/ns/net", os.O_RDONLY)
+    def socket(
+        self, family: int = socket.AF_INET, type: int = socket.SOCK_STREAM, proto: int = 0
+    ) -> socket.socket:
+        """A new socket that lives in the namespace.
+
+        The calling thread enters the namespace only for the socket(2) call and is back before
+        this returns; nothing else runs meanwhile (no await, no thread is started), so no other
+        socket, thread or process can end up there by accident.
+        """
+        home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
         try:
             _setns(self.path)
             try:
-                yield
+                return socket.socket(family, type, proto)
             finally:
                 _setns(f"/proc/self/fd/{home}")
         finally:
             os.close(home)
 
+    def socket_factory(self) -> NamespaceSocketFactory:
+        return NamespaceSocketFactory(self)
+
+    @contextmanager
+    def trio_sockets(self) -> Iterator[None]:
+        """Within a trio run, make every ``trio.socket.socket()`` created in the block live in
+        the namespace (trio's custom socket factory, restored afterwards)."""
+        previous = trio.socket.set_custom_socket_factory(self.socket_factory())
+        try:
+            yield
+        finally:
+            trio.socket.set_custom_socket_factory(previous)
+
     def command(self, argv: list[str]) -> list[str]:
         """``argv`` run inside the namespace."""
         return ["nsenter", f"--net={self.path}", "--", *argv]
+
+
+class NamespaceSocketFactory(trio.abc.SocketFactory):
+    """trio's socket factory hook (``trio.socket.set_custom_socket_factory``): sockets in the
+    namespace. Only ``trio.socket.socket()`` goes through it, not ``from_stdlib_socket``."""
+
+    def __init__(self, namespace: NetworkNamespace) -> None:
+        self.namespace = namespace
+
+    def socket(
+        self,
+        family: socket.AddressFamily | int = socket.AF_INET,
+        type: socket.SocketKind | int = socket.SOCK_STREAM,
+        proto: int = 0,
+    ) -> trio.socket.SocketType:
+        return trio.socket.from_stdlib_socket(self.namespace.socket(family, type, proto))
 
 
 class BrowserPeer(PeerControl):
