@@ -143,6 +143,7 @@ class SctpAssociation:
         )
         self.receiver: Receiver | None = None
         self.reconfig = ReconfigState(self._initial_tsn)
+        self._paused: dict[int, list[tuple[int, bytes, bool, int | None, float | None]]] = {}
         self._zero_checksum_active = False
         self._error_count = 0
         # Handshake (T1) and shutdown (T2) retransmission.
@@ -202,6 +203,19 @@ class SctpAssociation:
         expires_at = None if max_packet_lifetime is None else now + max_packet_lifetime
         if max_retransmits is not None and max_retransmits < 0:
             raise ValueError("max_retransmits must be >= 0")
+        reconfig = self.reconfig
+        resetting = (reconfig.pending or reconfig.outstanding is not None) and (
+            stream_id in reconfig.resetting()
+        )
+        if resetting or stream_id in self._paused:
+            # RFC 6525 §5.1.2: no new data on a stream between the reset request and its
+            # response, or it could overtake the request and be taken for old data.
+            self._paused.setdefault(stream_id, []).append(
+                (ppid, data, ordered, max_retransmits, expires_at)
+            )
+            self.sender.buffered[stream_id] = self.sender.buffered.get(stream_id, 0) + len(data)
+            self.sender.buffered_total += len(data)
+            return
         self.sender.enqueue(
             stream_id,
             ppid,
@@ -229,7 +243,28 @@ class SctpAssociation:
             or self.state in (AssociationState.COOKIE_WAIT, AssociationState.COOKIE_ECHOED)
         ):
             raise InvalidStateError(f"cannot reset streams in state {self.state.value}")
+        if self.receiver is not None and not self.capabilities.reconfig:
+            return  # the peer cannot reset streams (RFC 6525 not announced)
         self.reconfig.queue_outgoing_reset(stream_ids)
+
+    def has_pending_data(self) -> bool:
+        """Messages are queued, unacknowledged, or held back behind a stream reset."""
+        return self.sender.outstanding() or bool(self._paused)
+
+    def _release_paused(self, stream_ids: list[int]) -> None:
+        sender = self.sender
+        for stream_id in stream_ids:
+            for ppid, data, ordered, max_retransmits, expires_at in self._paused.pop(stream_id, []):
+                sender.buffered[stream_id] -= len(data)
+                sender.buffered_total -= len(data)
+                sender.enqueue(
+                    stream_id,
+                    ppid,
+                    data,
+                    ordered=ordered,
+                    max_retransmits=max_retransmits,
+                    expires_at=expires_at,
+                )
 
     def shutdown(self) -> None:
         """Graceful close: deliver what is queued, then SHUTDOWN (RFC 9260 §9.2)."""
@@ -508,6 +543,11 @@ class SctpAssociation:
     def _establish(self) -> None:
         self.state = AssociationState.ESTABLISHED
         self._t1_at = None
+        if not self.capabilities.reconfig and self.reconfig.pending:
+            # Resets asked for before we knew the peer cannot do them: let the data go.
+            streams = self.reconfig.pending
+            self.reconfig.pending = []
+            self._release_paused(streams)
         self._zero_checksum_active = self.zero_checksum and self.capabilities.zero_checksum
         self._events.append(
             AssociationEstablished(
@@ -527,7 +567,7 @@ class SctpAssociation:
         stats.retransmitted_chunks = sender.retransmissions
         stats.fast_retransmitted_chunks = sender.fast_retransmissions
         stats.abandoned_messages = sender.abandoned_messages
-        if sender.outstanding():
+        if self.has_pending_data():
             return
         if self.state is AssociationState.SHUTDOWN_PENDING:
             self.state = AssociationState.SHUTDOWN_SENT
@@ -563,7 +603,7 @@ class SctpAssociation:
             if (
                 state is AssociationState.SHUTDOWN_PENDING
                 or state is AssociationState.SHUTDOWN_RECEIVED
-            ) and not sender.outstanding():
+            ) and not self.has_pending_data():
                 self._after_ack()
             data_allowed = self.state in SENDS_DATA
             self._queue_data_phase_control(now, data_allowed)
@@ -640,14 +680,17 @@ class SctpAssociation:
         assert receiver is not None
         control = self._control
         if self.reconfig.wants_to_send() and self.capabilities.reconfig:
-            request, new_streams = self.reconfig.take_request(sender.next_tsn - 1)
-            sender.reset_stream_sequences(new_streams)
+            request, _ = self.reconfig.take_request(sender.next_tsn - 1)
             control.append((self.peer_tag, encode_reconfig([request])))
             self.reconfig.timer_at = now + self.rto.rto
         if sender.forward_tsn_needed:
             sender.forward_tsn_needed = False
             if self.capabilities.forward_tsn:
                 control.insert(0, (self.peer_tag, encode_forward_tsn(sender.forward_tsn())))
+                # RFC 3758 §3.5 C3: a FORWARD TSN can be lost too; T3-rtx resends it. This
+                # matters when only never-sent chunks were abandoned (nothing else in flight).
+                if sender.t3_expires_at is None:
+                    sender.t3_expires_at = now + self.rto.rto
         if self._sack_needed or (
             self._sack_at is not None and data_allowed and sender.has_data_to_send()
         ):

@@ -222,7 +222,15 @@ def on_reconfig(assoc: SctpAssociation, chunk: RawChunk, now: float) -> None:
     if responses:
         assoc._control.append((assoc.peer_tag, encode_reconfig(responses)))
     if performed:
+        # RFC 6525 §5.1.2: sequence numbers restart only now, and messages queued meanwhile
+        # on these streams (held back so that none arrives before the request) go out.
+        assoc.sender.reset_stream_sequences(performed)
+        assoc._release_paused(performed)
         assoc._events.append(StreamsReset(tuple(performed), incoming=False))
+    if assoc.reconfig.refused:
+        refused = assoc.reconfig.refused
+        assoc.reconfig.refused = []
+        assoc._release_paused(refused)
     if assoc.reconfig.pending and assoc.reconfig.outstanding is None:
         assoc._sack_needed = assoc._sack_needed  # the next packets_to_send sends it
 

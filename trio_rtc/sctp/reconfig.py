@@ -32,6 +32,8 @@ class ReconfigState:
         # Sequence numbers of the peer's requests (set when the association is established).
         self.peer_expected_sequence = 0
         self.last_responses: dict[int, ReconfigResponse] = {}
+        # Stream ids of requests the peer refused (their paused messages go out unreset).
+        self.refused: list[int] = []
 
     def queue_outgoing_reset(self, stream_ids: list[int]) -> None:
         queued = set(self.pending)
@@ -41,6 +43,13 @@ class ReconfigState:
             if stream_id not in queued:
                 queued.add(stream_id)
                 self.pending.append(stream_id)
+
+    def resetting(self) -> set[int]:
+        """Streams with a reset requested and not yet answered: their new messages wait."""
+        streams = set(self.pending)
+        if self.outstanding is not None:
+            streams.update(self.outstanding.stream_ids)
+        return streams
 
     def wants_to_send(self) -> bool:
         return (self.outstanding is None and bool(self.pending)) or self._retransmit_due
@@ -66,7 +75,8 @@ class ReconfigState:
             self._retransmit_due = True
 
     def on_response(self, response: ReconfigResponse) -> tuple[bool, list[int]]:
-        """Returns (finished, stream ids performed). IN_PROGRESS keeps the request alive."""
+        """Returns (performed, stream ids) once the request finished, else (False, []).
+        IN_PROGRESS keeps the request alive; a refusal finishes it unperformed."""
         request = self.outstanding
         if request is None or response.response_sequence != request.request_sequence:
             return False, []
@@ -81,7 +91,8 @@ class ReconfigState:
             ReconfigResult.SUCCESS_NOTHING_TO_DO,
         ):
             return True, request.stream_ids
-        return True, []
+        self.refused.extend(request.stream_ids)
+        return False, []
 
     def classify_request(self, sequence: int) -> str:
         """'new', 'retransmission' (answer again) or 'bad' (RFC 6525 §5.2.1)."""
@@ -110,8 +121,8 @@ def answer_requests(
     performed: list[int] = []
     for parameter in parameters:
         if isinstance(parameter, ReconfigResponse):
-            finished, stream_ids = state.on_response(parameter)
-            if finished:
+            done, stream_ids = state.on_response(parameter)
+            if done:
                 performed.extend(stream_ids)
             continue
         if isinstance(parameter, OutgoingResetRequest | IncomingResetRequest):
