@@ -204,7 +204,11 @@ class Negotiation(PeerConnectionBase):
             self._local_mline_index = model.media.index(data)
             self._announced_ufrag = credentials.ufrag
             ice.gather()
-            self._flush_candidates()
+            if self._candidate_buffer and self._nursery is not None:
+                # Candidates gathered earlier (a candidate pool, or a restart the peer started)
+                # are announced from a task, as the spec queues them: the application gets to
+                # send this description before the first icecandidate event.
+                self._nursery.start_soon(self._announce_buffered)
         self._set_signaling_state(after)
 
     def _apply_remote(self, ice: RTCIceTransport, sdp_type: str, model: SessionDescription) -> None:
@@ -310,8 +314,9 @@ class Negotiation(PeerConnectionBase):
     async def _run_dtls(self, ice: RTCIceTransport, dtls: RTCDtlsTransport) -> None:
         # Start the handshake once ICE has a pair, so the first flight is not sent into the void
         # (it would wait a whole retransmission timeout, RFC 6347 §4.2.4.1).
-        await ice.wait_until(lambda: ice.state in ("connected", "completed", "failed", "closed"))
-        if ice.state in ("failed", "closed"):
+        # ("failed" is not the end: an ICE restart can bring the transport back.)
+        await ice.wait_until(lambda: ice.state in ("connected", "completed", "closed"))
+        if ice.state == "closed":
             return
 
         def send(datagram: bytes) -> bool:
@@ -323,6 +328,11 @@ class Negotiation(PeerConnectionBase):
                 return False
 
         await dtls.run(receive_channel=ice.dtls_receive_channel, send=send)
+
+    async def _announce_buffered(self) -> None:
+        await trio.lowlevel.checkpoint()
+        if not self._closed:
+            self._flush_candidates()
 
     # --- addIceCandidate / restartIce ---------------------------------------------------------------
 
