@@ -65,6 +65,8 @@ async def test_chromium_and_aiortc_connect_and_transfer(
 
             states = await page.states()
             assert states["connectionState"] == "connected"
+            for peer in (page, aiortc_peer):
+                assert peer.state_history()[-2:] == ["connecting", "connected"]
             # Chromium's candidates are all 127.0.0.1: aiortc refuses at most a TCP one.
             for ignored in aiortc_peer.ignored():
                 assert ignored["reason"].startswith("not UDP"), ignored

@@ -23,9 +23,10 @@ nothing the outside world can reach:
   10.77.0.1 and announces it on that veth, where nothing listens but the namespace's own peers.
 
 Everything that talks to the browser joins its namespace: the page server and the DevTools
-connection (sockets created inside, ``namespace.socket()``), subprocess peers (``namespace.command``),
-and the peer under test: ``with browser.namespace.trio_sockets():`` around the code that creates
-its sockets installs a trio socket factory whose sockets live in the namespace.
+connection (sockets created inside, ``namespace.socket()``), subprocess peers
+(``namespace.command``), and the peer under test: ``with browser.namespace.trio_sockets():``
+around the code that creates its sockets installs a trio socket factory whose sockets live in
+the namespace.
 
 The page (``web/peer.js``) is served over HTTP on 127.0.0.1 by the test and connects back over a
 trio-websocket control channel; DevTools (``--remote-debugging-port``, in the namespace) is used

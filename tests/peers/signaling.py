@@ -231,6 +231,14 @@ class PeerControl:
         """RTCPeerConnection.close()."""
         await self.request("close")
 
+    def state_history(self, kind: str = "connectionState") -> list[str]:
+        """The values ``kind`` went through, in order, as the peer's events reported them."""
+        history: list[str] = []
+        for message in self.messages:
+            if message["type"] == "state" and (not history or history[-1] != message[kind]):
+                history.append(str(message[kind]))
+        return history
+
     def ignored(self) -> list[dict[str, Any]]:
         """Remote candidates the peer refused (aiortc: outside the allowed networks …)."""
         return [m for m in self.messages if m["type"] == "ignored"]
