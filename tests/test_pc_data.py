@@ -152,3 +152,23 @@ async def test_ice_restart_mid_transfer_loses_nothing() -> None:
             await local.send_message(b"after restart")
             assert await remote.receive() == b"after restart"
         nursery.cancel_scope.cancel()
+
+
+async def test_ice_restart_started_by_the_answerer() -> None:
+    async with pc_pair() as (a, b), trio.open_nursery() as nursery:
+        with trio.fail_after(20):
+            local, remote = await open_channel(a, b, nursery)
+            ice_a, ice_b = a.ice_transport, b.ice_transport
+            assert ice_a is not None and ice_b is not None
+            old_a = ice_a.getLocalParameters().usernameFragment
+            old_b = ice_b.getLocalParameters().usernameFragment
+            b.restartIce()
+            await negotiate(b, a, trickled=True)
+            # Both sides have new credentials; the peer that answered the restart too.
+            assert ice_a.getLocalParameters().usernameFragment != old_a
+            assert ice_b.getLocalParameters().usernameFragment != old_b
+            await ice_a.wait_until(lambda: ice_a.selected_pair in ice_a.agent.pairs)
+            await local.send_message("after the answerer's restart")
+            assert await remote.receive() == "after the answerer's restart"
+            assert a.connectionState == "connected" and b.connectionState == "connected"
+        nursery.cancel_scope.cancel()

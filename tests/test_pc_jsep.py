@@ -26,7 +26,10 @@ from trio_rtc import (
     RTCSessionDescription,
     SdpSyntaxError,
 )
+from trio_rtc.ice.transport import IceTransportOptions
+from trio_rtc.pc.events import RTCPeerConnectionIceErrorEvent, RTCPeerConnectionIceEvent
 from trio_rtc.sdp import parse_sdp_untrusted
+from trio_rtc.testing import VirtualNetwork
 
 SAMPLES = pathlib.Path(__file__).parent / "sdp_samples"
 
@@ -303,3 +306,60 @@ async def test_close_fires_no_state_events_and_ends_closed() -> None:
         with pytest.raises(InvalidStateError, match="closed"):
             await pc.createOffer()
         await pc.close()  # idempotent
+
+
+async def test_remote_ice_lite_offer_makes_us_controlling() -> None:
+    text = (SAMPLES / "chromium_offer_data_mdns.sdp").read_text()
+    lite = text.replace("t=0 0\r\n", "t=0 0\r\na=ice-lite\r\n").replace(
+        "t=0 0\n", "t=0 0\na=ice-lite\n"
+    )
+    assert "a=ice-lite" in lite
+    async with make_pc() as pc:
+        await pc.setRemoteDescription({"type": "offer", "sdp": lite})
+        await pc.setLocalDescription()
+        ice = pc.ice_transport
+        assert ice is not None and ice.role == "controlling"
+    async with make_pc() as pc:
+        await pc.setRemoteDescription({"type": "offer", "sdp": text})
+        await pc.setLocalDescription()
+        ice = pc.ice_transport
+        assert ice is not None and ice.role == "controlled"
+
+
+async def test_candidate_pool_gathers_before_the_description_and_announces_after() -> None:
+    async with make_pc(0, iceCandidatePoolSize=1) as pc:
+        events: list[RTCPeerConnectionIceEvent] = []
+        pc.addEventListener("icecandidate", events.append)
+        ice = pc.ice_transport
+        assert ice is not None
+        with trio.fail_after(5):
+            await ice.wait_gathering_complete()  # pre-gathered on entering
+        assert events == [] and pc.iceGatheringState == "new"
+        pc.createDataChannel("x")
+        await pc.setLocalDescription()
+        with trio.fail_after(5):
+            await pc.wait_gathering_complete()
+        assert events[-1].candidate is None
+        first = events[0].candidate
+        assert first is not None and first.sdpMid == "0" and first.address == "127.0.0.1"
+
+
+async def test_icecandidateerror_for_an_unreachable_stun_server(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with VirtualNetwork(seed=1):
+        pc = RTCPeerConnection(
+            {"certificates": [certificate(0)], "iceServers": [{"urls": "stun:198.51.100.9:3478"}]},
+            ice_options=IceTransportOptions(interfaces=["198.51.100.1"], mdns=False),
+        )
+        async with pc:
+            errors: list[RTCPeerConnectionIceErrorEvent] = []
+            pc.onicecandidateerror = errors.append
+            pc.createDataChannel("x")
+            await pc.setLocalDescription()
+            with trio.fail_after(30):
+                await pc.wait_gathering_complete()
+            assert len(errors) == 1
+            error = errors[0]
+            assert error.url == "stun:198.51.100.9:3478" and error.errorCode == 701
+            assert error.address == "198.51.100.1" and error.port is not None
