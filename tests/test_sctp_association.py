@@ -373,3 +373,51 @@ def test_mixed_traffic_resets_and_loss(seed: int) -> None:
     for stream, payloads in reliable.items():
         assert messages(pair, pair.b, stream) == payloads
     assert pair.a.state is pair.b.state is AssociationState.ESTABLISHED
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_both_sides_send_and_reset_then_shut_down(seed: int) -> None:
+    rng = random.Random(seed)
+    pair = Pair(seed=seed, loss=(0.0, 0.05, 0.2, 0.1)[seed], reorder=0.3, duplicate=0.05)
+    pair.connect(both=seed % 2 == 0)
+    reliable: dict[tuple[bytes, int], list[bytes]] = {}
+    for round_index in range(30):
+        for core, tag in ((pair.a, b"A"), (pair.b, b"B")):
+            for _ in range(rng.randrange(0, 4)):
+                stream = rng.randrange(0, 5)
+                payload = (
+                    tag
+                    + b"%d:%d:" % (round_index, stream)
+                    + rng.randbytes(rng.choice((5, 1200, 9000)))
+                )
+                if stream < 3:
+                    reliable.setdefault((tag, stream), []).append(payload)
+                    core.send_message(stream, 53, payload, now=pair.now)
+                else:
+                    core.send_message(
+                        stream,
+                        53,
+                        payload,
+                        ordered=False,
+                        max_retransmits=0,
+                        max_packet_lifetime=0.03,
+                        now=pair.now,
+                    )
+            if rng.random() < 0.15:
+                core.reset_streams([rng.randrange(0, 5)])
+        step_end = pair.now + rng.choice((0.001, 0.05, 0.3))
+        pair.run(lambda end=step_end: pair.now >= end, max_time=pair.now + 60)  # type: ignore[misc]
+    pair.run(
+        lambda: not pair.a.has_pending_data() and not pair.b.has_pending_data(),
+        max_time=pair.now + 3600,
+    )
+    for (tag, stream), payloads in reliable.items():
+        destination = pair.b if tag == b"A" else pair.a
+        got = [m for m in messages(pair, destination, stream) if m[:1] == tag]
+        assert got == payloads
+    pair.a.shutdown()
+    pair.run(
+        lambda: pair.a.state is AssociationState.CLOSED and pair.b.state is AssociationState.CLOSED,
+        max_time=pair.now + 3600,
+    )
+    assert pair.of(pair.a, AssociationClosed) and pair.of(pair.b, AssociationClosed)

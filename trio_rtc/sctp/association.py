@@ -393,11 +393,30 @@ class SctpAssociation:
         """Process one SCTP packet. Anything malformed is dropped and counted in ``stats``."""
         self.stats.packets_received += 1
         if self._terminated:
+            self._after_close_untrusted(data)
             return
         try:
             self._receive_untrusted(data, now)
         except SctpError:
             self.stats.malformed_packets += 1
+
+    def _after_close_untrusted(self, data: bytes) -> None:
+        """RFC 9260 §8.4 (5): a SHUTDOWN ACK after we closed means our SHUTDOWN COMPLETE was
+        lost; answer with one carrying the T bit so the peer can close too."""
+        if (
+            len(data) >= COMMON_HEADER_SIZE + 4
+            and data[COMMON_HEADER_SIZE] == ChunkType.SHUTDOWN_ACK
+            and self.peer_tag
+            and int.from_bytes(data[4:8], "big") == self.local_tag
+        ):
+            try:
+                verify_packet_untrusted(data, accept_zero_checksum=self.zero_checksum)
+            except SctpError:
+                self.stats.malformed_packets += 1
+                return
+            self._control.append(
+                (self.local_tag, encode_chunk(ChunkType.SHUTDOWN_COMPLETE, FLAG_T))
+            )
 
     def _receive_untrusted(self, data: bytes, now: float) -> None:
         source, destination, tag, zero = verify_packet_untrusted(
