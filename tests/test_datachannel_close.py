@@ -4,6 +4,7 @@ and cancellation of the whole stack mid-transfer leaving no task or file descrip
 from __future__ import annotations
 
 import os
+import random
 
 import pytest
 import trio
@@ -13,6 +14,7 @@ from test_datachannel_stack import recorder, remote_channels, sctp_pair
 from trio_rtc.datachannel import RTCDataChannel
 from trio_rtc.dtls.driver import RTCErrorEvent
 from trio_rtc.exceptions import InvalidStateError, OperationError
+from trio_rtc.sctp.transport import RTCSctpTransport
 
 
 def fd_count() -> int:
@@ -247,3 +249,32 @@ async def test_peer_abort_is_seen_while_a_slow_reader_holds_the_association() ->
             await stack.sctp_b.wait_until(lambda: stack.sctp_b.state == "closed")
             assert b.readyState == "closed"
             assert isinstance(await b.receive(), bytes)  # what arrived can still be read
+
+
+async def test_cancelling_at_random_points_leaves_nothing_behind() -> None:
+    rng = random.Random(4)
+    await trio.lowlevel.checkpoint()
+    fds_before = fd_count()
+    tasks_before = task_count()
+    outcomes = set()
+    for delay in [0.0] + [rng.uniform(0, 0.08) for _ in range(19)]:
+        transports: list[RTCSctpTransport] = []
+        with trio.move_on_after(delay) as scope:
+            async with sctp_pair(start=False) as stack:
+                transports += [stack.sctp_a, stack.sctp_b]
+                a = RTCDataChannel("bulk", negotiated=True, id=1)
+                b = RTCDataChannel("bulk", negotiated=True, id=1)
+                stack.sctp_a.add_channel(a)
+                stack.sctp_b.add_channel(b)
+                await stack.start()
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(_send_forever, a)
+                    async for _message in b:
+                        pass
+        outcomes.add((scope.cancelled_caught, bool(transports)))
+        # Every transport whose run() began ended closed (one never started stays connecting).
+        assert all(t.state == "closed" for t in transports if t._started)
+        assert fd_count() == fds_before
+        assert task_count() == tasks_before
+    # Cancelled both before the SCTP transports existed and after.
+    assert {(True, False), (True, True)} <= outcomes

@@ -204,8 +204,7 @@ class RTCSctpTransport(EventTarget):
         ``RTCPeerConnection.close()`` does, webrtc-pc §4.4.1.6); ``run`` returns."""
         if self._state == "closed":
             return
-        self._association.abort("closed by the application")
-        self._send_packets(trio.current_time())
+        self._abort_and_say_goodbye("closed by the application")
         self._finish(error=None, fire=False)
         if self._run_scope is not None:
             self._run_scope.cancel()
@@ -256,8 +255,7 @@ class RTCSctpTransport(EventTarget):
             self._wait_scope = self._run_scope = None
             if self._state != "closed":
                 # Cancelled from outside: the peer connection is closing.
-                self._association.abort("closed")
-                self._send_packets(trio.current_time())
+                self._abort_and_say_goodbye("closed")
                 self._finish(error=None, fire=False)
 
     async def _run_association(self) -> None:
@@ -298,6 +296,15 @@ class RTCSctpTransport(EventTarget):
                     feed(data, now)
             self._wait_scope = None
             core.handle_timeout(trio.current_time())
+
+    def _abort_and_say_goodbye(self, reason: str) -> None:
+        """ABORT the association and send it if the layers below still can (best effort: on
+        the way out the ICE transport may already have closed its sockets)."""
+        self._association.abort(reason)
+        try:
+            self._send_packets(trio.current_time())
+        except (trio.ClosedResourceError, trio.BrokenResourceError, OSError):
+            logger.debug("SCTP ABORT not sent: the transport below is closed")
 
     def _on_dtls_closed(self) -> None:
         failed = self._dtls.state == "failed"
@@ -347,18 +354,16 @@ class RTCSctpTransport(EventTarget):
             send(packet)
         return len(packets)
 
-    def _process_events(self, now: float) -> int:
+    def _process_events(self, now: float) -> None:
         core = self._association
         dcep = self._dcep
         channels = self._channels
-        count = 0
         # Paused for a slow reader, events wait in the core (holding the receive window shut),
         # unless the association is over: then its end must be seen at once.
         while self._paused_by is None or core.state is AssociationState.CLOSED:
             event = core.next_event()
             if event is None:
                 break
-            count += 1
             kind = type(event)
             if kind is MessageReceived:
                 assert isinstance(event, MessageReceived)
@@ -393,7 +398,6 @@ class RTCSctpTransport(EventTarget):
             elif kind is AssociationClosed:
                 self._finish(error=None, fire=True)
             # BufferedAmountChanged needs nothing: watched channels are checked after each pump.
-        return count
 
     def _on_dcep_events(self, events: list[DcepEvent]) -> None:
         for event in events:
