@@ -689,7 +689,11 @@ class SctpAssociation:
                 encode_packet(local, remote, tag, chunks, zero_checksum=zero_ok and not needs_crc)
             )
         if packets:
-            self.stats.packets_sent += len(packets)
+            stats = self.stats
+            stats.packets_sent += len(packets)
+            stats.retransmitted_chunks = sender.retransmissions
+            stats.fast_retransmitted_chunks = sender.fast_retransmissions
+            stats.abandoned_messages = sender.abandoned_messages
             self._last_sent_at = now
         return packets
 
