@@ -46,6 +46,9 @@ STACKS = ("trio_rtc", "aiortc")
 SEPARATE_VENV = HERE / ".venv-aiortc"
 #: Seconds a bench process may take on top of its scenario's own deadline (start-up, imports).
 PROCESS_SLACK = 60.0
+#: A median that moved less than this fraction against a baseline is called "same", not a
+#: change: even the CPU-time figures wander by a few percent between runs on a shared machine.
+SAME_WITHIN = 0.03
 
 
 @dataclass
@@ -297,6 +300,9 @@ def baseline_changes(
                 "now": now,
                 "change": change,
                 "improved": improved,
+                "verdict": (
+                    "same" if abs(change - 1) < SAME_WITHIN else "better" if improved else "worse"
+                ),
             }
     return changes
 
@@ -312,7 +318,7 @@ def render_changes(changes: dict[str, dict[str, dict[str, Any]]], baseline_name:
                     f"{change['before']:.4g}",
                     f"{change['now']:.4g}",
                     f"{change['change']:.3g}",
-                    "better" if change["improved"] else "worse",
+                    change["verdict"],
                 )
             )
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]

@@ -125,6 +125,7 @@ def test_quick_run_writes_table_and_json(tmp_path: Path) -> None:
     assert change["before"] == ice["trio_rtc"]
     assert change["change"] == pytest.approx(change["now"] / change["before"])
     assert isinstance(change["improved"], bool)
+    assert change["verdict"] in ("better", "worse", "same")
 
 
 def test_figures_name_their_scenarios() -> None:
