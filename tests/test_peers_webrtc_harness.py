@@ -175,8 +175,8 @@ def _netns_id() -> str:
 
 
 async def test_browser_namespace_and_shutdown(tmp_path: Path) -> None:
-    """The browser's namespace holds only loopback; ``trio_sockets()`` puts new trio sockets
-    there and leaves this thread where it was; closing leaves no process and no file
+    """The browser's namespace holds only loopback; ``sockets()`` puts the sockets created in
+    the block there and leaves this thread where it was; closing leaves no process and no file
     descriptor."""
     fds = _fd_count()
     home = _netns_id()
@@ -187,18 +187,21 @@ async def test_browser_namespace_and_shutdown(tmp_path: Path) -> None:
         )
         addresses = {line.split()[3] for line in links.stdout.decode().splitlines()}
         assert addresses == {"127.0.0.1/8", "::1/128"}
-        with browser.namespace.trio_sockets():
-            inside = trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        with browser.namespace.sockets():
+            inside = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            inside_trio = trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             assert _netns_id() == home
-        outside = trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        with inside, outside:
-            # The same port can be bound in both: they are different network stacks.
-            await inside.bind(("127.0.0.1", 0))
-            await outside.bind(inside.getsockname())
             # DevTools listens only inside.
-            with browser.namespace.trio_sockets():
-                stream = await trio.open_tcp_stream("127.0.0.1", browser.devtools_port)
+            stream = await trio.open_tcp_stream("127.0.0.1", browser.devtools_port)
             await stream.aclose()
+        assert type(inside) is socket.socket
+        with inside, inside_trio, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as outside:
+            inside.bind(("127.0.0.1", 0))
+            # The same port is free outside (another network stack) and taken for the trio
+            # socket (the same one).
+            outside.bind(inside.getsockname())
+            with pytest.raises(OSError):
+                await inside_trio.bind(inside.getsockname())
         async with browser.open_peer() as page:
             assert (await page.states())["connectionState"] == "new"
     finally:

@@ -24,9 +24,8 @@ nothing the outside world can reach:
 
 Everything that talks to the browser joins its namespace: the page server and the DevTools
 connection (sockets created inside, ``namespace.socket()``), subprocess peers
-(``namespace.command``), and the peer under test: ``with browser.namespace.trio_sockets():``
-around the code that creates its sockets installs a trio socket factory whose sockets live in
-the namespace.
+(``namespace.command``), and the peer under test: ``with browser.namespace.sockets():`` around
+the code that creates its sockets makes every socket created meanwhile live in the namespace.
 
 The page (``web/peer.js``) is served over HTTP on 127.0.0.1 by the test and connects back over a
 trio-websocket control channel; DevTools (``--remote-debugging-port``, in the namespace) is used
@@ -155,54 +154,63 @@ class NetworkNamespace:
     def socket(
         self, family: int = socket.AF_INET, type: int = socket.SOCK_STREAM, proto: int = 0
     ) -> socket.socket:
-        """A new socket that lives in the namespace.
+        """A new socket that lives in the namespace (see :meth:`_inside`)."""
+        with self._inside():
+            return socket.socket(family, type, proto)
 
-        The calling thread enters the namespace only for the socket(2) call and is back before
-        this returns; nothing else runs meanwhile (no await, no thread is started), so no other
-        socket, thread or process can end up there by accident.
-        """
+    @contextmanager
+    def _inside(self) -> Iterator[None]:
+        """The calling thread enters the namespace for the block, which must be synchronous and
+        short (a socket(2) call): nothing else runs meanwhile (no await, no thread is started),
+        so no other socket, thread or process can end up there by accident."""
         home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
         try:
             _setns(self.path)
             try:
-                return socket.socket(family, type, proto)
+                yield
             finally:
                 _setns(f"/proc/self/fd/{home}")
         finally:
             os.close(home)
 
-    def socket_factory(self) -> NamespaceSocketFactory:
-        return NamespaceSocketFactory(self)
-
     @contextmanager
-    def trio_sockets(self) -> Iterator[None]:
-        """Within a trio run, make every ``trio.socket.socket()`` created in the block live in
-        the namespace (trio's custom socket factory, restored afterwards)."""
-        previous = trio.socket.set_custom_socket_factory(self.socket_factory())
+    def sockets(self) -> Iterator[None]:
+        """Every socket this process creates during the block lives in the namespace.
+
+        For the peer under test, whose code opens its own sockets: ``socket.socket.__init__``
+        is wrapped for the block so that socket(2) runs inside the namespace (``socket.socket``,
+        ``trio.socket.socket`` and everything built on them; sockets wrapping an existing fd are
+        left alone). Types and ``isinstance`` are unchanged. Other threads creating sockets
+        meanwhile are caught too, which is what a test wants.
+        """
+        original = socket.socket.__init__
+        if getattr(original, "_netns_wrapped", False):
+            raise RuntimeError("sockets() blocks do not nest")
+        namespace = self
+
+        def __init__(
+            sock: socket.socket,
+            family: int = -1,
+            type: int = -1,
+            proto: int = -1,
+            fileno: int | None = None,
+        ) -> None:
+            if fileno is not None:
+                original(sock, family, type, proto, fileno)
+                return
+            with namespace._inside():
+                original(sock, family, type, proto, fileno)
+
+        __init__._netns_wrapped = True  # type: ignore[attr-defined]
+        socket.socket.__init__ = __init__  # type: ignore[method-assign,assignment]
         try:
             yield
         finally:
-            trio.socket.set_custom_socket_factory(previous)
+            socket.socket.__init__ = original  # type: ignore[method-assign]
 
     def command(self, argv: list[str]) -> list[str]:
         """``argv`` run inside the namespace."""
         return ["nsenter", f"--net={self.path}", "--", *argv]
-
-
-class NamespaceSocketFactory(trio.abc.SocketFactory):
-    """trio's socket factory hook (``trio.socket.set_custom_socket_factory``): sockets in the
-    namespace. Only ``trio.socket.socket()`` goes through it, not ``from_stdlib_socket``."""
-
-    def __init__(self, namespace: NetworkNamespace) -> None:
-        self.namespace = namespace
-
-    def socket(
-        self,
-        family: socket.AddressFamily | int = socket.AF_INET,
-        type: socket.SocketKind | int = socket.SOCK_STREAM,
-        proto: int = 0,
-    ) -> trio.socket.SocketType:
-        return trio.socket.from_stdlib_socket(self.namespace.socket(family, type, proto))
 
 
 class BrowserPeer(PeerControl):
