@@ -248,10 +248,10 @@ class RTCDataChannel(EventTarget, trio.abc.ReceiveChannel[str | bytes]):
         if self._ready_state != "open":
             raise InvalidStateError(f"cannot send on a data channel that is {self._ready_state}")
         size: int
-        if isinstance(data, str):
-            size = _utf8_length(data)
-        elif isinstance(data, bytes):
+        if isinstance(data, bytes):
             size = len(data)
+        elif isinstance(data, str):
+            size = len(data) if data.isascii() else len(data.encode())
         elif isinstance(data, bytearray | memoryview):
             data = bytes(data)
             size = len(data)
@@ -259,7 +259,7 @@ class RTCDataChannel(EventTarget, trio.abc.ReceiveChannel[str | bytes]):
             raise TypeError(f"data must be str, bytes, bytearray or memoryview, not {type(data)}")
         transport = self._transport
         assert transport is not None and self._id is not None
-        if size > transport.maxMessageSize:
+        if size > transport._max_message_size:
             raise TypeError(
                 f"message of {size} bytes exceeds maxMessageSize ({transport.maxMessageSize})"
             )
@@ -346,12 +346,18 @@ class RTCDataChannel(EventTarget, trio.abc.ReceiveChannel[str | bytes]):
         and every message was read, ``trio.BrokenResourceError`` if it closed by a failure."""
         await trio.lowlevel.checkpoint_if_cancelled()
         while True:
-            try:
-                data = self.receive_nowait()
-            except trio.WouldBlock:
-                await self._inbox_waiters.park()
-                self._receives_since_yield = 0
-                continue
+            inbox = self._inbox
+            if inbox and self._transport is not None and self._transport._paused_by is None:
+                # The common case, inline: a message is there and nothing to resume.
+                data = inbox.popleft()
+                self._inbox_bytes -= len(data)
+            else:
+                try:
+                    data = self.receive_nowait()
+                except trio.WouldBlock:
+                    await self._inbox_waiters.park()
+                    self._receives_since_yield = 0
+                    continue
             self._receives_since_yield += 1
             if self._receives_since_yield >= _YIELD_EVERY:
                 self._receives_since_yield = 0
