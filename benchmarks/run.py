@@ -217,9 +217,14 @@ def comparison(runs: dict[str, StackRuns], scenarios: list[str]) -> dict[str, di
     return table
 
 
+def number(value: float) -> str:
+    """Four significant digits, without exponents for the large counts (messages/s)."""
+    return f"{value:,.0f}" if abs(value) >= 10_000 else f"{value:.4g}"
+
+
 def cell(value: float | None, scenario: str, stack: StackRuns | None) -> str:
     if value is not None:
-        return f"{value:.4g}"
+        return number(value)
     if stack is None:
         return "-"
     if scenario in stack.unavailable:
@@ -315,8 +320,8 @@ def render_changes(changes: dict[str, dict[str, dict[str, Any]]], baseline_name:
                 (
                     figure.name,
                     stack,
-                    f"{change['before']:.4g}",
-                    f"{change['now']:.4g}",
+                    number(change["before"]),
+                    number(change["now"]),
                     f"{change['change']:.3g}",
                     change["verdict"],
                 )
