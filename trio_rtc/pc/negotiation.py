@@ -295,7 +295,11 @@ class Negotiation(PeerConnectionBase):
     def _ensure_dtls(
         self, ice: RTCIceTransport, transport: jsep.RemoteTransport, is_client: bool
     ) -> None:
-        if self._dtls is not None or self._nursery is None:
+        if self._dtls is not None:
+            # A renegotiation: same association; the peer may announce a new message size.
+            self._data.update_remote(transport)
+            return
+        if self._nursery is None:
             return
         assert self._certificate is not None
         fingerprints = [
