@@ -4,6 +4,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from peers.chromium import chromium_loopback, chromium_mdns  # noqa: F401 - session fixtures
 from peers.coturn import CoturnServer, run_coturn
 
 
