@@ -9,9 +9,9 @@ exception raised by a handler is logged and never reaches the protocol code that
 
 from __future__ import annotations
 
-import inspect
 import logging
-from collections.abc import Awaitable, Callable
+import types
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Generic, TypeVar, overload
 
 import trio
@@ -63,40 +63,47 @@ class EventTarget:
             handlers.remove(listener)
 
     def dispatchEvent(self, event: Event) -> bool:
-        """Call the ``on<type>`` handler, then every listener, in registration order."""
+        """Call the ``on<type>`` handler, then every listener, in registration order.
+
+        This sits on the per-message path of data channels, so it does no work for absent
+        handlers and no introspection: a handler is called, and if it returned a coroutine (an
+        ``async def`` handler, or any callable returning one) that coroutine runs in the owner's
+        nursery."""
         event.target = self
-        handlers: list[EventHandler] = []
-        attribute_handler = self.__dict__.get("_on_" + event.type)
+        state = self.__dict__
+        attribute_handler = state.get("_on_" + event.type)
         if attribute_handler is not None:
-            handlers.append(attribute_handler)
-        handlers.extend(self._listeners().get(event.type, ()))
-        for handler in handlers:
-            self._call_handler(handler, event)
-        self._notify_waiters()
+            self._call_handler(attribute_handler, event)
+        listeners: dict[str, list[EventHandler]] | None = state.get("_event_listeners")
+        if listeners:
+            handlers = listeners.get(event.type)
+            if handlers:
+                for handler in tuple(handlers):
+                    self._call_handler(handler, event)
+        if "_changed" in state:
+            self._notify_waiters()
         return True
 
     def _call_handler(self, handler: EventHandler, event: Event) -> None:
         try:
-            if inspect.iscoroutinefunction(handler):
-                nursery = self._event_nursery
-                if nursery is None:
-                    logger.warning("async %s handler dropped: %r is not running", event.type, self)
-                    return
-                nursery.start_soon(self._run_async_handler, handler, event)
-            else:
-                result = handler(event)
-                if inspect.iscoroutine(result):
-                    result.close()
-                    logger.warning("%s handler returned a coroutine; use async def", event.type)
+            result = handler(event)
         except Exception:
             logger.exception("%s handler raised", event.type)
+            return
+        if isinstance(result, types.CoroutineType):
+            nursery = self._event_nursery
+            if nursery is None:
+                result.close()
+                logger.warning("async %s handler dropped: %r is not running", event.type, self)
+                return
+            nursery.start_soon(self._run_async_handler, result, event.type)
 
     @staticmethod
-    async def _run_async_handler(handler: EventHandler, event: Event) -> None:
+    async def _run_async_handler(coroutine: Coroutine[Any, Any, object], event_type: str) -> None:
         try:
-            await handler(event)  # type: ignore[misc]
+            await coroutine
         except Exception:
-            logger.exception("async %s handler raised", event.type)
+            logger.exception("async %s handler raised", event_type)
 
     # --- trio-native waiting -----------------------------------------------------------------
 

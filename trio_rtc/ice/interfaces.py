@@ -12,6 +12,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import errno
+import functools
 import ipaddress
 import logging
 import socket
@@ -87,11 +88,16 @@ def _make(
     )
 
 
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    # find_library runs `ldconfig -p` in a subprocess (~3 ms): look it up once per process.
+    return ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+
+
 def _getifaddrs_entries() -> list[InterfaceAddress] | None:
     """Every IPv4/IPv6 address of an up interface, or ``None`` when getifaddrs is unavailable."""
-    libc_name = ctypes.util.find_library("c")
     try:
-        libc = ctypes.CDLL(libc_name, use_errno=True)
+        libc = _libc()
         getifaddrs = libc.getifaddrs
         freeifaddrs = libc.freeifaddrs
     except (OSError, AttributeError):
