@@ -9,6 +9,7 @@ import os
 
 import pytest
 import trio
+import trio.testing
 from pc_helpers import connect, negotiate, pc_pair
 
 from trio_rtc import RTCDataChannel, RTCPeerConnection
@@ -147,6 +148,9 @@ async def test_ice_restart_mid_transfer_loses_nothing() -> None:
             assert ice.getLocalParameters().usernameFragment != old_ufrag
             # The new generation selects its own pair (the old one carried data meanwhile).
             await ice.wait_until(lambda: ice.selected_pair in ice.agent.pairs)
+            ice_b = b.ice_transport
+            assert ice_b is not None
+            assert [c.type for c in ice_b.agent.remote_candidates] == ["host"]
             await a.wait_connection_state("connected")
             # Data still flows on the new pair.
             await local.send_message(b"after restart")
@@ -163,11 +167,25 @@ async def test_ice_restart_started_by_the_answerer() -> None:
             old_a = ice_a.getLocalParameters().usernameFragment
             old_b = ice_b.getLocalParameters().usernameFragment
             b.restartIce()
-            await negotiate(b, a, trickled=True)
+            await b.setLocalDescription()
+            assert b.localDescription is not None
+            await a.setRemoteDescription(b.localDescription)
+            # Let b's new candidates reach a before a answers: they must wait for the new
+            # generation instead of joining the old one.
+            await b.wait_until(lambda: b.iceGatheringState == "complete")
+            await trio.testing.wait_all_tasks_blocked()
+            await a.setLocalDescription()
+            assert a.localDescription is not None
+            await b.setRemoteDescription(a.localDescription)
             # Both sides have new credentials; the peer that answered the restart too.
             assert ice_a.getLocalParameters().usernameFragment != old_a
             assert ice_b.getLocalParameters().usernameFragment != old_b
             await ice_a.wait_until(lambda: ice_a.selected_pair in ice_a.agent.pairs)
+            # a answered the restart: b's new candidates, trickled while a had not answered yet,
+            # were kept for the new generation (not learned as peer-reflexive).
+            await ice_a.wait_until(
+                lambda: any(c.type == "host" for c in ice_a.agent.remote_candidates)
+            )
             await local.send_message("after the answerer's restart")
             assert await remote.receive() == "after the answerer's restart"
             assert a.connectionState == "connected" and b.connectionState == "connected"

@@ -84,7 +84,7 @@ class PeerConnectionBase(EventTarget):
         self._dtls_is_client: bool | None = None
         self._remote_transport: jsep.RemoteTransport | None = None
         self._ice_applied = False
-        self._early_remote_candidates: list[RTCIceCandidate | None] = []
+        self._early_remote_candidates: list[tuple[str | None, RTCIceCandidate | None]] = []
         self._negotiation_needed = False
         self._negotiation_update_pending = False
         self._ice_restart_requested = False

@@ -31,6 +31,9 @@ __all__ = ["Negotiation"]
 
 logger = logging.getLogger("trio_rtc.pc")
 
+#: Remote candidates kept for an ICE generation that has not started yet.
+MAX_EARLY_CANDIDATES = 1000
+
 
 class Negotiation(PeerConnectionBase):
     """The JSEP methods of :class:`~trio_rtc.pc.connection.RTCPeerConnection`."""
@@ -287,8 +290,9 @@ class Negotiation(PeerConnectionBase):
                 )
             )
         early, self._early_remote_candidates = self._early_remote_candidates, []
-        for candidate in early:
-            ice.addRemoteCandidate(candidate)
+        for generation, candidate in early:
+            if generation == transport.ice_ufrag:
+                ice.addRemoteCandidate(candidate)
         if transport.end_of_candidates:
             ice.addRemoteCandidate(None)
 
@@ -402,11 +406,13 @@ class Negotiation(PeerConnectionBase):
                     f"generation (the remote description has {credentials.ufrag!r})"
                 )
         data = next((m for m in model.media if jsep.is_data_section(m) and not m.is_rejected), None)
+        data_credentials = model.ice_credentials(data) if data is not None else None
+        generation = data_credentials.ufrag if data_credentials is not None else None
         if not text:
             # End of candidates, for one m-section or for all (RFC 8838 §4.4).
             for section in [media] if media is not None else model.media:
                 section.end_of_candidates = True
-            self._add_to_ice(ice, None)
+            self._add_to_ice(ice, generation, None)
             return
         value = text.removeprefix("a=").removeprefix("candidate:")
         rtc = RTCIceCandidate(
@@ -423,13 +429,19 @@ class Negotiation(PeerConnectionBase):
             return  # a rejected or unbundled section has no transport here
         if value not in media.candidates:
             media.candidates.append(value)
-        self._add_to_ice(ice, rtc)
+        self._add_to_ice(ice, generation, rtc)
 
-    def _add_to_ice(self, ice: RTCIceTransport, candidate: RTCIceCandidate | None) -> None:
-        if self._ice_applied:
+    def _add_to_ice(
+        self, ice: RTCIceTransport, generation: str | None, candidate: RTCIceCandidate | None
+    ) -> None:
+        """Hand a remote candidate to ICE, or keep it until the ICE generation it belongs to
+        (the remote ufrag) is started: before the first answer, or while a peer's ICE restart
+        offer waits for our answer (RFC 8838 §11)."""
+        applied = ice.getRemoteParameters()
+        if self._ice_applied and applied is not None and applied.usernameFragment == generation:
             ice.addRemoteCandidate(candidate)
-        else:
-            self._early_remote_candidates.append(candidate)
+        elif len(self._early_remote_candidates) < MAX_EARLY_CANDIDATES:
+            self._early_remote_candidates.append((generation, candidate))
 
     def restartIce(self) -> None:
         """Ask for an ICE restart in the next offer (webrtc-pc §4.4.1.6 restartIce)."""
