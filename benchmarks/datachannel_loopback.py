@@ -31,6 +31,8 @@ from trio_rtc.ice.transport import IceTransportOptions, RTCIceTransport
 from trio_rtc.sctp.transport import RTCSctpTransport
 
 HIGH_WATER = 4 << 20
+#: Print per-run transport statistics (set by --verbose).
+VERBOSE = False
 LOW_WATER = 1 << 20
 
 
@@ -118,16 +120,15 @@ async def bulk(size: int, total: int) -> tuple[float, float]:
         await done.wait()
         elapsed = time.perf_counter() - start
         transport = a.sctp_transport
-        assert transport is not None
-        stats = transport.association.stats
         b_transport = b.sctp_transport
-        assert b_transport is not None
-        print(
-            f"    ({stats.packets_sent:,} packets sent, {stats.retransmitted_chunks:,} chunks"
-            f" retransmitted, {stats.fast_retransmitted_chunks:,} fast,"
-            f" {stats.t3_expirations} T3 expirations,"
-            f" {b_transport.transport.application_data_dropped} DTLS records dropped)"
-        )
+        assert transport is not None and b_transport is not None
+        stats = transport.association.stats
+        if VERBOSE:
+            print(
+                f"    ({stats.packets_sent:,} packets sent, {stats.retransmitted_chunks:,} chunks"
+                f" retransmitted, {stats.t3_expirations} T3 expirations,"
+                f" {b_transport.transport.application_data_dropped} DTLS records dropped)"
+            )
         expected = hashlib.sha256(payload * count).hexdigest()
         assert digest.hexdigest() == expected, "corrupted transfer"
     return received / elapsed / 1e6, count / elapsed
@@ -174,24 +175,20 @@ async def ping_pong(rounds: int) -> list[float]:
     return rtts
 
 
-async def main(megabytes: int, small_count: int) -> None:
-    print("data channel over ICE + DTLS + SCTP, two stacks in one process, UDP on 127.0.0.1")
+Figures = dict[str, float]
+
+
+async def trio_rtc_round(megabytes: int, small_count: int) -> Figures:
+    figures: Figures = {}
     for size in (16384, 65536):
-        rate, messages = await bulk(size, megabytes << 20)
-        print(
-            f"  {size // 1024:>3} KiB messages, {megabytes} MiB: {rate:7.1f} MB/s"
-            f"  ({messages:,.0f} messages/s)"
-        )
-    rate = await small(small_count)
-    print(f"  100-byte messages, {small_count:,}: {rate:10,.0f} messages/s")
-    rtts = await ping_pong(1000)
-    print(
-        f"  ping-pong RTT: median {statistics.median(rtts) * 1e6:.0f} us,"
-        f" p99 {sorted(rtts)[int(len(rtts) * 0.99)] * 1e6:.0f} us"
-    )
+        rate, _messages = await bulk(size, megabytes << 20)
+        figures[f"{size // 1024} KiB messages, MB/s"] = rate
+    figures["100-byte messages/s"] = await small(small_count)
+    figures["ping-pong RTT, median us"] = statistics.median(await ping_pong(1000)) * 1e6
+    return figures
 
 
-async def aiortc_main(megabytes: int, small_count: int) -> None:
+async def aiortc_round(megabytes: int, small_count: int) -> Figures:
     """The same workloads with aiortc (two RTCPeerConnections in one asyncio loop), for a side by
     side ratio under the same machine load. aioice is limited to 127.0.0.1 and gets no STUN
     server, so nothing leaves the loopback interface."""
@@ -293,31 +290,58 @@ async def aiortc_main(megabytes: int, small_count: int) -> None:
         await pc_b.close()
         return rtts
 
-    print("aiortc, same workloads")
+    figures: Figures = {}
     for size in (16384, 65536):
-        rate = await bulk_aiortc(size, megabytes << 20)
-        print(f"  {size // 1024:>3} KiB messages, {megabytes} MiB: {rate:7.1f} MB/s")
-    rate = await small_aiortc(small_count)
-    print(f"  100-byte messages, {small_count:,}: {rate:10,.0f} messages/s")
-    rtts = await ping_pong_aiortc(1000)
-    print(f"  ping-pong RTT: median {statistics.median(rtts) * 1e6:.0f} us")
+        figures[f"{size // 1024} KiB messages, MB/s"] = await bulk_aiortc(size, megabytes << 20)
+    figures["100-byte messages/s"] = await small_aiortc(small_count)
+    figures["ping-pong RTT, median us"] = statistics.median(await ping_pong_aiortc(1000)) * 1e6
+    return figures
+
+
+def report(ours: list[Figures], theirs: list[Figures]) -> None:
+    """Medians over the rounds (the machine is shared: rounds alternate between the stacks so
+    that load hits both alike), with the ratio when aiortc ran too."""
+    header = f"  {'':<28}{'trio_rtc':>12}"
+    if theirs:
+        header += f"{'aiortc':>12}{'ratio':>8}"
+    print(header)
+    for name in ours[0]:
+        mine = statistics.median(figures[name] for figures in ours)
+        line = f"  {name:<28}{mine:>12,.1f}"
+        if theirs:
+            other = statistics.median(figures[name] for figures in theirs)
+            # For the round trip, smaller is better: the ratio says how many times faster.
+            ratio = other / mine if name.startswith("ping-pong") else mine / other
+            line += f"{other:>12,.1f}{ratio:>7.1f}x"
+        print(line)
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--megabytes", type=int, default=32)
     parser.add_argument("--small", type=int, default=50000)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--verbose", action="store_true", help="per-run transport statistics")
     parser.add_argument("--aiortc", action="store_true", help="also run aiortc, side by side")
     args = parser.parse_args()
+    VERBOSE = args.verbose
     profiler = cProfile.Profile() if args.profile else None
     if profiler is not None:
         profiler.enable()
-    trio.run(main, args.megabytes, args.small)
-    if args.aiortc:
-        import asyncio
+    ours: list[Figures] = []
+    theirs: list[Figures] = []
+    for _ in range(args.rounds):
+        ours.append(trio.run(trio_rtc_round, args.megabytes, args.small))
+        if args.aiortc:
+            import asyncio
 
-        asyncio.run(aiortc_main(args.megabytes, args.small))
+            theirs.append(asyncio.run(aiortc_round(args.megabytes, args.small)))
     if profiler is not None:
         profiler.disable()
         pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
+    print(
+        "data channels, two stacks in one process over UDP on 127.0.0.1 (ICE + DTLS + SCTP),"
+        f" {args.megabytes} MiB bulk, {args.small:,} small messages, median of {args.rounds}"
+    )
+    report(ours, theirs)

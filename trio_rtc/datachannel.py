@@ -439,7 +439,10 @@ class RTCDataChannel(EventTarget, trio.abc.ReceiveChannel[str | bytes]):
         if self._low_armed and amount <= self._buffered_amount_low_threshold:
             # webrtc-pc §6.2: fires when bufferedAmount falls from above the threshold to it.
             self._low_armed = False
-            self.dispatchEvent(Event("bufferedamountlow"))
+            if self._wants_buffered_events():
+                self.dispatchEvent(Event("bufferedamountlow"))
+            else:
+                self._notify_waiters()  # no listener: skip the event, still wake wait_until
         return self._low_armed or bool(self._room_waiters)
 
     def stats(self) -> dict[str, object]:
