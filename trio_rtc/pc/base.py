@@ -40,7 +40,7 @@ logger = logging.getLogger("trio_rtc.pc")
 
 @attrs.define
 class _Description:
-    """An applied description: its type, the model (with trickled candidates) and the text."""
+    """An applied description: its type and its model (remote ones gain trickled candidates)."""
 
     type: str
     model: SessionDescription
@@ -82,7 +82,6 @@ class PeerConnectionBase(EventTarget):
         self._ice: RTCIceTransport | None = None
         self._dtls: RTCDtlsTransport | None = None
         self._dtls_is_client: bool | None = None
-        self._remote_transport: jsep.RemoteTransport | None = None
         self._ice_applied = False
         self._early_remote_candidates: list[tuple[str | None, RTCIceCandidate | None]] = []
         self._negotiation_needed = False
@@ -176,6 +175,7 @@ class PeerConnectionBase(EventTarget):
     def _set_signaling_state(self, state: str) -> None:
         if self._closed or state == self._signaling_state:
             return
+        logger.debug("pc %x signalingState %s -> %s", id(self), self._signaling_state, state)
         self._signaling_state = state
         self.dispatchEvent(Event("signalingstatechange"))
         if state == "stable":
@@ -193,6 +193,7 @@ class PeerConnectionBase(EventTarget):
             self._ice_connection_state = new_ice
             self.dispatchEvent(Event("iceconnectionstatechange"))
         if new_connection != self._connection_state:
+            logger.debug("pc %x connectionState -> %s", id(self), new_connection)
             self._connection_state = new_connection
             self.dispatchEvent(Event("connectionstatechange"))
 

@@ -14,7 +14,6 @@ transport and one DTLS transport.
 from __future__ import annotations
 
 import contextlib
-import logging
 import types
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
@@ -39,8 +38,6 @@ from ..stats import RTCStatsReport, collect_stats
 from .negotiation import Negotiation
 
 __all__ = ["RTCPeerConnection"]
-
-logger = logging.getLogger("trio_rtc.pc")
 
 _MEDIA_LATER = "media arrives with the media issue; trio_rtc has data channels only for now"
 

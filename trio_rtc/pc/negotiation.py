@@ -4,7 +4,6 @@ themselves are in :mod:`trio_rtc.jsep`."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -28,8 +27,6 @@ from ..sessiondescription import RTCSessionDescription, coerce_description
 from .base import PeerConnectionBase, _Description
 
 __all__ = ["Negotiation"]
-
-logger = logging.getLogger("trio_rtc.pc")
 
 #: Remote candidates kept for an ICE generation that has not started yet.
 MAX_EARLY_CANDIDATES = 1000
@@ -278,7 +275,6 @@ class Negotiation(PeerConnectionBase):
                 RTCIceParameters(transport.ice_ufrag, transport.ice_pwd, transport.ice_lite),
                 "controlling" if controlling or transport.ice_lite else "controlled",
             )
-        self._remote_transport = transport
         self._ice_applied = True
         for text in transport.candidates:
             ice.addRemoteCandidate(
