@@ -254,3 +254,25 @@ async def test_open_event_and_wait_open() -> None:
             assert a.readyState == "connecting"
             await a.wait_open()
             assert len(opened) == 1 and opened[0].target is a
+
+
+async def test_trio_channel_interfaces() -> None:
+    with trio.fail_after(10):
+        async with sctp_pair() as stack:
+            a, b = await negotiated(stack)
+            assert isinstance(b, trio.abc.ReceiveChannel)
+            sender = a.send_channel()
+            assert isinstance(sender, trio.abc.SendChannel)
+
+            async def produce() -> None:
+                async with sender:  # aclose() closes the data channel at the end
+                    for i in range(100):
+                        await sender.send(f"item {i}")
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(produce)
+                got = [message async for message in b]  # ends when the peer closes
+            assert got == [f"item {i}" for i in range(100)]
+            assert a.readyState == b.readyState == "closed"
+            with pytest.raises(trio.BrokenResourceError):
+                await sender.send("after close")

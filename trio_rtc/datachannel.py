@@ -364,6 +364,12 @@ class RTCDataChannel(EventTarget, trio.abc.ReceiveChannel[str | bytes]):
                 await trio.lowlevel.cancel_shielded_checkpoint()
             return data
 
+    def send_channel(self) -> trio.abc.SendChannel[str | bytes]:
+        """This channel's sending side as a ``trio.abc.SendChannel`` (its ``send`` is
+        :meth:`send_message`; ``aclose`` closes the data channel), for code written against
+        trio's channel interface. The data channel itself is the receiving side."""
+        return _DataChannelSender(self)
+
     async def aclose(self) -> None:
         """Close and wait until ``readyState`` is ``closed``."""
         self.close()
@@ -458,3 +464,20 @@ class RTCDataChannel(EventTarget, trio.abc.ReceiveChannel[str | bytes]):
             "messagesReceived": self.messages_received,
             "bytesReceived": self.bytes_received,
         }
+
+
+class _DataChannelSender(trio.abc.SendChannel[str | bytes]):
+    """See :meth:`RTCDataChannel.send_channel`."""
+
+    def __init__(self, channel: RTCDataChannel) -> None:
+        self._channel = channel
+
+    async def send(self, value: str | bytes) -> None:
+        try:
+            await self._channel.send_message(value)
+        except InvalidStateError as error:
+            # trio's channel contract: a channel that can no longer carry data is broken.
+            raise trio.BrokenResourceError(str(error)) from error
+
+    async def aclose(self) -> None:
+        await self._channel.aclose()
