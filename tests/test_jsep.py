@@ -7,9 +7,11 @@ import itertools
 import pathlib
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from trio_rtc import jsep
-from trio_rtc.exceptions import InvalidAccessError, InvalidStateError
+from trio_rtc.exceptions import InvalidAccessError, InvalidStateError, SdpSyntaxError
 from trio_rtc.sdp import Fingerprint, Setup, parse_sdp_untrusted
 
 SAMPLES = pathlib.Path(__file__).parent / "sdp_samples"
@@ -217,3 +219,39 @@ def test_with_candidates_adds_lines_and_end_of_candidates() -> None:
     text = shown.serialize()
     assert text.count("a=candidate:1 1 udp") == 1 and "a=end-of-candidates" in text
     assert offer.media[0].candidates == []  # the original is untouched
+
+
+_SAMPLE_TEXTS = [p.read_text() for p in sorted(SAMPLES.glob("*.sdp"))]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    sample=st.sampled_from(_SAMPLE_TEXTS),
+    cuts=st.lists(st.tuples(st.integers(0, 5000), st.integers(0, 40)), max_size=4),
+    insert=st.text(max_size=30),
+)
+def test_any_remote_offer_gives_an_answer_or_a_clean_error(
+    sample: str, cuts: list[tuple[int, int]], insert: str
+) -> None:
+    """A peer's offer, mangled: parsing fails cleanly, the JSEP checks refuse it with
+    InvalidAccessError, or an answer is built that parses again with the offer's m-lines."""
+    text = sample
+    for position, length in cuts:
+        position %= len(text) + 1
+        text = text[:position] + insert + text[position + length :]
+    try:
+        offer = parse_sdp_untrusted(text)
+    except SdpSyntaxError:
+        return
+    try:
+        jsep.read_remote(offer, "offer", local_offer=None)
+    except InvalidAccessError:
+        return
+    answer = jsep.build_answer(
+        offer, jsep.plan_answer(offer), LOCAL, setup=Setup.ACTIVE, session_id=1, version=1
+    )
+    reparsed = parse_sdp_untrusted(answer.serialize())
+    assert [m.mid for m in reparsed.media] == [m.mid for m in offer.media]
+    assert jsep.read_remote(reparsed, "answer", local_offer=offer) is not None or not any(
+        jsep.is_data_section(m) and not m.is_rejected for m in offer.media
+    )
