@@ -363,3 +363,17 @@ async def test_icecandidateerror_for_an_unreachable_stun_server(
             error = errors[0]
             assert error.url == "stun:198.51.100.9:3478" and error.errorCode == 701
             assert error.address == "198.51.100.1" and error.port is not None
+
+
+async def test_large_remote_description_is_parsed_off_the_event_loop() -> None:
+    text = (SAMPLES / "chromium_offer_data_mdns.sdp").read_text()
+    padding = "".join(f"a=x-padding-{i}:{'p' * 60}\r\n" for i in range(1000))
+    large = text.replace("a=sctp-port", padding + "a=sctp-port")
+    assert len(large) > 32 * 1024
+    async with make_pc() as pc:
+        await pc.setRemoteDescription({"type": "offer", "sdp": large})
+        assert pc.signalingState == "have-remote-offer"
+        remote = pc.remoteDescription
+        assert remote is not None and "a=x-padding-999:" in remote.sdp
+        with pytest.raises(SdpSyntaxError):
+            await pc.setRemoteDescription({"type": "offer", "sdp": large + "garbage\r\n"})

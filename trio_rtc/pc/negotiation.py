@@ -30,6 +30,8 @@ __all__ = ["Negotiation"]
 
 #: Remote candidates kept for an ICE generation that has not started yet.
 MAX_EARLY_CANDIDATES = 1000
+#: Remote descriptions longer than this are parsed in a worker thread (a browser's is ~4 KiB).
+PARSE_IN_THREAD_ABOVE = 32 * 1024
 
 
 class Negotiation(PeerConnectionBase):
@@ -152,7 +154,14 @@ class Negotiation(PeerConnectionBase):
             if init.type == "rollback":
                 self._rollback()
                 return
-            model = parse_sdp_untrusted(init.sdp)
+            if len(init.sdp) > PARSE_IN_THREAD_ABOVE:
+                # A large description can take tens of milliseconds to parse (docs/sdp.md):
+                # not on the event loop. Then let a cancellation that came meanwhile win.
+                model = await trio.to_thread.run_sync(parse_sdp_untrusted, init.sdp)
+                await trio.lowlevel.checkpoint_if_cancelled()
+                self._require_running("setRemoteDescription()")
+            else:
+                model = parse_sdp_untrusted(init.sdp)
             self._apply_remote(ice, init.type, model)
 
     def _apply_local(self, ice: RTCIceTransport, init: RTCSessionDescription) -> None:
