@@ -47,7 +47,7 @@ MAX_SEND_QUEUE = 16 << 20
 # A trio-native send_message()/receive() that never has to wait still yields to the scheduler
 # once per this many calls, so a tight loop cannot starve other tasks, yet the driver still
 # sees messages in batches it can bundle into full packets.
-_YIELD_EVERY = 64
+_YIELD_EVERY = 256
 
 
 class MessageEvent(Event):
