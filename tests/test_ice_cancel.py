@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 import random
 
+import pytest
 import trio
 import trio.lowlevel
 import trio.testing
 from ice_helpers import connect_pair
 
+from trio_rtc.exceptions import InvalidStateError
 from trio_rtc.ice.transport import IceTransportOptions, RTCIceTransport
 
 
@@ -57,3 +59,15 @@ async def test_stop_closes_sockets_and_ends_run() -> None:
         transport.stop()
     assert transport.state == "closed"
     assert fd_count() == fds_before
+
+
+async def test_calls_after_stop_fail_cleanly() -> None:
+    async with RTCIceTransport(options=IceTransportOptions(interfaces=["127.0.0.1"])) as t:
+        t.gather()
+        await t.wait_gathering_complete()
+        t.stop()
+        assert t.send(bytes([23]) + b"late goodbye") is False
+        with pytest.raises(InvalidStateError):
+            t.gather()
+        with pytest.raises(InvalidStateError):
+            t.addRemoteCandidate(None)

@@ -18,7 +18,7 @@ import logging
 import math
 import socket
 import types
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -220,8 +220,8 @@ class RTCIceTransport(EventTarget):
         nursery = self._require_running("gather()")
         if self._gather_requested:
             return
+        self._start_soon(nursery, self._gather)
         self._gather_requested = True
-        nursery.start_soon(self._gather)
 
     def start(
         self,
@@ -262,13 +262,14 @@ class RTCIceTransport(EventTarget):
         self._remote_rtc_candidates.append(rtc)
         if parsed.is_mdns:
             if self.options.mdns and self._nursery is not None:
-                self._nursery.start_soon(self._resolve_and_add, parsed)
+                self._start_soon(self._nursery, self._resolve_and_add, parsed)
             return
         self._agent.add_remote_candidate(parsed, trio.current_time())
         self._pump()
 
     def stop(self) -> None:
         """Stop ICE: close every socket; state becomes ``closed``. Idempotent."""
+        self._nursery = None
         if self._state != "closed":
             self._agent.close()
             self._pump()
@@ -298,11 +299,16 @@ class RTCIceTransport(EventTarget):
         if endpoint is None or address is None:
             self.stats.datagrams_dropped_no_pair += 1
             return False
-        if endpoint.send_nowait(data, address):
+        try:
+            sent = endpoint.send_nowait(data, address)
+        except trio.ClosedResourceError:
+            # Stopped: a layer above may still say goodbye (DTLS close_notify) while unwinding.
+            self._send_endpoint = self._send_address = None
+            return False
+        if sent:
             self.stats.packets_sent += 1
             self.stats.bytes_sent += len(data)
-            return True
-        return False
+        return sent
 
     @property
     def selected_pair(self) -> CandidatePair | None:
@@ -363,6 +369,16 @@ class RTCIceTransport(EventTarget):
             self.stop()
 
     # --- internals --------------------------------------------------------------------------
+
+    @staticmethod
+    def _start_soon(
+        nursery: trio.Nursery, function: Callable[..., Awaitable[object]], *args: object
+    ) -> None:
+        try:
+            nursery.start_soon(function, *args)
+        except RuntimeError:
+            # The nursery is exiting (we are being cancelled or stopped).
+            raise InvalidStateError("the RTCIceTransport is shutting down") from None
 
     def _require_running(self, what: str) -> trio.Nursery:
         if self._state == "closed":
