@@ -1,111 +1,112 @@
-"""trio_rtc loopback demo: two peers in one process connect over real UDP on 127.0.0.1.
+"""trio_rtc loopback demo: two RTCPeerConnections in one process, over real UDP on 127.0.0.1.
 
-1. ICE: both transports gather host candidates, trickle them to each other, run connectivity
-   checks and select a pair (RFC 8445).
-2. DTLS 1.2 (our own, on `cryptography`): a handshake over the selected pair, with fingerprint
-   verification and SRTP keys derived (RFC 6347, RFC 5764).
-3. Data: N encrypted records one way, timed.
+1. Signalling in-process: offer, answer and trickled candidates go straight to the other side.
+2. ICE (RFC 8445), DTLS 1.2 (our own, on `cryptography`) and SCTP come up; a data channel opens.
+3. A bulk transfer (checked by SHA-256) and a burst of small messages, timed.
 
-Run:  .venv/bin/python examples/loopback_demo.py [--messages N] [--size BYTES] [--ipv6]
-
-The SCTP data channel and media layers arrive in later milestones; this demo grows with them.
+Run:  .venv/bin/python examples/loopback_demo.py [--mib N] [--messages N] [--ipv6]
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import os
 
 import trio
-import trio.lowlevel
 
-from trio_rtc.dtls.certificate import RTCCertificate
-from trio_rtc.dtls.crypto import CipherSuite, SrtpProfile
-from trio_rtc.dtls.driver import RTCDtlsTransport
-from trio_rtc.ice.transport import IceTransportOptions, RTCIceTransport
+from trio_rtc import RTCDataChannel, RTCDataChannelEvent, RTCPeerConnection
+from trio_rtc.dtls.crypto import CipherSuite
+from trio_rtc.dtls.keys import NamedGroup
+from trio_rtc.ice.transport import IceTransportOptions
 
 
-async def main(messages: int, size: int, address: str) -> None:
+async def connect(offerer: RTCPeerConnection, answerer: RTCPeerConnection) -> None:
+    """Offer/answer with trickle ICE, in-process."""
+
+    async def trickle(target: RTCPeerConnection, event: object) -> None:
+        await target.addIceCandidate(getattr(event, "candidate", None))
+
+    offerer.onicecandidate = lambda event: trickle(answerer, event)
+    answerer.onicecandidate = lambda event: trickle(offerer, event)
+    await offerer.setLocalDescription(await offerer.createOffer())
+    assert offerer.localDescription is not None
+    await answerer.setRemoteDescription(offerer.localDescription)
+    await answerer.setLocalDescription(await answerer.createAnswer())
+    assert answerer.localDescription is not None
+    await offerer.setRemoteDescription(answerer.localDescription)
+
+
+async def main(mib: int, messages: int, address: str) -> None:
     options = IceTransportOptions(interfaces=[address])
-    cert_a, cert_b = await RTCCertificate.generate(), await RTCCertificate.generate()
     async with (
-        RTCIceTransport(options=options) as ice_a,
-        RTCIceTransport(options=options) as ice_b,
-        trio.open_nursery() as nursery,
+        RTCPeerConnection(ice_options=options) as a,
+        RTCPeerConnection(ice_options=options) as b,
     ):
         start = trio.current_time()
-        # Signalling is in-process here: each candidate goes straight to the other side.
-        ice_a.onicecandidate = lambda event: ice_b.addRemoteCandidate(event.candidate)
-        ice_b.onicecandidate = lambda event: ice_a.addRemoteCandidate(event.candidate)
-        ice_a.start(ice_b.getLocalParameters(), "controlling")
-        ice_b.start(ice_a.getLocalParameters(), "controlled")
-        ice_a.gather()
-        ice_b.gather()
-        await ice_a.wait_for_state("connected", "completed")
-        await ice_b.wait_for_state("connected", "completed")
-        ice_time = trio.current_time() - start
-        pair = ice_a.getSelectedCandidatePair()
-        assert pair is not None
+        incoming, arrived = trio.open_memory_channel[RTCDataChannel](1)
+
+        def on_datachannel(event: RTCDataChannelEvent) -> None:
+            incoming.send_nowait(event.channel)
+
+        b.ondatachannel = on_datachannel
+        sender = a.createDataChannel("demo")
+        await connect(a, b)
+        await sender.wait_open()
+        receiver = await arrived.receive()
+        await receiver.wait_open()
+        setup = trio.current_time() - start
+
+        pair = a.ice_transport.getSelectedCandidatePair() if a.ice_transport else None
+        dtls = a.dtls_transport.handshake_complete if a.dtls_transport else None
+        print(f"connected: data channel open on both sides in {setup * 1000:.1f} ms")
+        if pair is not None:
+            print(f"  ICE pair {pair.local.address}:{pair.local.port} <-> {pair.remote.port}")
+        if dtls is not None:
+            suite = CipherSuite(dtls.cipher_suite).name
+            print(f"  DTLS 1.2 {suite}, key exchange {NamedGroup(dtls.key_exchange_group).name}")
+
+        # Bulk: 64 KiB messages, with backpressure (send_message waits for buffer room).
+        chunk = os.urandom(64 * 1024)
+        total = mib * 1024 * 1024
+        count = total // len(chunk)
+        expected = hashlib.sha256(chunk * count).hexdigest()
+        got = hashlib.sha256()
+
+        async def drain(n: int) -> None:
+            for _ in range(n):
+                message = await receiver.receive()
+                got.update(message if isinstance(message, bytes) else message.encode())
+
+        t0 = trio.current_time()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(drain, count)
+            for _ in range(count):
+                await sender.send_message(chunk)
+        elapsed = trio.current_time() - t0
+        assert got.hexdigest() == expected, "transfer corrupted"
         print(
-            f"ICE connected in {ice_time * 1000:.1f} ms: "
-            f"{pair.local.address}:{pair.local.port} <-> {pair.remote.address}:{pair.remote.port}"
+            f"transfer: {mib} MiB in {elapsed:.2f} s = {total / elapsed / 1e6:.1f} MB/s "
+            "(sha256 verified)"
         )
 
-        dtls_a = RTCDtlsTransport(
-            ice_a, cert_a, is_client=True, remote_fingerprints=cert_b.getFingerprints()
-        )
-        dtls_b = RTCDtlsTransport(
-            ice_b, cert_b, is_client=False, remote_fingerprints=cert_a.getFingerprints()
-        )
-        dtls_start = trio.current_time()
-        nursery.start_soon(
-            lambda: dtls_a.run(receive_channel=ice_a.dtls_receive_channel, send=ice_a.send)
-        )
-        nursery.start_soon(
-            lambda: dtls_b.run(receive_channel=ice_b.dtls_receive_channel, send=ice_b.send)
-        )
-        await dtls_a.wait_connected()
-        await dtls_b.wait_connected()
-        done = trio.current_time()
-        complete = dtls_a.handshake_complete
-        assert complete is not None
+        # Small messages: 100 bytes each.
+        small = b"m" * 100
+        t0 = trio.current_time()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(drain, messages)
+            for _ in range(messages):
+                await sender.send_message(small)
+        elapsed = trio.current_time() - t0
         print(
-            f"DTLS connected in {(done - dtls_start) * 1000:.1f} ms "
-            f"({CipherSuite(complete.cipher_suite).name}, "
-            f"SRTP {SrtpProfile(complete.srtp_profile).name if complete.srtp_profile else 'none'})"
+            f"small messages: {messages} x 100 B in {elapsed:.2f} s = {messages / elapsed:,.0f}/s"
         )
-        print(f"setup total: {(done - start) * 1000:.1f} ms")
-
-        payload = b"x" * size
-        received = 0
-
-        async def receive_all() -> None:
-            nonlocal received
-            while received < messages:
-                await dtls_b.application_data_receive_channel.receive()
-                received += 1
-
-        transfer_start = trio.current_time()
-        with trio.move_on_after(30):
-            async with trio.open_nursery() as transfer:
-                transfer.start_soon(receive_all)
-                for sent in range(messages):
-                    await dtls_a.send_application_data(payload)
-                    # Pace to the receiver: DTLS is datagram-based, a burst beyond the
-                    # socket and channel buffers would be dropped (SCTP adds flow control).
-                    if sent - received > 256:
-                        await trio.lowlevel.checkpoint()
-        elapsed = trio.current_time() - transfer_start
-        print(
-            f"transfer: {received}/{messages} records of {size} bytes in {elapsed:.3f} s = "
-            f"{received / elapsed:,.0f} records/s, {received * size / elapsed / 1e6:.1f} MB/s"
-        )
-        nursery.cancel_scope.cancel()
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--messages", type=int, default=20000)
-    parser.add_argument("--size", type=int, default=1000)
+    parser.add_argument("--mib", type=int, default=16, help="bulk transfer size in MiB")
+    parser.add_argument("--messages", type=int, default=20000, help="number of 100-byte messages")
     parser.add_argument("--ipv6", action="store_true", help="use ::1 instead of 127.0.0.1")
     args = parser.parse_args()
-    trio.run(main, args.messages, args.size, "::1" if args.ipv6 else "127.0.0.1")
+    trio.run(main, args.mib, args.messages, "::1" if args.ipv6 else "127.0.0.1")
