@@ -307,13 +307,22 @@ class DcepChannelManager:
             channel.acknowledged = True
             return [ChannelAcknowledged(stream_id)]
         message = DataChannelOpen.decode_untrusted(data)
-        if stream_id in self.channels or stream_id % 2 == self.parity:
+        events: list[DcepEvent] = []
+        old = self.channels.get(stream_id)
+        if old is not None and old.incoming_reset:
+            # The peer reuses an id whose closing we have not seen end: it frees an id only once
+            # it performed our reset too, so only its response is still on the way (maybe lost
+            # and retransmitted). The old channel is closed; the new one starts.
+            del self.channels[stream_id]
+            events.append(ChannelClosed(stream_id))
+        elif old is not None or stream_id % 2 == self.parity:
             # An id that is in use, or of our own parity: the peer broke RFC 8832 §6.
             raise DcepError(f"DATA_CHANNEL_OPEN on unusable stream {stream_id}")
         parameters = DataChannelParameters.from_open(stream_id, message)
         self.channels[stream_id] = _Channel(parameters, acknowledged=True)
         self.association.send_message(stream_id, Ppid.DCEP, bytes([MESSAGE_ACK]), now=now)
-        return [ChannelOpened(parameters, by_peer=True)]
+        events.append(ChannelOpened(parameters, by_peer=True))
+        return events
 
     def _on_reset(self, event: StreamsReset) -> list[DcepEvent]:
         closed: list[DcepEvent] = []
@@ -328,7 +337,9 @@ class DcepChannelManager:
                     # RFC 8831 §6.7: the peer closed; close our direction too.
                     channel.outgoing_reset = True
                     to_reset.append(stream_id)
-            else:
+            elif channel.outgoing_reset:
+                # A late response for a previous channel on this id (see _on_dcep_untrusted)
+                # says nothing about a channel that has not asked for its reset yet.
                 channel.outgoing_done = True
             if channel.incoming_reset and channel.outgoing_done:
                 del self.channels[stream_id]

@@ -36,9 +36,9 @@ class ReconfigState:
         self.refused: list[int] = []
 
     def queue_outgoing_reset(self, stream_ids: list[int]) -> None:
+        # A stream in the outstanding request is queued again: that request covers only the
+        # data sent before it, and the stream may carry a new channel since (its id reused).
         queued = set(self.pending)
-        if self.outstanding is not None:
-            queued.update(self.outstanding.stream_ids)
         for stream_id in stream_ids:
             if stream_id not in queued:
                 queued.add(stream_id)
