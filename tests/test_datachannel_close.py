@@ -61,14 +61,22 @@ async def test_close_from_either_side_resets_the_stream_and_frees_the_id(closer:
                 await remote.receive()
             assert stack.sctp_a.channel_stats() == []
             assert stack.sctp_a.stats()["dataChannelsClosed"] == 1
-            # The stream id is free again on both sides.
-            again = RTCDataChannel("again")
-            stack.sctp_a.add_channel(again)
-            assert again.id == first_id
-            await again.wait_open()
+            # In-band ids go round robin: the next channel takes a fresh id, not the one that
+            # just closed (whose closing the peer may see later than we do).
+            fresh = RTCDataChannel("fresh")
+            stack.sctp_a.add_channel(fresh)
+            assert fresh.id is not None and first_id is not None and fresh.id == first_id + 2
+            await fresh.wait_open()
             await stack.sctp_b.wait_until(lambda: len(at_b) == 2)
-            again.send(b"reused")
-            assert await at_b[1].receive() == b"reused"
+            # The closed id is free again on both sides.
+            again_a = RTCDataChannel("again", negotiated=True, id=first_id)
+            again_b = RTCDataChannel("again", negotiated=True, id=first_id)
+            stack.sctp_a.add_channel(again_a)
+            stack.sctp_b.add_channel(again_b)
+            await again_a.wait_open()
+            await again_b.wait_open()
+            again_a.send(b"reused")
+            assert await again_b.receive() == b"reused"
 
 
 async def test_negotiated_id_reuse_and_conflicts() -> None:

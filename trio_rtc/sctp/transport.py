@@ -124,6 +124,7 @@ class RTCSctpTransport(EventTarget):
         self._watched: dict[RTCDataChannel, None] = {}
         self._resets: dict[RTCDataChannel, None] = {}
         self._paused_by: RTCDataChannel | None = None
+        self._next_stream_index = 0
         self._started = False
         self._pumping = False
         self._wake_pending = False
@@ -455,10 +456,7 @@ class RTCSctpTransport(EventTarget):
             stream_id = channel.id
             assert stream_id is not None
         else:
-            try:
-                stream_id = dcep.allocate_stream_id()
-            except ValueError as error:
-                raise OperationError("no free stream id for a new data channel") from error
+            stream_id = self._allocate_stream_id()
         max_channels = self._max_channels
         if max_channels is not None and stream_id >= max_channels:
             raise OperationError(f"data channel id {stream_id} is not below maxChannels")
@@ -483,6 +481,24 @@ class RTCSctpTransport(EventTarget):
         # RFC 8832 §6: the opener may send right after DATA_CHANNEL_OPEN (ordered until the ACK
         # arrives, which the DCEP manager enforces), so the channel is open without a round trip.
         self._announce.append(channel)
+
+    def _allocate_stream_id(self) -> int:
+        """An id of our parity (RFC 8832 §6), round robin from the one after the last given
+        out. Browsers take the lowest free id; taking a just-closed id last instead means its
+        reuse cannot overtake the peer's view of the old channel's closing (the peer frees the
+        id half a round trip after us, later still if a RE-CONFIG response is lost)."""
+        dcep = self._dcep
+        association = self._association
+        limit = min(dcep.max_channels, association.outbound_streams)
+        parity = dcep.parity
+        count = (limit - parity + 1) // 2
+        for step in range(count):
+            index = (self._next_stream_index + step) % count
+            stream_id = parity + 2 * index
+            if stream_id not in dcep.channels and stream_id not in self._channels:
+                self._next_stream_index = index + 1
+                return stream_id
+        raise OperationError("no free stream id for a new data channel")
 
     def _finish(self, *, error: RTCError | None, fire: bool) -> None:
         if self._state == "closed":
