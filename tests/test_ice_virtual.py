@@ -74,8 +74,8 @@ async def test_consent_loss_disconnected_then_failed_then_restart_recovers(
                 disconnected_at = await wait_state(a, "disconnected")
                 failed_at = await wait_state(a, "failed")
             # RFC 7675 / W3C: disconnected ~5 s after the last consent response, failed at 30 s.
-            assert 5.0 <= disconnected_at - last_response <= 5.3
-            assert 30.0 <= failed_at - last_response <= 30.3
+            assert 5.0 - 1e-9 <= disconnected_at - last_response <= 5.3
+            assert 30.0 - 1e-9 <= failed_at - last_response <= 30.3
             assert not a.send(bytes([23]) + b"after consent expired")
 
             # The path returns and an ICE restart (new credentials both sides) recovers.
