@@ -95,16 +95,7 @@ async def sctp_pair(
 
 
 async def _run_dtls(dtls: RTCDtlsTransport, ice: RTCIceTransport) -> None:
-    def send(data: bytes) -> bool:
-        # RTCIceTransport.send raises ClosedResourceError once its sockets are closed, which
-        # happens before DTLS's farewell when one cancellation ends every task at once; a
-        # datagram pipe should drop instead (UDP semantics, as RTCDtlsTransport.run expects).
-        try:
-            return ice.send(data)
-        except trio.ClosedResourceError:
-            return False
-
-    await dtls.run(receive_channel=ice.dtls_receive_channel, send=send)
+    await dtls.run(receive_channel=ice.dtls_receive_channel, send=ice.send)
 
 
 def remote_channels(transport: RTCSctpTransport) -> list[RTCDataChannel]:
