@@ -117,6 +117,8 @@ class Sender:
         self.t3_expires_at: float | None = None
         self.forward_tsn_needed = False
         self.fast_retransmit_pending = False
+        #: The last transmission opportunity stopped at cwnd with data still queued.
+        self.cwnd_limited = False
         self._gap_acked = False
         self.retransmissions = 0
         self.fast_retransmissions = 0
@@ -214,6 +216,7 @@ class Sender:
                 chunk.retransmit = False
                 continue
             if not ignore_cwnd and self.flight_size >= cc.cwnd:
+                self.cwnd_limited = True
                 return out
             if self._expired(chunk, now):
                 heapq.heappop(heap)
@@ -238,10 +241,12 @@ class Sender:
                 self._abandon(message)
                 continue
             if self.flight_size >= cc.cwnd:
+                self.cwnd_limited = True
                 break
             # RFC 9260 §6.1 A: respect the peer's window, but allow one chunk in flight as a
             # zero-window probe.
             if chunk.size > self.peer_rwnd and self.flight_size > 0:
+                self.cwnd_limited = False
                 break
             if len(chunk.wire) > budget:
                 break
@@ -253,6 +258,10 @@ class Sender:
             self.buffered_changed.add(stream_id)
             self._transmit(chunk, now)
             out.append(chunk.wire)
+        else:
+            if self.unsent_index >= len(queue):
+                # Everything queued went out: the application, not cwnd, set the pace.
+                self.cwnd_limited = False
         return out
 
     def _transmit(self, chunk: OutboundChunk, now: float) -> None:
@@ -373,7 +382,13 @@ class Sender:
             self.rto.measure(rtt_sample)
         elif advanced:
             self.rto.reset_backoff()
-        self.cc.on_cumulative_ack(newly_acked, flight_before, cumulative)
+        # RFC 9260 §7.2.1 grows cwnd only while the window is "fully utilized". A driver that
+        # hands over a burst of SACKs before the window can be refilled would let only the
+        # first one count (flight drops after it), turning slow start linear; the window was
+        # full if the last send stopped at cwnd with data left (a cwnd-limited flight, the
+        # notion TCP stacks and RFC 7661 use for the same question).
+        utilized = max(flight_before, self.cc.cwnd) if self.cwnd_limited else flight_before
+        self.cc.on_cumulative_ack(newly_acked, utilized, cumulative)
         if highest_newly_acked:
             self._count_misses(highest_newly_acked)
         self.peer_rwnd = max(0, sack.a_rwnd - self.flight_size)
