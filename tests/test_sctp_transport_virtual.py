@@ -119,3 +119,36 @@ async def test_partial_reliability_under_loss(autojump_clock: trio.testing.MockC
                 numbers = [int(m) for m in received[4]]
                 assert numbers == sorted(numbers)
                 assert stack.sctp_a.association.stats.abandoned_messages > 0
+
+
+@pytest.mark.parametrize("one_way_delay", [0.025, 0.1])
+async def test_slow_start_is_exponential_over_a_long_path(
+    autojump_clock: trio.testing.MockClock, one_way_delay: float
+) -> None:
+    # No loss, no rate limit: every burst arrives at once, so each side handles its SACKs in
+    # batches. Slow start must still double cwnd per round trip (it grew by one MTU per round
+    # trip when only the first SACK of a batch counted: 4 MiB took 4 s at 50 ms, 30 s at 200 ms).
+    async with VirtualNetwork(seed=1, conditions=LinkConditions(delay=one_way_delay)):
+        async with sctp_pair(addresses=ADDRESSES, start=False) as stack:
+            a = RTCDataChannel("x", negotiated=True, id=1)
+            b = RTCDataChannel("x", negotiated=True, id=1)
+            stack.sctp_a.add_channel(a)
+            stack.sctp_b.add_channel(b)
+            await stack.start()
+            await a.wait_open()
+            await b.wait_open()
+            chunk = b"s" * 16384
+            started = trio.current_time()
+
+            async def send_all() -> None:
+                for _ in range(256):  # 4 MiB
+                    await a.send_message(chunk)
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(send_all)
+                for _ in range(256):
+                    await b.receive()
+            # About 20 round trips (cwnd grows 1.5x per round trip with a SACK every second
+            # packet, until the link's 1000-datagram queue overflows once); 80 and 148 before.
+            round_trips = (trio.current_time() - started) / (2 * one_way_delay)
+            assert round_trips < 40, round_trips
