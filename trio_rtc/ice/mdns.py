@@ -6,9 +6,14 @@ Two layers:
 - pure: :func:`build_query` and :func:`parse_response_untrusted` (bytes in, bytes or addresses
   out; the parser raises only :class:`MdnsError`);
 - trio: :class:`MdnsResolver`, which sends the query from an ephemeral port. RFC 6762 §5.1 calls
-  this a one-shot query: the querier does not join the group or listen on 5353, and every
-  responder must answer it by unicast to the source address and port (RFC 6762 §6.7), so resolving
-  needs no privileged port and coexists with a system responder (avahi, mDNSResponder).
+  this a one-shot query, and every responder must answer it by unicast to the source address and
+  port (RFC 6762 §6.7), so resolving needs no privileged port and coexists with a system
+  responder (avahi, mDNSResponder). Chromium's responder, which announces the ``<uuid>.local``
+  names of its WebRTC candidates, ignores §6.7 and answers only by multicast to the group, so
+  while a query runs the resolver also listens on the group: a socket bound to the group address
+  itself (not the wildcard, so no unicast meant for the system responder is taken) with
+  ``SO_REUSEADDR``/``SO_REUSEPORT`` beside that responder, joined on the query's interface. That
+  listener is best effort; where it cannot be opened, unicast answers still work.
 """
 
 from __future__ import annotations
@@ -298,10 +303,15 @@ class MdnsResolver:
             for qtype in (QTYPE_A, QTYPE_AAAA)
         ]
         answers: list[str] = []
+        listeners: list[trio.socket.SocketType] = []
         try:
             with trio.move_on_after(self.timeout):
+                for _, group in opened:
+                    listener = await self._open_group_listener(group)
+                    if listener is not None:
+                        listeners.append(listener)
                 async with trio.open_nursery() as nursery:
-                    for sock, _ in opened:
+                    for sock in [sock for sock, _ in opened] + listeners:
                         nursery.start_soon(
                             self._receive, sock, key, transaction_id, answers, nursery.cancel_scope
                         )
@@ -316,10 +326,45 @@ class MdnsResolver:
         finally:
             for sock, _ in opened:
                 sock.close()
+            for sock in listeners:
+                sock.close()
         if not answers:
             logger.debug("mDNS query for %s: no answer within %.3g s", key, self.timeout)
             return None
         return answers[0]
+
+    async def _open_group_listener(
+        self, group: tuple[object, ...]
+    ) -> trio.socket.SocketType | None:
+        """A socket that receives the multicast answers sent to ``group`` (see the module doc),
+        or None where the system does not allow one (port 5353 held exclusively, no such
+        interface …)."""
+        family = socket.AF_INET6 if ":" in str(group[0]) else socket.AF_INET
+        sock = trio.socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if hasattr(socket, "SO_REUSEPORT"):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            if family == socket.AF_INET:
+                interface = self.interface_address or "0.0.0.0"
+                membership = socket.inet_aton(MDNS_GROUP_V4) + socket.inet_aton(interface)
+                await sock.bind((MDNS_GROUP_V4, MDNS_PORT))
+                sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, membership)
+            else:
+                scope = group[3]
+                assert isinstance(scope, int)
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                await sock.bind((MDNS_GROUP_V6, MDNS_PORT, 0, scope))
+                membership = socket.inet_pton(family, MDNS_GROUP_V6) + struct.pack("@I", scope)
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP, membership)
+        except OSError as exc:
+            logger.debug("mDNS: not listening on %s for multicast answers: %s", group[0], exc)
+            sock.close()
+            return None
+        except BaseException:
+            sock.close()
+            raise
+        return sock
 
     async def _receive(
         self,
