@@ -29,6 +29,11 @@ from trio_rtc.dtls.driver import RTCDtlsTransport
 from trio_rtc.events import Event
 from trio_rtc.ice.transport import IceTransportOptions, RTCIceTransport
 from trio_rtc.sctp.transport import RTCSctpTransport
+from trio_rtc.testing import VirtualNetwork
+
+#: --virtual: run trio_rtc over trio_rtc.testing.VirtualNetwork between these two addresses.
+VIRTUAL = False
+VIRTUAL_ADDRESSES = ("198.51.100.1", "198.51.100.2")
 
 HIGH_WATER = 4 << 20
 #: Print per-run transport statistics (set by --verbose).
@@ -42,13 +47,16 @@ async def _run_dtls(dtls: RTCDtlsTransport, ice: RTCIceTransport) -> None:
 
 @contextlib.asynccontextmanager
 async def channel_pair() -> AsyncIterator[tuple[RTCDataChannel, RTCDataChannel]]:
-    """Two stacks connected over loopback UDP and one negotiated channel between them."""
-    options = IceTransportOptions(interfaces=["127.0.0.1"], mdns=False)
+    """Two stacks connected over loopback UDP (or the in-memory virtual network with
+    ``--virtual``) and one negotiated channel between them."""
+    address_a, address_b = VIRTUAL_ADDRESSES if VIRTUAL else ("127.0.0.1", "127.0.0.1")
+    options_a = IceTransportOptions(interfaces=[address_a], mdns=False)
+    options_b = IceTransportOptions(interfaces=[address_b], mdns=False)
     cert_a = await RTCCertificate.generate()
     cert_b = await RTCCertificate.generate()
     async with (
-        RTCIceTransport(options=options) as ice_a,
-        RTCIceTransport(options=options) as ice_b,
+        RTCIceTransport(options=options_a) as ice_a,
+        RTCIceTransport(options=options_b) as ice_b,
         trio.open_nursery() as nursery,
     ):
         ice_a.onicecandidate = lambda e: ice_b.addRemoteCandidate(e.candidate)
@@ -179,6 +187,14 @@ Figures = dict[str, float]
 
 
 async def trio_rtc_round(megabytes: int, small_count: int) -> Figures:
+    if VIRTUAL:
+        # No loss, no delay: what the stack costs without the kernel's UDP path.
+        async with VirtualNetwork(seed=0):
+            return await _trio_rtc_figures(megabytes, small_count)
+    return await _trio_rtc_figures(megabytes, small_count)
+
+
+async def _trio_rtc_figures(megabytes: int, small_count: int) -> Figures:
     figures: Figures = {}
     for size in (16384, 65536):
         rate, _messages = await bulk(size, megabytes << 20)
@@ -324,7 +340,11 @@ if __name__ == "__main__":
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--verbose", action="store_true", help="per-run transport statistics")
     parser.add_argument("--aiortc", action="store_true", help="also run aiortc, side by side")
+    parser.add_argument(
+        "--virtual", action="store_true", help="trio_rtc over the in-memory virtual network"
+    )
     args = parser.parse_args()
+    VIRTUAL = args.virtual
     VERBOSE = args.verbose
     profiler = cProfile.Profile() if args.profile else None
     if profiler is not None:
@@ -341,7 +361,9 @@ if __name__ == "__main__":
         profiler.disable()
         pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
     print(
-        "data channels, two stacks in one process over UDP on 127.0.0.1 (ICE + DTLS + SCTP),"
+        "data channels, two stacks in one process over "
+        + ("the virtual network (no loss)" if VIRTUAL else "UDP on 127.0.0.1")
+        + " (ICE + DTLS + SCTP),"
         f" {args.megabytes} MiB bulk, {args.small:,} small messages, median of {args.rounds}"
     )
     report(ours, theirs)
