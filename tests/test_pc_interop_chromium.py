@@ -67,8 +67,8 @@ async def test_loopback_both_roles_trickle(
                     assert pc.remoteDescription is not None
                     remote_types = ours.remote_candidate_types()
                     assert remote_types and set(remote_types) <= {"host", "prflx"}
-                    assert page.state_history()[-2:] == ["connecting", "connected"]
                     await exchange(offerer, "first")
+                    assert page.state_history()[-2:] == ["connecting", "connected"]
 
                     await answerer.create_channel("second")
                     await answerer.wait_channel("second")
