@@ -5,6 +5,12 @@ The driver owns exactly one core. It reads DTLS datagrams from the ICE layer's m
 core, sends what the core produces through a plain callable, and sleeps until the next datagram
 or the core's timer, whichever comes first. Decrypted application data (SCTP packets) goes up
 through :attr:`RTCDtlsTransport.application_data_receive_channel`.
+
+When the receive channel is the ICE transport's own ``dtls_receive_channel``, the driver also
+registers itself as the ICE transport's DTLS sink, so the socket reader task feeds the core
+directly; and a layer above may do the same with :meth:`set_application_data_sink`. Both save a
+task switch per received batch (docs/architecture.md, "Receive path"); the channels stay the
+default and still carry the end of the transport.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import trio
 
 from ..events import Event, EventTarget, event_handler_property
 from ..exceptions import InvalidStateError, RTCError
+from ..ice.transport import RTCIceTransport
 from .certificate import RTCCertificate, RTCDtlsFingerprint
 from .connection import DtlsConnection
 from .crypto import SrtpKeys
@@ -74,6 +81,7 @@ class RTCDtlsTransport(EventTarget):
         )
         #: Application records dropped because the reader of the channel fell behind.
         self.application_data_dropped = 0
+        self._app_sink: Callable[[list[bytes]], object] | None = None
 
     # --- W3C surface -----------------------------------------------------------------------
 
@@ -138,6 +146,25 @@ class RTCDtlsTransport(EventTarget):
             send(datagram)
         return True
 
+    def set_application_data_sink(self, sink: Callable[[list[bytes]], object] | None) -> None:
+        """Hand decrypted application data to ``sink`` (one call per received batch, records in
+        order) instead of queueing it on :attr:`application_data_receive_channel`. What is
+        already queued goes to ``sink`` now. ``sink`` must not block and must not raise; the
+        channel still ends (EndOfChannel) when this transport does. ``None`` restores the
+        channel."""
+        self._app_sink = sink
+        if sink is None:
+            return
+        queued: list[bytes] = []
+        receive_channel = self.application_data_receive_channel
+        while True:
+            try:
+                queued.append(receive_channel.receive_nowait())
+            except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
+                break
+        if queued:
+            sink(queued)
+
     def close(self) -> None:
         """Send close_notify and stop the driver (``run`` returns)."""
         if self._state in ("closed", "failed"):
@@ -156,11 +183,26 @@ class RTCDtlsTransport(EventTarget):
             raise InvalidStateError("RTCDtlsTransport.run() may be called once")
         self._send = send
         core = self.core
+        ice = self._ice_transport
+        sink_source: RTCIceTransport | None = None
         try:
             async with trio.open_nursery() as nursery:
                 self._event_nursery = nursery
                 core.start(trio.current_time())
                 self._after_core_step()
+                if isinstance(ice, RTCIceTransport) and receive_channel is ice.dtls_receive_channel:
+                    # The ICE reader task feeds the core from now on; what it queued before
+                    # goes in first, in order.
+                    sink_source = ice
+                    queued: list[bytes] = []
+                    while True:
+                        try:
+                            queued.append(receive_channel.receive_nowait())
+                        except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
+                            break
+                    ice.set_dtls_sink(self._receive_from_ice)
+                    if queued:
+                        self._receive_from_ice(queued)
                 while self._state in ("new", "connecting", "connected"):
                     deadline = core.next_timeout()
                     with trio.CancelScope(
@@ -196,6 +238,8 @@ class RTCDtlsTransport(EventTarget):
                 RTCError(f"DTLS transport crashed: {exc!r}", errorDetail="dtls-failure")
             )
         finally:
+            if sink_source is not None:
+                sink_source.set_dtls_sink(None)
             self._event_nursery = None
             self._wait_scope = None
             if self._state not in ("closed", "failed"):
@@ -207,6 +251,34 @@ class RTCDtlsTransport(EventTarget):
 
     # --- internals -----------------------------------------------------------------------------
 
+    def _receive_from_ice(self, datagrams: list[bytes]) -> None:
+        """The ICE transport's DTLS sink: one core step for a whole received batch, run in the
+        ICE reader's task. Failures fail this transport, never the ICE reader."""
+        if self._state not in ("new", "connecting", "connected"):
+            return
+        core = self.core
+        try:
+            now = trio.current_time()
+            receive = core.receive_datagram
+            for datagram in datagrams:
+                receive(datagram, now)
+            self._after_core_step()
+        except Exception as exc:
+            logger.exception("DTLS transport driver crashed")
+            self._fail_visibly(
+                RTCError(f"DTLS transport crashed: {exc!r}", errorDetail="dtls-failure")
+            )
+        scope = self._wait_scope
+        if scope is not None:
+            if self._is_over():
+                scope.cancel()
+            else:
+                deadline = core.next_timeout()
+                scope.deadline = math.inf if deadline is None else deadline
+
+    def _is_over(self) -> bool:
+        return self._state in ("closed", "failed")
+
     def _flush(self) -> None:
         if self._send is None:
             return
@@ -215,14 +287,25 @@ class RTCDtlsTransport(EventTarget):
 
     def _after_core_step(self) -> None:
         self._flush()
-        while (event := self.core.next_event()) is not None:
-            if isinstance(event, ApplicationData):
+        core = self.core
+        sink = self._app_sink
+        records: list[bytes] = []
+        while (event := core.next_event()) is not None:
+            if type(event) is ApplicationData:
+                if sink is not None:
+                    records.append(event.data)
+                    continue
                 try:
                     self._app_send.send_nowait(event.data)
                 except (trio.WouldBlock, trio.ClosedResourceError, trio.BrokenResourceError):
                     # SCTP above retransmits; holding more would let a slow reader grow memory.
                     self.application_data_dropped += 1
-            elif isinstance(event, HandshakeComplete):
+                continue
+            if records and sink is not None:
+                # Data that arrived before this event goes up before it is handled.
+                sink(records)
+                records = []
+            if isinstance(event, HandshakeComplete):
                 self._handshake = event
             elif isinstance(event, ConnectionFailed):
                 detail = "fingerprint-failure" if event.alert == 42 else "dtls-failure"
@@ -235,7 +318,9 @@ class RTCDtlsTransport(EventTarget):
                 self._fail_visibly(error)
             elif isinstance(event, ConnectionClosed):
                 pass
-        self._set_state(self.core.state)
+        if records and sink is not None:
+            sink(records)
+        self._set_state(core.state)
 
     def _fail_visibly(self, error: RTCError) -> None:
         if self._state in ("closed", "failed"):

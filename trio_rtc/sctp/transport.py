@@ -12,6 +12,11 @@ checkpoint, so every message queued in between is bundled into as few packets as
 
 The driver sleeps until the next packet, a wake-up request, or the core's next timer
 (``min`` of T1/T2/T3, delayed SACK, RE-CONFIG and heartbeat), whichever comes first.
+
+Once the association runs, the driver registers as the DTLS transport's application-data sink:
+received packets are then fed to the core and pumped in the task that decrypted them (the ICE
+socket reader), one pump per received batch, without waking this task. The channel stays the
+path for the end of the DTLS transport and for a DTLS transport driven without a sink.
 """
 
 from __future__ import annotations
@@ -267,9 +272,16 @@ class RTCSctpTransport(EventTarget):
             self._finish(error=error, fire=True)
             return
         receive_channel = dtls.application_data_receive_channel
+        self._association.connect(trio.current_time())
+        dtls.set_application_data_sink(self._receive_from_dtls)
+        try:
+            await self._drive(receive_channel)
+        finally:
+            dtls.set_application_data_sink(None)
+
+    async def _drive(self, receive_channel: trio.MemoryReceiveChannel[bytes]) -> None:
         core = self._association
         feed = core.receive_packet
-        core.connect(trio.current_time())
         while True:
             self._wake_pending = False
             self._pump()
@@ -297,6 +309,30 @@ class RTCSctpTransport(EventTarget):
                     feed(data, now)
             self._wait_scope = None
             core.handle_timeout(trio.current_time())
+
+    def _receive_from_dtls(self, packets: list[bytes]) -> None:
+        """The DTLS transport's application-data sink: feed a received batch to the core and
+        pump once, in the caller's task. A failure fails this transport, not the caller."""
+        if self._state == "closed" or not self._started:
+            return
+        core = self._association
+        try:
+            now = trio.current_time()
+            feed = core.receive_packet
+            for packet in packets:
+                feed(packet, now)
+            self._pump()
+        except Exception as exc:
+            logger.exception("SCTP transport driver crashed")
+            self._finish(
+                error=RTCError(f"SCTP transport crashed: {exc!r}", errorDetail="sctp-failure"),
+                fire=True,
+            )
+            return
+        scope = self._wait_scope
+        if scope is not None and not self._wake_pending:
+            deadline = core.next_timeout()
+            scope.deadline = math.inf if deadline is None else deadline
 
     def _abort_and_say_goodbye(self, reason: str) -> None:
         """ABORT the association and send it if the layers below still can (best effort: on
