@@ -84,7 +84,9 @@ class IceTransportOptions:
     ``interfaces``: explicit local IP addresses to gather on (None: every usable interface, see
     :func:`trio_rtc.ice.interfaces.usable_host_addresses`); ``include_loopback``: use loopback
     even when other interfaces exist; ``mdns_interface``: IPv4 address whose interface sends
-    mDNS queries for remote ``.local`` candidates (None: the system default); timings go to the
+    mDNS queries for remote ``.local`` candidates (None: the system default); ``mdns_timeout``
+    bounds one resolution (Chromium's responder can take seconds to answer; connectivity does not
+    wait for it, since the peer's checks reveal a peer-reflexive candidate); timings go to the
     agent core (see :class:`trio_rtc.ice.agent.IceAgent`).
     """
 
@@ -93,7 +95,7 @@ class IceTransportOptions:
     ipv6: bool = True
     mdns: bool = True
     mdns_interface: str | None = None
-    mdns_timeout: float = 2.0
+    mdns_timeout: float = 5.0
     ta: float = 0.05
     nomination_delay: float = 0.5
     consent_interval: float = 1.0
