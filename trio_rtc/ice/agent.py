@@ -629,18 +629,10 @@ class IceAgent(GatheringMixin):
     def _send_check(
         self, gen: Generation, pair: CandidatePair, now: float, *, use_candidate: bool
     ) -> None:
-        assert gen.remote_ufrag is not None and gen.remote_pwd is not None
-        request = StunMessage.request(Method.BINDING)
-        request.attributes[Attr.USERNAME] = f"{gen.remote_ufrag}:{gen.local_ufrag}"
-        request.attributes[Attr.PRIORITY] = candidate_priority(
-            "prflx", self._bases.get(pair.base, 65535)
-        )
-        if self.controlling:
-            request.attributes[Attr.ICE_CONTROLLING] = self.tie_breaker
-            if use_candidate:
-                request.attributes[Attr.USE_CANDIDATE] = None
-        else:
-            request.attributes[Attr.ICE_CONTROLLED] = self.tie_breaker
+        assert gen.remote_pwd is not None
+        request = self._binding_request(gen, pair)
+        if self.controlling and use_candidate:
+            request.attributes[Attr.USE_CANDIDATE] = None
         data = request.encode(key=gen.remote_pwd.encode())
         # RFC 8445 §14.3: RTO = max(500 ms, Ta * (Waiting + In-Progress pairs)).
         busy = sum(p.state in (PairState.WAITING, PairState.IN_PROGRESS) for p in gen.pairs)
@@ -709,6 +701,17 @@ class IceAgent(GatheringMixin):
             if transaction.generation is previous:
                 del self._transactions[transaction.transaction_id]
 
+    def _binding_request(self, gen: Generation, pair: CandidatePair) -> StunMessage:
+        """A connectivity check (RFC 8445 §7.2.2), also the form of consent checks (RFC 7675)."""
+        request = StunMessage.request(Method.BINDING)
+        request.attributes[Attr.USERNAME] = f"{gen.remote_ufrag}:{gen.local_ufrag}"
+        request.attributes[Attr.PRIORITY] = candidate_priority(
+            "prflx", self._bases.get(pair.base, 65535)
+        )
+        role = Attr.ICE_CONTROLLING if self.controlling else Attr.ICE_CONTROLLED
+        request.attributes[role] = self.tie_breaker
+        return request
+
     # --- consent freshness (RFC 7675) ---------------------------------------------------------
 
     def _consent_delay(self) -> float:
@@ -720,15 +723,7 @@ class IceAgent(GatheringMixin):
         gen.next_consent = now + self._consent_delay()
         if gen.remote_ufrag is None or gen.remote_pwd is None:
             return
-        request = StunMessage.request(Method.BINDING)
-        request.attributes[Attr.USERNAME] = f"{gen.remote_ufrag}:{gen.local_ufrag}"
-        request.attributes[Attr.PRIORITY] = candidate_priority(
-            "prflx", self._bases.get(pair.base, 65535)
-        )
-        if self.controlling:
-            request.attributes[Attr.ICE_CONTROLLING] = self.tie_breaker
-        else:
-            request.attributes[Attr.ICE_CONTROLLED] = self.tie_breaker
+        request = self._binding_request(gen, pair)
         data = request.encode(key=gen.remote_pwd.encode())
         consent = [t for t in self._transactions.values() if t.kind == "consent"]
         if len(consent) >= MAX_CONSENT_TRANSACTIONS:
