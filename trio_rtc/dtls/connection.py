@@ -163,8 +163,16 @@ class DtlsConnection:
 
     def receive_datagram(self, data: bytes, now: float) -> None:
         """Feed one datagram from the peer; it may hold several records (RFC 6347 §4.1)."""
-        self.stats.datagrams_received += 1
-        if self.state in ("closed", "failed"):
+        stats = self.stats
+        stats.datagrams_received += 1
+        if self.state == "connected":
+            # The data path: one application record per datagram, in one step.
+            plaintext = self.records.open_application_datagram(data)
+            if plaintext is not None:
+                stats.records_received += 1
+                self._events.append(ApplicationData(plaintext))
+                return
+        elif self.state in ("closed", "failed"):
             return
         if self.state == "new":
             if self.is_client:

@@ -16,6 +16,8 @@ import attrs
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 
+from .records import DTLS_1_2, RECORD_HEADER
+
 __all__ = [
     "CIPHER_SUITES",
     "CipherSuite",
@@ -192,6 +194,12 @@ def export_keying_material(
     return prf(hash_name, master_secret, label, seed, length)
 
 
+_SEQ64 = struct.Struct("!HHI")
+_AAD_TAIL = struct.Struct("!BHH")
+_LENGTH = struct.Struct("!H")
+_HEADER = RECORD_HEADER
+
+
 #: Bytes an AEAD adds to each protected record: explicit nonce (GCM only) and 16-byte tag.
 def record_overhead(info: CipherSuiteInfo) -> int:
     return (8 if info.cipher == "aes-gcm" else 0) + 16
@@ -222,6 +230,21 @@ class RecordProtection:
             return (self._iv_int ^ int.from_bytes(seq64, "big")).to_bytes(12, "big")
         return self._iv + seq64
 
+    def seal_record(
+        self, content_type: int, epoch: int, sequence_number: int, data: bytes
+    ) -> bytes:
+        """A whole DTLS 1.2 record (header included) protecting ``data``: the per-packet path,
+        with the header, nonce and additional data packed once each."""
+        high, low = sequence_number >> 32, sequence_number & 0xFFFFFFFF
+        seq64 = _SEQ64.pack(epoch, high, low)
+        aad = seq64 + _AAD_TAIL.pack(content_type, DTLS_1_2, len(data))
+        sealed = self._aead.encrypt(self._nonce(seq64), data, aad)
+        if self._chacha:
+            return _HEADER.pack(content_type, DTLS_1_2, epoch, high, low, len(sealed)) + sealed
+        return (
+            _HEADER.pack(content_type, DTLS_1_2, epoch, high, low, 8 + len(sealed)) + seq64 + sealed
+        )
+
     def seal(
         self, content_type: int, version: int, epoch: int, sequence_number: int, plaintext: bytes
     ) -> bytes:
@@ -230,6 +253,21 @@ class RecordProtection:
         aad = seq64 + struct.pack("!BHH", content_type, version, len(plaintext))
         sealed = self._aead.encrypt(self._nonce(seq64), plaintext, aad)
         return sealed if self._chacha else seq64 + sealed
+
+    def open_gcm_record(self, record: bytes) -> bytes | None:
+        """The plaintext of a whole AES-GCM record (header included) whose header the caller
+        has checked, or None when it does not authenticate. The per-packet fast path: the
+        header already holds epoch || sequence number (the explicit nonce we send, RFC 5288
+        §3) and type || version, so the additional data is two slices and the length."""
+        view = memoryview(record)
+        body_length = len(record) - 37  # 13-byte header, 8-byte explicit nonce, 16-byte tag
+        if body_length < 0 or self._chacha:
+            return None
+        aad = record[3:11] + record[0:3] + _LENGTH.pack(body_length)
+        try:
+            return self._aead.decrypt(self._iv + record[13:21], view[21:], aad)
+        except InvalidTag:
+            return None
 
     def open(
         self, content_type: int, version: int, epoch: int, sequence_number: int, fragment: bytes

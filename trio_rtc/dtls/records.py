@@ -11,6 +11,7 @@ __all__ = [
     "DTLS_1_0",
     "DTLS_1_2",
     "MAX_SEQUENCE_NUMBER",
+    "RECORD_HEADER",
     "RECORD_HEADER_LENGTH",
     "ContentType",
     "DtlsError",
@@ -27,7 +28,8 @@ MAX_SEQUENCE_NUMBER = (1 << 48) - 1
 #: RFC 6347 §4.1: a record fragment is at most 2^14 bytes of plaintext plus 2048 of expansion.
 MAX_FRAGMENT_LENGTH = (1 << 14) + 2048
 
-_HEADER = struct.Struct("!BHHHIH")
+#: type, version, epoch, sequence number (16 + 32 bits), length.
+RECORD_HEADER = _HEADER = struct.Struct("!BHHHIH")
 
 
 class DtlsError(Exception):
