@@ -491,16 +491,16 @@ class SctpAssociation:
         if data_seen and receiver is not None:
             self._data_packets_unacked += 1
             # RFC 9260 §6.2 and §6.7: SACK at once on gaps or duplicates, else every second
-            # packet, else within the delayed-ack timeout. The SACK is built now, per packet as
-            # in a stack that sees one datagram at a time, so that a driver handing us a burst
-            # still gives the peer its ack clock (cwnd grows per SACK, RFC 9260 §7.2.1).
-            if (
-                immediate
-                or receiver.received_above
-                or receiver.duplicates
-                or self._data_packets_unacked >= 2
-            ):
+            # packet, else within the delayed-ack timeout. A SACK reporting a gap or duplicates
+            # is built now, per packet, since the peer counts misses per SACK (§7.2.4). A plain
+            # one is built when packets next go out: for a burst handed over in one step that is
+            # one SACK covering all of it, instead of one per two packets of which all but the
+            # last would be superseded before leaving. (Our sender keeps slow start's growth
+            # with such a SACK by counting bytes, see CongestionControl.on_cumulative_ack.)
+            if immediate or receiver.received_above or receiver.duplicates:
                 self._sacks.append(self._build_sack())
+            elif self._data_packets_unacked >= 2:
+                self._sack_needed = True
             elif self._sack_at is None:
                 self._sack_at = now + self.delayed_ack_timeout
 

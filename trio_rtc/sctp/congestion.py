@@ -84,9 +84,14 @@ class CongestionControl:
         if acked_bytes <= 0:
             return
         if self.cwnd <= self.ssthresh:
-            # Slow start, only when the window was fully used (RFC 9260 §7.2.1).
+            # Slow start, only when the window was fully used (RFC 9260 §7.2.1). §7.2.1 caps the
+            # growth at one MTU per SACK, which assumes a SACK for every second packet; a
+            # receiver that acknowledges a whole burst with one SACK (ours does when a burst
+            # arrives in one batch) would make slow start nearly linear. So bytes are counted,
+            # as RFC 3465 does for TCP, up to half the bytes acknowledged: the growth SACKs for
+            # every second packet would have given (1.5x per round trip), never more.
             if flight_size_before >= self.cwnd:
-                self.cwnd += min(acked_bytes, self.mtu)
+                self.cwnd += max(min(acked_bytes, self.mtu), acked_bytes >> 1)
         else:
             self.partial_bytes_acked += acked_bytes
             if self.partial_bytes_acked >= self.cwnd and flight_size_before >= self.cwnd:
