@@ -237,6 +237,21 @@ class DtlsConnection:
         epoch = self.records.write_epoch
         self._outgoing.append(self.records.seal(ContentType.APPLICATION_DATA, epoch, bytes(data)))
 
+    def send_application_data_many(self, payloads: list[bytes]) -> None:
+        """:meth:`send_application_data` for each payload, in order (one record each)."""
+        if self.state != "connected":
+            raise InvalidStateError(f"cannot send application data in state {self.state!r}")
+        records = self.records
+        epoch = records.write_epoch
+        seal = records.seal
+        outgoing = self._outgoing
+        for data in payloads:
+            if len(data) > MAX_APPLICATION_DATA:
+                raise ValueError(
+                    f"application data of {len(data)} bytes exceeds one record (16384 bytes)"
+                )
+            outgoing.append(seal(ContentType.APPLICATION_DATA, epoch, bytes(data)))
+
     def close(self) -> None:
         """Queue close_notify and stop; further input is ignored."""
         if self.state in ("closed", "failed"):

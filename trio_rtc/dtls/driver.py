@@ -74,6 +74,7 @@ class RTCDtlsTransport(EventTarget):
         )
         self._state: RTCDtlsTransportState = "new"
         self._send: Callable[[bytes], object] | None = None
+        self._send_many: Callable[[list[bytes]], object] | None = None
         self._wait_scope: trio.CancelScope | None = None
         self._handshake: HandshakeComplete | None = None
         self._app_send, self.application_data_receive_channel = trio.open_memory_channel[bytes](
@@ -146,6 +147,24 @@ class RTCDtlsTransport(EventTarget):
             send(datagram)
         return True
 
+    def send_application_packets_nowait(self, packets: list[bytes]) -> bool:
+        """:meth:`send_application_data_nowait` for a burst: one record per packet, handed to
+        the ICE transport in one call when it can take a list. Returns False, and drops the
+        packets as UDP would, unless connected."""
+        if self._state != "connected" or self._send is None:
+            return False
+        core = self.core
+        core.send_application_data_many(packets)
+        datagrams = core.datagrams_to_send(0.0)
+        send_many = self._send_many
+        if send_many is not None:
+            send_many(datagrams)
+        else:
+            send = self._send
+            for datagram in datagrams:
+                send(datagram)
+        return True
+
     def set_application_data_sink(self, sink: Callable[[list[bytes]], object] | None) -> None:
         """Hand decrypted application data to ``sink`` (one call per received batch, records in
         order) instead of queueing it on :attr:`application_data_receive_channel`. What is
@@ -176,12 +195,21 @@ class RTCDtlsTransport(EventTarget):
             self._wait_scope.cancel()
 
     async def run(
-        self, *, receive_channel: trio.abc.ReceiveChannel[bytes], send: Callable[[bytes], object]
+        self,
+        *,
+        receive_channel: trio.abc.ReceiveChannel[bytes],
+        send: Callable[[bytes], object],
+        send_many: Callable[[list[bytes]], object] | None = None,
     ) -> None:
-        """Drive the handshake and the association until it closes, fails or is cancelled."""
+        """Drive the handshake and the association until it closes, fails or is cancelled.
+
+        ``send_many``, if given, sends a list of datagrams as ``send`` would each (for bursts
+        of application data, e.g. :meth:`RTCIceTransport.send_many`); when ``send`` is the ICE
+        transport's own ``send``, its ``send_many`` is used without asking."""
         if self._send is not None or self._state != "new":
             raise InvalidStateError("RTCDtlsTransport.run() may be called once")
         self._send = send
+        self._send_many = send_many
         core = self.core
         ice = self._ice_transport
         sink_source: RTCIceTransport | None = None
@@ -194,6 +222,8 @@ class RTCDtlsTransport(EventTarget):
                     # The ICE reader task feeds the core from now on; what it queued before
                     # goes in first, in order.
                     sink_source = ice
+                    if send_many is None and send == ice.send:
+                        self._send_many = ice.send_many
                     queued: list[bytes] = []
                     while True:
                         try:
@@ -238,6 +268,7 @@ class RTCDtlsTransport(EventTarget):
                 RTCError(f"DTLS transport crashed: {exc!r}", errorDetail="dtls-failure")
             )
         finally:
+            self._send_many = None
             if sink_source is not None:
                 sink_source.set_dtls_sink(None)
             self._event_nursery = None

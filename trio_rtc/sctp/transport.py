@@ -386,9 +386,8 @@ class RTCSctpTransport(EventTarget):
 
     def _send_packets(self, now: float) -> int:
         packets = self._association.packets_to_send(now)
-        send = self._dtls.send_application_data_nowait
-        for packet in packets:
-            send(packet)
+        if packets:
+            self._dtls.send_application_packets_nowait(packets)
         return len(packets)
 
     def _process_events(self, now: float) -> None:
