@@ -230,7 +230,12 @@ async def test_a_crash_in_the_driver_fails_the_transport_visibly() -> None:
             def broken(event: object, *, now: float) -> list[object]:
                 raise RuntimeError("bug in the core")
 
+            def broken_data(event: object) -> object:
+                raise RuntimeError("bug in the core")
+
             stack.sctp_b._dcep.handle_event = broken  # type: ignore[method-assign,assignment]
+            # Messages take the per-message path, not handle_event.
+            stack.sctp_b._dcep.message_data = broken_data  # type: ignore[method-assign,assignment]
             a.send("trigger")
             await b.wait_until(lambda: b.readyState == "closed")
             assert stack.sctp_b.state == "closed"

@@ -157,6 +157,7 @@ class SctpAssociation:
         self._sack_at: float | None = None
         self._sack_needed = False
         self._sacks: list[bytes] = []
+        self._window_update_step = max(self.receive_window >> 2, self.mtu)
         self._data_packets_unacked = 0
         self._last_advertised_rwnd = receive_window
         # Heartbeats (RFC 9260 §8.3).
@@ -192,7 +193,10 @@ class SctpAssociation:
         """Queue one user message. ``max_packet_lifetime`` is in seconds (RFC 3758 timed
         reliability); ``max_retransmits`` counts retransmissions. Both need the peer's
         FORWARD-TSN support to take effect, as in every WebRTC stack."""
-        if self._terminated or self.state not in CAN_SEND:
+        state = self.state
+        if self._terminated or (
+            state is not AssociationState.ESTABLISHED and state not in CAN_SEND
+        ):
             raise InvalidStateError(f"cannot send in association state {self.state.value}")
         if not 0 <= stream_id < self.outbound_streams:
             raise ValueError(f"stream id {stream_id} outside 0..{self.outbound_streams - 1}")
@@ -294,9 +298,7 @@ class SctpAssociation:
             receiver.released(len(event.data))
             # Window update: tell a peer that we made room once a quarter of the window opened
             # since the last SACK (otherwise it would wait for a zero-window probe).
-            if receiver.a_rwnd() - self._last_advertised_rwnd >= max(
-                self.receive_window >> 2, self.mtu
-            ):
+            if receiver.a_rwnd() - self._last_advertised_rwnd >= self._window_update_step:
                 self._sack_needed = True
         return event
 
@@ -461,7 +463,10 @@ class SctpAssociation:
                         raise SctpError("DATA chunk shorter than its header")
                     self._fail("peer sent a DATA chunk without user data", CauseCode.NO_USER_DATA)
                     return
-                if receiver is None or self.state not in DATA_STATES:
+                state = self.state
+                if receiver is None or (
+                    state is not AssociationState.ESTABLISHED and state not in DATA_STATES
+                ):
                     offset += (length + 3) & ~3
                     continue
                 _, _, _, tsn, stream_id, ssn, ppid = DATA_HEADER.unpack_from(data, offset)

@@ -180,11 +180,29 @@ class ChannelClosed:
 DcepEvent = ChannelOpened | ChannelAcknowledged | ChannelMessage | ChannelClosed
 
 
+# Plain ints for the per-message paths: IntEnum members cost more to compare and to pack.
+_STRING, _BINARY = int(Ppid.STRING), int(Ppid.BINARY)
+_STRING_EMPTY, _BINARY_EMPTY = int(Ppid.STRING_EMPTY), int(Ppid.BINARY_EMPTY)
+
+
 class _Channel:
-    __slots__ = ("acknowledged", "incoming_reset", "outgoing_done", "outgoing_reset", "parameters")
+    __slots__ = (
+        "acknowledged",
+        "incoming_reset",
+        "lifetime",
+        "outgoing_done",
+        "outgoing_reset",
+        "parameters",
+    )
 
     def __init__(self, parameters: DataChannelParameters, *, acknowledged: bool) -> None:
         self.parameters = parameters
+        #: maxPacketLifetime in seconds, as the association takes it.
+        self.lifetime = (
+            None
+            if parameters.max_packet_lifetime is None
+            else parameters.max_packet_lifetime / 1000
+        )
         self.acknowledged = acknowledged
         self.outgoing_reset = False  # we asked to reset our direction
         self.outgoing_done = False  # the peer performed it
@@ -227,12 +245,15 @@ class DcepChannelManager:
         channel = self.channels.get(stream_id)
         if channel is None or channel.outgoing_reset:
             raise ValueError(f"no open data channel on stream {stream_id}")
-        if isinstance(data, str):
+        if type(data) is bytes:
+            payload = data
+            ppid = _BINARY if payload else _BINARY_EMPTY
+        elif isinstance(data, str):
             payload = data.encode()
-            ppid = Ppid.STRING if payload else Ppid.STRING_EMPTY
+            ppid = _STRING if payload else _STRING_EMPTY
         else:
             payload = bytes(data)
-            ppid = Ppid.BINARY if payload else Ppid.BINARY_EMPTY
+            ppid = _BINARY if payload else _BINARY_EMPTY
         # RFC 8831 §6.6: an empty message is sent as one byte with the "empty" PPID.
         parameters = channel.parameters
         self.association.send_message(
@@ -242,11 +263,7 @@ class DcepChannelManager:
             # RFC 8832 §6: until the ACK arrives, messages go ordered so none overtakes the OPEN.
             ordered=parameters.ordered or not channel.acknowledged,
             max_retransmits=parameters.max_retransmits,
-            max_packet_lifetime=(
-                None
-                if parameters.max_packet_lifetime is None
-                else parameters.max_packet_lifetime / 1000
-            ),
+            max_packet_lifetime=channel.lifetime,
             now=now,
         )
 
@@ -265,6 +282,27 @@ class DcepChannelManager:
         if isinstance(event, StreamsReset):
             return self._on_reset(event)
         return []
+
+    def message_data(self, event: MessageReceived) -> str | bytes | None:
+        """The per-message path of :meth:`handle_event` for a message that is not DCEP: its
+        data for the application, or None when it is dropped (counted)."""
+        channel = self.channels.get(event.stream_id)
+        if channel is None or channel.incoming_reset:
+            self.dropped_messages += 1
+            return None
+        # RFC 8832 §6: any message from the peer implies it got our OPEN.
+        channel.acknowledged = True
+        ppid = event.ppid
+        if ppid == _BINARY or ppid == Ppid.BINARY_PARTIAL:
+            return event.data
+        if ppid == _STRING or ppid == Ppid.STRING_PARTIAL:
+            return event.data.decode("utf-8", "replace")
+        if ppid == _STRING_EMPTY:
+            return ""
+        if ppid == _BINARY_EMPTY:
+            return b""
+        self.dropped_messages += 1
+        return None
 
     def _on_message(self, event: MessageReceived, now: float) -> list[DcepEvent]:
         stream_id = event.stream_id

@@ -28,6 +28,8 @@ from .congestion import CongestionControl, RtoEstimator
 __all__ = ["OutboundChunk", "OutboundMessage", "Sender"]
 
 _MASK32 = 0xFFFFFFFF
+# A plain int: packing an IntEnum member goes through __index__ on every message.
+_DATA = int(ChunkType.DATA)
 
 
 def unwrap_tsn(tsn: int, reference: int) -> int:
@@ -153,7 +155,7 @@ class Sender:
             # Fast path: one chunk, no slicing.
             length = DATA_HEADER_SIZE + total
             wire = DATA_HEADER.pack(
-                ChunkType.DATA, base_flags | 3, length, tsn & _MASK32, stream_id, ssn, ppid
+                _DATA, base_flags | 3, length, tsn & _MASK32, stream_id, ssn, ppid
             )
             wire = wire + data + b"\x00" * (-length & 3) if length & 3 else wire + data
             chunk = OutboundChunk(tsn, ssn, ordered, wire, total, message)

@@ -41,7 +41,6 @@ from ..exceptions import InvalidStateError, OperationError, RTCError
 from .association import SctpAssociation
 from .dcep import (
     ChannelClosed,
-    ChannelMessage,
     ChannelOpened,
     DataChannelParameters,
     DcepChannelManager,
@@ -404,16 +403,14 @@ class RTCSctpTransport(EventTarget):
             if kind is MessageReceived:
                 assert isinstance(event, MessageReceived)
                 ppid = event.ppid
-                results = dcep.handle_event(event, now=now)
                 if ppid == _PPID_DCEP:
-                    self._on_dcep_events(results)
+                    self._on_dcep_events(dcep.handle_event(event, now=now))
                     continue
-                size = 0 if ppid in _EMPTY_PPIDS else len(event.data)
-                for result in results:
-                    if type(result) is ChannelMessage:
-                        channel = channels.get(result.stream_id)
-                        if channel is not None:
-                            channel._deliver(result.data, size)
+                data = dcep.message_data(event)
+                if data is not None:
+                    channel = channels.get(event.stream_id)
+                    if channel is not None:
+                        channel._deliver(data, 0 if ppid in _EMPTY_PPIDS else len(event.data))
             elif kind is StreamsReset:
                 assert isinstance(event, StreamsReset)
                 if event.incoming:
