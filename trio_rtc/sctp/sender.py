@@ -233,38 +233,69 @@ class Sender:
             out.append(chunk.wire)
         if ignore_cwnd:
             return out
-        while self.unsent_index < len(queue) and budget > 0:
-            chunk = queue[self.unsent_index]
-            message = chunk.message
-            if message.abandoned:
-                self.unsent_index += 1
+        # First transmissions, the hot loop of bulk transfers: per-chunk state in locals,
+        # written back once (or before abandoning an expired message, which changes it).
+        buffered = self.buffered
+        changed = self.buffered_changed
+        cwnd = cc.cwnd
+        while True:
+            index = self.unsent_index
+            end = len(queue)
+            flight = self.flight_size
+            rwnd = self.peer_rwnd
+            sent_bytes = 0
+            expired: OutboundMessage | None = None
+            stopped = False
+            while index < end and budget > 0:
+                chunk = queue[index]
+                message = chunk.message
+                if message.abandoned:
+                    index += 1
+                    continue
+                if message.expires_at is not None and now > message.expires_at:
+                    expired = message
+                    break
+                if flight >= cwnd:
+                    self.cwnd_limited = stopped = True
+                    break
+                size = chunk.size
+                # RFC 9260 §6.1 A: respect the peer's window, but allow one chunk in flight as
+                # a zero-window probe.
+                if size > rwnd and flight > 0:
+                    self.cwnd_limited = False
+                    stopped = True
+                    break
+                wire = chunk.wire
+                if len(wire) > budget:
+                    stopped = True
+                    break
+                budget -= len(wire)
+                index += 1
+                stream_id = message.stream_id
+                buffered[stream_id] -= size
+                changed.add(stream_id)
+                sent_bytes += size
+                chunk.sent_count += 1
+                chunk.sent_at = now
+                chunk.in_flight = True
+                chunk.misses = 0
+                flight += size
+                rwnd = rwnd - size if rwnd > size else 0
+                out.append(wire)
+            self.unsent_index = index
+            if sent_bytes:
+                self.flight_size = flight
+                self.peer_rwnd = rwnd
+                self.buffered_total -= sent_bytes
+                if self.t3_expires_at is None:
+                    self.t3_expires_at = now + self.rto.rto
+            if expired is not None:
+                self._abandon(expired)
                 continue
-            if message.expires_at is not None and now > message.expires_at:
-                self._abandon(message)
-                continue
-            if self.flight_size >= cc.cwnd:
-                self.cwnd_limited = True
-                break
-            # RFC 9260 §6.1 A: respect the peer's window, but allow one chunk in flight as a
-            # zero-window probe.
-            if chunk.size > self.peer_rwnd and self.flight_size > 0:
-                self.cwnd_limited = False
-                break
-            if len(chunk.wire) > budget:
-                break
-            budget -= len(chunk.wire)
-            self.unsent_index += 1
-            stream_id = message.stream_id
-            self.buffered[stream_id] -= chunk.size
-            self.buffered_total -= chunk.size
-            self.buffered_changed.add(stream_id)
-            self._transmit(chunk, now)
-            out.append(chunk.wire)
-        else:
-            if self.unsent_index >= len(queue):
+            if not stopped and index >= end:
                 # Everything queued went out: the application, not cwnd, set the pace.
                 self.cwnd_limited = False
-        return out
+            return out
 
     def _transmit(self, chunk: OutboundChunk, now: float) -> None:
         chunk.sent_count += 1
