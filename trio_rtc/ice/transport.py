@@ -410,6 +410,11 @@ class RTCIceTransport(EventTarget):
             nursery.start_soon(function, *args)
         except RuntimeError:
             # The nursery is exiting (we are being cancelled or stopped).
+            if trio.current_effective_deadline() == -math.inf:
+                # The caller is in the same cancelled scope (its `async with` is unwinding, the
+                # run task got there first): it sees Cancelled at its next checkpoint, which an
+                # InvalidStateError raised here would hide.
+                return
             raise InvalidStateError("the RTCIceTransport is shutting down") from None
 
     def _require_running(self, what: str) -> trio.Nursery:
