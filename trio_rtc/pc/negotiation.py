@@ -332,15 +332,11 @@ class Negotiation(PeerConnectionBase):
         if ice.state == "closed":
             return
 
-        def send(datagram: bytes) -> bool:
-            # During cancellation the ICE transport may have closed its sockets before DTLS
-            # says goodbye; a datagram that cannot go out is dropped, as UDP would.
-            try:
-                return ice.send(datagram)
-            except (trio.ClosedResourceError, OSError):
-                return False
-
-        await dtls.run(receive_channel=ice.dtls_receive_channel, send=send)
+        # ICE's send and send_many drop (return False/0) once its sockets are closed, so DTLS can
+        # still say goodbye while a cancellation unwinds; bursts go out with the checks done once.
+        await dtls.run(
+            receive_channel=ice.dtls_receive_channel, send=ice.send, send_many=ice.send_many
+        )
 
     async def _announce_buffered(self) -> None:
         await trio.lowlevel.checkpoint()
