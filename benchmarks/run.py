@@ -1,7 +1,7 @@
 """trio_rtc against aiortc, side by side on this machine: the one benchmark command.
 
     .venv/bin/python benchmarks/run.py [--quick] [--rounds N] [--json out.json]
-                                       [--only figure,...] [--separate-venv]
+                                       [--only figure,...] [--no-separate-venv]
 
 Every (round, scenario, stack) runs in a fresh process (``bench_trio_rtc.py`` or
 ``bench_aiortc.py``), the two stacks alternating A B A B, so neither inherits the other's heap,
@@ -10,9 +10,9 @@ the median over the rounds of every figure, the ratio trio_rtc / aiortc, which s
 (and by how much), and the issue 6 target where there is one. ``--json`` keeps every raw value,
 the machine and the package versions, for comparing later runs.
 
-aiortc runs from this interpreter's environment (the project venv has it as a test dependency);
-``--separate-venv`` instead creates (once) ``benchmarks/.venv-aiortc`` with aiortc from PyPI and
-runs the aiortc side there.
+aiortc runs in the benchmark's own venv, ``benchmarks/.venv-aiortc``, created once with aiortc
+from PyPI; ``--no-separate-venv`` runs it from this interpreter's environment instead (the
+project venv has aiortc as a test dependency; the CI smoke test uses that).
 """
 
 from __future__ import annotations
@@ -360,8 +360,10 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--separate-venv",
-        action="store_true",
-        help=f"run aiortc from {SEPARATE_VENV.relative_to(HERE.parent)} (created from PyPI)",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help=f"run aiortc from {SEPARATE_VENV.relative_to(HERE.parent)}, created from PyPI "
+        "(default); --no-separate-venv runs it from this interpreter's environment",
     )
     args = parser.parse_args(argv)
     if args.rounds < 1:

@@ -43,6 +43,7 @@ def test_quick_run_writes_table_and_json(tmp_path: Path) -> None:
         [
             sys.executable,
             str(BENCHMARKS / "run.py"),
+            "--no-separate-venv",  # aiortc from the project venv: no PyPI install in CI
             "--quick",
             "--rounds",
             "1",
@@ -101,6 +102,7 @@ def test_quick_run_writes_table_and_json(tmp_path: Path) -> None:
         [
             sys.executable,
             str(BENCHMARKS / "run.py"),
+            "--no-separate-venv",  # aiortc from the project venv: no PyPI install in CI
             "--quick",
             "--rounds",
             "1",
