@@ -26,8 +26,6 @@ from trio_rtc.sctp.dcep import (
 )
 from trio_rtc.sctp.events import AssociationEstablished
 
-aiortc = pytest.importorskip("aiortc")
-
 pytestmark = pytest.mark.interop
 
 

@@ -12,7 +12,7 @@ socket. Two things follow from that:
       while True:
           await endpoint.wait_readable()
           for data, address in endpoint.recv_batch_nowait():
-              ...
+              handle(data, address)
 
   Sending never waits either: a full kernel buffer drops the datagram (which UDP may do anyway)
   and the drop is counted in :attr:`UdpEndpoint.stats` instead of raised.
