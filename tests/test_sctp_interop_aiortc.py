@@ -175,3 +175,8 @@ async def _exchange(
     await ours.wait_for(lambda: any(isinstance(e, ChannelClosed) for e in ours.events))
     await ours.wait_for(lambda: their_channels[0].readyState == "closed")
     assert ours.core.stats.malformed_packets == 0
+
+
+def test_association_interoperates_with_aiortc() -> None:
+    """INIT collision (both send INIT), DCEP both ways, echo of 66 messages up to 60 kB, close."""
+    asyncio.run(_scenario())
