@@ -182,3 +182,19 @@ def test_garbage_flood_does_not_grow_memory() -> None:
     client.send_application_data(b"still here")
     link.run(lambda: False)
     assert link.events[False][-1] == ApplicationData(b"still here")
+
+
+def test_certificate_with_an_unknown_x509_version_is_a_dtls_error() -> None:
+    # Found by the handshake fuzzer: cryptography raises x509.InvalidVersion (not a ValueError)
+    # for a version field it does not know; it must become a bad_certificate DtlsError.
+    from trio_rtc.dtls.certificate import RTCCertificate
+    from trio_rtc.dtls.connection import DtlsError
+    from trio_rtc.dtls.keys import load_certificate_untrusted
+
+    der = RTCCertificate.generate_sync().der
+    version_v3 = bytes.fromhex("a003020102")  # [0] EXPLICIT INTEGER 2 (v3)
+    assert version_v3 in der
+    mutated = der.replace(version_v3, bytes.fromhex("a003020103"), 1)
+    with pytest.raises(DtlsError) as caught:
+        load_certificate_untrusted(mutated)
+    assert caught.value.alert == 42

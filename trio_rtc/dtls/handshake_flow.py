@@ -29,7 +29,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import attrs
-from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
@@ -68,6 +67,7 @@ from .keys import (
     KeyShare,
     NamedGroup,
     choose_signature_scheme,
+    load_certificate_untrusted,
     sign,
     verify_signature,
 )
@@ -82,7 +82,6 @@ __all__ = ["HandshakeFlow"]
 
 UNEXPECTED_MESSAGE = 10
 HANDSHAKE_FAILURE = 40
-BAD_CERTIFICATE = 42
 UNSUPPORTED_CERTIFICATE = 43
 ILLEGAL_PARAMETER = 47
 DECRYPT_ERROR = 51
@@ -186,10 +185,7 @@ class HandshakeFlow:
             # WebRTC requires both certificates (RFC 8827 §6.5).
             raise DtlsError("peer sent no certificate", alert=HANDSHAKE_FAILURE)
         leaf = chain[0]
-        try:
-            x509.load_der_x509_certificate(leaf)
-        except ValueError:
-            raise DtlsError("peer certificate does not parse", alert=BAD_CERTIFICATE) from None
+        load_certificate_untrusted(leaf)
         self.conn.authenticate_peer(leaf)
         return leaf
 
@@ -320,7 +316,7 @@ class HandshakeFlow:
     def _client_certificate(self, seq: int, body: bytes, now: float) -> None:
         leaf = self._peer_certificate_untrusted(body)
         try:
-            public_key = x509.load_der_x509_certificate(leaf).public_key()
+            public_key = load_certificate_untrusted(leaf).public_key()
         except (ValueError, UnsupportedAlgorithm):
             raise DtlsError(
                 "server certificate key is not supported", alert=UNSUPPORTED_CERTIFICATE

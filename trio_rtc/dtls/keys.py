@@ -130,10 +130,19 @@ def sign(key: PrivateKey, scheme: int, data: bytes) -> bytes:
     return key.sign(data, padding.PKCS1v15(), digest)
 
 
+def load_certificate_untrusted(certificate_der: bytes) -> x509.Certificate:
+    """Parse a peer's DER certificate; anything `cryptography` refuses (a bad encoding, an
+    unknown X.509 version, an unsupported algorithm) becomes DtlsError(bad_certificate, 42)."""
+    try:
+        return x509.load_der_x509_certificate(certificate_der)
+    except (ValueError, x509.InvalidVersion, UnsupportedAlgorithm):
+        raise DtlsError("peer certificate does not parse", alert=42) from None
+
+
 def verify_signature(certificate_der: bytes, scheme: int, data: bytes, signature: bytes) -> None:
     """Raise DtlsError (decrypt_error, 51) unless ``signature`` by the certificate's key is valid."""
     try:
-        public_key = x509.load_der_x509_certificate(certificate_der).public_key()
+        public_key = load_certificate_untrusted(certificate_der).public_key()
     except (ValueError, UnsupportedAlgorithm):
         raise DtlsError("peer certificate does not parse", alert=42) from None
     digest_type = _SCHEME_HASH.get(scheme)
