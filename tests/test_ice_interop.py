@@ -127,3 +127,26 @@ async def test_unreachable_stun_server_reports_icecandidateerror() -> None:
             await transport.wait_gathering_complete()
     assert len(errors) == 1
     assert errors[0].errorCode == 701 and errors[0].url == "stun:127.0.0.1:9"
+
+
+async def test_new_ice_servers_apply_from_the_next_gathering(coturn: CoturnServer) -> None:
+    """setConfiguration's iceServers: candidates already gathered stay; an ICE restart gathers
+    from the new servers (webrtc-pc §4.4.1.6)."""
+    from trio_rtc.testing import UdpRelay
+
+    async with UdpRelay(target=coturn.stun_address) as relay:
+        host, port = relay.address
+        opts = IceTransportOptions(interfaces=["127.0.0.1"])
+        with trio.fail_after(10):
+            async with RTCIceTransport(options=opts) as transport:
+                transport.gather()
+                await transport.wait_gathering_complete()
+                assert [c.type for c in transport.getLocalCandidates()] == ["host"]
+                transport.set_ice_servers([{"urls": f"stun:{host}:{port}"}])
+                await trio.sleep(0.1)  # the new server's address is resolved in the background
+                assert [c.type for c in transport.getLocalCandidates()] == ["host"]
+                transport.restart()
+                await transport.wait_until(
+                    lambda: any(c.type == "srflx" for c in transport.getLocalCandidates())
+                )
+                await transport.wait_gathering_complete()

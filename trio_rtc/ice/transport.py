@@ -294,6 +294,20 @@ class RTCIceTransport(EventTarget):
         self._pump()
         return self.getLocalParameters()
 
+    def set_ice_servers(self, iceServers: Sequence[RTCIceServer | Mapping[str, Any]]) -> None:
+        """Replace the STUN/TURN servers (``setConfiguration``). They apply from the next gathering
+        on — an ICE restart — as webrtc-pc §4.4.1.6 says; current candidates are kept."""
+        servers = [RTCIceServer.coerce(s) for s in iceServers]
+        for server in servers:
+            for url in server.urls:
+                _parse_server_url(url)
+        self._ice_servers = servers
+        if self._nursery is not None and self._gather_requested:
+            self._start_soon(self._nursery, self._refresh_stun_servers)
+
+    async def _refresh_stun_servers(self) -> None:
+        self._agent.stun_servers = await self._resolve_stun_servers()
+
     def send(self, data: bytes | bytearray | memoryview) -> bool:
         """Send one datagram (DTLS or RTP/RTCP) on the selected pair. Returns False when it was
         dropped (no usable pair yet, consent lost, or the socket refused it): UDP semantics."""

@@ -77,8 +77,8 @@ class RTCPeerConnection(Negotiation):
     def setConfiguration(self, configuration: RTCConfiguration | Mapping[str, Any]) -> None:
         """Change the configuration with the spec's restrictions (webrtc-pc §4.4.1.6).
 
-        New ``iceServers`` are kept and reported by ``getConfiguration()``; the running ICE
-        transport keeps the servers it was created with (see docs/peerconnection.md)."""
+        New ``iceServers`` are used from the next gathering on (an ICE restart, see
+        ``restartIce()``), as the spec says; candidates already gathered stay."""
         if self._closed:
             raise InvalidStateError("setConfiguration(): the RTCPeerConnection is closed")
         new = RTCConfiguration.coerce(configuration)
@@ -87,7 +87,10 @@ class RTCPeerConnection(Negotiation):
             local_description_set=self._current_local is not None
             or self._pending_local is not None,
         )
+        servers_changed = new.iceServers != self._config.iceServers
         self._config = attrs.evolve(new, certificates=self._config.certificates)
+        if servers_changed and self._ice is not None:
+            self._ice.set_ice_servers(self._config.iceServers)
 
     def getDefaultIceServers(self) -> list[dict[str, Any]]:
         """No ICE servers are used unless the configuration names them."""
