@@ -448,16 +448,17 @@ class RTCIceTransport(EventTarget):
         agent.stun_servers = await self._resolve_stun_servers()
         opts = self.options
         if opts.interfaces is not None:
-            hosts = [(address, 0) for address in opts.interfaces]
+            hosts = list(opts.interfaces)
         else:
+            # Link-local IPv6 addresses bind with their scope ("fe80::1%2").
             hosts = [
-                (entry.address + (f"%{entry.scope_id}" if entry.scope_id else ""), entry.scope_id)
+                entry.address + (f"%{entry.scope_id}" if entry.scope_id else "")
                 for entry in usable_host_addresses(
                     include_loopback=opts.include_loopback, ipv6=opts.ipv6
                 )
             ]
         rank: dict[int, int] = {socket.AF_INET: 0, socket.AF_INET6: 0}
-        for host, _scope in hosts:
+        for host in hosts:
             try:
                 endpoint = await open_udp_endpoint(host, 0)
             except OSError as exc:
