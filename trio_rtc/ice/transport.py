@@ -406,9 +406,9 @@ class RTCIceTransport(EventTarget):
                 self._cancel_scope = nursery.cancel_scope
                 self._nursery = nursery
                 self._event_nursery = nursery
-                nursery.start_soon(self._timer_loop)
                 task_status.started()
-                await trio.sleep_forever()
+                # This task is the timer task too: one task fewer per connection.
+                await self._timer_loop()
         finally:
             self._nursery = None
             self._event_nursery = None
