@@ -1,0 +1,134 @@
+"""TurnClient against a real coturn on 127.0.0.1 over UDP, driven by a small trio loop here."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable
+
+import pytest
+import trio
+from peers.coturn import CoturnServer
+
+from trio_rtc.turn import (
+    Allocated,
+    AllocationClosed,
+    AllocationFailed,
+    AllocationRefreshed,
+    ChannelBound,
+    DataReceived,
+    PermissionCreated,
+    TurnClient,
+    TurnEvent,
+    TurnState,
+    TurnStats,
+)
+
+pytestmark = pytest.mark.interop
+
+
+class Driver:
+    """Owns one TurnClient and one UDP socket; ``wait_for`` pumps until an event matches."""
+
+    def __init__(self, client: TurnClient, sock: trio.socket.SocketType) -> None:
+        self.client = client
+        self.sock = sock
+        self.events: list[TurnEvent] = []
+
+    async def flush(self) -> None:
+        for datagram in self.client.datagrams_to_send():
+            await self.sock.sendto(datagram, self.client.server)
+        while (event := self.client.next_event()) is not None:
+            self.events.append(event)
+
+    async def wait_for(self, predicate: Callable[[TurnEvent], bool]) -> TurnEvent:
+        while True:
+            await self.flush()
+            for index, event in enumerate(self.events):
+                if predicate(event):
+                    return self.events.pop(index)
+            deadline = self.client.next_timeout()
+            with trio.move_on_at(deadline if deadline is not None else trio.current_time() + 1):
+                data, source = await self.sock.recvfrom(65536)
+                self.client.receive_datagram(data, source, trio.current_time())
+                continue
+            self.client.handle_timeout(trio.current_time())
+
+
+async def open_driver(coturn: CoturnServer, password: str | None = None) -> Driver:
+    sock = trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    await sock.bind(("127.0.0.1", 0))
+    client = TurnClient(
+        coturn.turn_address, coturn.username, coturn.password if password is None else password
+    )
+    return Driver(client, sock)
+
+
+async def test_allocate_relay_and_deallocate(coturn: CoturnServer) -> None:
+    driver = await open_driver(coturn)
+    client = driver.client
+    with (
+        driver.sock,
+        trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as peer,
+        trio.fail_after(8),
+    ):
+        await peer.bind(("127.0.0.1", 0))
+        peer_address = peer.getsockname()
+
+        started = time.perf_counter()
+        client.allocate(trio.current_time())
+        allocated = await driver.wait_for(lambda e: isinstance(e, Allocated))
+        elapsed = time.perf_counter() - started
+        assert isinstance(allocated, Allocated)
+        assert allocated.relayed_address[0] == "127.0.0.1"
+        assert coturn.relay_ports[0] <= allocated.relayed_address[1] <= coturn.relay_ports[1]
+        assert allocated.mapped_address == driver.sock.getsockname()
+        assert allocated.lifetime > 0
+        assert client.realm == coturn.realm
+        print(f"allocation against coturn took {elapsed * 1000:.1f} ms")
+
+        # Send indication / Data indication path.
+        client.create_permission("127.0.0.1", trio.current_time())
+        await driver.wait_for(lambda e: isinstance(e, PermissionCreated))
+        client.send_to(peer_address, b"hello via Send", trio.current_time())
+        await driver.flush()
+        data, source = await peer.recvfrom(2048)
+        assert data == b"hello via Send"
+        assert source == allocated.relayed_address
+        await peer.sendto(b"reply via Data", source)
+        received = await driver.wait_for(lambda e: isinstance(e, DataReceived))
+        assert received == DataReceived(peer_address, b"reply via Data")
+
+        # ChannelData path, with a payload length that is not a multiple of 4.
+        number = client.bind_channel(peer_address, trio.current_time())
+        bound = await driver.wait_for(lambda e: isinstance(e, ChannelBound))
+        assert bound == ChannelBound(peer_address, number)
+        client.send_to(peer_address, b"hello via channel", trio.current_time())
+        await driver.flush()
+        data, _ = await peer.recvfrom(2048)
+        assert data == b"hello via channel"
+        await peer.sendto(b"reply via channel!", source)
+        received = await driver.wait_for(lambda e: isinstance(e, DataReceived))
+        assert received == DataReceived(peer_address, b"reply via channel!")
+
+        # Refresh now instead of waiting minutes for the timer.
+        client.refresh(trio.current_time())
+        refreshed = await driver.wait_for(lambda e: isinstance(e, AllocationRefreshed))
+        assert isinstance(refreshed, AllocationRefreshed)
+        assert refreshed.lifetime > 0
+        assert client.relayed_address == allocated.relayed_address
+        assert client.stats == TurnStats()
+
+        client.close(trio.current_time())
+        await driver.wait_for(lambda e: isinstance(e, AllocationClosed))
+        assert client.state is TurnState.CLOSED
+
+
+async def test_wrong_password_fails_with_401(coturn: CoturnServer) -> None:
+    driver = await open_driver(coturn, password="not the password")
+    with driver.sock, trio.fail_after(5):
+        driver.client.allocate(trio.current_time())
+        failed = await driver.wait_for(lambda e: isinstance(e, AllocationFailed))
+        assert isinstance(failed, AllocationFailed)
+        assert failed.code == 401
+        assert driver.client.state is TurnState.FAILED
