@@ -13,6 +13,7 @@ See ``docs/turn.md``.
 
 from __future__ import annotations
 
+import collections
 import enum
 
 import attrs
@@ -164,7 +165,7 @@ class TurnClient:
         self._refresh_at: float | None = None
         self._expires_at: float | None = None
         self._outgoing: list[bytes] = []
-        self._events: list[TurnEvent] = []
+        self._events: collections.deque[TurnEvent] = collections.deque()
 
     # --- outputs -------------------------------------------------------------------------------
 
@@ -174,7 +175,7 @@ class TurnClient:
         return out
 
     def next_event(self) -> TurnEvent | None:
-        return self._events.pop(0) if self._events else None
+        return self._events.popleft() if self._events else None
 
     def next_timeout(self) -> float | None:
         deadlines: list[float] = []

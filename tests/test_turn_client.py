@@ -1,0 +1,356 @@
+"""TurnClient core with hand-made server answers and a fake clock; ChannelData framing + fuzz."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from trio_rtc.stun import (
+    Attr,
+    MessageClass,
+    Method,
+    StunMessage,
+    long_term_key,
+    parse_message_untrusted,
+)
+from trio_rtc.turn import (
+    Allocated,
+    AllocationClosed,
+    AllocationFailed,
+    AllocationRefreshed,
+    ChannelBound,
+    DataReceived,
+    PermissionCreated,
+    PermissionFailed,
+    TurnClient,
+    TurnError,
+    TurnEvent,
+    TurnState,
+    TurnUsageError,
+    encode_channel_data,
+    is_channel_data_untrusted,
+    parse_channel_data_untrusted,
+)
+
+SERVER = ("192.0.2.1", 3478)
+USER, PASSWORD, REALM = "alice", "secret", "example.org"
+KEY = long_term_key(USER, REALM, PASSWORD)
+RELAYED = ("192.0.2.1", 50000)
+MAPPED = ("198.51.100.7", 40000)
+PEER = ("203.0.113.5", 6000)
+
+
+def sent(client: TurnClient) -> list[StunMessage]:
+    return [parse_message_untrusted(d) for d in client.datagrams_to_send()]
+
+
+def one_request(client: TurnClient, method: Method) -> StunMessage:
+    messages = sent(client)
+    assert len(messages) == 1
+    (message,) = messages
+    assert message.method == method and message.message_class is MessageClass.REQUEST
+    return message
+
+
+def events(client: TurnClient) -> list[TurnEvent]:
+    out = []
+    while (event := client.next_event()) is not None:
+        out.append(event)
+    return out
+
+
+def answer(client: TurnClient, response: StunMessage, now: float, key: bytes | None = KEY) -> None:
+    client.receive_datagram(response.encode(key=key), SERVER, now)
+
+
+def unauthorized(request: StunMessage, nonce: str = "n1") -> StunMessage:
+    response = request.error_response(401, "Unauthorized")
+    response.attributes[Attr.REALM] = REALM
+    response.attributes[Attr.NONCE] = nonce
+    return response
+
+
+def allocated_client(lifetime: int = 600, **kwargs: int) -> TurnClient:
+    client = TurnClient(SERVER, USER, PASSWORD, **kwargs)
+    client.allocate(0.0)
+    first = one_request(client, Method.ALLOCATE)
+    answer(client, unauthorized(first), 0.01, key=None)
+    second = one_request(client, Method.ALLOCATE)
+    success = second.success_response()
+    success.attributes[Attr.XOR_RELAYED_ADDRESS] = RELAYED
+    success.attributes[Attr.XOR_MAPPED_ADDRESS] = MAPPED
+    success.attributes[Attr.LIFETIME] = lifetime
+    answer(client, success, 0.02)
+    assert events(client) == [Allocated(RELAYED, MAPPED, lifetime)]
+    return client
+
+
+def test_allocate_401_then_success() -> None:
+    client = TurnClient(SERVER, USER, PASSWORD)
+    client.allocate(0.0)
+    first = one_request(client, Method.ALLOCATE)
+    assert first.get_int(Attr.REQUESTED_TRANSPORT) == 17
+    assert not first.has(Attr.USERNAME) and not first.has(Attr.MESSAGE_INTEGRITY)
+    assert client.next_timeout() == pytest.approx(0.5)  # RFC 8489 retransmission
+
+    answer(client, unauthorized(first), 0.01, key=None)
+    second = one_request(client, Method.ALLOCATE)
+    assert second.transaction_id != first.transaction_id
+    assert second.get_str(Attr.USERNAME) == USER
+    assert second.get_str(Attr.REALM) == REALM
+    assert second.get_str(Attr.NONCE) == "n1"
+    assert second.get_int(Attr.REQUESTED_TRANSPORT) == 17
+    assert second.check_integrity(KEY)
+
+    success = second.success_response()
+    success.attributes[Attr.XOR_RELAYED_ADDRESS] = RELAYED
+    success.attributes[Attr.XOR_MAPPED_ADDRESS] = MAPPED
+    success.attributes[Attr.LIFETIME] = 600
+    answer(client, success, 0.02)
+    assert events(client) == [Allocated(RELAYED, MAPPED, 600)]
+    assert client.state is TurnState.ALLOCATED
+    assert client.relayed_address == RELAYED and client.mapped_address == MAPPED
+    # Refresh 60 s before the 600 s lifetime runs out.
+    assert client.next_timeout() == pytest.approx(0.02 + 540)
+
+
+def test_wrong_credentials_fail_with_401() -> None:
+    client = TurnClient(SERVER, USER, "wrong")
+    client.allocate(0.0)
+    answer(client, unauthorized(one_request(client, Method.ALLOCATE)), 0.01, key=None)
+    second = one_request(client, Method.ALLOCATE)
+    answer(client, unauthorized(second, "n2"), 0.02, key=None)
+    assert events(client) == [AllocationFailed(401, "Unauthorized")]
+    assert client.state is TurnState.FAILED
+    assert client.next_timeout() is None
+
+
+def test_quota_error_is_a_failure_event() -> None:
+    client = TurnClient(SERVER, USER, PASSWORD)
+    client.allocate(0.0)
+    answer(client, unauthorized(one_request(client, Method.ALLOCATE)), 0.01, key=None)
+    second = one_request(client, Method.ALLOCATE)
+    answer(client, second.error_response(486, "Allocation Quota Reached"), 0.02)
+    assert events(client) == [AllocationFailed(486, "Allocation Quota Reached")]
+
+
+def test_unauthenticated_or_unmatched_answers_are_dropped() -> None:
+    client = TurnClient(SERVER, USER, PASSWORD)
+    client.allocate(0.0)
+    answer(client, unauthorized(one_request(client, Method.ALLOCATE)), 0.01, key=None)
+    second = one_request(client, Method.ALLOCATE)
+    forged = second.error_response(486, "Allocation Quota Reached")
+    answer(client, forged, 0.02, key=b"not the key")
+    answer(client, forged, 0.02, key=None)
+    stray = StunMessage.request(Method.ALLOCATE).success_response()
+    answer(client, stray, 0.02)
+    client.receive_datagram(second.error_response(486, "x").encode(key=KEY), ("10.0.0.1", 1), 0.02)
+    client.receive_datagram(b"\x00\x01garbage", SERVER, 0.02)
+    assert events(client) == []
+    assert client.state is TurnState.ALLOCATING
+    assert client.stats.bad_integrity == 2
+    assert client.stats.unmatched == 1
+    assert client.stats.wrong_source == 1
+    assert client.stats.malformed == 1
+
+
+def test_allocate_times_out() -> None:
+    client = TurnClient(SERVER, USER, PASSWORD)
+    client.allocate(0.0)
+    sends = len(client.datagrams_to_send())
+    while (deadline := client.next_timeout()) is not None:
+        client.handle_timeout(deadline)
+        sends += len(client.datagrams_to_send())
+        last = deadline
+    assert sends == 7 and last == pytest.approx(39.5)
+    (failed,) = events(client)
+    assert isinstance(failed, AllocationFailed) and failed.code is None
+
+
+def test_refresh_with_stale_nonce() -> None:
+    client = allocated_client()
+    client.handle_timeout(540.02)
+    refresh = one_request(client, Method.REFRESH)
+    assert refresh.check_integrity(KEY) and refresh.get_str(Attr.NONCE) == "n1"
+    stale = refresh.error_response(438, "Stale Nonce")
+    stale.attributes[Attr.NONCE] = "n2"
+    answer(client, stale, 540.03, key=None)
+    retry = one_request(client, Method.REFRESH)
+    assert retry.get_str(Attr.NONCE) == "n2" and retry.check_integrity(KEY)
+    success = retry.success_response()
+    success.attributes[Attr.LIFETIME] = 600
+    answer(client, success, 540.04)
+    assert events(client) == [AllocationRefreshed(600)]
+    assert client.next_timeout() == pytest.approx(1080.04)
+
+
+def test_short_lifetime_refreshes_at_half() -> None:
+    client = allocated_client(lifetime=60)
+    assert client.next_timeout() == pytest.approx(30.02)
+    client.handle_timeout(29.0)
+    assert client.datagrams_to_send() == []
+    deadline = client.next_timeout()
+    assert deadline is not None
+    client.handle_timeout(deadline)
+    one_request(client, Method.REFRESH)
+
+
+def test_refresh_error_fails_the_allocation() -> None:
+    client = allocated_client()
+    client.refresh(1.0)
+    refresh = one_request(client, Method.REFRESH)
+    answer(client, refresh.error_response(437, "Allocation Mismatch"), 1.1)
+    assert events(client) == [AllocationFailed(437, "Allocation Mismatch")]
+
+
+def test_permission_send_indication_and_data_indication() -> None:
+    client = allocated_client()
+    client.send_to(PEER, b"early", 1.0)  # asks for the permission and sends anyway
+    messages = sent(client)
+    assert [m.method for m in messages] == [Method.CREATE_PERMISSION, Method.SEND]
+    request, send = messages
+    assert request.get_address(Attr.XOR_PEER_ADDRESS) == (PEER[0], 0)
+    assert send.message_class is MessageClass.INDICATION
+    assert send.get_address(Attr.XOR_PEER_ADDRESS) == PEER
+    assert send.get_bytes(Attr.DATA) == b"early"
+    answer(client, request.success_response(), 1.1)
+    assert events(client) == [PermissionCreated(PEER[0])]
+
+    data = StunMessage.indication(
+        Method.DATA, attributes={Attr.XOR_PEER_ADDRESS: PEER, Attr.DATA: b"hi"}
+    )
+    client.receive_datagram(data.encode(), SERVER, 2.0)
+    other = StunMessage.indication(
+        Method.DATA, attributes={Attr.XOR_PEER_ADDRESS: ("203.0.113.99", 1), Attr.DATA: b"x"}
+    )
+    client.receive_datagram(other.encode(), SERVER, 2.0)
+    assert events(client) == [DataReceived(PEER, b"hi")]
+    assert client.stats.no_permission == 1
+
+    # Refreshed every 240 s, below the 300 s permission lifetime (RFC 8656 §9).
+    client.handle_timeout(241.1)
+    refresh = [m for m in sent(client) if m.method == Method.CREATE_PERMISSION]
+    assert len(refresh) == 1
+
+
+def test_permission_failure_and_bounds() -> None:
+    client = allocated_client(max_permissions=2)
+    client.create_permission("203.0.113.1", 1.0)
+    client.create_permission("203.0.113.2", 1.0)
+    client.create_permission("203.0.113.2", 1.0)  # idempotent
+    with pytest.raises(TurnUsageError):
+        client.create_permission("203.0.113.3", 1.0)
+    first, _ = sent(client)
+    answer(client, first.error_response(403, "Forbidden IP"), 1.1)
+    assert events(client) == [PermissionFailed("203.0.113.1", 403, "Forbidden IP")]
+    client.create_permission("203.0.113.3", 1.2)  # room again
+
+
+def test_channel_bind_channel_data_and_refresh() -> None:
+    client = allocated_client()
+    number = client.bind_channel(PEER, 1.0)
+    assert number == 0x4000
+    assert client.bind_channel(PEER, 1.0) == number
+    bind = one_request(client, Method.CHANNEL_BIND)
+    assert bind.get_int(Attr.CHANNEL_NUMBER) == number
+    assert bind.get_address(Attr.XOR_PEER_ADDRESS) == PEER
+    # Until bound, data goes in Send indications; ChannelData from it is not accepted yet.
+    client.receive_datagram(encode_channel_data(number, b"early"), SERVER, 1.05)
+    assert client.stats.unknown_channel == 1
+    answer(client, bind.success_response(), 1.1)
+    assert events(client) == [ChannelBound(PEER, number)]
+
+    client.send_to(PEER, b"abcde", 2.0)
+    (datagram,) = client.datagrams_to_send()
+    assert datagram == b"\x40\x00\x00\x05abcde"
+    client.receive_datagram(b"\x40\x00\x00\x03xyz\x00", SERVER, 2.1)  # padded: fine on UDP
+    client.receive_datagram(b"\x40\x01\x00\x01z", SERVER, 2.1)  # unbound channel
+    assert events(client) == [DataReceived(PEER, b"xyz")]
+    assert client.stats.unknown_channel == 2
+
+    # ChannelBind refreshes the channel (600 s) and the permission (300 s) it installs.
+    client.handle_timeout(241.1)
+    assert [m.method for m in sent(client)] == [Method.CREATE_PERMISSION]
+    client.handle_timeout(541.1)
+    assert Method.CHANNEL_BIND in [m.method for m in sent(client)]
+
+
+def test_channel_bounds() -> None:
+    client = allocated_client(max_channels=1)
+    client.bind_channel(PEER, 1.0)
+    with pytest.raises(TurnUsageError):
+        client.bind_channel(("203.0.113.6", 1), 1.0)
+
+
+def test_close_deallocates() -> None:
+    client = allocated_client()
+    client.close(5.0)
+    refresh = one_request(client, Method.REFRESH)
+    assert refresh.get_int(Attr.LIFETIME) == 0
+    success = refresh.success_response()
+    success.attributes[Attr.LIFETIME] = 0
+    answer(client, success, 5.1)
+    assert events(client) == [AllocationClosed()]
+    assert client.state is TurnState.CLOSED
+    assert client.next_timeout() is None
+    with pytest.raises(TurnUsageError):
+        client.send_to(PEER, b"x", 6.0)
+
+
+def test_usage_errors() -> None:
+    client = TurnClient(SERVER, USER, PASSWORD)
+    with pytest.raises(TurnUsageError):
+        client.create_permission("203.0.113.1", 0.0)
+    client.allocate(0.0)
+    with pytest.raises(TurnUsageError):
+        client.allocate(0.0)
+
+
+# --- ChannelData framing ---------------------------------------------------------------------
+
+
+def test_channel_data_framing() -> None:
+    assert encode_channel_data(0x4001, b"abc") == b"\x40\x01\x00\x03abc"
+    assert encode_channel_data(0x4001, b"abc", pad=True) == b"\x40\x01\x00\x03abc\x00"
+    assert encode_channel_data(0x4FFF, b"") == b"\x4f\xff\x00\x00"
+    for bad in (0x3FFF, 0x5000):
+        with pytest.raises(ValueError):
+            encode_channel_data(bad, b"")
+    for data in (b"", b"\x40\x00\x00", b"\x50\x00\x00\x00", b"\x40\x00\x00\x05abcd"):
+        with pytest.raises(TurnError):
+            parse_channel_data_untrusted(data)
+    assert not is_channel_data_untrusted(b"\x00\x01\x00\x00")
+    assert is_channel_data_untrusted(b"\x40\x00\x00\x00")
+
+
+@given(
+    st.integers(0x4000, 0x4FFF),
+    st.binary(max_size=300),
+    st.booleans(),
+)
+def test_channel_data_round_trip(channel: int, payload: bytes, pad: bool) -> None:
+    encoded = encode_channel_data(channel, payload, pad=pad)
+    assert len(encoded) % 4 == 0 or not pad
+    assert parse_channel_data_untrusted(encoded) == (channel, payload)
+    assert parse_channel_data_untrusted(memoryview(encoded)) == (channel, payload)
+
+
+@given(st.binary(max_size=200))
+def test_channel_data_parse_fuzz(data: bytes) -> None:
+    try:
+        channel, payload = parse_channel_data_untrusted(data)
+    except TurnError:
+        return
+    assert 0x4000 <= channel <= 0x4FFF
+    assert payload == data[4 : 4 + len(payload)]
+
+
+@given(st.lists(st.binary(max_size=120), max_size=8))
+def test_client_never_raises_on_arbitrary_datagrams(datagrams: list[bytes]) -> None:
+    client = allocated_client()
+    client.bind_channel(PEER, 1.0)
+    for data in datagrams:
+        client.receive_datagram(data, SERVER, 2.0)
+        client.receive_datagram(b"\x40\x00" + data, SERVER, 2.0)
+    assert client.state is TurnState.ALLOCATED
