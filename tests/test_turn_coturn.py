@@ -18,10 +18,12 @@ from trio_rtc.turn import (
     ChannelBound,
     DataReceived,
     PermissionCreated,
+    TurnAllocationError,
     TurnClient,
     TurnEvent,
     TurnState,
     TurnStats,
+    open_turn_allocation,
 )
 
 pytestmark = pytest.mark.interop
@@ -132,3 +134,43 @@ async def test_wrong_password_fails_with_401(coturn: CoturnServer) -> None:
         assert isinstance(failed, AllocationFailed)
         assert failed.code == 401
         assert driver.client.state is TurnState.FAILED
+
+
+async def test_driver_relays_both_ways_and_deallocates(coturn: CoturnServer) -> None:
+    with trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as peer, trio.fail_after(8):
+        await peer.bind(("127.0.0.1", 0))
+        peer_address = peer.getsockname()
+        server, user, password = coturn.turn_address, coturn.username, coturn.password
+        async with open_turn_allocation(
+            server, user, password, local_host="127.0.0.1"
+        ) as allocation:
+            relayed = allocation.relayed_address
+            assert coturn.relay_ports[0] <= relayed[1] <= coturn.relay_ports[1]
+            await allocation.create_permission("127.0.0.1")
+            await allocation.create_permission("127.0.0.1")  # already there: returns at once
+            allocation.send_to(peer_address, b"ping")
+            data, source = await peer.recvfrom(2048)
+            assert (data, source) == (b"ping", relayed)
+            await peer.sendto(b"pong", relayed)
+            assert await allocation.receive() == (peer_address, b"pong")
+
+            number = await allocation.bind_channel(peer_address)
+            assert await allocation.bind_channel(peer_address) == number
+            for size in (0, 1, 5, 1200):
+                allocation.send_to(peer_address, bytes(size))
+                data, _ = await peer.recvfrom(2048)
+                assert data == bytes(size)
+                await peer.sendto(b"x" * size, relayed)
+                assert await allocation.receive() == (peer_address, b"x" * size)
+            client = allocation.client
+        assert client.state is TurnState.CLOSED
+        assert client.stats == TurnStats()
+
+
+async def test_driver_wrong_password_raises_401(coturn: CoturnServer) -> None:
+    with trio.fail_after(5), pytest.raises(TurnAllocationError) as info:
+        async with open_turn_allocation(
+            coturn.turn_address, coturn.username, "wrong", local_host="127.0.0.1"
+        ):
+            pytest.fail("allocated with a wrong password")
+    assert info.value.code == 401

@@ -11,6 +11,7 @@ from .channel import (
     parse_channel_data_untrusted,
 )
 from .client import TurnClient, TurnState, TurnStats, TurnUsageError
+from .driver import TurnAllocation, TurnAllocationError, open_turn_allocation
 from .events import (
     Allocated,
     AllocationClosed,
@@ -36,6 +37,8 @@ __all__ = [
     "DataReceived",
     "PermissionCreated",
     "PermissionFailed",
+    "TurnAllocation",
+    "TurnAllocationError",
     "TurnClient",
     "TurnError",
     "TurnEvent",
@@ -44,5 +47,6 @@ __all__ = [
     "TurnUsageError",
     "encode_channel_data",
     "is_channel_data_untrusted",
+    "open_turn_allocation",
     "parse_channel_data_untrusted",
 ]

@@ -193,6 +193,16 @@ class TurnClient:
                     deadlines.append(channel.refresh_at)
         return min(deadlines) if deadlines else None
 
+    def has_permission(self, peer_ip: str) -> bool:
+        """True once the server confirmed a permission for ``peer_ip``."""
+        permission = self._permissions.get(peer_ip)
+        return permission is not None and permission.installed
+
+    def channel_for(self, peer: Address) -> int | None:
+        """The channel number bound (confirmed by the server) to ``peer``, else None."""
+        channel = self._channels_by_peer.get((peer[0], peer[1]))
+        return channel.number if channel is not None and channel.bound else None
+
     # --- user calls ------------------------------------------------------------------------------
 
     def allocate(self, now: float) -> None:
