@@ -354,3 +354,39 @@ def test_client_never_raises_on_arbitrary_datagrams(datagrams: list[bytes]) -> N
         client.receive_datagram(data, SERVER, 2.0)
         client.receive_datagram(b"\x40\x00" + data, SERVER, 2.0)
     assert client.state is TurnState.ALLOCATED
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from(
+            [Attr.XOR_RELAYED_ADDRESS, Attr.XOR_MAPPED_ADDRESS, Attr.LIFETIME, Attr.ERROR_CODE]
+        ),
+        st.none(),
+    ),
+    st.integers(0, 2**32 - 1),
+    st.booleans(),
+    st.sampled_from([None, KEY, b"other key"]),
+)
+def test_any_answer_to_allocate_ends_cleanly(
+    present: dict[int, None], lifetime: int, error: bool, key: bytes | None
+) -> None:
+    client = TurnClient(SERVER, USER, PASSWORD)
+    client.allocate(0.0)
+    answer(client, unauthorized(one_request(client, Method.ALLOCATE)), 0.01, key=None)
+    request = one_request(client, Method.ALLOCATE)
+    response = request.error_response(500, "x") if error else request.success_response()
+    values: dict[int, object] = {
+        Attr.XOR_RELAYED_ADDRESS: RELAYED,
+        Attr.XOR_MAPPED_ADDRESS: MAPPED,
+        Attr.LIFETIME: lifetime,
+        Attr.ERROR_CODE: (438, "Stale Nonce"),
+    }
+    for attr in present:
+        response.attributes[attr] = values[attr]
+    answer(client, response, 0.02, key=key)
+    while (deadline := client.next_timeout()) is not None and deadline < 100:
+        client.handle_timeout(deadline)
+    client.datagrams_to_send()
+    assert client.state in (TurnState.ALLOCATING, TurnState.ALLOCATED, TurnState.FAILED)
+    for event in events(client):
+        assert isinstance(event, Allocated | AllocationFailed)

@@ -37,6 +37,8 @@ from .events import (
 
 __all__ = ["TurnAllocation", "TurnAllocationError", "open_turn_allocation"]
 
+MAX_PENDING_EVENTS = 64
+
 
 class TurnAllocationError(Exception):
     """The allocation (or one permission or channel) failed; ``code`` is the STUN error code,
@@ -130,8 +132,11 @@ class TurnAllocation:
                 except trio.WouldBlock:
                     self.dropped_data += 1
             else:
-                # Bounded by the core's own limits: one answer per transaction it started.
                 self._events.append(event)
+                # Events nobody waits for (refreshes, permissions send_to asked for) must not
+                # pile up over a long-lived allocation: keep the most recent ones only.
+                if len(self._events) > MAX_PENDING_EVENTS:
+                    del self._events[0]
                 changed = True
         if changed:
             self._changed.set()
