@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+import trio
+import trio.testing
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -14,6 +16,7 @@ from trio_rtc.stun import (
     long_term_key,
     parse_message_untrusted,
 )
+from trio_rtc.testing import LinkConditions, VirtualNetwork
 from trio_rtc.turn import (
     Allocated,
     AllocationClosed,
@@ -30,8 +33,10 @@ from trio_rtc.turn import (
     TurnUsageError,
     encode_channel_data,
     is_channel_data_untrusted,
+    open_turn_allocation,
     parse_channel_data_untrusted,
 )
+from trio_rtc.udp import UdpEndpoint, open_udp_endpoint
 
 SERVER = ("192.0.2.1", 3478)
 USER, PASSWORD, REALM = "alice", "secret", "example.org"
@@ -390,3 +395,55 @@ def test_any_answer_to_allocate_ends_cleanly(
     assert client.state in (TurnState.ALLOCATING, TurnState.ALLOCATED, TurnState.FAILED)
     for event in events(client):
         assert isinstance(event, Allocated | AllocationFailed)
+
+
+# --- the trio driver over the virtual network, with a fake clock -------------------------------
+
+
+async def fake_turn_server(endpoint: UdpEndpoint, log: list[tuple[float, int, int | None]]) -> None:
+    """Answers Allocate (401 first), Refresh and CreatePermission; logs (time, method, LIFETIME)."""
+    while True:
+        for data, source in await endpoint.recv_batch():
+            request = parse_message_untrusted(data)
+            if request.message_class is not MessageClass.REQUEST:
+                continue
+            log.append((trio.current_time(), request.method, request.get_int(Attr.LIFETIME)))
+            if not request.has(Attr.USERNAME):
+                endpoint.send_nowait(unauthorized(request).encode(), source)
+                continue
+            assert request.check_integrity(KEY)
+            response = request.success_response()
+            if request.method == Method.ALLOCATE:
+                response.attributes[Attr.XOR_RELAYED_ADDRESS] = RELAYED
+                response.attributes[Attr.XOR_MAPPED_ADDRESS] = source
+            if request.method in (Method.ALLOCATE, Method.REFRESH):
+                requested = request.get_int(Attr.LIFETIME)
+                response.attributes[Attr.LIFETIME] = 20 if requested is None else requested
+            endpoint.send_nowait(response.encode(key=KEY), source)
+
+
+async def test_driver_refreshes_on_time(autojump_clock: trio.testing.MockClock) -> None:
+    server_host, client_host = "192.0.2.1", "192.0.2.2"
+    log: list[tuple[float, int, int | None]] = []
+    async with VirtualNetwork(conditions=LinkConditions(delay=0.1)), trio.open_nursery() as nursery:
+        server = await open_udp_endpoint(server_host, 3478)
+        nursery.start_soon(fake_turn_server, server, log)
+        start = trio.current_time()
+        async with open_turn_allocation(
+            server.local_address, USER, PASSWORD, local_host=client_host
+        ) as allocation:
+            assert allocation.relayed_address == RELAYED
+            assert allocation.mapped_address == (client_host, allocation.endpoint.local_address[1])
+            assert trio.current_time() - start == pytest.approx(0.4)  # two round trips
+            await allocation.create_permission(PEER[0])
+            await trio.sleep(35)
+        nursery.cancel_scope.cancel()
+    methods = [(method, lifetime) for _, method, lifetime in log]
+    assert methods[:3] == [(Method.ALLOCATE, None)] * 2 + [(Method.CREATE_PERMISSION, None)]
+    refreshes = [
+        t - start for t, method, lifetime in log if method == Method.REFRESH and lifetime is None
+    ]
+    # LIFETIME 20 s: sent at half (10 s) after each success is received (0.4, 10.6, 20.8 s),
+    # logged by the server one 0.1 s link delay later.
+    assert refreshes == pytest.approx([10.5, 20.7, 30.9], abs=1e-6)
+    assert methods[-1] == (Method.REFRESH, 0)  # deallocation on leaving the block
