@@ -447,3 +447,21 @@ async def test_driver_refreshes_on_time(autojump_clock: trio.testing.MockClock) 
     # logged by the server one 0.1 s link delay later.
     assert refreshes == pytest.approx([10.5, 20.7, 30.9], abs=1e-6)
     assert methods[-1] == (Method.REFRESH, 0)  # deallocation on leaving the block
+
+
+def test_undrained_relayed_data_is_bounded() -> None:
+    from trio_rtc.turn.client import MAX_QUEUED_DATA
+
+    client = allocated_client()
+    number = client.bind_channel(PEER, 1.0)
+    bind = one_request(client, Method.CHANNEL_BIND)
+    answer(client, bind.success_response(), 1.1)
+    assert events(client) == [ChannelBound(PEER, number)]
+    for i in range(MAX_QUEUED_DATA + 10):
+        client.receive_datagram(encode_channel_data(number, i.to_bytes(4, "big")), SERVER, 2.0)
+    assert client.stats.data_overflow == 10
+    drained = events(client)
+    assert len(drained) == MAX_QUEUED_DATA
+    # Room again once drained.
+    client.receive_datagram(encode_channel_data(number, b"more"), SERVER, 2.1)
+    assert events(client) == [DataReceived(PEER, b"more")]

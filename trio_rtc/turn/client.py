@@ -63,6 +63,8 @@ CHANNEL_REFRESH = 540.0
 REFRESH_MARGIN = 60.0
 # How many 438 Stale Nonce answers one request may get before the server is deemed broken.
 MAX_STALE_NONCE_RETRIES = 3
+#: Relayed-data events held for a caller that has not drained them (then dropped and counted).
+MAX_QUEUED_DATA = 1024
 
 
 class TurnUsageError(Exception):
@@ -88,6 +90,8 @@ class TurnStats:
     bad_integrity: int = 0
     unknown_channel: int = 0
     no_permission: int = 0
+    #: relayed data dropped because the caller let more than MAX_QUEUED_DATA events pile up
+    data_overflow: int = 0
 
 
 class _Kind(enum.Enum):
@@ -166,6 +170,7 @@ class TurnClient:
         self._expires_at: float | None = None
         self._outgoing: list[bytes] = []
         self._events: collections.deque[TurnEvent] = collections.deque()
+        self._queued_data = 0
 
     # --- outputs -------------------------------------------------------------------------------
 
@@ -175,7 +180,19 @@ class TurnClient:
         return out
 
     def next_event(self) -> TurnEvent | None:
-        return self._events.popleft() if self._events else None
+        event = self._events.popleft() if self._events else None
+        if isinstance(event, DataReceived):
+            self._queued_data -= 1
+        return event
+
+    def _queue_data(self, event: DataReceived) -> None:
+        # A peer decides how much data arrives; a caller that does not drain events must not
+        # let it grow memory without bound (UDP semantics: drop and count).
+        if self._queued_data >= MAX_QUEUED_DATA:
+            self.stats.data_overflow += 1
+            return
+        self._queued_data += 1
+        self._events.append(event)
 
     def next_timeout(self) -> float | None:
         deadlines: list[float] = []
@@ -420,7 +437,7 @@ class TurnClient:
         if channel is None or not channel.bound:
             self.stats.unknown_channel += 1
             return
-        self._events.append(DataReceived(channel.peer, payload))
+        self._queue_data(DataReceived(channel.peer, payload))
 
     def _receive_indication(self, message: StunMessage) -> None:
         if message.method != Method.DATA or self.state is not TurnState.ALLOCATED:
@@ -436,7 +453,7 @@ class TurnClient:
         if peer[0] not in self._permissions:
             self.stats.no_permission += 1
             return
-        self._events.append(DataReceived(peer, payload))
+        self._queue_data(DataReceived(peer, payload))
 
     def _receive_response(self, message: StunMessage, now: float) -> None:
         txn = self._transactions.get(message.transaction_id)
