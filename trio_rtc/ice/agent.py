@@ -108,6 +108,7 @@ class IceAgent(GatheringMixin):
         self.state = "new"
         self._closed = False
         self._bases: dict[Address, int] = {}  # local socket address -> local preference
+        self._relays: dict[Address, tuple[Address | None, str]] = {}
         self._gen = Generation(local_ufrag or random_ufrag(), local_pwd or random_password())
         self._previous: Generation | None = None
         self._transactions: dict[bytes, Transaction] = {}
@@ -201,6 +202,24 @@ class IceAgent(GatheringMixin):
         self._bases[base] = local_preference
         self._gather_from_base(self._gen, base, now)
 
+    def add_relay_address(
+        self,
+        base: Address,
+        *,
+        mapped: Address | None,
+        server: str,
+        local_preference: int = 65535,
+        now: float,
+    ) -> None:
+        """Register a TURN allocation's relayed address (the driver holds the allocation and
+        relays datagrams sent from ``base``): it becomes a relay candidate, paired like a host
+        candidate (RFC 8445 §6.1.2.2)."""
+        if base in self._bases:
+            return
+        self._bases[base] = local_preference
+        self._relays[base] = (mapped, server)
+        self._gather_from_base(self._gen, base, now)
+
     def start_gathering(self, now: float) -> None:
         """Mark the start of gathering (``gathering`` state) before sockets are registered."""
         if self._gen.gathering_state == "new":
@@ -246,7 +265,7 @@ class IceAgent(GatheringMixin):
             return
         gen.remote_candidates.append(candidate)
         for local in gen.local_candidates:
-            if local.type == "host":
+            if local.type in ("host", "relay"):
                 self._add_pair(gen, local, candidate)
         self._update_state(now)
 
@@ -747,7 +766,7 @@ class IceAgent(GatheringMixin):
     def _add_local_candidate(self, gen: Generation, candidate: Candidate, now: float) -> None:
         gen.local_candidates.append(candidate)
         self._events.append(LocalCandidateGathered(candidate, gen.local_ufrag))
-        if candidate.type == "host":
+        if candidate.type in ("host", "relay"):
             for remote in gen.remote_candidates:
                 self._add_pair(gen, candidate, remote)
 
@@ -788,7 +807,7 @@ class IceAgent(GatheringMixin):
 
     def _host_candidate_for(self, gen: Generation, base: Address) -> Candidate | None:
         for candidate in gen.local_candidates:
-            if candidate.type == "host" and (candidate.host, candidate.port) == base:
+            if candidate.type in ("host", "relay") and (candidate.host, candidate.port) == base:
                 return candidate
         return None
 

@@ -21,6 +21,8 @@ class GatheringMixin:
     gather_rto: float
     gather_attempts: int
     _bases: dict[Address, int]
+    #: relayed addresses (TURN allocations held by the driver): base -> (mapped address, server URL)
+    _relays: dict[Address, tuple[Address | None, str]]
     _transactions: dict[bytes, Transaction]
     _outbox: list[tuple[bytes, Address, Address]]
     _events: collections.deque[IceEvent]
@@ -36,6 +38,26 @@ class GatheringMixin:
         if gen.gathering_state == "new":
             self._set_gathering_state(gen, "gathering")
         preference = self._bases[base]
+        relay = self._relays.get(base)
+        if relay is not None:
+            # RFC 8445 §5.1.1.2: a relayed candidate's base is itself; related = mapped address.
+            mapped, relay_server = relay
+            self._add_local_candidate(
+                gen,
+                Candidate(
+                    foundation=candidate_foundation("relay", "udp", base[0], relay_server),
+                    component=1,
+                    transport="udp",
+                    priority=candidate_priority("relay", preference),
+                    host=base[0],
+                    port=base[1],
+                    type="relay",
+                    related_address=mapped[0] if mapped else None,
+                    related_port=mapped[1] if mapped else None,
+                ),
+                now,
+            )
+            return
         family_v6 = ":" in base[0]
         host = Candidate(
             foundation=candidate_foundation("host", "udp", base[0]),

@@ -19,13 +19,14 @@ import math
 import socket
 import types
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 import trio
 
 from ..events import Event, EventTarget, event_handler_property
 from ..exceptions import InvalidStateError
+from ..turn.driver import TurnAllocation, TurnAllocationError, open_turn_allocation
 from ..udp import UdpEndpoint, open_udp_endpoint
 from .agent import IceAgent, IceStats
 from .candidate import Candidate, CandidateError
@@ -77,6 +78,46 @@ class IceCandidateErrorEvent(Event):
         self.errorText = error.error_text
 
 
+class DatagramSender(Protocol):
+    """What the transport sends through: a UDP endpoint, or a TURN allocation's relay."""
+
+    @property
+    def closed(self) -> bool: ...
+
+    def send_nowait(self, data: bytes | bytearray | memoryview, address: Address) -> bool: ...
+
+    def send_many_nowait(self, datagrams: list[bytes], address: Address) -> tuple[int, int]: ...
+
+    def close(self) -> None: ...
+
+
+class _RelaySender:
+    """Sends from a relay candidate: through the TURN allocation (RFC 8656 Send indication or
+    ChannelData; the TURN client asks for the permission itself)."""
+
+    def __init__(self, allocation: TurnAllocation) -> None:
+        self._allocation = allocation
+        self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def send_nowait(self, data: bytes | bytearray | memoryview, address: Address) -> bool:
+        if self._closed:
+            raise trio.ClosedResourceError("the TURN allocation is closed")
+        self._allocation.send_to(address, bytes(data))
+        return True
+
+    def send_many_nowait(self, datagrams: list[bytes], address: Address) -> tuple[int, int]:
+        for data in datagrams:
+            self.send_nowait(data, address)
+        return len(datagrams), sum(map(len, datagrams))
+
+    def close(self) -> None:
+        self._closed = True
+
+
 @attrs.define
 class IceTransportOptions:
     """Knobs that are not in the spec, for applications, tests and research.
@@ -91,6 +132,8 @@ class IceTransportOptions:
     """
 
     interfaces: Sequence[str] | None = None
+    #: gather only relay candidates (iceTransportPolicy "relay"); needs a turn: server
+    relay_only: bool = False
     include_loopback: bool | None = None
     ipv6: bool = True
     mdns: bool = True
@@ -156,12 +199,12 @@ class RTCIceTransport(EventTarget):
         self._started = False
         self._state = "new"
         self._gathering_state = "new"
-        self._endpoints: dict[Address, UdpEndpoint] = {}
+        self._endpoints: dict[Address, DatagramSender] = {}
         self._nursery: trio.Nursery | None = None
         self._cancel_scope: trio.CancelScope | None = None
         self._timer_scope: trio.CancelScope | None = None
         self._gather_requested = False
-        self._send_endpoint: UdpEndpoint | None = None
+        self._send_endpoint: DatagramSender | None = None
         self._send_address: Address | None = None
         self._mdns: MdnsResolver | None = None
         self._remote_rtc_candidates: list[RTCIceCandidate] = []
@@ -458,7 +501,7 @@ class RTCIceTransport(EventTarget):
                 )
             ]
         rank: dict[int, int] = {socket.AF_INET: 0, socket.AF_INET6: 0}
-        for host in hosts:
+        for host in [] if opts.relay_only else hosts:
             try:
                 endpoint = await open_udp_endpoint(host, 0)
             except OSError as exc:
@@ -479,8 +522,39 @@ class RTCIceTransport(EventTarget):
             assert self._nursery is not None
             self._nursery.start_soon(self._reader, endpoint)
             self._pump()
+        # Relay candidates: one TURN allocation per turn: server, from the first usable IPv4
+        # address (RFC 8445 §5.1.1.2); nursery.start waits for each allocation or its failure.
+        v4_hosts = [h for h in hosts if ":" not in h]
+        turn = await self._resolve_turn_servers()
+        if turn and v4_hosts and self._nursery is not None:
+            for index, (server, url, username, password) in enumerate(turn):
+                await self._nursery.start(
+                    self._relay, server, url, username, password, v4_hosts[0], 65535 - index
+                )
         agent.finish_host_gathering(trio.current_time())
         self._pump()
+
+    async def _resolve_turn_servers(self) -> list[tuple[Address, str, str, str]]:
+        """(server address, URL, username, credential) of every UDP turn: server (IPv4)."""
+        servers: list[tuple[Address, str, str, str]] = []
+        for server in self._ice_servers:
+            for url in server.urls:
+                scheme, host, port = _parse_server_url(url)
+                if scheme != "turn" or "transport=tcp" in url.lower():
+                    continue
+                if server.username is None or server.credential is None:
+                    continue
+                try:
+                    infos = await trio.socket.getaddrinfo(
+                        host, port, family=socket.AF_INET, type=socket.SOCK_DGRAM
+                    )
+                except OSError as exc:
+                    logger.warning("cannot resolve TURN server %s: %s", url, exc)
+                    continue
+                if infos:
+                    address = (str(infos[0][4][0]), int(infos[0][4][1]))
+                    servers.append((address, url, server.username, server.credential))
+        return servers
 
     async def _resolve_stun_servers(self) -> list[Address]:
         servers: list[Address] = []
@@ -506,53 +580,104 @@ class RTCIceTransport(EventTarget):
 
     async def _reader(self, endpoint: UdpEndpoint) -> None:
         base = endpoint.local_address
-        agent = self._agent
-        dtls = self._dtls_send
-        rtp = self._rtp_send
-        stats = self.stats
         try:
             while True:
                 await endpoint.wait_readable()
-                batch = endpoint.recv_batch_nowait(64)
-                stun = False
-                now = trio.current_time()
-                sink = self._dtls_sink
-                records: list[bytes] = []
-                for data, source in batch:
-                    first = data[0] if data else 255
-                    if first < 4:
-                        agent.receive_stun_untrusted(data, base, source, now)
-                        stun = True
-                        continue
-                    if not agent.is_trusted_source(source):
-                        stats.datagrams_dropped_untrusted += 1
-                        continue
-                    # RFC 7983 demultiplexing by the first byte.
-                    if 20 <= first <= 63:
-                        if sink is not None:
-                            records.append(data)
-                            stats.packets_received += 1
-                            stats.bytes_received += len(data)
-                            continue
-                        channel = dtls
-                    elif 128 <= first <= 191:
-                        channel = rtp
-                    else:
-                        stats.datagrams_dropped_unknown += 1
-                        continue
-                    try:
-                        channel.send_nowait(data)
-                    except trio.WouldBlock:
-                        stats.datagrams_dropped_overflow += 1
-                        continue
-                    stats.packets_received += 1
-                    stats.bytes_received += len(data)
-                if stun:
-                    self._pump()
-                if records and sink is not None:
-                    sink(records)
+                self._deliver(base, endpoint.recv_batch_nowait(64))
         except (trio.ClosedResourceError, trio.BrokenResourceError):
             return
+
+    def _deliver(self, base: Address, batch: list[tuple[bytes, Address]]) -> None:
+        """Sort a batch of datagrams received on ``base`` (a socket, or a relay)."""
+        agent = self._agent
+        stats = self.stats
+        stun = False
+        now = trio.current_time()
+        sink = self._dtls_sink
+        records: list[bytes] = []
+        for data, source in batch:
+            first = data[0] if data else 255
+            if first < 4:
+                agent.receive_stun_untrusted(data, base, source, now)
+                stun = True
+                continue
+            if not agent.is_trusted_source(source):
+                stats.datagrams_dropped_untrusted += 1
+                continue
+            # RFC 7983 demultiplexing by the first byte.
+            if 20 <= first <= 63:
+                if sink is not None:
+                    records.append(data)
+                    stats.packets_received += 1
+                    stats.bytes_received += len(data)
+                    continue
+                channel = self._dtls_send
+            elif 128 <= first <= 191:
+                channel = self._rtp_send
+            else:
+                stats.datagrams_dropped_unknown += 1
+                continue
+            try:
+                channel.send_nowait(data)
+            except (trio.WouldBlock, trio.ClosedResourceError):
+                stats.datagrams_dropped_overflow += 1
+                continue
+            stats.packets_received += 1
+            stats.bytes_received += len(data)
+        if stun:
+            self._pump()
+        if records and sink is not None:
+            sink(records)
+
+    async def _relay(
+        self,
+        server: Address,
+        url: str,
+        username: str,
+        password: str,
+        local_host: str,
+        preference: int,
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Hold one TURN allocation for the transport's lifetime; its relayed address is a
+        relay candidate. A failed allocation is reported as icecandidateerror."""
+        try:
+            async with open_turn_allocation(
+                server, username, password, local_host=local_host
+            ) as allocation:
+                base = allocation.relayed_address
+                sender = _RelaySender(allocation)
+                self._endpoints[base] = sender
+                self._agent.add_relay_address(
+                    base,
+                    mapped=allocation.mapped_address,
+                    server=url,
+                    local_preference=preference,
+                    now=trio.current_time(),
+                )
+                self._pump()
+                task_status.started()
+                try:
+                    while True:
+                        peer, data = await allocation.receive()
+                        self._deliver(base, [(data, peer)])
+                finally:
+                    sender.close()
+        except (TurnAllocationError, OSError) as exc:
+            code = getattr(exc, "code", None)
+            self.dispatchEvent(
+                IceCandidateErrorEvent(
+                    ServerError(
+                        address=local_host,
+                        port=0,
+                        url=url,
+                        error_code=code if isinstance(code, int) else 701,
+                        error_text=f"TURN allocation failed: {exc}",
+                    )
+                )
+            )
+            task_status.started()
 
     async def _timer_loop(self) -> None:
         agent = self._agent

@@ -1,0 +1,65 @@
+"""Relay candidates from a real coturn: an ICE transport that may only use TURN (the W3C
+iceTransportPolicy "relay") connects to a peer on 127.0.0.1 through the relay."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+from ice_helpers import connect_pair
+from peers.coturn import CoturnServer
+
+from trio_rtc.ice.transport import IceTransportOptions, RTCIceTransport
+
+pytestmark = pytest.mark.interop
+
+
+def turn_server(coturn: CoturnServer, password: str | None = None) -> dict[str, str]:
+    host, port = coturn.turn_address
+    return {
+        "urls": f"turn:{host}:{port}?transport=udp",
+        "username": coturn.username,
+        "credential": password or coturn.password,
+    }
+
+
+@pytest.mark.parametrize("trickle", [True, False], ids=["trickle", "non-trickle"])
+async def test_relay_only_transport_connects_through_coturn(
+    coturn: CoturnServer, trickle: bool
+) -> None:
+    relay_only = IceTransportOptions(interfaces=["127.0.0.1"], relay_only=True)
+    direct = IceTransportOptions(interfaces=["127.0.0.1"])
+    with trio.fail_after(15):
+        async with (
+            RTCIceTransport(iceServers=[turn_server(coturn)], options=relay_only) as a,
+            RTCIceTransport(options=direct) as b,
+        ):
+            await connect_pair(a, b, trickle=trickle)
+            assert [c.type for c in a.getLocalCandidates()] == ["relay"]
+            relay = a.getLocalCandidates()[0]
+            assert relay.relatedAddress == "127.0.0.1"  # the mapped address coturn saw
+            assert relay.port in range(coturn.relay_ports[0], coturn.relay_ports[1] + 1)
+            pair = a.getSelectedCandidatePair()
+            assert pair is not None and pair.local.type == "relay"
+            # Data both ways through the relay (first bytes in the DTLS range).
+            for i in range(20):
+                assert a.send(bytes([23]) + b"a->b %d" % i)
+                assert b.send(bytes([23]) + b"b->a %d" % i)
+            got_b = {await b.dtls_receive_channel.receive() for _ in range(20)}
+            got_a = {await a.dtls_receive_channel.receive() for _ in range(20)}
+            assert got_b == {bytes([23]) + b"a->b %d" % i for i in range(20)}
+            assert got_a == {bytes([23]) + b"b->a %d" % i for i in range(20)}
+
+
+async def test_wrong_turn_credentials_report_icecandidateerror(coturn: CoturnServer) -> None:
+    options = IceTransportOptions(interfaces=["127.0.0.1"], relay_only=True)
+    errors = []
+    with trio.fail_after(15):
+        async with RTCIceTransport(
+            iceServers=[turn_server(coturn, password="wrong")], options=options
+        ) as transport:
+            transport.onicecandidateerror = errors.append
+            transport.gather()
+            await transport.wait_gathering_complete()
+    assert transport.getLocalCandidates() == []
+    assert [e.errorCode for e in errors] == [401]
+    assert errors[0].url.startswith("turn:")
