@@ -87,11 +87,6 @@ class RTCConfiguration:
                 f"iceTransportPolicy must be one of {list(_ICE_TRANSPORT_POLICIES)}, "
                 f"not {self.iceTransportPolicy!r}"
             )
-        if self.iceTransportPolicy == "relay":
-            raise NotSupportedError(
-                "iceTransportPolicy 'relay' needs the TURN client, which is not there yet "
-                "(issue 2); use 'all'"
-            )
         if self.bundlePolicy not in _BUNDLE_POLICIES:
             raise TypeError(
                 f"bundlePolicy must be one of {list(_BUNDLE_POLICIES)}, not {self.bundlePolicy!r}"

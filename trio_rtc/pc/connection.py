@@ -31,6 +31,7 @@ from ..exceptions import (
     NotSupportedError,
 )
 from ..ice.transport import (
+    IceTransportOptions,
     RTCIceTransport,
 )
 from ..sessiondescription import RTCSessionDescription
@@ -220,6 +221,11 @@ class RTCPeerConnection(Negotiation):
         finally:
             self._close_now()
 
+    def _ice_transport_options(self) -> IceTransportOptions:
+        options = self._ice_options or IceTransportOptions()
+        # iceTransportPolicy "relay": only relay candidates are gathered (webrtc-pc §4.2.5).
+        return attrs.evolve(options, relay_only=self._config.iceTransportPolicy == "relay")
+
     async def _supervise(self, *, task_status: trio.TaskStatus[None]) -> None:
         """The supervising task: its nursery holds every driver of this connection."""
         try:
@@ -230,7 +236,7 @@ class RTCPeerConnection(Negotiation):
                 ice = RTCIceTransport(
                     iceServers=self._config.iceServers,
                     controlling=True,
-                    options=self._ice_options,
+                    options=self._ice_transport_options(),
                 )
                 ice.addEventListener("icecandidate", self._on_ice_candidate)
                 ice.addEventListener("gatheringstatechange", self._on_gathering_state)
