@@ -17,13 +17,13 @@ import contextlib
 import logging
 import math
 import socket
-import types
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 import attrs
 import trio
 
+from .._lifetime import AsyncLifetime
 from ..events import Event, EventTarget, event_handler_property
 from ..exceptions import InvalidStateError
 from ..turn.driver import TurnAllocation, TurnAllocationError, open_turn_allocation
@@ -161,7 +161,7 @@ class TransportStats:
     packets_received: int = 0
 
 
-class RTCIceTransport(EventTarget):
+class RTCIceTransport(EventTarget, AsyncLifetime):
     """The W3C ``RTCIceTransport`` (webrtc-pc §5.6 and the webrtc-ice extension's ``gather``,
     ``start``, ``addRemoteCandidate`` and ``stop``), driven by trio."""
 
@@ -417,22 +417,10 @@ class RTCIceTransport(EventTarget):
     async def wait_gathering_complete(self) -> None:
         await self.wait_until(lambda: self._gathering_state == "complete")
 
-    async def __aenter__(self) -> RTCIceTransport:
-        # An asynccontextmanager exits the nursery correctly even when entering is cancelled
-        # half-way (cancellation while ``run`` starts), which a hand-written exit stack does not.
-        self._context = self._running()
-        return await self._context.__aenter__()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: types.TracebackType | None,
-    ) -> bool:
-        return bool(await self._context.__aexit__(exc_type, exc, tb))
-
     @contextlib.asynccontextmanager
     async def _running(self) -> AsyncIterator[RTCIceTransport]:
+        if self._state == "closed" or self._cancel_scope is not None:
+            raise InvalidStateError("an RTCIceTransport runs once; create a new one")
         async with trio.open_nursery() as nursery:
             await nursery.start(self.run)
             try:

@@ -14,13 +14,13 @@ transport and one DTLS transport.
 from __future__ import annotations
 
 import contextlib
-import types
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import attrs
 import trio
 
+from .._lifetime import AsyncLifetime
 from ..configuration import RTCConfiguration
 from ..dtls.certificate import RTCCertificate
 from ..dtls.driver import RTCDtlsTransport
@@ -43,7 +43,7 @@ __all__ = ["RTCPeerConnection"]
 _MEDIA_LATER = "media arrives with the media issue; trio_rtc has data channels only for now"
 
 
-class RTCPeerConnection(Negotiation):
+class RTCPeerConnection(Negotiation, AsyncLifetime):
     """The W3C ``RTCPeerConnection`` on trio. See ``docs/peerconnection.md``."""
 
     onconnectionstatechange = event_handler_property["RTCPeerConnection"]("connectionstatechange")
@@ -191,18 +191,6 @@ class RTCPeerConnection(Negotiation):
         return channel
 
     # --- lifetime -------------------------------------------------------------------------------
-
-    async def __aenter__(self) -> RTCPeerConnection:
-        self._context = self._running()
-        return await self._context.__aenter__()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: types.TracebackType | None,
-    ) -> bool:
-        return bool(await self._context.__aexit__(exc_type, exc, tb))
 
     @contextlib.asynccontextmanager
     async def _running(self) -> AsyncIterator[RTCPeerConnection]:

@@ -19,11 +19,11 @@ from __future__ import annotations
 import contextlib
 import random
 from collections.abc import AsyncIterator
-from types import TracebackType
 from typing import Literal
 
 import trio
 
+from trio_rtc._lifetime import AsyncLifetime
 from trio_rtc.udp import Address, SocketUdpEndpoint, bind_socket_endpoint
 
 from .virtual_network import LinkConditions, NetworkStats, _DelayLine, _LinkState, _plan_delivery
@@ -48,7 +48,7 @@ class _Mapping:
 _Forward = tuple[_LinkState, SocketUdpEndpoint, Address, bytes]
 
 
-class UdpRelay:
+class UdpRelay(AsyncLifetime):
     """``async with UdpRelay(target=(ip, port), conditions=...) as relay:`` — see module doc.
 
     *conditions* apply client -> target ("forward"), *reverse_conditions* target -> client
@@ -90,7 +90,6 @@ class UdpRelay:
         self._mappings: dict[Address, _Mapping] = {}
         self._nursery: trio.Nursery | None = None
         self._delay_line: _DelayLine[_Forward] = _DelayLine(self._release)
-        self._exit_stack: contextlib.AsyncExitStack | None = None
 
     @property
     def address(self) -> Address:
@@ -126,26 +125,10 @@ class UdpRelay:
 
     # -- lifetime ------------------------------------------------------------------------------
 
-    async def __aenter__(self) -> UdpRelay:
-        if self._exit_stack is not None:
-            raise RuntimeError("this UdpRelay is already running")
-        stack = contextlib.AsyncExitStack()
-        await stack.enter_async_context(self._running())
-        self._exit_stack = stack
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc_value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> bool | None:
-        stack, self._exit_stack = self._exit_stack, None
-        assert stack is not None, "__aexit__ without __aenter__"
-        return await stack.__aexit__(exc_type, exc_value, traceback)
-
     @contextlib.asynccontextmanager
     async def _running(self) -> AsyncIterator[None]:
+        if self._lifetime is not None:
+            raise RuntimeError("this UdpRelay is already running")
         listener = self._listener = bind_socket_endpoint(self._host, self._port)
         try:
             async with trio.open_nursery() as nursery:

@@ -21,12 +21,12 @@ import math
 import random
 import socket
 from collections.abc import AsyncIterator, Callable
-from types import TracebackType
 from typing import Generic, TypeVar
 
 import attrs
 import trio
 
+from trio_rtc._lifetime import AsyncLifetime
 from trio_rtc.udp import (
     DEFAULT_BUFFER,
     Address,
@@ -317,7 +317,7 @@ class VirtualEndpoint(UdpEndpoint):
 _Delivery = tuple[_LinkState, Address, Address, bytes]
 
 
-class VirtualNetwork:
+class VirtualNetwork(AsyncLifetime):
     """An in-memory network: ``async with VirtualNetwork(seed=1) as net:``.
 
     Inside the block, :func:`trio_rtc.udp.open_udp_endpoint` returns endpoints on this network
@@ -341,7 +341,6 @@ class VirtualNetwork:
         self._next_port: dict[str, int] = {}
         self._addresses: dict[str, tuple[int, str]] = {}
         self._delay_line: _DelayLine[_Delivery] = _DelayLine(self._deliver)
-        self._exit_stack: contextlib.AsyncExitStack | None = None
 
     # -- configuration -------------------------------------------------------------------------
 
@@ -378,26 +377,10 @@ class VirtualNetwork:
 
     # -- lifetime ------------------------------------------------------------------------------
 
-    async def __aenter__(self) -> VirtualNetwork:
-        if self._exit_stack is not None:
-            raise RuntimeError("this VirtualNetwork is already running")
-        stack = contextlib.AsyncExitStack()
-        await stack.enter_async_context(self._running())
-        self._exit_stack = stack
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc_value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> bool | None:
-        stack, self._exit_stack = self._exit_stack, None
-        assert stack is not None, "__aexit__ without __aenter__"
-        return await stack.__aexit__(exc_type, exc_value, traceback)
-
     @contextlib.asynccontextmanager
     async def _running(self) -> AsyncIterator[None]:
+        if self._lifetime is not None:
+            raise RuntimeError("this VirtualNetwork is already running")
         token = set_endpoint_factory(self.open_endpoint)
         try:
             async with trio.open_nursery() as nursery:
