@@ -38,6 +38,7 @@ from common import (
     LOW_THRESHOLD,
     ScenarioResult,
     Sizes,
+    Transfer,
     bench_arguments,
     call_profiled,
     check_sdp_loopback,
@@ -104,16 +105,6 @@ async def connect_pair(*, ordered: bool = True, max_retransmits: int | None = No
     await wait_open(local)
     await wait_open(remote)
     return Pair(offerer, answerer, local, remote)
-
-
-@dataclass
-class Transfer:
-    elapsed: float
-    """Seconds from the first send to the last message received."""
-    messages: int
-    byte_count: int
-    cpu: float
-    """Process CPU seconds (both peers) over the same interval."""
 
 
 async def transfer(pair: Pair, message_size: int, count: int, *, reliable: bool) -> Transfer:

@@ -34,6 +34,7 @@ from common import (
     LOW_THRESHOLD,
     ScenarioResult,
     Sizes,
+    Transfer,
     bench_arguments,
     call_profiled,
     check_sdp_loopback,
@@ -143,16 +144,6 @@ async def connect_pair(
     await wait_until(local, "open", lambda: bool(local.readyState == "open"))
     await wait_until(remote, "open", lambda: bool(remote.readyState == "open"))
     return Pair(offerer, answerer, local, remote)
-
-
-@dataclass
-class Transfer:
-    elapsed: float
-    """Seconds from the first send to the last message received."""
-    messages: int
-    byte_count: int
-    cpu: float
-    """Process CPU seconds (both peers) over the same interval."""
 
 
 async def transfer(pair: Pair, message_size: int, count: int, *, reliable: bool) -> Transfer:

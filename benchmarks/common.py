@@ -311,3 +311,15 @@ def machine_info() -> dict[str, Any]:
         "python_implementation": platform.python_implementation(),
         "load_average": list(os.getloadavg()),
     }
+
+
+@dataclass
+class Transfer:
+    """One timed transfer, as both stacks' scenarios report it."""
+
+    elapsed: float
+    """Seconds from the first send to the last message received."""
+    messages: int
+    byte_count: int
+    cpu: float
+    """Process CPU seconds (both peers) over the same interval."""
