@@ -26,8 +26,8 @@ def _pair(zero_checksum: bool) -> tuple[SctpAssociation, SctpAssociation]:
     established = 0
     for _ in range(10):
         for source, destination in ((a, b), (b, a)):
-            for packet in source.packets_to_send(0.0):
-                destination.receive_packet(packet, 0.0)
+            for packet in source.datagrams_to_send(0.0):
+                destination.receive_datagram(packet, 0.0)
         for core in (a, b):
             while (event := core.next_event()) is not None:
                 established += isinstance(event, AssociationEstablished)
@@ -52,14 +52,14 @@ def run(message_size: int, seconds: float, *, zero_checksum: bool) -> tuple[floa
             break
         while a.buffered_total < window:
             a.send_message(1, 53, payload, now=now)
-        for packet in a.packets_to_send(now):
-            b.receive_packet(packet, now)
+        for packet in a.datagrams_to_send(now):
+            b.receive_datagram(packet, now)
         while (event := b.next_event()) is not None:
             if type(event) is MessageReceived:
                 delivered += 1
                 delivered_bytes += len(event.data)
-        for packet in b.packets_to_send(now):
-            a.receive_packet(packet, now)
+        for packet in b.datagrams_to_send(now):
+            a.receive_datagram(packet, now)
         while a.next_event() is not None:
             pass
         now += 0.001

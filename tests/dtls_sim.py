@@ -91,7 +91,7 @@ class Link:
             if until():
                 return self.now
             deadlines = [
-                t for t in (self.client.next_timeout(), self.server.next_timeout()) if t is not None
+                t for t in (self.client.get_timer(), self.server.get_timer()) if t is not None
             ]
             if self._queue:
                 deadlines.append(self._queue[0][0])
@@ -101,8 +101,8 @@ class Link:
             while self._queue and self._queue[0][0] <= self.now:
                 _, _, to_client, datagram = heapq.heappop(self._queue)
                 (self.client if to_client else self.server).receive_datagram(datagram, self.now)
-            self.client.handle_timeout(self.now)
-            self.server.handle_timeout(self.now)
+            self.client.handle_timer(self.now)
+            self.server.handle_timer(self.now)
         return self.now
 
     def handshake(self, limit: float = 600.0) -> float:

@@ -83,8 +83,8 @@ def test_silent_peer_fails_after_the_back_off_schedule() -> None:
     client.start(0.0)
     sends = [0.0]
     assert len(client.datagrams_to_send(0.0)) == 1
-    while (deadline := client.next_timeout()) is not None:
-        client.handle_timeout(deadline)
+    while (deadline := client.get_timer()) is not None:
+        client.handle_timer(deadline)
         if client.datagrams_to_send(deadline):
             sends.append(deadline)
     # RFC 6347 §4.2.4.1: 1 s, doubling, capped at 60 s; six retransmissions, then give up.
@@ -92,7 +92,7 @@ def test_silent_peer_fails_after_the_back_off_schedule() -> None:
     assert client.state == "failed"
     event = client.next_event()
     assert isinstance(event, ConnectionFailed) and "timed out" in event.reason
-    assert client.next_timeout() is None
+    assert client.get_timer() is None
 
 
 def test_wrong_fingerprint_fails_both_sides() -> None:

@@ -69,7 +69,7 @@ def feed(
         while target.next_event() is not None:
             pass
         now += 0.4
-        target.handle_timeout(now)
+        target.handle_timer(now)
 
 
 @settings(max_examples=400, deadline=None)

@@ -72,11 +72,11 @@ class CoreRunner:
         self.core.start(trio.current_time())
         while True:
             await self.flush()
-            deadline = self.core.next_timeout()
+            deadline = self.core.get_timer()
             with trio.move_on_at(deadline if deadline is not None else math.inf):
                 data, _ = await self.sock.recvfrom(65536)
                 self.core.receive_datagram(data, trio.current_time())
-            self.core.handle_timeout(trio.current_time())
+            self.core.handle_timer(trio.current_time())
             while (event := self.core.next_event()) is not None:
                 self.events.append(event)
                 self.changed.set()

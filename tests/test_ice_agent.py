@@ -39,14 +39,14 @@ class Wire:
         while progress:
             progress = False
             for agent in self.agents:
-                for data, base, destination in agent.datagrams_to_send():
+                for data, base, destination in agent.datagrams_to_send(0.0):
                     self.sent.append((data, base, destination))
                     progress = True
                     if self.rng.random() < self.loss:
                         continue
                     target = self.by_base.get(destination)
                     if target is not None:
-                        target.receive_stun_untrusted(data, destination, base, now)
+                        target.receive_datagram(data, destination, base, now)
                         moved += 1
         return moved
 
@@ -54,16 +54,16 @@ class Wire:
         """Advance time to each agent deadline until ``until``."""
         while now < until:
             self.flush(now)
-            deadlines = [t for a in self.agents if (t := a.next_timeout()) is not None]
+            deadlines = [t for a in self.agents if (t := a.get_timer()) is not None]
             if not deadlines:
                 break
             now = max(now, min(deadlines))
             if now >= until:
                 break
             for agent in self.agents:
-                timeout = agent.next_timeout()
+                timeout = agent.get_timer()
                 if timeout is not None and timeout <= now:
-                    agent.handle_timeout(now)
+                    agent.handle_timer(now)
         self.flush(now)
         return now
 
@@ -149,10 +149,10 @@ def test_checks_are_paced_by_ta() -> None:
     sent_at = []
     now = 0.0
     while now < 0.3:
-        a.handle_timeout(now)
-        if a.datagrams_to_send():
+        a.handle_timer(now)
+        if a.datagrams_to_send(0.0):
             sent_at.append(round(now, 3))
-        now = a.next_timeout() or 1.0
+        now = a.get_timer() or 1.0
     # One new check per Ta (50 ms): 0, 0.05, 0.1 ... (retransmissions come later, at RTO).
     assert sent_at[:6] == [0.0, 0.05, 0.1, 0.15, 0.2, 0.25]
     # The best pair (highest priority) goes first.
@@ -240,10 +240,10 @@ def test_all_pairs_failing_after_end_of_candidates_gives_failed() -> None:
     a.add_remote_candidate(Candidate("x", 1, "udp", 1000, "10.0.0.9", 9, "host"), 0.0)
     a.add_remote_candidate(None, 0.0)
     now = 0.0
-    while (deadline := a.next_timeout()) is not None and deadline < 100:
+    while (deadline := a.get_timer()) is not None and deadline < 100:
         now = deadline
-        a.handle_timeout(now)
-        a.datagrams_to_send()
+        a.handle_timer(now)
+        a.datagrams_to_send(0.0)
     assert a.state == "failed"
     # RFC 8489 §6.2.1 schedule with RTO 500 ms: the check fails at 39.5 s.
     assert 39.0 < now < 40.0
@@ -252,12 +252,12 @@ def test_all_pairs_failing_after_end_of_candidates_gives_failed() -> None:
 def test_wrong_source_for_a_response_is_dropped() -> None:
     a, b, _wire = make_pair()
     exchange(a, b)
-    a.handle_timeout(0.0)
-    (request, base, destination), *_ = a.datagrams_to_send()
-    b.receive_stun_untrusted(request, destination, base, 0.0)
-    (response, _b_base, _to), *_ = b.datagrams_to_send()
+    a.handle_timer(0.0)
+    (request, base, destination), *_ = a.datagrams_to_send(0.0)
+    b.receive_datagram(request, destination, base, 0.0)
+    (response, _b_base, _to), *_ = b.datagrams_to_send(0.0)
     # The response arrives from an unexpected address: RFC 8445 §7.2.5.2.1 says not a success.
-    a.receive_stun_untrusted(response, base, ("10.0.0.66", 6000), 0.001)
+    a.receive_datagram(response, base, ("10.0.0.66", 6000), 0.001)
     assert a.stats.stun_wrong_source == 1
     assert not any(p.valid for p in a.pairs)
 
@@ -290,7 +290,7 @@ def test_arbitrary_stun_input_never_raises(
     a, b, wire = make_pair()
     exchange(a, b)
     wire.run(0.0, 0.2)
-    a.receive_stun_untrusted(data, A_BASE, B_BASE, 1.0)
+    a.receive_datagram(data, A_BASE, B_BASE, 1.0)
     # Well-formed and correctly authenticated messages with odd attribute mixes.
     message = StunMessage.request(Method.BINDING)
     values = {
@@ -317,6 +317,6 @@ def test_arbitrary_stun_input_never_raises(
             encoded = message.encode(key=key)
         except Exception:
             return  # our own encoder refused an impossible value
-        a.receive_stun_untrusted(encoded, A_BASE, B_BASE, 1.0)
+        a.receive_datagram(encoded, A_BASE, B_BASE, 1.0)
     wire.run(1.0, 3.0)
     assert a.state in ("connected", "completed", "checking")

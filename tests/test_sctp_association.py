@@ -50,9 +50,9 @@ def test_zero_checksum_negotiated_and_used() -> None:
     (event,) = pair.of(pair.a, AssociationEstablished)
     assert isinstance(event, AssociationEstablished) and event.zero_checksum
     pair.a.send_message(0, 53, b"x" * 10, now=pair.now)
-    (packet,) = pair.a.packets_to_send(pair.now)
+    (packet,) = pair.a.datagrams_to_send(pair.now)
     assert packet[8:12] == b"\x00\x00\x00\x00"
-    pair.b.receive_packet(packet, pair.now)
+    pair.b.receive_datagram(packet, pair.now)
     assert pair.b.next_event() == MessageReceived(0, 53, b"x" * 10)
 
 
@@ -60,11 +60,11 @@ def test_zero_checksum_off_when_one_side_declines() -> None:
     pair = Pair(server={"zero_checksum": False})
     pair.connect()
     pair.a.send_message(0, 53, b"x", now=pair.now)
-    (packet,) = pair.a.packets_to_send(pair.now)
+    (packet,) = pair.a.datagrams_to_send(pair.now)
     assert packet[8:12] != b"\x00\x00\x00\x00"
     verify_packet_untrusted(packet, accept_zero_checksum=False)
     # A receiver that did not announce RFC 9653 drops zero-checksum packets.
-    pair.b.receive_packet(packet[:8] + b"\x00" * 4 + packet[12:], pair.now)
+    pair.b.receive_datagram(packet[:8] + b"\x00" * 4 + packet[12:], pair.now)
     assert pair.b.stats.malformed_packets == 1
 
 
@@ -250,7 +250,7 @@ def test_abort_reaches_peer() -> None:
     pair.run(lambda: bool(pair.of(pair.b, AssociationAborted)))
     (event,) = pair.of(pair.b, AssociationAborted)
     assert isinstance(event, AssociationAborted) and event.by_peer and "bye" in event.reason
-    assert pair.a.next_timeout() is None and pair.b.next_timeout() is None
+    assert pair.a.get_timer() is None and pair.b.get_timer() is None
 
 
 def test_unreachable_peer_aborts_after_retransmissions() -> None:
@@ -334,7 +334,7 @@ def test_peer_ignoring_our_window_cannot_grow_memory() -> None:
     for index in range(2000):
         chunk = DataChunk(0x02, (base + index) & 0xFFFFFFFF, 1, 0, 53, b"\xee" * 1100)
         packet = encode_packet(5000, 5000, core.local_tag, [encode_data(chunk)])
-        core.receive_packet(packet, pair.now)
+        core.receive_datagram(packet, pair.now)
     assert receiver.buffered <= 200_000
     assert core.stats.data_chunks_dropped > 1000
     assert core.state is AssociationState.ESTABLISHED

@@ -148,15 +148,15 @@ def test_fuzz_association_never_crashes(chunks: list[bytes], good_tag: bool) -> 
     body = b"".join(chunks)
     body += b"\x00" * (-len(body) % 4)
     packet = encode_packet(core.remote_port, core.local_port, tag, [body])
-    core.receive_packet(packet, pair.now)
-    core.packets_to_send(pair.now)
+    core.receive_datagram(packet, pair.now)
+    core.datagrams_to_send(pair.now)
     while core.next_event() is not None:
         pass
     # Whatever happened, the core still answers timers without raising.
-    deadline = core.next_timeout()
+    deadline = core.get_timer()
     if deadline is not None:
-        core.handle_timeout(deadline)
-        core.packets_to_send(deadline)
+        core.handle_timer(deadline)
+        core.datagrams_to_send(deadline)
 
 
 def test_association_still_works_after_garbage() -> None:
@@ -173,7 +173,7 @@ def test_association_still_works_after_garbage() -> None:
         encode_packet(4000, 5000, pair.b.local_tag, [encode_chunk(ChunkType.COOKIE_ACK)]),
     ]
     for packet in junk:
-        pair.b.receive_packet(packet, pair.now)
+        pair.b.receive_datagram(packet, pair.now)
     stats = pair.b.stats
     assert stats.malformed_packets >= 4 and stats.foreign_packets == 2
     assert stats.unknown_chunks == 1
@@ -190,9 +190,9 @@ def test_fuzz_handshake_chunks_on_fresh_core(chunk_type: int, value: bytes, tag:
         core = SctpAssociation(is_client=False)
         if connect:
             core.connect(0.0)
-            core.packets_to_send(0.0)
+            core.datagrams_to_send(0.0)
         packet = encode_packet(5000, 5000, tag, [encode_chunk(chunk_type, 0, value)])
-        core.receive_packet(packet, 0.0)
-        core.packets_to_send(0.0)
+        core.receive_datagram(packet, 0.0)
+        core.datagrams_to_send(0.0)
         while core.next_event() is not None:
             pass

@@ -58,7 +58,7 @@ class Pair:
     def _transmit(self, source: SctpAssociation) -> None:
         rng = self.rng
         destination = 0 if source is self.b else 1
-        for packet in source.packets_to_send(self.now):
+        for packet in source.datagrams_to_send(self.now):
             self.sent_packets += 1
             assert len(packet) <= source.mtu
             if self.filter is not None and not self.filter(source, packet):
@@ -98,9 +98,7 @@ class Pair:
                 return
             # ``until`` may have queued messages (an application reacting to events).
             self.pump()
-            candidates = [
-                t for t in (self.a.next_timeout(), self.b.next_timeout()) if t is not None
-            ]
+            candidates = [t for t in (self.a.get_timer(), self.b.get_timer()) if t is not None]
             if self._queue:
                 candidates.append(self._queue[0][0])
             if not candidates:
@@ -110,11 +108,11 @@ class Pair:
                 raise AssertionError(f"not done after {max_time} simulated seconds")
             while self._queue and self._queue[0][0] <= self.now:
                 _, _, destination, packet = heapq.heappop(self._queue)
-                (self.b if destination else self.a).receive_packet(packet, self.now)
+                (self.b if destination else self.a).receive_datagram(packet, self.now)
             for core in (self.a, self.b):
-                deadline = core.next_timeout()
+                deadline = core.get_timer()
                 if deadline is not None and deadline <= self.now:
-                    core.handle_timeout(self.now)
+                    core.handle_timer(self.now)
 
     def established(self) -> bool:
         return any(isinstance(e, AssociationEstablished) for e in self.events[id(self.a)]) and any(

@@ -63,21 +63,21 @@ class OurSide:
         self.dtls: FakeDtlsTransport = FakeDtlsTransport(self.from_aiortc)
 
     def from_aiortc(self, data: bytes) -> None:
-        self.core.receive_packet(data, self.loop.time())
+        self.core.receive_datagram(data, self.loop.time())
         self.wake.set()
         self.progress.set()
 
     async def run(self) -> None:
         while not self.stopped:
             now = self.loop.time()
-            deadline = self.core.next_timeout()
+            deadline = self.core.get_timer()
             if deadline is not None and deadline <= now:
-                self.core.handle_timeout(now)
+                self.core.handle_timer(now)
             while (event := self.core.next_event()) is not None:
                 if isinstance(event, AssociationEstablished):
                     self.established.set()
                 self.events.extend(self.manager.handle_event(event, now=now))
-            for packet in self.core.packets_to_send(now):
+            for packet in self.core.datagrams_to_send(now):
                 receiver = self.dtls.receiver
                 if receiver is not None:
                     await receiver._handle_data(packet)
@@ -85,7 +85,7 @@ class OurSide:
             if self.wake.is_set():
                 self.wake.clear()
                 continue
-            deadline = self.core.next_timeout()
+            deadline = self.core.get_timer()
             timeout = None if deadline is None else max(0.0, deadline - self.loop.time())
             try:
                 async with asyncio.timeout(timeout):

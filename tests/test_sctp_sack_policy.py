@@ -25,7 +25,7 @@ def burst(pair: Pair, count: int) -> list[bytes]:
     sender: SctpAssociation = pair.a
     for _ in range(count):
         sender.send_message(1, 53, b"x" * 1100, now=pair.now)
-    packets = sender.packets_to_send(pair.now)
+    packets = sender.datagrams_to_send(pair.now)
     assert len(packets) == count  # the initial cwnd admits four
     return packets
 
@@ -36,8 +36,8 @@ def test_a_burst_in_one_step_gets_one_sack() -> None:
     packets = burst(pair, 4)
     receiver = pair.b
     for packet in packets:
-        receiver.receive_packet(packet, pair.now)
-    [(cumulative, gaps)] = sacks_in(receiver.packets_to_send(pair.now))
+        receiver.receive_datagram(packet, pair.now)
+    [(cumulative, gaps)] = sacks_in(receiver.datagrams_to_send(pair.now))
     assert gaps == 0 and cumulative == receiver.receiver.cumulative_tsn  # type: ignore[union-attr]
 
 
@@ -47,8 +47,8 @@ def test_sacks_reporting_a_gap_still_go_per_packet() -> None:
     first, _lost, *rest = burst(pair, 4)
     receiver = pair.b
     for packet in [first, *rest]:
-        receiver.receive_packet(packet, pair.now)
-    sacks = sacks_in(receiver.packets_to_send(pair.now))
+        receiver.receive_datagram(packet, pair.now)
+    sacks = sacks_in(receiver.datagrams_to_send(pair.now))
     # The packet before the hole may be acked later; every one after it reports the gap.
     assert [gaps for _, gaps in sacks][-len(rest) :] == [1] * len(rest)
 

@@ -13,7 +13,7 @@ def run_to_failure(
     """Fire every timer on time; return the send times and the failure time."""
     sends = [start]
     while True:
-        deadline = schedule.next_timeout
+        deadline = schedule.get_timer
         assert deadline is not None
         if schedule.on_timeout(deadline):
             sends.append(deadline)
@@ -31,7 +31,7 @@ def test_rfc_example_timings() -> None:
     assert schedule.attempts == 7
     assert schedule.failed
     assert not schedule.done
-    assert schedule.next_timeout is None
+    assert schedule.get_timer is None
     assert not schedule.on_timeout(100.0)
 
 
@@ -58,7 +58,7 @@ def test_max_rto_below_initial_rto() -> None:
 def test_late_timer_schedules_from_the_actual_send() -> None:
     schedule = RetransmissionSchedule(0.0)
     assert schedule.on_timeout(0.7)
-    assert schedule.next_timeout == pytest.approx(1.7)
+    assert schedule.get_timer == pytest.approx(1.7)
 
 
 def test_complete_stops_everything() -> None:
@@ -67,7 +67,7 @@ def test_complete_stops_everything() -> None:
     schedule.complete()
     assert schedule.done
     assert not schedule.failed
-    assert schedule.next_timeout is None
+    assert schedule.get_timer is None
     assert not schedule.is_due(1e9)
     assert not schedule.on_timeout(1e9)
     assert not schedule.failed
@@ -76,7 +76,7 @@ def test_complete_stops_everything() -> None:
 
 def test_single_send_for_reliable_transport() -> None:
     schedule = RetransmissionSchedule(0.0, rto=0.5, rc=1, rm=79)
-    assert schedule.next_timeout == pytest.approx(39.5)
+    assert schedule.get_timer == pytest.approx(39.5)
     assert not schedule.is_due(39.4)
     assert schedule.is_due(39.5)
     assert not schedule.on_timeout(39.5)

@@ -47,7 +47,7 @@ PEER = ("203.0.113.5", 6000)
 
 
 def sent(client: TurnClient) -> list[StunMessage]:
-    return [parse_message_untrusted(d) for d in client.datagrams_to_send()]
+    return [parse_message_untrusted(d) for d in client.datagrams_to_send(0.0)]
 
 
 def one_request(client: TurnClient, method: Method) -> StunMessage:
@@ -97,7 +97,7 @@ def test_allocate_401_then_success() -> None:
     first = one_request(client, Method.ALLOCATE)
     assert first.get_int(Attr.REQUESTED_TRANSPORT) == 17
     assert not first.has(Attr.USERNAME) and not first.has(Attr.MESSAGE_INTEGRITY)
-    assert client.next_timeout() == pytest.approx(0.5)  # RFC 8489 retransmission
+    assert client.get_timer() == pytest.approx(0.5)  # RFC 8489 retransmission
 
     answer(client, unauthorized(first), 0.01, key=None)
     second = one_request(client, Method.ALLOCATE)
@@ -117,7 +117,7 @@ def test_allocate_401_then_success() -> None:
     assert client.state is TurnState.ALLOCATED
     assert client.relayed_address == RELAYED and client.mapped_address == MAPPED
     # Refresh 60 s before the 600 s lifetime runs out.
-    assert client.next_timeout() == pytest.approx(0.02 + 540)
+    assert client.get_timer() == pytest.approx(0.02 + 540)
 
 
 def test_wrong_credentials_fail_with_401() -> None:
@@ -128,7 +128,7 @@ def test_wrong_credentials_fail_with_401() -> None:
     answer(client, unauthorized(second, "n2"), 0.02, key=None)
     assert events(client) == [AllocationFailed(401, "Unauthorized")]
     assert client.state is TurnState.FAILED
-    assert client.next_timeout() is None
+    assert client.get_timer() is None
 
 
 def test_quota_error_is_a_failure_event() -> None:
@@ -163,10 +163,10 @@ def test_unauthenticated_or_unmatched_answers_are_dropped() -> None:
 def test_allocate_times_out() -> None:
     client = TurnClient(SERVER, USER, PASSWORD)
     client.allocate(0.0)
-    sends = len(client.datagrams_to_send())
-    while (deadline := client.next_timeout()) is not None:
-        client.handle_timeout(deadline)
-        sends += len(client.datagrams_to_send())
+    sends = len(client.datagrams_to_send(0.0))
+    while (deadline := client.get_timer()) is not None:
+        client.handle_timer(deadline)
+        sends += len(client.datagrams_to_send(0.0))
         last = deadline
     assert sends == 7 and last == pytest.approx(39.5)
     (failed,) = events(client)
@@ -175,7 +175,7 @@ def test_allocate_times_out() -> None:
 
 def test_refresh_with_stale_nonce() -> None:
     client = allocated_client()
-    client.handle_timeout(540.02)
+    client.handle_timer(540.02)
     refresh = one_request(client, Method.REFRESH)
     assert refresh.check_integrity(KEY) and refresh.get_str(Attr.NONCE) == "n1"
     stale = refresh.error_response(438, "Stale Nonce")
@@ -187,17 +187,17 @@ def test_refresh_with_stale_nonce() -> None:
     success.attributes[Attr.LIFETIME] = 600
     answer(client, success, 540.04)
     assert events(client) == [AllocationRefreshed(600)]
-    assert client.next_timeout() == pytest.approx(1080.04)
+    assert client.get_timer() == pytest.approx(1080.04)
 
 
 def test_short_lifetime_refreshes_at_half() -> None:
     client = allocated_client(lifetime=60)
-    assert client.next_timeout() == pytest.approx(30.02)
-    client.handle_timeout(29.0)
-    assert client.datagrams_to_send() == []
-    deadline = client.next_timeout()
+    assert client.get_timer() == pytest.approx(30.02)
+    client.handle_timer(29.0)
+    assert client.datagrams_to_send(0.0) == []
+    deadline = client.get_timer()
     assert deadline is not None
-    client.handle_timeout(deadline)
+    client.handle_timer(deadline)
     one_request(client, Method.REFRESH)
 
 
@@ -234,7 +234,7 @@ def test_permission_send_indication_and_data_indication() -> None:
     assert client.stats.no_permission == 1
 
     # Refreshed every 240 s, below the 300 s permission lifetime (RFC 8656 §9).
-    client.handle_timeout(241.1)
+    client.handle_timer(241.1)
     refresh = [m for m in sent(client) if m.method == Method.CREATE_PERMISSION]
     assert len(refresh) == 1
 
@@ -267,7 +267,7 @@ def test_channel_bind_channel_data_and_refresh() -> None:
     assert events(client) == [ChannelBound(PEER, number)]
 
     client.send_to(PEER, b"abcde", 2.0)
-    (datagram,) = client.datagrams_to_send()
+    (datagram,) = client.datagrams_to_send(0.0)
     assert datagram == b"\x40\x00\x00\x05abcde"
     client.receive_datagram(b"\x40\x00\x00\x03xyz\x00", SERVER, 2.1)  # padded: fine on UDP
     client.receive_datagram(b"\x40\x01\x00\x01z", SERVER, 2.1)  # unbound channel
@@ -275,9 +275,9 @@ def test_channel_bind_channel_data_and_refresh() -> None:
     assert client.stats.unknown_channel == 2
 
     # ChannelBind refreshes the channel (600 s) and the permission (300 s) it installs.
-    client.handle_timeout(241.1)
+    client.handle_timer(241.1)
     assert [m.method for m in sent(client)] == [Method.CREATE_PERMISSION]
-    client.handle_timeout(541.1)
+    client.handle_timer(541.1)
     assert Method.CHANNEL_BIND in [m.method for m in sent(client)]
 
 
@@ -298,7 +298,7 @@ def test_close_deallocates() -> None:
     answer(client, success, 5.1)
     assert events(client) == [AllocationClosed()]
     assert client.state is TurnState.CLOSED
-    assert client.next_timeout() is None
+    assert client.get_timer() is None
     with pytest.raises(TurnUsageError):
         client.send_to(PEER, b"x", 6.0)
 
@@ -389,9 +389,9 @@ def test_any_answer_to_allocate_ends_cleanly(
     for attr in present:
         response.attributes[attr] = values[attr]
     answer(client, response, 0.02, key=key)
-    while (deadline := client.next_timeout()) is not None and deadline < 100:
-        client.handle_timeout(deadline)
-    client.datagrams_to_send()
+    while (deadline := client.get_timer()) is not None and deadline < 100:
+        client.handle_timer(deadline)
+    client.datagrams_to_send(0.0)
     assert client.state in (TurnState.ALLOCATING, TurnState.ALLOCATED, TurnState.FAILED)
     for event in events(client):
         assert isinstance(event, Allocated | AllocationFailed)

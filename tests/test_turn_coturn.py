@@ -38,7 +38,7 @@ class Driver:
         self.events: list[TurnEvent] = []
 
     async def flush(self) -> None:
-        for datagram in self.client.datagrams_to_send():
+        for datagram in self.client.datagrams_to_send(0.0):
             await self.sock.sendto(datagram, self.client.server)
         while (event := self.client.next_event()) is not None:
             self.events.append(event)
@@ -49,12 +49,12 @@ class Driver:
             for index, event in enumerate(self.events):
                 if predicate(event):
                     return self.events.pop(index)
-            deadline = self.client.next_timeout()
+            deadline = self.client.get_timer()
             with trio.move_on_at(deadline if deadline is not None else trio.current_time() + 1):
                 data, source = await self.sock.recvfrom(65536)
                 self.client.receive_datagram(data, source, trio.current_time())
                 continue
-            self.client.handle_timeout(trio.current_time())
+            self.client.handle_timer(trio.current_time())
 
 
 async def open_driver(coturn: CoturnServer, password: str | None = None) -> Driver:

@@ -1,9 +1,9 @@
 """The DTLS 1.2 connection core (RFC 6347): records, flights, timers and alerts.
 
 A :class:`DtlsConnection` never awaits, never reads a clock and never touches a socket: datagrams
-and the current time go in through ``receive_datagram`` and ``handle_timeout``; datagrams come
+and the current time go in through ``receive_datagram`` and ``handle_timer``; datagrams come
 out of ``datagrams_to_send``, events out of ``next_event`` and the next deadline out of
-``next_timeout``. The client and server handshake rules live in :mod:`.handshake_flow`.
+``get_timer``. The client and server handshake rules live in :mod:`.handshake_flow`.
 """
 
 from __future__ import annotations
@@ -206,10 +206,10 @@ class DtlsConnection:
         self.stats.datagrams_sent += len(datagrams)
         return datagrams
 
-    def next_timeout(self) -> float | None:
+    def get_timer(self) -> float | None:
         return self._timer
 
-    def handle_timeout(self, now: float) -> None:
+    def handle_timer(self, now: float) -> None:
         """Retransmit the current flight with exponential back-off (RFC 6347 §4.2.4.1); after
         ``max_retransmissions`` fruitless copies the handshake fails."""
         if self._timer is None or now < self._timer:

@@ -234,7 +234,7 @@ class RTCDtlsTransport(EventTarget):
                     if queued:
                         self._receive_from_ice(queued)
                 while self._state in ("new", "connecting", "connected"):
-                    deadline = core.next_timeout()
+                    deadline = core.get_timer()
                     with trio.CancelScope(
                         deadline=deadline if deadline is not None else math.inf
                     ) as scope:
@@ -256,7 +256,7 @@ class RTCDtlsTransport(EventTarget):
                                 break
                             core.receive_datagram(data, now)
                     self._wait_scope = None
-                    core.handle_timeout(trio.current_time())
+                    core.handle_timer(trio.current_time())
                     self._after_core_step()
                 nursery.cancel_scope.cancel()
         except Exception as exc:
@@ -304,7 +304,7 @@ class RTCDtlsTransport(EventTarget):
             if self._is_over():
                 scope.cancel()
             else:
-                deadline = core.next_timeout()
+                deadline = core.get_timer()
                 scope.deadline = math.inf if deadline is None else deadline
 
     def _is_over(self) -> bool:

@@ -2,8 +2,8 @@
 
 The agent never touches a socket or a clock. Its driver (``transport.py``) tells it which local
 sockets exist (``add_host_address``), hands it every STUN datagram that arrives
-(``receive_stun_untrusted``) and calls ``handle_timeout(now)`` when ``next_timeout()`` is due;
-in return it takes ``datagrams_to_send()`` (bytes, local socket, destination) and
+(``receive_datagram``) and calls ``handle_timer(now)`` when ``get_timer()`` is due;
+in return it takes ``datagrams_to_send(now)`` (bytes, local socket, destination) and
 ``next_event()``. Application data never passes through here: the driver sends it on
 ``data_pair`` and accepts it from ``is_trusted_source`` addresses.
 
@@ -296,7 +296,7 @@ class IceAgent(GatheringMixin):
 
     # --- outputs ----------------------------------------------------------------------------
 
-    def datagrams_to_send(self) -> list[tuple[bytes, Address, Address]]:
+    def datagrams_to_send(self, now: float) -> list[tuple[bytes, Address, Address]]:
         """(datagram, local socket address, destination) triples, in order."""
         out, self._outbox = self._outbox, []
         return out
@@ -304,7 +304,7 @@ class IceAgent(GatheringMixin):
     def next_event(self) -> IceEvent | None:
         return self._events.popleft() if self._events else None
 
-    def next_timeout(self) -> float | None:
+    def get_timer(self) -> float | None:
         if self._closed:
             return None
         deadlines: list[float] = []
@@ -312,8 +312,8 @@ class IceAgent(GatheringMixin):
         if gen.remote_pwd is not None and (gen.triggered or self._has_work(gen)):
             deadlines.append(self._next_check_at)
         for transaction in self._transactions.values():
-            if transaction.schedule is not None and transaction.schedule.next_timeout is not None:
-                deadlines.append(transaction.schedule.next_timeout)
+            if transaction.schedule is not None and transaction.schedule.get_timer is not None:
+                deadlines.append(transaction.schedule.get_timer)
         if (
             self.controlling
             and gen.first_valid_at is not None
@@ -330,12 +330,12 @@ class IceAgent(GatheringMixin):
                 deadlines.append(g.last_consent + self.consent_timeout)
         return min(deadlines) if deadlines else None
 
-    def handle_timeout(self, now: float) -> None:
+    def handle_timer(self, now: float) -> None:
         if self._closed:
             return
         for transaction in list(self._transactions.values()):
             schedule = transaction.schedule
-            if schedule is None or schedule.next_timeout is None or schedule.next_timeout > now:
+            if schedule is None or schedule.get_timer is None or schedule.get_timer > now:
                 continue
             if transaction.cancelled:
                 schedule.complete()
@@ -364,7 +364,7 @@ class IceAgent(GatheringMixin):
 
     # --- input: STUN datagrams ----------------------------------------------------------------
 
-    def receive_stun_untrusted(
+    def receive_datagram(
         self, data: bytes | bytearray | memoryview, base: Address, source: Address, now: float
     ) -> None:
         """A datagram whose first byte says STUN arrived on ``base`` from ``source``. Anything

@@ -586,7 +586,7 @@ class RTCIceTransport(EventTarget, AsyncLifetime):
         for data, source in batch:
             first = data[0] if data else 255
             if first < 4:
-                agent.receive_stun_untrusted(data, base, source, now)
+                agent.receive_datagram(data, base, source, now)
                 stun = True
                 continue
             if not agent.is_trusted_source(source):
@@ -670,12 +670,12 @@ class RTCIceTransport(EventTarget, AsyncLifetime):
     async def _timer_loop(self) -> None:
         agent = self._agent
         while True:
-            deadline = agent.next_timeout()
+            deadline = agent.get_timer()
             with trio.CancelScope(deadline=math.inf if deadline is None else deadline) as scope:
                 self._timer_scope = scope
                 await trio.sleep_forever()
             self._timer_scope = None
-            agent.handle_timeout(trio.current_time())
+            agent.handle_timer(trio.current_time())
             self._pump()
 
     async def _resolve_and_add(self, candidate: Candidate) -> None:
@@ -696,7 +696,7 @@ class RTCIceTransport(EventTarget, AsyncLifetime):
     def _pump(self) -> None:
         """Send what the core produced, turn its events into W3C events, re-arm the timer."""
         agent = self._agent
-        for data, base, destination in agent.datagrams_to_send():
+        for data, base, destination in agent.datagrams_to_send(trio.current_time()):
             endpoint = self._endpoints.get(base)
             if endpoint is not None and not endpoint.closed:
                 try:
@@ -733,7 +733,7 @@ class RTCIceTransport(EventTarget, AsyncLifetime):
             self._send_endpoint = self._endpoints.get(pair.base)
             self._send_address = pair.remote_address
         if self._timer_scope is not None:
-            deadline = agent.next_timeout()
+            deadline = agent.get_timer()
             self._timer_scope.deadline = math.inf if deadline is None else deadline
 
 

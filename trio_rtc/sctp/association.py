@@ -1,9 +1,9 @@
 """The SCTP association core (RFC 9260 as profiled for WebRTC by RFC 8261 and RFC 8831).
 
 Sans-IO: packets and ``now`` go in, packets, events and the next timer deadline come out. One
-packet here is one DTLS record's payload. The four verbs are :meth:`SctpAssociation.receive_packet`,
-:meth:`~SctpAssociation.packets_to_send`, :meth:`~SctpAssociation.next_timeout` /
-:meth:`~SctpAssociation.handle_timeout`, and :meth:`~SctpAssociation.next_event`.
+packet here is one DTLS record's payload. The four verbs are :meth:`SctpAssociation.receive_datagram`,
+:meth:`~SctpAssociation.datagrams_to_send`, :meth:`~SctpAssociation.get_timer` /
+:meth:`~SctpAssociation.handle_timer`, and :meth:`~SctpAssociation.next_event`.
 
 The sending half lives in ``sender.py``, the receiving half in ``reassembly.py``, the
 handshake's cookie in ``handshake.py``; this module is the state machine that ties them together.
@@ -304,7 +304,7 @@ class SctpAssociation:
 
     # -- timers --------------------------------------------------------------------------------
 
-    def next_timeout(self) -> float | None:
+    def get_timer(self) -> float | None:
         deadline: float | None = None
         for candidate in (
             self._t1_at,
@@ -323,7 +323,7 @@ class SctpAssociation:
             return None
         return self._last_sent_at + self.heartbeat_interval + self.rto.rto
 
-    def handle_timeout(self, now: float) -> None:
+    def handle_timer(self, now: float) -> None:
         if self._t1_at is not None and now >= self._t1_at:
             self._on_t1(now)
         if self._t2_at is not None and now >= self._t2_at:
@@ -391,7 +391,7 @@ class SctpAssociation:
 
     # -- input ---------------------------------------------------------------------------------
 
-    def receive_packet(self, data: bytes, now: float) -> None:
+    def receive_datagram(self, data: bytes, now: float) -> None:
         """Process one SCTP packet. Anything malformed is dropped and counted in ``stats``."""
         self.stats.packets_received += 1
         if self._terminated:
@@ -602,7 +602,7 @@ class SctpAssociation:
 
     def _start_t2(self) -> None:
         self._t2_count = 0
-        self._t2_at = None  # armed in packets_to_send, which knows ``now``
+        self._t2_at = None  # armed in datagrams_to_send, which knows ``now``
         self._send_shutdown_chunk()
 
     def _send_shutdown_chunk(self) -> None:
@@ -616,7 +616,7 @@ class SctpAssociation:
 
     # -- output --------------------------------------------------------------------------------
 
-    def packets_to_send(self, now: float) -> list[bytes]:
+    def datagrams_to_send(self, now: float) -> list[bytes]:
         """Every packet due now, each at most ``mtu`` bytes: control chunks first (SACK before
         DATA, RFC 9260 §6.5), then DATA bundled as tightly as the MTU allows (no Nagle)."""
         state = self.state

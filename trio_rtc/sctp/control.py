@@ -232,7 +232,7 @@ def on_reconfig(assoc: SctpAssociation, chunk: RawChunk, now: float) -> None:
         assoc.reconfig.refused = []
         assoc._release_paused(refused)
     if assoc.reconfig.pending and assoc.reconfig.outstanding is None:
-        assoc._sack_needed = assoc._sack_needed  # the next packets_to_send sends it
+        assoc._sack_needed = assoc._sack_needed  # the next datagrams_to_send sends it
 
 
 HANDLERS: dict[int, Callable[[SctpAssociation, RawChunk, float], None]] = {

@@ -280,7 +280,7 @@ class RTCSctpTransport(EventTarget):
 
     async def _drive(self, receive_channel: trio.MemoryReceiveChannel[bytes]) -> None:
         core = self._association
-        feed = core.receive_packet
+        feed = core.receive_datagram
         while True:
             self._wake_pending = False
             self._pump()
@@ -288,7 +288,7 @@ class RTCSctpTransport(EventTarget):
                 return
             if self._wake_pending:
                 continue
-            deadline = core.next_timeout()
+            deadline = core.get_timer()
             with trio.CancelScope(deadline=math.inf if deadline is None else deadline) as scope:
                 self._wait_scope = scope
                 try:
@@ -307,7 +307,7 @@ class RTCSctpTransport(EventTarget):
                         break
                     feed(data, now)
             self._wait_scope = None
-            core.handle_timeout(trio.current_time())
+            core.handle_timer(trio.current_time())
 
     def _receive_from_dtls(self, packets: list[bytes]) -> None:
         """The DTLS transport's application-data sink: feed a received batch to the core and
@@ -317,7 +317,7 @@ class RTCSctpTransport(EventTarget):
         core = self._association
         try:
             now = trio.current_time()
-            feed = core.receive_packet
+            feed = core.receive_datagram
             for packet in packets:
                 feed(packet, now)
             self._pump()
@@ -330,7 +330,7 @@ class RTCSctpTransport(EventTarget):
             return
         scope = self._wait_scope
         if scope is not None and not self._wake_pending:
-            deadline = core.next_timeout()
+            deadline = core.get_timer()
             scope.deadline = math.inf if deadline is None else deadline
 
     def _abort_and_say_goodbye(self, reason: str) -> None:
@@ -384,7 +384,7 @@ class RTCSctpTransport(EventTarget):
             self._pumping = False
 
     def _send_packets(self, now: float) -> int:
-        packets = self._association.packets_to_send(now)
+        packets = self._association.datagrams_to_send(now)
         if packets:
             self._dtls.send_application_packets_nowait(packets)
         return len(packets)
@@ -584,7 +584,7 @@ class RTCSctpTransport(EventTarget):
             # wake it and leave together, bundled.
             self._flushed_directly = True
             self._send_packets(trio.current_time())
-            deadline = association.next_timeout()
+            deadline = association.get_timer()
             scope.deadline = math.inf if deadline is None else deadline
             if channel._low_armed and channel._wants_buffered_events():
                 self._request_flush()

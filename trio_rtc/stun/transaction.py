@@ -17,7 +17,7 @@ __all__ = ["RetransmissionSchedule"]
 class RetransmissionSchedule:
     """When to retransmit one request and when to give up.
 
-    Drive it with ``if now >= schedule.next_timeout: resend = schedule.on_timeout(now)``.
+    Drive it with ``if now >= schedule.get_timer: resend = schedule.on_timeout(now)``.
     """
 
     __slots__ = (
@@ -63,7 +63,7 @@ class RetransmissionSchedule:
         return self._interval
 
     @property
-    def next_timeout(self) -> float | None:
+    def get_timer(self) -> float | None:
         """Absolute time of the next retransmission or of giving up; None once done or failed."""
         return self._next
 
@@ -74,7 +74,7 @@ class RetransmissionSchedule:
         """The timer fired: True means send the request again now (the schedule has advanced).
 
         False means there is nothing to send: either the transaction has just failed (``failed``
-        is now True) or it had already ended. Call it only once ``now >= next_timeout``: an
+        is now True) or it had already ended. Call it only once ``now >= get_timer``: an
         early call is taken as the timer firing.
         """
         if self._next is None:

@@ -3,11 +3,11 @@
 The core never awaits, never reads a clock and never opens a socket. A driver feeds it:
 
 - ``receive_datagram(data, source, now)``: every datagram from the server's address;
-- ``handle_timeout(now)``: once ``now >= next_timeout()``;
+- ``handle_timer(now)``: once ``now >= get_timer()``;
 - calls from the user: ``allocate``, ``create_permission``, ``bind_channel``, ``send_to``,
   ``close``;
 
-and drains ``datagrams_to_send()`` (all to ``server``) and ``next_event()`` after each call.
+and drains ``datagrams_to_send(now)`` (all to ``server``) and ``next_event()`` after each call.
 See ``docs/turn.md``.
 """
 
@@ -174,7 +174,7 @@ class TurnClient:
 
     # --- outputs -------------------------------------------------------------------------------
 
-    def datagrams_to_send(self) -> list[bytes]:
+    def datagrams_to_send(self, now: float) -> list[bytes]:
         """Every datagram produced since the last call, all destined to ``server``."""
         out, self._outgoing = self._outgoing, []
         return out
@@ -194,11 +194,11 @@ class TurnClient:
         self._queued_data += 1
         self._events.append(event)
 
-    def next_timeout(self) -> float | None:
+    def get_timer(self) -> float | None:
         deadlines: list[float] = []
         for txn in self._transactions.values():
-            if txn.schedule.next_timeout is not None:
-                deadlines.append(txn.schedule.next_timeout)
+            if txn.schedule.get_timer is not None:
+                deadlines.append(txn.schedule.get_timer)
         if self.state is TurnState.ALLOCATED:
             if self._refresh_at is not None:
                 deadlines.append(self._refresh_at)
@@ -329,7 +329,7 @@ class TurnClient:
         else:
             self.stats.unmatched += 1
 
-    def handle_timeout(self, now: float) -> None:
+    def handle_timer(self, now: float) -> None:
         for tid, txn in list(self._transactions.items()):
             # A failure handled earlier in this loop may have ended the allocation.
             if tid not in self._transactions or not txn.schedule.is_due(now):

@@ -121,7 +121,7 @@ class TurnAllocation:
             await self._changed.wait()
 
     def _flush(self) -> None:
-        datagrams = self.client.datagrams_to_send()
+        datagrams = self.client.datagrams_to_send(trio.current_time())
         if datagrams:
             self.endpoint.send_many_nowait(datagrams, self.client.server)
         changed = False
@@ -141,7 +141,7 @@ class TurnAllocation:
         if changed:
             self._changed.set()
             self._changed = trio.Event()
-        deadline = self.client.next_timeout()
+        deadline = self.client.get_timer()
         self._sleep.deadline = math.inf if deadline is None else deadline
 
     async def _release(self, patience: float) -> None:
@@ -156,7 +156,7 @@ class TurnAllocation:
 
     async def _run(self) -> None:
         while True:
-            deadline = self.client.next_timeout()
+            deadline = self.client.get_timer()
             with trio.CancelScope(deadline=math.inf if deadline is None else deadline) as scope:
                 self._sleep = scope
                 await self.endpoint.wait_readable()
@@ -164,9 +164,9 @@ class TurnAllocation:
             while batch := self.endpoint.recv_batch_nowait():
                 for data, source in batch:
                     self.client.receive_datagram(data, source, now)
-            deadline = self.client.next_timeout()
+            deadline = self.client.get_timer()
             if deadline is not None and now >= deadline:
-                self.client.handle_timeout(now)
+                self.client.handle_timer(now)
             self._flush()
 
 
