@@ -14,7 +14,7 @@ transport and one DTLS transport.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -22,7 +22,7 @@ import trio
 
 from .._lifetime import AsyncLifetime
 from ..configuration import RTCConfiguration
-from ..dtls.certificate import RTCCertificate
+from ..dtls.certificate import RTCCertificate, RTCDtlsFingerprint
 from ..dtls.driver import RTCDtlsTransport
 from ..events import event_handler_property
 from ..exceptions import (
@@ -34,6 +34,7 @@ from ..ice.transport import (
     IceTransportOptions,
     RTCIceTransport,
 )
+from ..sdp import Fingerprint
 from ..sessiondescription import RTCSessionDescription
 from ..stats import RTCStatsReport, collect_stats
 from .negotiation import Negotiation
@@ -272,6 +273,50 @@ class RTCPeerConnection(Negotiation, AsyncLifetime):
         if self._supervisor_scope is not None:
             self._supervisor_scope.cancel()
         self._notify_waiters()
+
+    # --- the transports a negotiation starts ------------------------------------------------------
+
+    def _ensure_dtls(
+        self, ice: RTCIceTransport, fingerprints: Sequence[Fingerprint], is_client: bool
+    ) -> None:
+        """Start the DTLS transport of the BUNDLE group (once; a renegotiation keeps it)."""
+        if self._dtls is not None or self._nursery is None:
+            return
+        assert self._certificate is not None
+        dtls = RTCDtlsTransport(
+            ice,
+            self._certificate,
+            is_client=is_client,
+            remote_fingerprints=[
+                RTCDtlsFingerprint(f.algorithm.lower(), f.value) for f in fingerprints
+            ],
+        )
+        dtls.addEventListener("statechange", lambda _e: self._update_states())
+        self._dtls = dtls
+        self._dtls_is_client = is_client
+        self._nursery.start_soon(self._run_dtls, ice, dtls)
+        self._update_states()
+
+    def _ensure_sctp(self, remote_port: int, remote_max_message_size: int) -> None:
+        """Start the SCTP association over the DTLS transport (once); a renegotiation may
+        change the peer's ``a=max-message-size``."""
+        if self._data.sctp is not None:
+            self._data.update_remote(remote_max_message_size)
+            return
+        if self._dtls is None or self._nursery is None:
+            return
+        self._data.start(self._nursery, self._dtls, remote_port, remote_max_message_size)
+
+    async def _run_dtls(self, ice: RTCIceTransport, dtls: RTCDtlsTransport) -> None:
+        # Start the handshake once ICE has a pair, so the first flight is not sent into the void
+        # (it would wait a whole retransmission timeout, RFC 6347 §4.2.4.1).
+        # ("failed" is not the end: an ICE restart can bring the transport back.)
+        await ice.wait_until(lambda: ice.state in ("connected", "completed", "closed"))
+        if ice.state == "closed":
+            return
+        await dtls.run(
+            receive_channel=ice.dtls_receive_channel, send=ice.send, send_many=ice.send_many
+        )
 
     # --- trio-native additions ------------------------------------------------------------------
 

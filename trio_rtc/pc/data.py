@@ -11,7 +11,6 @@ import trio
 from ..datachannel import RTCDataChannel, RTCDataChannelEvent
 from ..dtls.driver import RTCDtlsTransport
 from ..events import EventTarget
-from ..jsep import RemoteTransport
 from ..sctp.transport import RTCSctpTransport
 
 __all__ = ["DataChannels"]
@@ -54,15 +53,21 @@ class DataChannels:
         self.channels.append(channel)
         return channel
 
-    def start(self, nursery: trio.Nursery, dtls: RTCDtlsTransport, remote: RemoteTransport) -> None:
+    def start(
+        self,
+        nursery: trio.Nursery,
+        dtls: RTCDtlsTransport,
+        remote_port: int,
+        remote_max_message_size: int,
+    ) -> None:
         """Create the SCTP transport over ``dtls`` and run it in the peer connection's nursery."""
         if self.sctp is not None:
             return
         sctp = RTCSctpTransport(
             dtls,
-            remote_port=remote.sctp_port,
+            remote_port=remote_port,
             local_max_message_size=self.local_max_message_size,
-            remote_max_message_size=remote.max_message_size,
+            remote_max_message_size=remote_max_message_size,
         )
         sctp.addEventListener("datachannel", self._on_remote_channel)
         self.sctp = sctp
@@ -71,10 +76,10 @@ class DataChannels:
             sctp.add_channel(channel)
         nursery.start_soon(sctp.run)
 
-    def update_remote(self, remote: RemoteTransport) -> None:
+    def update_remote(self, remote_max_message_size: int) -> None:
         """A renegotiation may change the peer's ``a=max-message-size``."""
         if self.sctp is not None:
-            self.sctp.set_remote_max_message_size(remote.max_message_size)
+            self.sctp.set_remote_max_message_size(remote_max_message_size)
 
     def _on_remote_channel(self, event: RTCDataChannelEvent) -> None:
         self.channels.append(event.channel)

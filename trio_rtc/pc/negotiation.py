@@ -4,14 +4,12 @@ themselves are in :mod:`trio_rtc.jsep`."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import trio
 
 from .. import jsep
-from ..dtls.certificate import RTCDtlsFingerprint
-from ..dtls.driver import RTCDtlsTransport
 from ..exceptions import (
     InvalidAccessError,
     InvalidModificationError,
@@ -36,6 +34,16 @@ PARSE_IN_THREAD_ABOVE = 32 * 1024
 
 class Negotiation(PeerConnectionBase):
     """The JSEP methods of :class:`~trio_rtc.pc.connection.RTCPeerConnection`."""
+
+    # The transports a negotiation starts are wired by the supervisor (pc/connection.py).
+
+    def _ensure_dtls(
+        self, ice: RTCIceTransport, fingerprints: Sequence[Fingerprint], is_client: bool
+    ) -> None:
+        raise NotImplementedError
+
+    def _ensure_sctp(self, remote_port: int, remote_max_message_size: int) -> None:
+        raise NotImplementedError
 
     # --- createOffer / createAnswer ----------------------------------------------------------------
 
@@ -207,7 +215,8 @@ class Negotiation(PeerConnectionBase):
                 is_client = jsep.dtls_is_client(
                     local_setup=model.setup_for(data), remote_setup=None
                 )
-                self._ensure_dtls(ice, transport, is_client)
+                self._ensure_dtls(ice, transport.fingerprints, is_client)
+                self._ensure_sctp(transport.sctp_port, transport.max_message_size)
         if data is not None and credentials is not None:
             self._local_mid = data.mid
             self._local_mline_index = model.media.index(data)
@@ -262,9 +271,10 @@ class Negotiation(PeerConnectionBase):
                 self._apply_remote_ice(ice, transport, controlling=True)
                 self._ensure_dtls(
                     ice,
-                    transport,
+                    transport.fingerprints,
                     jsep.dtls_is_client(local_setup=Setup.ACTPASS, remote_setup=transport.setup),
                 )
+                self._ensure_sctp(transport.sctp_port, transport.max_message_size)
         self._set_signaling_state(after)
 
     def _rollback(self) -> None:
@@ -300,43 +310,6 @@ class Negotiation(PeerConnectionBase):
                 ice.addRemoteCandidate(candidate)
         if transport.end_of_candidates:
             ice.addRemoteCandidate(None)
-
-    def _ensure_dtls(
-        self, ice: RTCIceTransport, transport: jsep.RemoteTransport, is_client: bool
-    ) -> None:
-        if self._dtls is not None:
-            # A renegotiation: same association; the peer may announce a new message size.
-            self._data.update_remote(transport)
-            return
-        if self._nursery is None:
-            return
-        assert self._certificate is not None
-        fingerprints = [
-            RTCDtlsFingerprint(f.algorithm.lower(), f.value) for f in transport.fingerprints
-        ]
-        dtls = RTCDtlsTransport(
-            ice, self._certificate, is_client=is_client, remote_fingerprints=fingerprints
-        )
-        dtls.addEventListener("statechange", lambda _e: self._update_states())
-        self._dtls = dtls
-        self._dtls_is_client = is_client
-        self._nursery.start_soon(self._run_dtls, ice, dtls)
-        self._data.start(self._nursery, dtls, transport)
-        self._update_states()
-
-    async def _run_dtls(self, ice: RTCIceTransport, dtls: RTCDtlsTransport) -> None:
-        # Start the handshake once ICE has a pair, so the first flight is not sent into the void
-        # (it would wait a whole retransmission timeout, RFC 6347 §4.2.4.1).
-        # ("failed" is not the end: an ICE restart can bring the transport back.)
-        await ice.wait_until(lambda: ice.state in ("connected", "completed", "closed"))
-        if ice.state == "closed":
-            return
-
-        # ICE's send and send_many drop (return False/0) once its sockets are closed, so DTLS can
-        # still say goodbye while a cancellation unwinds; bursts go out with the checks done once.
-        await dtls.run(
-            receive_channel=ice.dtls_receive_channel, send=ice.send, send_many=ice.send_many
-        )
 
     async def _announce_buffered(self) -> None:
         await trio.lowlevel.checkpoint()
