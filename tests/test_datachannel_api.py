@@ -8,7 +8,8 @@ import trio.testing
 from dtls_sim import certs
 
 from trio_rtc.datachannel import MessageEvent, RTCDataChannel, RTCDataChannelEvent
-from trio_rtc.dtls.driver import RTCDtlsTransport, RTCErrorEvent
+from trio_rtc.dtls.driver import RTCDtlsTransport
+from trio_rtc.events import RTCErrorEvent
 from trio_rtc.exceptions import InvalidStateError
 from trio_rtc.sctp.transport import RTCSctpTransport
 

@@ -12,7 +12,7 @@ import trio.lowlevel
 from test_datachannel_stack import recorder, remote_channels, sctp_pair
 
 from trio_rtc.datachannel import RTCDataChannel
-from trio_rtc.dtls.driver import RTCErrorEvent
+from trio_rtc.events import RTCErrorEvent
 from trio_rtc.exceptions import InvalidStateError, OperationError
 from trio_rtc.sctp.transport import RTCSctpTransport
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import time
 
@@ -10,8 +11,10 @@ import trio
 import trio.lowlevel
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from trio_rtc.configuration import RTCConfiguration
 from trio_rtc.dtls import RTCCertificate, RTCDtlsFingerprint, certificate_fingerprint
-from trio_rtc.exceptions import NotSupportedError
+from trio_rtc.dtls.certificate import MAX_EXPIRES_MS, wall_clock_ms
+from trio_rtc.exceptions import InvalidAccessError, NotSupportedError
 
 
 async def test_default_is_ecdsa_p256_generated_off_the_event_loop() -> None:
@@ -69,6 +72,42 @@ async def test_bad_algorithms_are_refused_with_a_reason(
 ) -> None:
     with pytest.raises(error, match=words):
         await RTCCertificate.generate(algorithm)  # type: ignore[arg-type]
+
+
+def test_validity_comes_from_the_now_passed_in() -> None:
+    """The core reads no clock: ``now_ms`` fixes notBefore (a day of slack) and ``expires``."""
+    now_ms = 1_700_000_000_000.0  # 2023-11-14T22:13:20Z
+    certificate = RTCCertificate.generate_sync(
+        {"name": "ECDSA", "expires": 3_600_000}, now_ms=now_ms
+    )
+    assert certificate.expires == now_ms + 3_600_000
+    assert certificate.certificate.not_valid_before_utc == datetime.datetime(
+        2023, 11, 13, 22, 13, 20, tzinfo=datetime.UTC
+    )
+    assert not certificate.is_expired(now_ms)
+    assert not certificate.is_expired(at_ms=now_ms + 3_599_999)
+    assert certificate.is_expired(at_ms=now_ms + 3_600_000)
+    assert certificate.is_expired()  # the default is the wall clock now, long after 2023
+    capped = RTCCertificate.generate_sync(
+        {"name": "ECDSA", "expires": 10 * MAX_EXPIRES_MS}, now_ms=0
+    )
+    assert capped.expires == MAX_EXPIRES_MS
+
+
+def test_the_default_now_is_the_wall_clock() -> None:
+    before = time.time() * 1000.0
+    assert before <= wall_clock_ms() <= time.time() * 1000.0
+    certificate = RTCCertificate.generate_sync({"name": "ECDSA", "expires": 60_000})
+    assert before + 59_000 <= certificate.expires <= time.time() * 1000.0 + 60_000
+
+
+def test_configuration_refuses_a_certificate_expired_at_now() -> None:
+    certificate = RTCCertificate.generate_sync({"name": "ECDSA", "expires": 60_000}, now_ms=0)
+    with pytest.raises(InvalidAccessError, match="expired"):
+        RTCConfiguration.coerce({"certificates": [certificate]})
+    RTCConfiguration.coerce({"certificates": [certificate]}, now_ms=59_000)
+    with pytest.raises(InvalidAccessError, match="expired"):
+        RTCConfiguration(certificates=(certificate,)).validate(now_ms=60_000)
 
 
 def test_fingerprint_algorithms() -> None:

@@ -13,8 +13,8 @@ from dtls_peer_openssl import OpenSSLPeer
 from dtls_sim import certs
 
 from trio_rtc.dtls import RTCCertificate
-from trio_rtc.dtls.driver import RTCDtlsTransport, RTCErrorEvent
-from trio_rtc.events import Event
+from trio_rtc.dtls.driver import RTCDtlsTransport
+from trio_rtc.events import Event, RTCErrorEvent
 from trio_rtc.exceptions import InvalidStateError, RTCError
 from trio_rtc.testing import virtual_network
 from trio_rtc.udp import Address, UdpEndpoint, open_udp_endpoint

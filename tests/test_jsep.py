@@ -1,5 +1,5 @@
-"""The pure JSEP rules (trio_rtc.jsep) over SDP text: state machine, offers, answers that reject
-media, remote checks and DTLS roles."""
+"""The pure JSEP rules (trio_rtc.jsep) over SDP text: state machine, offers, answers (audio and
+video accepted inactive, legacy sections rejected), remote checks and DTLS roles."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from trio_rtc import jsep
 from trio_rtc.exceptions import InvalidAccessError, InvalidStateError, SdpSyntaxError
-from trio_rtc.sdp import Fingerprint, Setup, parse_sdp_untrusted
+from trio_rtc.sdp import Direction, Fingerprint, Setup, parse_sdp_untrusted
 
 SAMPLES = pathlib.Path(__file__).parent / "sdp_samples"
 STATES = [
@@ -97,6 +97,21 @@ def test_reoffer_keeps_m_lines_and_their_order() -> None:
         jsep.plan_offer(slots, want_data=True), LOCAL, session_id=1, version=2
     )
     assert [m.mid for m in reoffer.media] == [m.mid for m in offer.media]
+    # Audio and video were accepted inactive: they stay live, bundled, inactive.
+    assert [m.port for m in reoffer.media] == [9, 9, 9]
+    assert [g.mids for g in reoffer.bundle_groups()] == [("0", "1", "2")]
+    assert [m.direction for m in reoffer.media[:2]] == [Direction.INACTIVE] * 2
+
+
+def test_reoffer_keeps_rejected_m_lines_at_port_0() -> None:
+    offer = parse_sdp_untrusted(sample("chromium_offer_audio_video_data.sdp"))
+    # The peer rejected audio and video in its answer: the slots stay, rejected.
+    answer = parse_sdp_untrusted(sample("chromium_answer_rejected_media.sdp"))
+    slots = jsep.slots_of(offer, answer)
+    reoffer = jsep.build_offer(
+        jsep.plan_offer(slots, want_data=True), LOCAL, session_id=1, version=2
+    )
+    assert [m.mid for m in reoffer.media] == [m.mid for m in offer.media]
     assert [m.port for m in reoffer.media] == [0, 0, 9]
     assert [g.mids for g in reoffer.bundle_groups()] == [("2",)]
     # Reparse: a port-0 RTP section still maps its payload type.
@@ -107,23 +122,26 @@ def test_reoffer_keeps_m_lines_and_their_order() -> None:
 @pytest.mark.parametrize(
     "name", ["chromium_offer_audio_video_data.sdp", "firefox_offer_audio_video_data.sdp"]
 )
-def test_answer_rejects_media_and_accepts_data(name: str) -> None:
+def test_answer_accepts_media_inactive_and_data(name: str) -> None:
     offer = parse_sdp_untrusted(sample(name))
     slots = jsep.plan_answer(offer)
     answer = jsep.build_answer(offer, slots, LOCAL, setup=Setup.ACTIVE, session_id=7, version=1)
     parsed = parse_sdp_untrusted(answer.serialize())
     assert [m.mid for m in parsed.media] == [m.mid for m in offer.media]
     assert [m.kind for m in parsed.media] == [m.kind for m in offer.media]
+    assert parsed.bundle_groups()[0].mids == tuple(m.mid for m in offer.media)
     for offered, answered in zip(offer.media, parsed.media, strict=True):
-        if jsep.is_data_section(offered):
-            assert answered.port == 9 and answered.setup == Setup.ACTIVE
-            assert parsed.bundle_groups()[0].mids == (answered.mid,)
-        else:
-            assert answered.port == 0 and answered.is_rejected
+        assert answered.port == 9 and answered.setup == Setup.ACTIVE
+        if not jsep.is_data_section(offered):
+            assert answered.direction == Direction.INACTIVE and answered.rtcp_mux
             assert answered.formats[0] in offered.formats
-    # What the offerer sees when it applies our answer: the data transport, nothing else.
+            codec = answered.codec(int(answered.formats[0]))
+            assert codec is not None and codec.name is not None
+    # What the offerer sees when it applies our answer: one transport for all three sections.
     remote = jsep.read_remote(parsed, "answer", local_offer=offer)
     assert remote is not None and remote.setup == Setup.ACTIVE
+    assert remote.sections == (0, 1, 2) and remote.mid == offer.media[0].mid
+    assert remote.data is not None and remote.data.mline_index == 2
 
 
 def test_answer_to_legacy_sctpmap_offer_rejects_it() -> None:
@@ -151,7 +169,8 @@ def test_read_remote_offers_of_other_stacks() -> None:
         parse_sdp_untrusted(sample("jsep_offer_bundle_only.sdp")), "offer", local_offer=None
     )
     # The bundle-only data section takes its transport from the BUNDLE tag (RFC 9143 §7.2).
-    assert bundle_only is not None and bundle_only.mid == "d1"
+    assert bundle_only is not None and bundle_only.mid == "a1"
+    assert bundle_only.data is not None and bundle_only.data.mid == "d1"
     assert bundle_only.ice_ufrag == "ETEn" and bundle_only.end_of_candidates
     assert len(bundle_only.candidates) == 2 and bundle_only.max_message_size == 65536
 

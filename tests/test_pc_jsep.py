@@ -216,20 +216,34 @@ async def test_malformed_and_invalid_remote_sdp() -> None:
         assert pc.signalingState == "stable"
 
 
-async def test_remote_media_offer_is_answered_with_rejected_sections() -> None:
+async def test_remote_media_offer_is_answered_with_inactive_sections() -> None:
     text = (SAMPLES / "chromium_offer_audio_video_data.sdp").read_text()
     async with make_pc() as pc:
         await pc.setRemoteDescription(RTCSessionDescription(type="offer", sdp=text))
         answer = await pc.createAnswer()
         await pc.setLocalDescription(answer)
         parsed = parse_sdp_untrusted(answer.sdp)
+        # Until the media layer exists, audio and video are accepted inactive on the bundle.
         assert [(m.kind, m.port) for m in parsed.media] == [
-            ("audio", 0),
-            ("video", 0),
+            ("audio", 9),
+            ("video", 9),
             ("application", 9),
         ]
+        assert [m.direction and m.direction.value for m in parsed.media[:2]] == ["inactive"] * 2
+        assert parsed.bundle_groups()[0].mids == ("0", "1", "2")
         assert parsed.media[2].setup is not None and parsed.media[2].setup.value == "active"
         assert pc.signalingState == "stable" and pc.sctp is not None
+
+
+async def test_remote_legacy_sctpmap_offer_is_answered_rejected() -> None:
+    text = (SAMPLES / "legacy_sctpmap_offer.sdp").read_text()
+    async with make_pc() as pc:
+        await pc.setRemoteDescription(RTCSessionDescription(type="offer", sdp=text))
+        await pc.setLocalDescription()
+        answer = pc.localDescription
+        assert answer is not None
+        assert [m.port for m in parse_sdp_untrusted(answer.sdp).media] == [0]
+        assert pc.signalingState == "stable" and pc.sctp is None and pc.dtls_transport is None
 
 
 async def test_add_ice_candidate_rules() -> None:

@@ -47,8 +47,11 @@ class RTCConfiguration:
     iceCandidatePoolSize: int = 0
 
     @classmethod
-    def coerce(cls, value: RTCConfiguration | Mapping[str, Any] | None) -> RTCConfiguration:
-        """Build and validate a configuration from an instance, a dict, or None (defaults)."""
+    def coerce(
+        cls, value: RTCConfiguration | Mapping[str, Any] | None, *, now_ms: float | None = None
+    ) -> RTCConfiguration:
+        """Build and validate a configuration from an instance, a dict, or None (defaults);
+        ``now_ms`` as for :meth:`validate`."""
         if value is None:
             config = cls()
         elif isinstance(value, RTCConfiguration):
@@ -77,11 +80,13 @@ class RTCConfiguration:
                 f"configuration must be an RTCConfiguration, a dict or None, not "
                 f"{type(value).__name__}"
             )
-        config.validate()
+        config.validate(now_ms=now_ms)
         return config
 
-    def validate(self) -> None:
-        """Raise the spec's error for the first invalid member (webrtc-pc §4.4.1.6)."""
+    def validate(self, *, now_ms: float | None = None) -> None:
+        """Raise the spec's error for the first invalid member (webrtc-pc §4.4.1.6).
+        Certificates must not have expired at ``now_ms``, the wall-clock time in milliseconds
+        since the epoch (default: now; see :func:`trio_rtc.dtls.certificate.wall_clock_ms`)."""
         if self.iceTransportPolicy not in _ICE_TRANSPORT_POLICIES:
             raise TypeError(
                 f"iceTransportPolicy must be one of {list(_ICE_TRANSPORT_POLICIES)}, "
@@ -102,7 +107,7 @@ class RTCConfiguration:
         for certificate in self.certificates:
             if not isinstance(certificate, RTCCertificate):
                 raise TypeError(f"certificates must be RTCCertificate objects, not {certificate!r}")
-            if certificate.is_expired():
+            if certificate.is_expired(now_ms):
                 raise InvalidAccessError(
                     f"certificate {certificate!r} has expired; generate a new one with "
                     "RTCPeerConnection.generateCertificate()"

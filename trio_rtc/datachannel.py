@@ -20,8 +20,7 @@ from typing import TYPE_CHECKING, Literal
 
 import trio
 
-from .dtls.driver import RTCErrorEvent
-from .events import Event, EventTarget, event_handler_property
+from .events import Event, EventTarget, RTCErrorEvent, event_handler_property
 from .exceptions import InvalidStateError, RTCError
 
 if TYPE_CHECKING:
@@ -150,6 +149,8 @@ class RTCDataChannel(EventTarget, trio.abc.ReceiveChannel[str | bytes]):
         self._closed_with_error = False
         self._low_armed = False
         self._buffered_hint = 0
+        #: Bytes given to send() that the transport's task has not yet taken into the association.
+        self._unsent = 0
         self._inbox: deque[str | bytes] = deque()
         self._inbox_bytes = 0
         self._inbox_waiters = trio.lowlevel.ParkingLot()
@@ -207,8 +208,8 @@ class RTCDataChannel(EventTarget, trio.abc.ReceiveChannel[str | bytes]):
         """Bytes given to :meth:`send` and not yet handed to the network once."""
         transport = self._transport
         if transport is None or self._id is None or not self._attached:
-            return 0
-        return transport._buffered_amount(self._id)
+            return self._unsent
+        return transport._buffered_amount(self._id) + self._unsent
 
     @property
     def bufferedAmountLowThreshold(self) -> int:

@@ -2,21 +2,31 @@
 
 Handlers are registered with ``addEventListener(type, handler)`` or by assigning an ``on<type>``
 property, as in the browser. A handler may be a plain function or an ``async def``: plain ones run
-synchronously inside ``dispatchEvent``; async ones are started in the owner's nursery (the peer
-connection's, or the transport driver's) so they can await without blocking the protocol. An
-exception raised by a handler is logged and never reaches the protocol code that fired the event.
+synchronously inside ``dispatchEvent``; async ones go through the owner's ``HandlerQueue`` (one per
+peer connection, or per transport used alone), which runs them in its own task tree with bounded
+concurrency and a bounded backlog, so they can await without blocking the protocol and a flood of
+events cannot become a flood of tasks. An exception raised by a handler is logged and never reaches
+the protocol code that fired the event.
 """
 
 from __future__ import annotations
 
 import logging
 import types
+from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Generic, TypeVar, overload
 
 import trio
 
-__all__ = ["Event", "EventHandler", "EventTarget", "event_handler_property"]
+__all__ = [
+    "Event",
+    "EventHandler",
+    "EventTarget",
+    "HandlerQueue",
+    "RTCErrorEvent",
+    "event_handler_property",
+]
 
 logger = logging.getLogger("trio_rtc.events")
 
@@ -32,17 +42,217 @@ class Event:
         return f"<{type(self).__name__} {self.type!r}>"
 
 
+class HandlerQueue:
+    """Runs the coroutines of ``async def`` event handlers: bounded, in order, never raising.
+
+    One queue serves a peer connection and everything it owns (or one transport used alone).
+    ``dispatchEvent`` hands each handler coroutine to :meth:`submit`, which never blocks and
+    never raises. The owner starts :meth:`run` in its nursery (``await nursery.start(queue.run)``);
+    handlers then run in that task's own nursery:
+
+    - at most ``max_running`` (default 64) handlers run at the same time, so one slow handler
+      does not hold up the others, and handlers *start* in the order their events were
+      dispatched (they may finish in any order);
+    - at most ``max_pending`` (default 1024) more wait to start. A coroutine submitted while the
+      backlog is full is closed unstarted and counted in ``dropped``; one warning is logged when
+      such an overflow episode begins, and the episode ends once the backlog has drained;
+    - an exception from a handler is logged (logger ``trio_rtc.events``), counted in ``failed``,
+      and does not disturb the queue or the protocol.
+
+    Coroutines submitted before :meth:`run` starts wait in the backlog. :meth:`close` closes every
+    waiting coroutine and refuses later ones (counted in ``dropped``, logged once at debug level);
+    handlers already running are not interrupted: they end with the owner's nursery, or finish,
+    after which :meth:`run` returns. :meth:`run` also closes the queue when it is cancelled.
+    """
+
+    __slots__ = (
+        "_closed",
+        "_finished",
+        "_max_pending",
+        "_max_running",
+        "_nursery",
+        "_overflowing",
+        "_pending",
+        "_running",
+        "_slots",
+        "completed",
+        "dropped",
+        "failed",
+        "name",
+    )
+
+    def __init__(self, *, max_running: int = 64, max_pending: int = 1024, name: str = "") -> None:
+        if max_running < 1:
+            raise ValueError(f"max_running must be at least 1, not {max_running!r}")
+        if max_pending < 1:
+            raise ValueError(f"max_pending must be at least 1, not {max_pending!r}")
+        self._max_running = max_running
+        self._max_pending = max_pending
+        self.name = name
+        self._pending: deque[tuple[Coroutine[Any, Any, object], str]] = deque()
+        self._nursery: trio.Nursery | None = None
+        self._finished: trio.Event | None = None
+        self._closed = False
+        self._overflowing = False
+        self._slots = 0  # worker tasks alive (each runs one handler at a time)
+        self._running = 0  # handlers currently running
+        #: Handlers that ran to their end (including those that raised).
+        self.completed = 0
+        #: Handlers that raised an exception (logged).
+        self.failed = 0
+        #: Coroutines closed unstarted: backlog full, or submitted after :meth:`close`.
+        self.dropped = 0
+
+    def __repr__(self) -> str:
+        name = f" {self.name}" if self.name else ""
+        return (
+            f"<HandlerQueue{name} running={self._running}/{self._max_running}"
+            f" pending={len(self._pending)}/{self._max_pending} dropped={self.dropped}"
+            f"{' closed' if self._closed else ''}>"
+        )
+
+    @property
+    def max_running(self) -> int:
+        return self._max_running
+
+    @property
+    def max_pending(self) -> int:
+        return self._max_pending
+
+    @property
+    def pending(self) -> int:
+        """Handler coroutines waiting to start."""
+        return len(self._pending)
+
+    @property
+    def running(self) -> int:
+        """Handlers currently running."""
+        return self._running
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def submit(self, coroutine: Coroutine[Any, Any, object], event_type: str) -> bool:
+        """Queue ``coroutine`` (the result of an async ``event_type`` handler) to run.
+
+        Never blocks and never raises. Returns False when it was refused: it is then closed
+        unstarted (no "never awaited" warning) and counted in ``dropped``."""
+        pending = self._pending
+        if self._closed or len(pending) >= self._max_pending:
+            self._refuse(coroutine, event_type)
+            return False
+        pending.append((coroutine, event_type))
+        nursery = self._nursery
+        # A worker that has been started but has not run yet takes the oldest coroutine when it
+        # does, so only start one more when there are more coroutines than such idle workers.
+        if (
+            nursery is not None
+            and self._slots < self._max_running
+            and self._slots - self._running < len(pending)
+        ):
+            self._start_worker(nursery)
+        return True
+
+    def _refuse(self, coroutine: Coroutine[Any, Any, object], event_type: str) -> None:
+        coroutine.close()
+        self.dropped += 1
+        if self._overflowing:
+            return
+        self._overflowing = True  # stays set after close(): no log per refused event
+        if self._closed:
+            logger.debug("async %s handler dropped: %r is closed", event_type, self)
+        else:
+            logger.warning(
+                "async %s handlers are dropped: %d running (max_running=%d) and %d waiting"
+                " (max_pending=%d)%s; further drops are only counted until the backlog drains",
+                event_type,
+                self._running,
+                self._max_running,
+                len(self._pending),
+                self._max_pending,
+                f" in {self.name}" if self.name else "",
+            )
+
+    def _start_worker(self, nursery: trio.Nursery) -> None:
+        self._slots += 1
+        try:
+            nursery.start_soon(self._worker)
+        except RuntimeError:  # the nursery is closing: nothing will run these
+            self._slots -= 1
+            self.close()
+
+    async def _worker(self) -> None:
+        pending = self._pending
+        try:
+            while pending:
+                # Once the owner's nursery is cancelled, start nothing more (run() closes the rest).
+                await trio.lowlevel.checkpoint_if_cancelled()
+                # Taking the oldest coroutine and running it up to its first checkpoint happen
+                # in one step of this task, so handlers start in submission order whatever
+                # order trio schedules the workers in.
+                coroutine, event_type = pending.popleft()
+                self._running += 1
+                try:
+                    await coroutine
+                except Exception:
+                    self.failed += 1
+                    self.completed += 1
+                    logger.exception("async %s handler raised", event_type)
+                else:
+                    self.completed += 1
+                finally:
+                    self._running -= 1
+            if not self._closed:
+                self._overflowing = False  # the backlog drained: a new overflow logs again
+        finally:
+            self._slots -= 1
+            if self._slots == 0 and self._closed and self._finished is not None:
+                self._finished.set()
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Run queued handlers until :meth:`close` (then return once running ones finish) or
+        until cancelled (which cancels the running ones and closes the queue). Start it once, in
+        the owner's nursery: ``await nursery.start(queue.run)``."""
+        if self._nursery is not None or self._finished is not None:
+            raise RuntimeError(f"{self!r} is already running or has run")
+        finished = self._finished = trio.Event()
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                # The backlog submitted before we started.
+                for _ in range(min(self._max_running, len(self._pending))):
+                    self._start_worker(nursery)
+                task_status.started()
+                if not (self._closed and self._slots == 0):
+                    await finished.wait()
+        finally:
+            self._nursery = None
+            self.close()
+
+    def close(self) -> None:
+        """Close every waiting coroutine unstarted and refuse new ones. Idempotent."""
+        self._closed = True
+        pending = self._pending
+        while pending:
+            coroutine, _ = pending.popleft()
+            coroutine.close()
+        if self._slots == 0 and self._finished is not None:
+            self._finished.set()
+
+
 EventHandler = Callable[[Any], None] | Callable[[Any], Awaitable[None]]
 
 
 class EventTarget:
     """Mix-in giving ``addEventListener``, ``removeEventListener`` and ``dispatchEvent``.
 
-    The owner sets ``_event_nursery`` once it runs inside a nursery; async handlers dispatched
-    before that (or after it closed) are dropped with a log line rather than left dangling.
+    The owner sets ``_handler_queue`` (its peer connection's, or a running transport's own)
+    and async handlers go through it; without one they are dropped with a log line rather than
+    left dangling.
     """
 
-    _event_nursery: trio.Nursery | None = None
+    _handler_queue: HandlerQueue | None = None
 
     def _listeners(self) -> dict[str, list[EventHandler]]:
         try:
@@ -67,8 +277,8 @@ class EventTarget:
 
         This sits on the per-message path of data channels, so it does no work for absent
         handlers and no introspection: a handler is called, and if it returned a coroutine (an
-        ``async def`` handler, or any callable returning one) that coroutine runs in the owner's
-        nursery."""
+        ``async def`` handler, or any callable returning one) that coroutine goes to the owner's
+        ``HandlerQueue``."""
         event.target = self
         state = self.__dict__
         attribute_handler = state.get("_on_" + event.type)
@@ -91,19 +301,12 @@ class EventTarget:
             logger.exception("%s handler raised", event.type)
             return
         if isinstance(result, types.CoroutineType):
-            nursery = self._event_nursery
-            if nursery is None:
+            queue = self._handler_queue
+            if queue is None:
                 result.close()
                 logger.warning("async %s handler dropped: %r is not running", event.type, self)
                 return
-            nursery.start_soon(self._run_async_handler, result, event.type)
-
-    @staticmethod
-    async def _run_async_handler(coroutine: Coroutine[Any, Any, object], event_type: str) -> None:
-        try:
-            await coroutine
-        except Exception:
-            logger.exception("async %s handler raised", event_type)
+            queue.submit(result, event.type)
 
     # --- trio-native waiting -----------------------------------------------------------------
 
@@ -147,3 +350,13 @@ class event_handler_property(Generic[T]):
         if value is not None and not callable(value):
             raise TypeError(f"on{self.event_type} must be a callable or None, not {value!r}")
         obj.__dict__[self.slot] = value
+
+
+class RTCErrorEvent(Event):
+    """The spec's ``RTCErrorEvent``: an event carrying an :class:`~trio_rtc.exceptions.RTCError`
+    in ``error`` (fired by RTCDtlsTransport, RTCDataChannel and, for a component that crashed,
+    RTCPeerConnection)."""
+
+    def __init__(self, type: str, error: Exception) -> None:
+        super().__init__(type)
+        self.error = error

@@ -83,6 +83,15 @@ class AiortcPeer(PeerControl):
         except (trio.ClosedResourceError, trio.BrokenResourceError):
             pass
 
+    async def add_transceiver(self, kind: str, direction: str = "sendrecv") -> dict[str, Any]:
+        """aiortc's ``addTransceiver(kind, direction=…)`` without a track: the next offer has an
+        m-section of that kind."""
+        return dict(await self.request("add_transceiver", media=kind, direction=direction))
+
+    async def transceivers(self) -> list[dict[str, Any]]:
+        """Each transceiver's mid, kind and currentDirection."""
+        return list(await self.request("transceivers"))
+
     def stderr_text(self) -> str:
         return self._stderr.decode("utf-8", "replace")
 

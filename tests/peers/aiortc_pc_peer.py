@@ -4,7 +4,9 @@ aiortc is asyncio-based, so the trio tests start this script (``aiortc_pc_harnes
 the control protocol that the browser page ``web/peer.js`` speaks too (docs/interop.md): every
 command line carries an ``id`` and is answered by ``{"type": "result", "id", "value"}`` or
 ``{"type": "error", "id", "error"}``; every other line is an event (``candidate``, ``state``,
-``datachannel``, ``open``, ``close``, ``message``, ``transfer``, ``ignored``, ``log``). The
+``datachannel``, ``open``, ``close``, ``message``, ``transfer``, ``ignored``, ``log``). Beyond the
+page's commands it has ``add_transceiver`` (an audio/video m-section without a track) and
+``transceivers``. The
 configuration is one JSON object on the command line: ``trickle``, ``echo``, ``allow``
 (networks besides loopback, only given inside a test-made network namespace), ``mdns``.
 
@@ -325,6 +327,20 @@ class Peer:
         candidate.sdpMLineIndex = init.get("sdpMLineIndex")
         await self.pc.addIceCandidate(candidate)
         return None
+
+    async def cmd_add_transceiver(self, message: dict[str, Any]) -> Any:
+        """An audio or video transceiver without a track (it offers the m-section only)."""
+        transceiver = self.pc.addTransceiver(
+            str(message["media"]), direction=str(message.get("direction", "sendrecv"))
+        )
+        return {"kind": transceiver.kind, "direction": transceiver.direction}
+
+    async def cmd_transceivers(self, message: dict[str, Any]) -> Any:
+        """The transceivers after negotiation: mid, kind, and the negotiated direction."""
+        return [
+            {"mid": t.mid, "kind": t.kind, "currentDirection": t.currentDirection}
+            for t in self.pc.getTransceivers()
+        ]
 
     async def cmd_create_channel(self, message: dict[str, Any]) -> Any:
         options = dict(message.get("options") or {})

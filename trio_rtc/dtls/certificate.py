@@ -2,6 +2,13 @@
 
 WebRTC does not use certificate authorities: each side hashes the other's certificate and
 compares it with the ``a=fingerprint`` line of the remote SDP (RFC 8122 §5, RFC 8827 §6.5).
+
+Pure code, like the other cores: no trio, and no clock read inside the logic. Validity is
+wall-clock time (X.509 ``notBefore``/``notAfter``, W3C ``expires`` in ms since the epoch), so
+it comes in as an argument (``now_ms``, ``at_ms``); left out, it is read by :func:`wall_clock_ms`,
+the one place this module looks at a clock. The trio part of the async
+:meth:`RTCCertificate.generate` (a worker thread) lives in :mod:`trio_rtc.dtls.generate`, which
+is imported only when ``generate`` is awaited.
 """
 
 from __future__ import annotations
@@ -14,7 +21,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import attrs
-import trio
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -28,6 +34,7 @@ __all__ = [
     "RTCCertificate",
     "RTCDtlsFingerprint",
     "certificate_fingerprint",
+    "wall_clock_ms",
 ]
 
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
@@ -45,6 +52,18 @@ FINGERPRINT_ALGORITHMS = {
 #: Browsers give certificates a 30-day lifetime by default; the W3C spec caps ``expires`` at a year.
 DEFAULT_EXPIRES_MS = 30 * 24 * 3600 * 1000.0
 MAX_EXPIRES_MS = 365 * 24 * 3600 * 1000.0
+
+
+def wall_clock_ms() -> float:
+    """Now, in milliseconds since the Unix epoch, from the wall clock (``time.time()``).
+
+    The default "now" of :meth:`RTCCertificate.generate_sync` and
+    :meth:`RTCCertificate.is_expired` when the caller passes none, read at that public boundary
+    and nowhere else in this module. Wall time, not trio's clock: certificate validity is an
+    absolute date that the peer checks against its own wall clock.
+    """
+    return time.time() * 1000.0
+
 
 _CURVES: dict[str, type[ec.EllipticCurve]] = {"P-256": ec.SECP256R1, "P-384": ec.SECP384R1}
 _HASHES: dict[str, type[hashes.SHA256 | hashes.SHA384 | hashes.SHA512]] = {
@@ -94,6 +113,24 @@ def _parse_algorithm(algorithm: str | Mapping[str, Any]) -> tuple[str, dict[str,
     return name.upper(), dict(algorithm)
 
 
+def parse_keygen_algorithm(
+    keygenAlgorithm: str | Mapping[str, Any] | None,
+) -> tuple[str, dict[str, Any], float]:
+    """Check the W3C ``keygenAlgorithm`` (default ECDSA P-256) and its ``expires`` member: the
+    algorithm's upper-case name, its parameters and the lifetime in milliseconds (capped at a
+    year). Raises ``TypeError`` for a malformed dictionary; the key parameters themselves are
+    checked when the key is generated."""
+    name, params = _parse_algorithm(keygenAlgorithm or {"name": "ECDSA", "namedCurve": "P-256"})
+    expires_raw = params.get("expires", DEFAULT_EXPIRES_MS)
+    if (
+        not isinstance(expires_raw, int | float)
+        or isinstance(expires_raw, bool)
+        or expires_raw <= 0
+    ):
+        raise TypeError(f"'expires' must be a positive number of milliseconds, not {expires_raw!r}")
+    return name, params, min(float(expires_raw), MAX_EXPIRES_MS)
+
+
 def _generate_key(
     name: str, params: dict[str, Any]
 ) -> tuple[PrivateKey, type[hashes.SHA256 | hashes.SHA384 | hashes.SHA512]]:
@@ -135,10 +172,13 @@ def _generate_key(
 
 
 def _build_certificate(
-    key: PrivateKey, digest: type[hashes.SHA256 | hashes.SHA384 | hashes.SHA512], expires_ms: float
+    key: PrivateKey,
+    digest: type[hashes.SHA256 | hashes.SHA384 | hashes.SHA512],
+    now_ms: float,
+    expires_ms: float,
 ) -> x509.Certificate:
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "WebRTC-" + secrets.token_hex(4))])
-    now = datetime.datetime.now(datetime.UTC)
+    now = datetime.datetime.fromtimestamp(now_ms / 1000.0, datetime.UTC)
     return (
         x509.CertificateBuilder()
         .subject_name(name)
@@ -170,8 +210,9 @@ class RTCCertificate:
         return [self._fingerprint]
 
     def is_expired(self, at_ms: float | None = None) -> bool:
-        """Whether the certificate has expired at ``at_ms`` (default: the wall clock now)."""
-        return (time.time() * 1000.0 if at_ms is None else at_ms) >= self.expires
+        """Whether the certificate has expired at ``at_ms``, in milliseconds since the epoch
+        (default: now, from :func:`wall_clock_ms`)."""
+        return (wall_clock_ms() if at_ms is None else at_ms) >= self.expires
 
     @property
     def key_type(self) -> str:
@@ -180,33 +221,29 @@ class RTCCertificate:
 
     @classmethod
     def generate_sync(
-        cls, keygenAlgorithm: str | Mapping[str, Any] | None = None
+        cls, keygenAlgorithm: str | Mapping[str, Any] | None = None, *, now_ms: float | None = None
     ) -> RTCCertificate:
-        """Blocking generation; use :meth:`generate` from async code."""
-        name, params = _parse_algorithm(keygenAlgorithm or {"name": "ECDSA", "namedCurve": "P-256"})
-        expires_raw = params.get("expires", DEFAULT_EXPIRES_MS)
-        if (
-            not isinstance(expires_raw, int | float)
-            or isinstance(expires_raw, bool)
-            or expires_raw <= 0
-        ):
-            raise TypeError(
-                f"'expires' must be a positive number of milliseconds, not {expires_raw!r}"
-            )
-        expires_ms = time.time() * 1000.0 + min(float(expires_raw), MAX_EXPIRES_MS)
+        """Blocking generation; use :meth:`generate` from async code. The certificate is valid
+        from a day before ``now_ms`` (milliseconds since the epoch; default: now, from
+        :func:`wall_clock_ms`) until ``now_ms`` plus the ``expires`` member of
+        ``keygenAlgorithm`` (default 30 days, at most a year)."""
+        name, params, lifetime_ms = parse_keygen_algorithm(keygenAlgorithm)
+        if now_ms is None:
+            now_ms = wall_clock_ms()
         key, digest = _generate_key(name, params)
-        return cls(key, _build_certificate(key, digest, expires_ms))
+        return cls(key, _build_certificate(key, digest, now_ms, now_ms + lifetime_ms))
 
     @classmethod
     async def generate(
         cls, keygenAlgorithm: str | Mapping[str, Any] | None = None
     ) -> RTCCertificate:
         """``RTCPeerConnection.generateCertificate``: ECDSA P-256 unless asked otherwise. Key
-        generation (tens of milliseconds for RSA) runs in a worker thread."""
-        # Validate in the caller's thread so errors are raised without a thread round trip.
-        name, params = _parse_algorithm(keygenAlgorithm or {"name": "ECDSA", "namedCurve": "P-256"})
-        del name, params
-        return await trio.to_thread.run_sync(cls.generate_sync, keygenAlgorithm)
+        generation (tens of milliseconds for RSA) runs in a trio worker thread; see
+        :func:`trio_rtc.dtls.generate.generate_certificate`."""
+        # The trio side is imported here, not at module import: this module stays a pure core.
+        from .generate import generate_certificate
+
+        return await generate_certificate(keygenAlgorithm, cls=cls)
 
     def __repr__(self) -> str:
         return f"<RTCCertificate {self.key_type} {self._fingerprint.value[:23]}… expires={self.expires:.0f}>"

@@ -1,55 +1,57 @@
-"""RTCDtlsTransport: the trio task that drives one :class:`DtlsConnection`.
+"""RTCDtlsTransport: the trio task that owns one :class:`DtlsConnection` core.
 
-The driver owns exactly one core. It reads DTLS datagrams from the ICE layer's memory channel
-(draining everything queued after each wake-up, so a burst costs one task switch), feeds the
-core, sends what the core produces through a plain callable, and sleeps until the next datagram
-or the core's timer, whichever comes first. Decrypted application data (SCTP packets) goes up
-through :attr:`RTCDtlsTransport.application_data_receive_channel`.
+The task has one inbox, a memory channel of batches (:mod:`trio_rtc._channels`): the ICE
+transport puts each burst of received DTLS datagrams on it as one list, and the layer above
+(SCTP) puts each burst of packets to protect and send as one :class:`~trio_rtc._channels.Outgoing`
+list. The task takes the first item with ``await`` and the rest of what queued with
+``receive_nowait``, feeds the core, hands the core's datagrams to the ICE transport's socket in
+one call, puts the decrypted application records on the upper layer's channel as one batch, and
+sleeps until the next item or the core's timer, whichever comes first. Its timer is its own; no
+other task drives its core.
 
-When the receive channel is the ICE transport's own ``dtls_receive_channel``, the driver also
-registers itself as the ICE transport's DTLS sink, so the socket reader task feeds the core
-directly; and a layer above may do the same with :meth:`set_application_data_sink`. Both save a
-task switch per received batch (docs/architecture.md, "Receive path"); the channels stay the
-default and still carry the end of the transport.
+Used on its own (tests, a program that speaks DTLS without a peer connection), ``run`` takes the
+channel of received datagrams as ``receive_channel`` and a small forwarding task moves them to
+the inbox; received records are then read from :attr:`application_data_receive_channel`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import math
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import trio
 
-from ..events import Event, EventTarget, event_handler_property
+from .._channels import Batch, BatchReceiveChannel, Outgoing
+from .._supervision import unwrap
+from ..events import Event, EventTarget, HandlerQueue, RTCErrorEvent, event_handler_property
 from ..exceptions import InvalidStateError, RTCError
-from ..ice.transport import RTCIceTransport
 from .certificate import RTCCertificate, RTCDtlsFingerprint
 from .connection import DtlsConnection
 from .crypto import SrtpKeys
 from .events import ApplicationData, ConnectionClosed, ConnectionFailed, HandshakeComplete
 
-__all__ = ["RTCDtlsTransport", "RTCDtlsTransportState", "RTCErrorEvent"]
+__all__ = ["RTCDtlsTransport", "RTCDtlsTransportState"]
 
 logger = logging.getLogger("trio_rtc.dtls")
 
 RTCDtlsTransportState = Literal["new", "connecting", "connected", "closed", "failed"]
 
-
-class RTCErrorEvent(Event):
-    """The spec's ``RTCErrorEvent``: an event carrying an :class:`RTCError` in ``error``."""
-
-    def __init__(self, type: str, error: RTCError) -> None:
-        super().__init__(type)
-        self.error = error
+#: Batches queued for the DTLS task (from ICE and from the layer above) before more are dropped.
+INBOX_DEPTH = 512
+#: What a failing ``send`` raises when the transport below is gone: that fails this transport.
+_SEND_ERRORS = (OSError, trio.ClosedResourceError, trio.BrokenResourceError)
 
 
 class RTCDtlsTransport(EventTarget):
     """The W3C ``RTCDtlsTransport`` (WebRTC §5.5), plus a trio-native ``run`` and data path.
 
-    ``send`` given to :meth:`run` must not block: it hands a datagram to the ICE layer (which
-    drops it if its socket buffer is full, as UDP would).
+    ``inbox``: the (send, receive) ends of the task's inbox, when the peer connection created
+    it before this transport (so the ICE transport can queue early datagrams on it); by default
+    the transport makes its own. ``application_channel``: where batches of decrypted records go
+    (the SCTP task's inbox); by default a channel of its own, read through
+    :attr:`application_data_receive_channel`.
     """
 
     onstatechange = event_handler_property["RTCDtlsTransport"]("statechange")
@@ -63,6 +65,8 @@ class RTCDtlsTransport(EventTarget):
         is_client: bool,
         remote_fingerprints: Sequence[RTCDtlsFingerprint] = (),
         application_buffer: int = 512,
+        inbox: tuple[trio.MemorySendChannel[Batch | None], trio.MemoryReceiveChannel[Batch | None]]
+        | None = None,
         **core_options: Any,
     ) -> None:
         self._ice_transport = iceTransport
@@ -73,16 +77,24 @@ class RTCDtlsTransport(EventTarget):
             **core_options,
         )
         self._state: RTCDtlsTransportState = "new"
-        self._send: Callable[[bytes], object] | None = None
         self._send_many: Callable[[list[bytes]], object] | None = None
-        self._wait_scope: trio.CancelScope | None = None
         self._handshake: HandshakeComplete | None = None
-        self._app_send, self.application_data_receive_channel = trio.open_memory_channel[bytes](
-            application_buffer
-        )
+        self._running = False
+        if inbox is None:
+            inbox = trio.open_memory_channel[Batch | None](INBOX_DEPTH)
+        self._inbox_send, self._inbox = inbox
+        app_send, app_receive = trio.open_memory_channel[Batch | None](application_buffer)
+        self._app_send: trio.MemorySendChannel[Batch | None] = app_send
+        #: Decrypted application records one at a time, unless the records go to another
+        #: layer's channel (:meth:`set_application_channel`).
+        self.application_data_receive_channel = BatchReceiveChannel(app_receive)
         #: Application records dropped because the reader of the channel fell behind.
         self.application_data_dropped = 0
-        self._app_sink: Callable[[list[bytes]], object] | None = None
+        #: Application payloads dropped because they were handed over before the handshake
+        #: completed or after the transport ended (the layer above retransmits).
+        self.outgoing_dropped = 0
+        #: The unexpected exception that ended the task, if one did (see ``run``).
+        self.crashed: BaseException | None = None
 
     # --- W3C surface -----------------------------------------------------------------------
 
@@ -115,11 +127,6 @@ class RTCDtlsTransport(EventTarget):
     ) -> bytes:
         return self.core.export_keying_material(label, length, context)
 
-    def set_remote_fingerprints(self, fingerprints: Sequence[RTCDtlsFingerprint]) -> None:
-        """Fingerprints from a remote description that arrived after the handshake started."""
-        self.core.set_remote_fingerprints(fingerprints)
-        self._after_core_step()
-
     async def wait_connected(self) -> None:
         """Return once connected; raise :class:`RTCError` if the transport fails or closes."""
         await self.wait_until(lambda: self._state not in ("new", "connecting"))
@@ -127,214 +134,220 @@ class RTCDtlsTransport(EventTarget):
             raise RTCError(f"DTLS transport is {self._state}", errorDetail="dtls-failure")
 
     async def send_application_data(self, data: bytes) -> None:
-        """Protect ``data`` in one record and send it. Raises InvalidStateError unless connected."""
-        if self._state != "connected" or self._send is None:
+        """Protect ``data`` in one record and send it (from the transport's task). Raises
+        InvalidStateError unless connected."""
+        if self._state != "connected":
             raise InvalidStateError(f"cannot send on a DTLS transport in state {self._state!r}")
-        self.core.send_application_data(data)
-        self._flush()
+        self.send_application_batch_nowait(Outgoing((data,)))
         await trio.lowlevel.checkpoint()
 
-    def send_application_data_nowait(self, data: bytes) -> bool:
-        """Protect ``data`` in one record and send it now, without a checkpoint, for a driver
-        above (SCTP) that writes a burst of packets in one synchronous step. Returns False, and
-        drops the data as UDP would, unless connected."""
-        if self._state != "connected" or self._send is None:
+    def send_application_batch_nowait(self, payloads: Outgoing) -> bool:
+        """Hand a burst of payloads (one record each) to the transport's task, which protects
+        and sends them in one step. Returns False, dropping them as UDP would, if its inbox is
+        full or it has ended."""
+        try:
+            self._inbox_send.send_nowait(payloads)
+        except (trio.WouldBlock, trio.ClosedResourceError, trio.BrokenResourceError):
+            self.outgoing_dropped += len(payloads)
             return False
-        core = self.core
-        core.send_application_data(data)
-        send = self._send
-        for datagram in core.datagrams_to_send(trio.current_time()):
-            send(datagram)
         return True
 
-    def send_application_packets_nowait(self, packets: list[bytes]) -> bool:
-        """:meth:`send_application_data_nowait` for a burst: one record per packet, handed to
-        the ICE transport in one call when it can take a list. Returns False, and drops the
-        packets as UDP would, unless connected."""
-        if self._state != "connected" or self._send is None:
-            return False
-        core = self.core
-        core.send_application_data_many(packets)
-        datagrams = core.datagrams_to_send(0.0)
-        send_many = self._send_many
-        if send_many is not None:
-            send_many(datagrams)
-        else:
-            send = self._send
-            for datagram in datagrams:
-                send(datagram)
-        return True
-
-    def set_application_data_sink(self, sink: Callable[[list[bytes]], object] | None) -> None:
-        """Hand decrypted application data to ``sink`` (one call per received batch, records in
-        order) instead of queueing it on :attr:`application_data_receive_channel`. What is
-        already queued goes to ``sink`` now. ``sink`` must not block and must not raise; the
-        channel still ends (EndOfChannel) when this transport does. ``None`` restores the
-        channel."""
-        self._app_sink = sink
-        if sink is None:
-            return
-        queued: list[bytes] = []
-        receive_channel = self.application_data_receive_channel
+    def set_application_channel(self, channel: trio.MemorySendChannel[Batch | None]) -> None:
+        """Send decrypted records to ``channel`` (the upper layer's inbox: one batch per
+        burst, ``None`` once this transport ended) instead of
+        :attr:`application_data_receive_channel`. Records already queued move over first."""
+        old, self._app_send = self._app_send, channel
+        pending: list[Batch | None] = []
+        receive = self.application_data_receive_channel
+        if receive.statistics():
+            pending.append([receive.receive_nowait() for _ in range(receive.statistics())])
         while True:
             try:
-                queued.append(receive_channel.receive_nowait())
+                pending.append(receive._channel.receive_nowait())
             except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
                 break
-        if queued:
-            sink(queued)
+        old.close()
+        for batch in pending:
+            self._deliver_up(batch)
 
-    def close(self) -> None:
-        """Send close_notify and stop the driver (``run`` returns)."""
+    def close(self, *, last_records: Sequence[bytes] = ()) -> None:
+        """Send ``last_records`` (e.g. SCTP's ABORT), then close_notify, now; ``run`` returns.
+
+        Closing is the one step taken outside the transport's task: the peer connection calls
+        it as it tears its task tree down, so the goodbye leaves before the sockets close."""
         if self._state in ("closed", "failed"):
             return
+        if last_records and self._state == "connected":
+            self.core.send_application_data_many(list(last_records))
         self.core.close()
         self._flush()
         self._after_core_step()
-        if self._wait_scope is not None:
-            self._wait_scope.cancel()
+        with contextlib.suppress(trio.WouldBlock, trio.ClosedResourceError):
+            self._inbox_send.send_nowait(None)  # wakes the task, which sees the state and ends
+        self._inbox_send.close()
 
     async def run(
         self,
         *,
-        receive_channel: trio.abc.ReceiveChannel[bytes],
-        send: Callable[[bytes], object],
+        receive_channel: trio.abc.ReceiveChannel[bytes] | None = None,
+        send: Callable[[bytes], object] | None = None,
         send_many: Callable[[list[bytes]], object] | None = None,
     ) -> None:
         """Drive the handshake and the association until it closes, fails or is cancelled.
 
-        ``send_many``, if given, sends a list of datagrams as ``send`` would each (for bursts
-        of application data, e.g. :meth:`RTCIceTransport.send_many`); when ``send`` is the ICE
-        transport's own ``send``, its ``send_many`` is used without asking."""
-        if self._send is not None or self._state != "new":
+        ``send_many`` sends a list of datagrams (the ICE transport's ``send_many``); ``send``,
+        one datagram, is the simpler alternative for standalone use. ``receive_channel``: a
+        channel of received datagrams to read, for standalone use; without it, the lower layer
+        puts batches on this transport's inbox directly."""
+        if self._running or self._state != "new":
             raise InvalidStateError("RTCDtlsTransport.run() may be called once")
-        self._send = send
+        if send_many is None:
+            if send is None:
+                raise TypeError("run() needs send_many or send")
+            one = send
+
+            def send_each(datagrams: list[bytes]) -> None:
+                for datagram in datagrams:
+                    one(datagram)
+
+            send_many = send_each
+        self._running = True
         self._send_many = send_many
         core = self.core
-        ice = self._ice_transport
-        sink_source: RTCIceTransport | None = None
+        inbox = self._inbox
         try:
             async with trio.open_nursery() as nursery:
-                self._event_nursery = nursery
+                if self._handler_queue is None:
+                    # Used on its own: async event handlers get a queue of the transport's own.
+                    self._handler_queue = HandlerQueue(name="dtls")
+                    await nursery.start(self._handler_queue.run)
+                if receive_channel is not None:
+                    nursery.start_soon(self._forward, receive_channel)
                 core.start(trio.current_time())
                 self._after_core_step()
-                if isinstance(ice, RTCIceTransport) and receive_channel is ice.dtls_receive_channel:
-                    # The ICE reader task feeds the core from now on; what it queued before
-                    # goes in first, in order.
-                    sink_source = ice
-                    if send_many is None and send == ice.send:
-                        self._send_many = ice.send_many
-                    queued: list[bytes] = []
-                    while True:
-                        try:
-                            queued.append(receive_channel.receive_nowait())
-                        except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
-                            break
-                    ice.set_dtls_sink(self._receive_from_ice)
-                    if queued:
-                        self._receive_from_ice(queued)
+                items: list[Batch | None] = []
                 while self._state in ("new", "connecting", "connected"):
                     deadline = core.get_timer()
-                    with trio.CancelScope(
-                        deadline=deadline if deadline is not None else math.inf
-                    ) as scope:
-                        self._wait_scope = scope
-                        try:
-                            first = await receive_channel.receive()
-                        except (trio.EndOfChannel, trio.ClosedResourceError):
-                            core.close()
-                            self._flush()
-                            self._after_core_step()
-                            break
-                        now = trio.current_time()
-                        core.receive_datagram(first, now)
-                        # Drain what queued up meanwhile: one wake-up per burst, not per datagram.
-                        while isinstance(receive_channel, trio.MemoryReceiveChannel):
+                    try:
+                        if deadline is None:
+                            items.append(await inbox.receive())
+                        else:
+                            with trio.CancelScope(deadline=deadline):
+                                items.append(await inbox.receive())
+                    except (trio.EndOfChannel, trio.ClosedResourceError):
+                        items.append(None)
+                    now = trio.current_time()
+                    if items:
+                        # Everything that queued meanwhile, in the same wake-up.
+                        while True:
                             try:
-                                data = receive_channel.receive_nowait()
+                                items.append(inbox.receive_nowait())
                             except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
                                 break
-                            core.receive_datagram(data, now)
-                    self._wait_scope = None
-                    core.handle_timer(trio.current_time())
+                        self._take(items, now)
+                        items.clear()
+                    else:
+                        core.handle_timer(now)
                     self._after_core_step()
                 nursery.cancel_scope.cancel()
         except Exception as exc:
-            # A bug or a broken ``send`` fails this transport, visibly, instead of taking the
-            # peer connection's nursery down with it or hanging.
-            logger.exception("DTLS transport driver crashed")
-            self._event_nursery = None
+            # A bug: this transport fails visibly, and the supervisor (the peer connection)
+            # reads ``crashed`` and fails the connection.
+            logger.exception("DTLS transport task crashed")
+            self.crashed = unwrap(exc)
             self._fail_visibly(
-                RTCError(f"DTLS transport crashed: {exc!r}", errorDetail="dtls-failure")
+                RTCError(f"DTLS transport crashed: {self.crashed!r}", errorDetail="dtls-failure")
             )
         finally:
-            self._send_many = None
-            if sink_source is not None:
-                sink_source.set_dtls_sink(None)
-            self._event_nursery = None
-            self._wait_scope = None
             if self._state not in ("closed", "failed"):
                 # Cancelled from outside (the peer connection is closing): say goodbye.
                 core.close()
                 self._flush()
                 self._set_state("closed")
+            self._send_many = None
+            self._inbox_send.close()
+            self._deliver_up(None)
             self._app_send.close()
 
     # --- internals -----------------------------------------------------------------------------
 
-    def _receive_from_ice(self, datagrams: list[bytes]) -> None:
-        """The ICE transport's DTLS sink: one core step for a whole received batch, run in the
-        ICE reader's task. Failures fail this transport, never the ICE reader."""
-        if self._state not in ("new", "connecting", "connected"):
-            return
+    def _take(self, items: list[Batch | None], now: float) -> None:
         core = self.core
-        try:
-            now = trio.current_time()
-            receive = core.receive_datagram
-            for datagram in datagrams:
+        receive = core.receive_datagram
+        for item in items:
+            if item is None:
+                # The transport below ended: so does this one.
+                core.close()
+                return
+            if type(item) is Outgoing:
+                if self._state == "connected":
+                    core.send_application_data_many(item)
+                else:
+                    self.outgoing_dropped += len(item)
+                continue
+            for datagram in item:
                 receive(datagram, now)
-            self._after_core_step()
-        except Exception as exc:
-            logger.exception("DTLS transport driver crashed")
-            self._fail_visibly(
-                RTCError(f"DTLS transport crashed: {exc!r}", errorDetail="dtls-failure")
-            )
-        scope = self._wait_scope
-        if scope is not None:
-            if self._is_over():
-                scope.cancel()
-            else:
-                deadline = core.get_timer()
-                scope.deadline = math.inf if deadline is None else deadline
 
-    def _is_over(self) -> bool:
-        return self._state in ("closed", "failed")
+    async def _forward(self, channel: trio.abc.ReceiveChannel[bytes]) -> None:
+        """Standalone use: move datagrams from ``channel`` to the inbox, a burst per item."""
+        inbox = self._inbox_send
+        while True:
+            try:
+                batch = [await channel.receive()]
+            except (trio.EndOfChannel, trio.ClosedResourceError, trio.BrokenResourceError):
+                batch = None
+            if batch is not None and isinstance(
+                channel, trio.MemoryReceiveChannel | BatchReceiveChannel
+            ):
+                while True:
+                    try:
+                        batch.append(channel.receive_nowait())
+                    except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
+                        break
+            try:
+                inbox.send_nowait(batch)
+            except trio.WouldBlock:
+                continue  # full: dropped, as UDP would
+            except trio.ClosedResourceError:
+                return
+            if batch is None:
+                return
+
+    def _deliver_up(self, batch: Batch | None) -> None:
+        try:
+            self._app_send.send_nowait(batch)
+        except (trio.WouldBlock, trio.ClosedResourceError, trio.BrokenResourceError):
+            # SCTP above retransmits; holding more would let a slow reader grow memory.
+            if batch:
+                self.application_data_dropped += len(batch)
 
     def _flush(self) -> None:
-        if self._send is None:
+        send_many = self._send_many
+        if send_many is None:
             return
-        for datagram in self.core.datagrams_to_send(trio.current_time()):
-            self._send(datagram)
+        datagrams = self.core.datagrams_to_send(trio.current_time())
+        if not datagrams:
+            return
+        try:
+            send_many(datagrams)
+        except _SEND_ERRORS as exc:
+            # The transport below is gone (or its send broke): this transport fails.
+            self._send_many = None
+            self._fail_visibly(
+                RTCError(f"DTLS transport cannot send: {exc!r}", errorDetail="dtls-failure")
+            )
 
     def _after_core_step(self) -> None:
         self._flush()
         core = self.core
-        sink = self._app_sink
-        records: list[bytes] = []
+        records: Batch = []
         while (event := core.next_event()) is not None:
             if type(event) is ApplicationData:
-                if sink is not None:
-                    records.append(event.data)
-                    continue
-                try:
-                    self._app_send.send_nowait(event.data)
-                except (trio.WouldBlock, trio.ClosedResourceError, trio.BrokenResourceError):
-                    # SCTP above retransmits; holding more would let a slow reader grow memory.
-                    self.application_data_dropped += 1
+                records.append(event.data)
                 continue
-            if records and sink is not None:
+            if records:
                 # Data that arrived before this event goes up before it is handled.
-                sink(records)
+                self._deliver_up(records)
                 records = []
             if isinstance(event, HandshakeComplete):
                 self._handshake = event
@@ -349,9 +362,10 @@ class RTCDtlsTransport(EventTarget):
                 self._fail_visibly(error)
             elif isinstance(event, ConnectionClosed):
                 pass
-        if records and sink is not None:
-            sink(records)
-        self._set_state(core.state)
+        if records:
+            self._deliver_up(records)
+        if self._state != "failed":
+            self._set_state(core.state)
 
     def _fail_visibly(self, error: RTCError) -> None:
         if self._state in ("closed", "failed"):

@@ -2,9 +2,11 @@
 
 The transport owns the UDP sockets of one ICE session. Each socket has a reader task that waits
 for readability once and then drains every queued datagram, sorting them by their first byte
-(RFC 7983): STUN (0–3) goes to the agent core, DTLS (20–63) and RTP/RTCP (128–191) go to memory
-channels that the DTLS and SRTP layers read. A timer task sleeps until the core's next deadline.
-Application data is sent synchronously on the selected pair with :meth:`RTCIceTransport.send`.
+(RFC 7983): STUN (0–3) goes to the agent core; DTLS (20–63) and RTP/RTCP (128–191) go, one
+*batch* (a list) per drained burst, to the memory channels the DTLS and SRTP layers read (see
+:mod:`trio_rtc._channels`). The transport's own task sleeps until the core's next deadline.
+Datagrams of the layers above leave on the selected pair through :meth:`RTCIceTransport.send_many`
+(a non-blocking socket write from the calling task: the socket, not the core, is shared).
 
 Run it inside a nursery (``await nursery.start(transport.run)``, which is what a peer connection
 does) or on its own with ``async with RTCIceTransport(...) as transport:``. Leaving the block,
@@ -23,8 +25,9 @@ from typing import Any, Protocol
 import attrs
 import trio
 
+from .._channels import Batch, BatchReceiveChannel
 from .._lifetime import AsyncLifetime
-from ..events import Event, EventTarget, event_handler_property
+from ..events import Event, EventTarget, HandlerQueue, event_handler_property
 from ..exceptions import InvalidStateError
 from ..turn.driver import TurnAllocation, TurnAllocationError, open_turn_allocation
 from ..udp import UdpEndpoint, open_udp_endpoint
@@ -54,8 +57,8 @@ __all__ = [
 
 logger = logging.getLogger("trio_rtc.ice")
 
-#: Datagrams queued for the DTLS/SRTP layers before further ones are dropped (UDP semantics).
-CHANNEL_DEPTH = 4096
+#: Batches queued for the DTLS/SRTP layers before further ones are dropped (UDP semantics).
+CHANNEL_DEPTH = 256
 
 
 class IceCandidateEvent(Event):
@@ -155,6 +158,8 @@ class TransportStats:
     datagrams_dropped_unknown: int = 0
     datagrams_dropped_overflow: int = 0
     datagrams_dropped_no_pair: int = 0
+    #: RTP/RTCP datagrams that arrived with no RTP consumer attached (no media negotiated).
+    datagrams_dropped_rtp: int = 0
     bytes_sent: int = 0
     bytes_received: int = 0
     packets_sent: int = 0
@@ -179,7 +184,14 @@ class RTCIceTransport(EventTarget, AsyncLifetime):
         iceServers: Sequence[RTCIceServer | Mapping[str, Any]] = (),
         controlling: bool = True,
         options: IceTransportOptions | None = None,
+        dtls_channel: trio.MemorySendChannel[Batch | None] | None = None,
+        deliver_rtp: bool = True,
     ) -> None:
+        """``dtls_channel``: where batches of received DTLS datagrams go (the DTLS task's inbox,
+        wired by the peer connection); without it the transport keeps its own channel, read
+        through :attr:`dtls_receive_channel`. ``deliver_rtp``: queue RTP/RTCP on
+        :attr:`rtp_receive_channel`; when False (no media consumer) they are counted in
+        ``stats.datagrams_dropped_rtp`` and dropped."""
         self.options = options or IceTransportOptions()
         self._ice_servers = [RTCIceServer.coerce(s) for s in iceServers]
         for server in self._ice_servers:
@@ -209,9 +221,20 @@ class RTCIceTransport(EventTarget, AsyncLifetime):
         self._mdns: MdnsResolver | None = None
         self._remote_rtc_candidates: list[RTCIceCandidate] = []
         self._selected: RTCIceCandidatePair | None = None
-        self._dtls_send, self.dtls_receive_channel = trio.open_memory_channel[bytes](CHANNEL_DEPTH)
-        self._dtls_sink: Callable[[list[bytes]], object] | None = None
-        self._rtp_send, self.rtp_receive_channel = trio.open_memory_channel[bytes](CHANNEL_DEPTH)
+        own_send, own_receive = trio.open_memory_channel[Batch | None](CHANNEL_DEPTH)
+        #: Received DTLS datagrams one at a time, when no ``dtls_channel`` was given.
+        self.dtls_receive_channel = BatchReceiveChannel(own_receive)
+        if dtls_channel is not None:
+            own_send.close()
+            own_send = dtls_channel
+        self._dtls_send: trio.MemorySendChannel[Batch | None] = own_send
+        rtp_send, rtp_receive = trio.open_memory_channel[Batch | None](CHANNEL_DEPTH)
+        #: Received RTP/RTCP datagrams one at a time (when ``deliver_rtp``).
+        self.rtp_receive_channel = BatchReceiveChannel(rtp_receive)
+        self._rtp_send: trio.MemorySendChannel[Batch | None] | None = rtp_send
+        if not deliver_rtp:
+            rtp_send.close()
+            self._rtp_send = None
 
     # --- W3C attributes ---------------------------------------------------------------------
 
@@ -321,8 +344,13 @@ class RTCIceTransport(EventTarget, AsyncLifetime):
             self._pump()
         for endpoint in self._endpoints.values():
             endpoint.close()
-        self._dtls_send.close()
-        self._rtp_send.close()
+        for channel in (self._dtls_send, self._rtp_send):
+            if channel is not None:
+                # The layer above learns that this transport ended (the channel may have other
+                # senders, so the marker, not the close, is what it sees).
+                with contextlib.suppress(trio.WouldBlock, trio.ClosedResourceError):
+                    channel.send_nowait(None)
+                channel.close()
         if self._cancel_scope is not None:
             self._cancel_scope.cancel()
 
@@ -388,17 +416,6 @@ class RTCIceTransport(EventTarget, AsyncLifetime):
         stats.bytes_sent += size
         return sent
 
-    def set_dtls_sink(self, sink: Callable[[list[bytes]], object] | None) -> None:
-        """Hand DTLS datagrams to ``sink`` in the socket reader's task instead of queueing them
-        on :attr:`dtls_receive_channel`: one call per received batch, with the batch's DTLS
-        datagrams in arrival order. ``sink`` must not block and must not raise (a DTLS driver
-        turns its own failures into a failed transport). ``None`` goes back to the channel,
-        which still reports the end of the transport (EndOfChannel) either way.
-
-        This saves the task switch and the two channel operations per datagram between the ICE
-        and DTLS drivers (docs/architecture.md, "Receive path")."""
-        self._dtls_sink = sink
-
     @property
     def selected_pair(self) -> CandidatePair | None:
         """The core's view of the selected pair (addresses, state and statistics)."""
@@ -436,13 +453,15 @@ class RTCIceTransport(EventTarget, AsyncLifetime):
             async with trio.open_nursery() as nursery:
                 self._cancel_scope = nursery.cancel_scope
                 self._nursery = nursery
-                self._event_nursery = nursery
+                if self._handler_queue is None:
+                    # Used on its own: async event handlers get a queue of the transport's own.
+                    self._handler_queue = HandlerQueue(name="ice")
+                    await nursery.start(self._handler_queue.run)
                 task_status.started()
                 # This task is the timer task too: one task fewer per connection.
                 await self._timer_loop()
         finally:
             self._nursery = None
-            self._event_nursery = None
             self.stop()
 
     # --- internals --------------------------------------------------------------------------
@@ -581,8 +600,9 @@ class RTCIceTransport(EventTarget, AsyncLifetime):
         stats = self.stats
         stun = False
         now = trio.current_time()
-        sink = self._dtls_sink
-        records: list[bytes] = []
+        dtls: Batch = []
+        rtp: Batch = []
+        size = 0
         for data, source in batch:
             first = data[0] if data else 255
             if first < 4:
@@ -594,28 +614,34 @@ class RTCIceTransport(EventTarget, AsyncLifetime):
                 continue
             # RFC 7983 demultiplexing by the first byte.
             if 20 <= first <= 63:
-                if sink is not None:
-                    records.append(data)
-                    stats.packets_received += 1
-                    stats.bytes_received += len(data)
-                    continue
-                channel = self._dtls_send
+                dtls.append(data)
             elif 128 <= first <= 191:
-                channel = self._rtp_send
+                rtp.append(data)
             else:
                 stats.datagrams_dropped_unknown += 1
                 continue
-            try:
-                channel.send_nowait(data)
-            except (trio.WouldBlock, trio.ClosedResourceError):
-                stats.datagrams_dropped_overflow += 1
-                continue
-            stats.packets_received += 1
-            stats.bytes_received += len(data)
+            size += len(data)
         if stun:
             self._pump()
-        if records and sink is not None:
-            sink(records)
+        if dtls:
+            self._hand_over(self._dtls_send, dtls)
+        if rtp:
+            if self._rtp_send is None:
+                stats.datagrams_dropped_rtp += len(rtp)
+                size -= sum(map(len, rtp))
+            else:
+                self._hand_over(self._rtp_send, rtp)
+        stats.bytes_received += size
+
+    def _hand_over(self, channel: trio.MemorySendChannel[Batch | None], batch: Batch) -> None:
+        """One ``send_nowait`` for the whole batch; a full or closed channel drops it (UDP)."""
+        try:
+            channel.send_nowait(batch)
+        except (trio.WouldBlock, trio.ClosedResourceError, trio.BrokenResourceError):
+            self.stats.datagrams_dropped_overflow += len(batch)
+            self.stats.bytes_received -= sum(map(len, batch))
+            return
+        self.stats.packets_received += len(batch)
 
     async def _relay(
         self,

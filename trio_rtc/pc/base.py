@@ -1,25 +1,22 @@
-"""The state of a peer connection and the rules that do not apply descriptions: the operations
-chain, negotiationneeded (webrtc-pc §4.7.3), aggregate states and their events, the candidates
-gathered for the applied local description, and the description views."""
+"""The peer connection's driver state: the JSEP core it drives, the operations chain,
+negotiationneeded (webrtc-pc §4.7.3), aggregate states and their events, and the announcement of
+gathered candidates. The negotiation state itself lives in :class:`trio_rtc.jsep.JsepSession`."""
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
-import attrs
 import trio
 
-from .. import jsep
 from ..configuration import RTCConfiguration
 from ..dtls.certificate import RTCCertificate
 from ..dtls.driver import RTCDtlsTransport
 from ..events import Event, EventTarget
-from ..exceptions import (
-    InvalidStateError,
-)
+from ..exceptions import InvalidStateError
 from ..ice.rtc import RTCIceCandidate
 from ..ice.transport import (
     IceCandidateErrorEvent,
@@ -27,7 +24,8 @@ from ..ice.transport import (
     IceTransportOptions,
     RTCIceTransport,
 )
-from ..sdp import SessionDescription
+from ..jsep import Description, JsepSession
+from ..sdp import Fingerprint
 from ..sessiondescription import RTCSessionDescription
 from .data import DataChannels
 from .events import RTCPeerConnectionIceErrorEvent, RTCPeerConnectionIceEvent
@@ -38,15 +36,7 @@ __all__ = ["PeerConnectionBase"]
 logger = logging.getLogger("trio_rtc.pc")
 
 
-@attrs.define
-class _Description:
-    """An applied description: its type and its model (remote ones gain trickled candidates)."""
-
-    type: str
-    model: SessionDescription
-
-
-class PeerConnectionBase(EventTarget):
+class PeerConnectionBase(EventTarget, abc.ABC):
     """State shared by :class:`~trio_rtc.pc.negotiation.Negotiation` and
     :class:`~trio_rtc.pc.connection.RTCPeerConnection`."""
 
@@ -66,36 +56,49 @@ class PeerConnectionBase(EventTarget):
         self._nursery: trio.Nursery | None = None
         self._supervisor_scope: trio.CancelScope | None = None
         self._lock = trio.Lock()
-        self._signaling_state = "stable"
+        #: The JSEP core: signaling state, descriptions, m-line plan, ICE restarts.
+        self._jsep = JsepSession()
+        #: signalingState as announced so far: an implicit rollback passes through "stable"
+        #: while the core is already further, and a handler must see each state in turn.
+        self._announced_signaling_state = self._jsep.signaling_state
         self._ice_connection_state = "new"
         self._connection_state = "new"
         self._gathering_state = "new"
-        self._pending_local: _Description | None = None
-        self._current_local: _Description | None = None
-        self._pending_remote: _Description | None = None
-        self._current_remote: _Description | None = None
-        self._last_offer: str | None = None
-        self._last_answer: str | None = None
-        self._session_id = jsep.new_session_id()
-        self._session_version = 1
-        self._slots: list[jsep.MediaSlot] = []
         self._ice: RTCIceTransport | None = None
         self._dtls: RTCDtlsTransport | None = None
+        #: Set by the supervisor once DTLS runs (pc/connection.py).
         self._dtls_is_client: bool | None = None
-        self._ice_applied = False
-        self._early_remote_candidates: list[tuple[str | None, RTCIceCandidate | None]] = []
-        self._negotiation_needed = False
         self._negotiation_update_pending = False
-        self._ice_restart_requested = False
-        self._restart_credentials: tuple[str, str] | None = None
-        self._answer_credentials: tuple[str, str] | None = None
-        self._announced_ufrag: str | None = None
-        self._local_mid: str | None = None
-        self._local_mline_index = 0
+        #: What the ICE transport gathered, kept until its ICE generation is announced.
         self._candidate_buffer: list[tuple[str, str, RTCIceCandidate | None]] = []
-        self._local_candidates: dict[str, list[str]] = {}
-        self._local_complete: set[str] = set()
         self._data = DataChannels(self)
+
+    # --- the transports a negotiation starts: implemented by the supervisor -----------------------
+
+    @abc.abstractmethod
+    def _ensure_dtls(
+        self, ice: RTCIceTransport, fingerprints: Sequence[Fingerprint], is_client: bool
+    ) -> None:
+        """Start the DTLS transport of the BUNDLE group over ``ice`` (idempotent)."""
+
+    @abc.abstractmethod
+    def _ensure_sctp(self, remote_port: int, remote_max_message_size: int) -> None:
+        """Start the SCTP association over DTLS (idempotent; a second call updates the peer's
+        max message size)."""
+
+    # --- views of the core --------------------------------------------------------------------------
+
+    @property
+    def _signaling_state(self) -> str:
+        return "closed" if self._jsep.closed else self._announced_signaling_state
+
+    @property
+    def _ice_applied(self) -> bool:
+        """Whether the ICE transport was started with remote parameters (it is "in use")."""
+        return self._jsep.ice_started
+
+    def _data_negotiated(self) -> bool:
+        return self._jsep.data_negotiated
 
     # --- guards ---------------------------------------------------------------------------------
 
@@ -133,19 +136,9 @@ class PeerConnectionBase(EventTarget):
 
     # --- negotiationneeded (webrtc-pc §4.7.3) --------------------------------------------------------
 
-    def _data_negotiated(self) -> bool:
-        if self._current_local is None:
-            return False
-        return any(
-            jsep.is_data_section(m) and not m.is_rejected for m in self._current_local.model.media
-        )
-
-    def _is_negotiation_needed(self) -> bool:
-        if self._ice_restart_requested:
-            return True
-        return self._data.wanted and not self._data_negotiated()
-
     def _update_negotiation_needed(self) -> None:
+        """The driver's half of "update the negotiation-needed flag": wait for an empty
+        operations chain, queue a task; the core decides whether to fire."""
         if self._closed:
             return
         if self._nursery is None or self._lock.locked():
@@ -160,26 +153,18 @@ class PeerConnectionBase(EventTarget):
         if self._lock.locked():
             self._negotiation_update_pending = True
             return
-        if self._signaling_state != "stable":
-            return
-        if not self._is_negotiation_needed():
-            self._negotiation_needed = False
-            return
-        if self._negotiation_needed:
-            return
-        self._negotiation_needed = True
-        self.dispatchEvent(Event("negotiationneeded"))
+        if self._jsep.update_negotiation_needed():
+            self.dispatchEvent(Event("negotiationneeded"))
 
     # --- states and events --------------------------------------------------------------------------
 
-    def _set_signaling_state(self, state: str) -> None:
-        if self._closed or state == self._signaling_state:
+    def _signaling_changed(self, state: str) -> None:
+        self._announced_signaling_state = state
+        if self._closed:
             return
-        logger.debug("pc %x signalingState %s -> %s", id(self), self._signaling_state, state)
-        self._signaling_state = state
+        logger.debug("pc %x signalingState -> %s", id(self), state)
         self.dispatchEvent(Event("signalingstatechange"))
         if state == "stable":
-            self._negotiation_needed = False
             self._update_negotiation_needed()
 
     def _update_states(self) -> None:
@@ -219,14 +204,15 @@ class PeerConnectionBase(EventTarget):
         self._flush_candidates()
 
     def _flush_candidates(self) -> None:
-        """Announce what the ICE transport gathered for the ufrag of our applied local
-        description, in order; keep what belongs to credentials not yet announced."""
-        announced = self._announced_ufrag
-        if announced is None:
+        """Announce what the ICE transport gathered for the ICE generation of our applied local
+        description, in order, as candidates of its BUNDLE tag m-section; keep what belongs to
+        credentials not yet announced."""
+        target = self._jsep.candidate_target
+        if target is None:
             return
         keep: list[tuple[str, str, RTCIceCandidate | None]] = []
         for kind, ufrag, candidate in self._candidate_buffer:
-            if ufrag != announced:
+            if ufrag != target.ufrag:
                 if (
                     self._ice is not None
                     and ufrag == self._ice.getLocalParameters().usernameFragment
@@ -234,13 +220,13 @@ class PeerConnectionBase(EventTarget):
                     keep.append((kind, ufrag, candidate))
                 continue
             if kind == "candidate" and candidate is not None:
-                self._local_candidates.setdefault(ufrag, []).append(candidate.candidate)
+                self._jsep.add_local_candidate(ufrag, candidate.candidate)
                 self.dispatchEvent(
                     RTCPeerConnectionIceEvent(
                         RTCIceCandidate.from_candidate(
                             candidate.parsed,
-                            sdpMid=self._local_mid,
-                            sdpMLineIndex=self._local_mline_index,
+                            sdpMid=target.mid,
+                            sdpMLineIndex=target.mline_index,
                             usernameFragment=ufrag,
                         )
                         if candidate.parsed is not None
@@ -248,7 +234,7 @@ class PeerConnectionBase(EventTarget):
                     )
                 )
             elif kind == "candidate":
-                self._local_complete.add(ufrag)
+                self._jsep.local_candidates_complete(ufrag)
                 self.dispatchEvent(RTCPeerConnectionIceEvent(None))
             else:
                 if kind == "complete":
@@ -257,8 +243,8 @@ class PeerConnectionBase(EventTarget):
                         RTCPeerConnectionIceEvent(
                             RTCIceCandidate(
                                 candidate="",
-                                sdpMid=self._local_mid,
-                                sdpMLineIndex=self._local_mline_index,
+                                sdpMid=target.mid,
+                                sdpMLineIndex=target.mline_index,
                                 usernameFragment=ufrag,
                             )
                         )
@@ -284,26 +270,12 @@ class PeerConnectionBase(EventTarget):
 
     # --- description views ------------------------------------------------------------------------------
 
-    def _local_view(self, description: _Description | None) -> RTCSessionDescription | None:
+    def _local_view(self, description: Description | None) -> RTCSessionDescription | None:
         if description is None:
             return None
-        model = description.model
-        data = next((m for m in model.media if jsep.is_data_section(m) and not m.is_rejected), None)
-        if data is not None:
-            credentials = model.ice_credentials(data)
-            if credentials is not None and (
-                credentials.ufrag in self._local_candidates
-                or credentials.ufrag in self._local_complete
-            ):
-                model = jsep.with_candidates(
-                    model,
-                    data.mid,
-                    self._local_candidates.get(credentials.ufrag, []),
-                    end_of_candidates=credentials.ufrag in self._local_complete,
-                )
-        return RTCSessionDescription(type=description.type, sdp=model.serialize())
+        return RTCSessionDescription(type=description.type, sdp=self._jsep.local_sdp(description))
 
-    def _remote_view(self, description: _Description | None) -> RTCSessionDescription | None:
+    def _remote_view(self, description: Description | None) -> RTCSessionDescription | None:
         if description is None:
             return None
         return RTCSessionDescription(type=description.type, sdp=description.model.serialize())

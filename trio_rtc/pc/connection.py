@@ -14,32 +14,40 @@ transport and one DTLS transport.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 import attrs
 import trio
 
+from .._channels import Batch
 from .._lifetime import AsyncLifetime
+from .._supervision import unwrap
 from ..configuration import RTCConfiguration
 from ..dtls.certificate import RTCCertificate, RTCDtlsFingerprint
+from ..dtls.driver import INBOX_DEPTH as DTLS_INBOX_DEPTH
 from ..dtls.driver import RTCDtlsTransport
-from ..events import event_handler_property
+from ..events import Event, HandlerQueue, RTCErrorEvent, event_handler_property
 from ..exceptions import (
     InvalidAccessError,
     InvalidStateError,
     NotSupportedError,
+    RTCError,
 )
 from ..ice.transport import (
     IceTransportOptions,
     RTCIceTransport,
 )
+from ..sctp.transport import RTCSctpTransport
 from ..sdp import Fingerprint
 from ..sessiondescription import RTCSessionDescription
 from ..stats import RTCStatsReport, collect_stats
 from .negotiation import Negotiation
 
 __all__ = ["RTCPeerConnection"]
+
+logger = logging.getLogger("trio_rtc.pc")
 
 _MEDIA_LATER = "media arrives with the media issue; trio_rtc has data channels only for now"
 
@@ -60,6 +68,12 @@ class RTCPeerConnection(Negotiation, AsyncLifetime):
     onnegotiationneeded = event_handler_property["RTCPeerConnection"]("negotiationneeded")
     onsignalingstatechange = event_handler_property["RTCPeerConnection"]("signalingstatechange")
     ontrack = event_handler_property["RTCPeerConnection"]("track")
+
+    _failure: BaseException | None = None
+    #: The DTLS task's inbox, made at start so the ICE transport can queue early datagrams.
+    _dtls_inbox: (
+        tuple[trio.MemorySendChannel[Batch | None], trio.MemoryReceiveChannel[Batch | None]] | None
+    ) = None
 
     # --- configuration and static members -----------------------------------------------------
 
@@ -86,8 +100,7 @@ class RTCPeerConnection(Negotiation, AsyncLifetime):
         new = RTCConfiguration.coerce(configuration)
         self._config.check_update(
             new,
-            local_description_set=self._current_local is not None
-            or self._pending_local is not None,
+            local_description_set=self._jsep.local_description is not None,
         )
         servers_changed = new.iceServers != self._config.iceServers
         self._config = attrs.evolve(new, certificates=self._config.certificates)
@@ -119,37 +132,31 @@ class RTCPeerConnection(Negotiation, AsyncLifetime):
     @property
     def canTrickleIceCandidates(self) -> bool | None:
         """None until a remote description is set; then whether it says ``ice-options:trickle``."""
-        remote = self._pending_remote or self._current_remote
-        if remote is None:
-            return None
-        model = remote.model
-        if "trickle" in model.ice_options:
-            return True
-        return any("trickle" in model.ice_options_for(m) for m in model.media)
+        return self._jsep.can_trickle
 
     @property
     def localDescription(self) -> RTCSessionDescription | None:
-        return self._local_view(self._pending_local or self._current_local)
+        return self._local_view(self._jsep.local_description)
 
     @property
     def currentLocalDescription(self) -> RTCSessionDescription | None:
-        return self._local_view(self._current_local)
+        return self._local_view(self._jsep.current_local)
 
     @property
     def pendingLocalDescription(self) -> RTCSessionDescription | None:
-        return self._local_view(self._pending_local)
+        return self._local_view(self._jsep.pending_local)
 
     @property
     def remoteDescription(self) -> RTCSessionDescription | None:
-        return self._remote_view(self._pending_remote or self._current_remote)
+        return self._remote_view(self._jsep.remote_description)
 
     @property
     def currentRemoteDescription(self) -> RTCSessionDescription | None:
-        return self._remote_view(self._current_remote)
+        return self._remote_view(self._jsep.current_remote)
 
     @property
     def pendingRemoteDescription(self) -> RTCSessionDescription | None:
-        return self._remote_view(self._pending_remote)
+        return self._remote_view(self._jsep.pending_remote)
 
     @property
     def sctp(self) -> Any:
@@ -187,7 +194,7 @@ class RTCPeerConnection(Negotiation, AsyncLifetime):
         """Create an RTCDataChannel (webrtc-pc §6.1); options as a dict or keywords."""
         self._check_not_closed("createDataChannel()")
         channel = self._data.create(label, {**(dataChannelDict or {}), **options})
-        if not self._data_negotiated():
+        if self._jsep.want_data():
             self._update_negotiation_needed()
         return channel
 
@@ -202,7 +209,7 @@ class RTCPeerConnection(Negotiation, AsyncLifetime):
         self._entered = True
         try:
             async with trio.open_nursery() as nursery:
-                await nursery.start(self._supervise)
+                await nursery.start(self._supervise, name="trio_rtc.pc")
                 try:
                     yield self
                 finally:
@@ -222,19 +229,28 @@ class RTCPeerConnection(Negotiation, AsyncLifetime):
                 self._supervisor_scope = nursery.cancel_scope
                 if self._certificate is None:
                     self._certificate = await RTCCertificate.generate()
+                # The DTLS task's inbox exists before the DTLS transport does, so the ICE
+                # transport can queue a peer's early ClientHello on it.
+                self._dtls_inbox = trio.open_memory_channel[Batch | None](DTLS_INBOX_DEPTH)
                 ice = RTCIceTransport(
                     iceServers=self._config.iceServers,
                     controlling=True,
                     options=self._ice_transport_options(),
+                    dtls_channel=self._dtls_inbox[0].clone(),
+                    # No media consumer yet: RTP/RTCP that arrives is dropped and counted.
+                    deliver_rtp=False,
                 )
                 ice.addEventListener("icecandidate", self._on_ice_candidate)
                 ice.addEventListener("gatheringstatechange", self._on_gathering_state)
                 ice.addEventListener("statechange", lambda _e: self._update_states())
                 ice.addEventListener("icecandidateerror", self._on_ice_candidate_error)
-                await nursery.start(ice.run)
+                # One bounded queue runs every async event handler of this connection.
+                queue = HandlerQueue(name=f"pc {id(self):x}")
+                await nursery.start(queue.run, name="trio_rtc.events")
+                self._handler_queue = ice._handler_queue = queue
+                await nursery.start(self._supervised_ice, ice, name="trio_rtc.ice")
                 self._ice = ice
                 self._nursery = nursery
-                self._event_nursery = nursery
                 if self._config.iceCandidatePoolSize > 0:
                     ice.gather()  # pre-gathering; announced once a local description is set
                 task_status.started()
@@ -246,10 +262,8 @@ class RTCPeerConnection(Negotiation, AsyncLifetime):
                 finally:
                     # The nursery takes no new tasks from here on: say so before it closes.
                     self._nursery = None
-                    self._event_nursery = None
         finally:
             self._nursery = None
-            self._event_nursery = None
             self._close_now()
 
     async def close(self) -> None:
@@ -261,10 +275,11 @@ class RTCPeerConnection(Negotiation, AsyncLifetime):
         if self._closed:
             return
         self._closed = True
-        self._signaling_state = "closed"
-        self._data.close()
+        self._jsep.close()
+        # Goodbyes leave in order before the sockets close: SCTP's ABORT, then close_notify.
+        goodbye = self._data.close()
         if self._dtls is not None:
-            self._dtls.close()
+            self._dtls.close(last_records=goodbye)
         if self._ice is not None:
             self._ice.stop()
         # The spec sets these without firing events.
@@ -283,18 +298,21 @@ class RTCPeerConnection(Negotiation, AsyncLifetime):
         if self._dtls is not None or self._nursery is None:
             return
         assert self._certificate is not None
+        assert self._dtls_inbox is not None
         dtls = RTCDtlsTransport(
             ice,
             self._certificate,
+            inbox=self._dtls_inbox,
             is_client=is_client,
             remote_fingerprints=[
                 RTCDtlsFingerprint(f.algorithm.lower(), f.value) for f in fingerprints
             ],
         )
+        dtls._handler_queue = self._handler_queue
         dtls.addEventListener("statechange", lambda _e: self._update_states())
         self._dtls = dtls
         self._dtls_is_client = is_client
-        self._nursery.start_soon(self._run_dtls, ice, dtls)
+        self._nursery.start_soon(self._run_dtls, ice, dtls, name="trio_rtc.dtls")
         self._update_states()
 
     def _ensure_sctp(self, remote_port: int, remote_max_message_size: int) -> None:
@@ -305,7 +323,9 @@ class RTCPeerConnection(Negotiation, AsyncLifetime):
             return
         if self._dtls is None or self._nursery is None:
             return
-        self._data.start(self._nursery, self._dtls, remote_port, remote_max_message_size)
+        self._data.start(
+            self._nursery, self._dtls, remote_port, remote_max_message_size, self._supervised_sctp
+        )
 
     async def _run_dtls(self, ice: RTCIceTransport, dtls: RTCDtlsTransport) -> None:
         # Start the handshake once ICE has a pair, so the first flight is not sent into the void
@@ -314,9 +334,68 @@ class RTCPeerConnection(Negotiation, AsyncLifetime):
         await ice.wait_until(lambda: ice.state in ("connected", "completed", "closed"))
         if ice.state == "closed":
             return
-        await dtls.run(
-            receive_channel=ice.dtls_receive_channel, send=ice.send, send_many=ice.send_many
+        try:
+            await dtls.run(send_many=ice.send_many)
+        except Exception as exc:
+            logger.exception("DTLS component crashed")
+            self._component_failed("DTLS", exc, "dtls-failure")
+            return
+        if dtls.crashed is not None:
+            self._component_failed("DTLS", dtls.crashed, "dtls-failure")
+
+    async def _supervised_ice(
+        self, ice: RTCIceTransport, *, task_status: trio.TaskStatus[None]
+    ) -> None:
+        try:
+            await ice.run(task_status=task_status)
+        except Exception as exc:
+            logger.exception("ICE component crashed")
+            self._component_failed("ICE", exc, None)
+
+    async def _supervised_sctp(self, sctp: RTCSctpTransport) -> None:
+        try:
+            await sctp.run()
+        except Exception as exc:
+            logger.exception("SCTP component crashed")
+            self._component_failed("SCTP", exc, "sctp-failure")
+            return
+        if sctp.crashed is not None:
+            self._component_failed("SCTP", sctp.crashed, "sctp-failure")
+
+    def _component_failed(self, name: str, exc: BaseException, detail: str | None) -> None:
+        """A component's task ended by an unexpected exception (a bug, already logged with its
+        traceback): the connection fails — ``connectionState`` ``failed``, an ``error`` event
+        (an RTCErrorEvent whose ``error.__cause__`` is the exception), every transport stopped.
+        :attr:`failure` keeps the exception."""
+        if self._closed or self._failure is not None:
+            return
+        exc = unwrap(exc)
+        self._failure = exc
+        error = RTCError(
+            f"the {name} component of the peer connection crashed: {exc!r}",
+            errorDetail=detail or "dtls-failure",
         )
+        error.__cause__ = exc
+        goodbye = self._data.close()
+        if self._dtls is not None:
+            self._dtls.close(last_records=goodbye)
+        if self._ice is not None:
+            self._ice.stop()
+        self._ice_connection_state = "failed"
+        self._connection_state = "failed"
+        self.dispatchEvent(Event("iceconnectionstatechange"))
+        self.dispatchEvent(Event("connectionstatechange"))
+        self.dispatchEvent(RTCErrorEvent("error", error))
+
+    def _update_states(self) -> None:
+        if self._failure is not None:
+            return  # failed by a crash: the states stay failed until close()
+        super()._update_states()
+
+    @property
+    def failure(self) -> BaseException | None:
+        """The exception that failed this connection (a crashed component), or None."""
+        return self._failure
 
     # --- trio-native additions ------------------------------------------------------------------
 

@@ -3,7 +3,7 @@ RTCSctpTransport once the data m-section is negotiated, and its ``datachannel`` 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import trio
@@ -59,8 +59,10 @@ class DataChannels:
         dtls: RTCDtlsTransport,
         remote_port: int,
         remote_max_message_size: int,
+        run: Callable[[RTCSctpTransport], Awaitable[None]],
     ) -> None:
-        """Create the SCTP transport over ``dtls`` and run it in the peer connection's nursery."""
+        """Create the SCTP transport over ``dtls`` and start ``run(transport)`` (the peer
+        connection's supervising wrapper) in the peer connection's nursery."""
         if self.sctp is not None:
             return
         sctp = RTCSctpTransport(
@@ -69,12 +71,13 @@ class DataChannels:
             local_max_message_size=self.local_max_message_size,
             remote_max_message_size=remote_max_message_size,
         )
+        sctp._handler_queue = self._owner._handler_queue
         sctp.addEventListener("datachannel", self._on_remote_channel)
         self.sctp = sctp
         pending, self._pending = self._pending, []
         for channel in pending:
             sctp.add_channel(channel)
-        nursery.start_soon(sctp.run)
+        nursery.start_soon(run, sctp, name="trio_rtc.sctp")
 
     def update_remote(self, remote_max_message_size: int) -> None:
         """A renegotiation may change the peer's ``a=max-message-size``."""
@@ -85,10 +88,14 @@ class DataChannels:
         self.channels.append(event.channel)
         self._owner.dispatchEvent(RTCDataChannelEvent("datachannel", event.channel))
 
-    def close(self) -> None:
-        """``RTCPeerConnection.close()``: every channel ends ``closed`` without events."""
+    def close(self) -> list[bytes]:
+        """``RTCPeerConnection.close()``: every channel ends ``closed`` without events. Returns
+        the SCTP packets (the ABORT) for the closing connection to send through DTLS."""
+        goodbye: list[bytes] = []
         if self.sctp is not None:
             self.sctp.stop()
+            goodbye = self.sctp.goodbye(trio.current_time())
         pending, self._pending = self._pending, []
         for channel in pending:
             channel._set_closed(error=None, fire=False)
+        return goodbye

@@ -12,6 +12,7 @@ import struct
 
 import attrs
 
+from ..exceptions import InvalidStateError
 from .association import SctpAssociation
 from .events import MessageReceived, SctpEvent, StreamsReset
 
@@ -357,8 +358,13 @@ class DcepChannelManager:
             # An id that is in use, or of our own parity: the peer broke RFC 8832 §6.
             raise DcepError(f"DATA_CHANNEL_OPEN on unusable stream {stream_id}")
         parameters = DataChannelParameters.from_open(stream_id, message)
+        try:
+            self.association.send_message(stream_id, Ppid.DCEP, bytes([MESSAGE_ACK]), now=now)
+        except InvalidStateError:
+            # The OPEN was read after the association ended (it came in the same burst as the
+            # end): there is no channel to open any more.
+            return events
         self.channels[stream_id] = _Channel(parameters, acknowledged=True)
-        self.association.send_message(stream_id, Ppid.DCEP, bytes([MESSAGE_ACK]), now=now)
         events.append(ChannelOpened(parameters, by_peer=True))
         return events
 

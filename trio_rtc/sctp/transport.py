@@ -1,22 +1,19 @@
-"""RTCSctpTransport: the trio task that drives one SCTP association and its data channels.
+"""RTCSctpTransport: the trio task that owns one SCTP association and the DCEP manager.
 
-The driver owns the association core (:class:`SctpAssociation`) and the DCEP channel manager.
-It reads SCTP packets from the DTLS transport's application-data channel (the first with an
-``await``, the rest of the burst with ``receive_nowait``), feeds them all to the core, and then
-*pumps* once: association events become channel events, and every packet the core has ready goes
-out through :meth:`RTCDtlsTransport.send_application_data_nowait`, without a checkpoint.
+The task has one inbox, a memory channel of batches (:mod:`trio_rtc._channels`): the DTLS task
+puts each burst of decrypted SCTP packets on it as one list (``None`` once DTLS ended), and the
+data channels above ring it with a wake-up item when they queued something (a message to send,
+a channel to open or close, a reader that caught up). The task takes the first item with
+``await`` and the rest with ``receive_nowait``, feeds the core, and then *pumps* until quiet:
+queued messages go into the association, association events become channel events (a
+``message`` handler runs here, in this task), and every packet the core has ready goes to the
+DTLS task as one :class:`~trio_rtc._channels.Outgoing` batch. It sleeps until the next item or the
+core's next timer (``min`` of T1/T2/T3, delayed SACK, RE-CONFIG and heartbeat).
 
-Sending never costs a task switch per message: :meth:`RTCDataChannel.send` queues the message in
-the core and asks for a pump by cancelling the driver's wait. The pump runs at the sender's next
-checkpoint, so every message queued in between is bundled into as few packets as the MTU allows.
-
-The driver sleeps until the next packet, a wake-up request, or the core's next timer
-(``min`` of T1/T2/T3, delayed SACK, RE-CONFIG and heartbeat), whichever comes first.
-
-Once the association runs, the driver registers as the DTLS transport's application-data sink:
-received packets are then fed to the core and pumped in the task that decrypted them (the ICE
-socket reader), one pump per received batch, without waking this task. The channel stays the
-path for the end of the DTLS transport and for a DTLS transport driven without a sink.
+Sending never costs a task switch per message: :meth:`RTCDataChannel.send` appends to the
+transport's outbox and rings the inbox only if it is not rung already, so every message queued
+before the task runs is bundled into as few packets as the MTU allows. A message sent from a
+handler running in this task needs no wake-up at all: the pump loops once more.
 """
 
 from __future__ import annotations
@@ -28,6 +25,8 @@ from typing import Any, Literal
 import attrs
 import trio
 
+from .._channels import Batch, Outgoing
+from .._supervision import unwrap
 from ..datachannel import (
     MAX_SEND_QUEUE,
     PRIORITY_TO_DCEP,
@@ -36,7 +35,7 @@ from ..datachannel import (
     RTCPriorityType,
 )
 from ..dtls.driver import RTCDtlsTransport
-from ..events import Event, EventTarget, event_handler_property
+from ..events import Event, EventTarget, HandlerQueue, event_handler_property
 from ..exceptions import InvalidStateError, OperationError, RTCError
 from .association import SctpAssociation
 from .dcep import (
@@ -66,6 +65,18 @@ RTCSctpTransportState = Literal["connecting", "connected", "closed"]
 _PPID_DCEP = int(Ppid.DCEP)
 # PPIDs whose one-byte payload stands for an empty message (RFC 8831 §6.6).
 _EMPTY_PPIDS = frozenset({int(Ppid.STRING_EMPTY), int(Ppid.BINARY_EMPTY)})
+#: Items queued for the SCTP task before more are dropped (received batches; wake-ups are one
+#: at a time).
+INBOX_DEPTH = 512
+
+
+class _Wake:
+    """The inbox item that says: the outbox or a request list has something."""
+
+    __slots__ = ()
+
+
+_WAKE = _Wake()
 
 
 def _priority_name(value: int) -> RTCPriorityType:
@@ -121,6 +132,11 @@ class RTCSctpTransport(EventTarget):
         )
         self._dcep = DcepChannelManager(self._association, is_client=is_client)
         self._state: RTCSctpTransportState = "connecting"
+        self._inbox_send, self._inbox = trio.open_memory_channel[Batch | _Wake | None](INBOX_DEPTH)
+        dtls_transport.set_application_channel(self._inbox_send.clone())
+        #: Messages queued by channels, not yet in the association: (channel, data, size).
+        self._outbox: list[tuple[RTCDataChannel, str | bytes, int]] = []
+        self._opening: list[RTCDataChannel] = []
         self._max_channels: int | None = None
         self._channels: dict[int, RTCDataChannel] = {}
         self._pending: list[RTCDataChannel] = []
@@ -131,15 +147,16 @@ class RTCSctpTransport(EventTarget):
         self._next_stream_index = 0
         self._started = False
         self._pumping = False
+        self._again = False
         self._wake_pending = False
-        self._flushed_directly = False
-        self._wait_scope: trio.CancelScope | None = None
         self._run_scope: trio.CancelScope | None = None
         self._nursery: trio.Nursery | None = None
         #: Channels opened (by either side) and closed over this transport's life, for
         #: RTCPeerConnectionStats' dataChannelsOpened / dataChannelsClosed.
         self.data_channels_opened = 0
         self.data_channels_closed = 0
+        #: The unexpected exception that ended the task, if one did (see ``run``).
+        self.crashed: BaseException | None = None
 
     # --- W3C surface -----------------------------------------------------------------------
 
@@ -191,25 +208,27 @@ class RTCSctpTransport(EventTarget):
         ):
             raise OperationError(f"data channel id {channel.id} is already in use")
         channel._transport = self
-        channel._event_nursery = self._nursery
+        channel._handler_queue = self._handler_queue
         if self._state == "connected":
             # webrtc-pc §4.4.1.6: on a connected transport the id is assigned at once (and an
             # unusable one raises now); the open event still fires later, from the driver.
             try:
-                self._open_on_association(channel)
+                self._assign_stream_id(channel)
             except OperationError:
                 channel._transport = None
                 raise
+            self._opening.append(channel)
             self._request_flush()
         else:
             self._pending.append(channel)
 
     def stop(self) -> None:
         """Abort the association and close every channel at once, without events (as
-        ``RTCPeerConnection.close()`` does, webrtc-pc §4.4.1.6); ``run`` returns."""
+        ``RTCPeerConnection.close()`` does, webrtc-pc §4.4.1.6); ``run`` returns. The ABORT is
+        then in :meth:`goodbye`, for the closing peer connection to send through DTLS."""
         if self._state == "closed":
             return
-        self._abort_and_say_goodbye("closed by the application")
+        self._association.abort("closed by the application")
         self._finish(error=None, fire=False)
         if self._run_scope is not None:
             self._run_scope.cancel()
@@ -232,6 +251,11 @@ class RTCSctpTransport(EventTarget):
 
     # --- the driver --------------------------------------------------------------------------------
 
+    def goodbye(self, now: float = 0.0) -> list[bytes]:
+        """What the association still has to send (the ABORT after :meth:`stop`); the closing
+        peer connection hands it to DTLS ahead of close_notify."""
+        return self._association.datagrams_to_send(now)
+
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Drive the association until it closes, fails, ``stop()`` is called or the task is
         cancelled; on the way out the state is ``closed`` and every channel is closed."""
@@ -240,107 +264,87 @@ class RTCSctpTransport(EventTarget):
         self._started = True
         try:
             async with trio.open_nursery() as nursery:
-                self._nursery = self._event_nursery = nursery
+                self._nursery = nursery
                 self._run_scope = nursery.cancel_scope
+                if self._handler_queue is None:
+                    # Used on its own: async event handlers get a queue of the transport's own.
+                    self._handler_queue = HandlerQueue(name="sctp")
+                    await nursery.start(self._handler_queue.run)
                 for channel in self._pending:
-                    channel._event_nursery = nursery
+                    channel._handler_queue = self._handler_queue
                 task_status.started()
                 if self._state != "closed":
                     await self._run_association()
+                # Done: what still runs in here (async handlers of our own queue) ends too.
+                nursery.cancel_scope.cancel()
         except Exception as exc:
-            # A bug fails this transport visibly instead of taking the peer connection's nursery
-            # down with it (ARCHITECTURE.md: a crash in one driver fails that transport).
-            logger.exception("SCTP transport driver crashed")
+            # A bug: this transport fails visibly (its channels see the error), and the
+            # supervisor (the peer connection) reads ``crashed`` and fails the connection.
+            logger.exception("SCTP transport task crashed")
+            self.crashed = unwrap(exc)
             self._finish(
-                error=RTCError(f"SCTP transport crashed: {exc!r}", errorDetail="sctp-failure"),
+                error=RTCError(
+                    f"SCTP transport crashed: {self.crashed!r}", errorDetail="sctp-failure"
+                ),
                 fire=True,
             )
         finally:
-            self._nursery = self._event_nursery = None
-            self._wait_scope = self._run_scope = None
+            self._nursery = None
+            self._run_scope = None
+            self._inbox_send.close()
             if self._state != "closed":
                 # Cancelled from outside: the peer connection is closing.
-                self._abort_and_say_goodbye("closed")
+                self._association.abort("closed")
+                self._send_packets(trio.current_time())
                 self._finish(error=None, fire=False)
 
     async def _run_association(self) -> None:
-        dtls = self._dtls
         try:
-            await dtls.wait_connected()
+            await self._dtls.wait_connected()
         except RTCError as error:
             self._finish(error=error, fire=True)
             return
-        receive_channel = dtls.application_data_receive_channel
         self._association.connect(trio.current_time())
-        dtls.set_application_data_sink(self._receive_from_dtls)
-        try:
-            await self._drive(receive_channel)
-        finally:
-            dtls.set_application_data_sink(None)
+        await self._drive()
 
-    async def _drive(self, receive_channel: trio.MemoryReceiveChannel[bytes]) -> None:
+    async def _drive(self) -> None:
         core = self._association
         feed = core.receive_datagram
+        inbox = self._inbox
+        items: list[Batch | _Wake | None] = []
         while True:
-            self._wake_pending = False
             self._pump()
             if self._state == "closed":
                 return
-            if self._wake_pending:
-                continue
             deadline = core.get_timer()
-            with trio.CancelScope(deadline=math.inf if deadline is None else deadline) as scope:
-                self._wait_scope = scope
+            if deadline is None:
+                items.append(await inbox.receive())
+            else:
+                with trio.CancelScope(deadline=deadline):
+                    items.append(await inbox.receive())
+            now = trio.current_time()
+            if not items:
+                core.handle_timer(now)
+                continue
+            # Everything that queued up meanwhile, in the same wake-up.
+            while True:
                 try:
-                    first = await receive_channel.receive()
-                except (trio.EndOfChannel, trio.ClosedResourceError):
-                    self._wait_scope = None
+                    items.append(inbox.receive_nowait())
+                except (trio.WouldBlock, trio.EndOfChannel):
+                    break
+            for item in items:
+                if item is _WAKE:
+                    self._wake_pending = False
+                elif item is None:
                     self._on_dtls_closed()
                     return
-                now = trio.current_time()
-                feed(first, now)
-                # Everything that queued up meanwhile, in the same wake-up.
-                while True:
-                    try:
-                        data = receive_channel.receive_nowait()
-                    except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
-                        break
-                    feed(data, now)
-            self._wait_scope = None
-            core.handle_timer(trio.current_time())
-
-    def _receive_from_dtls(self, packets: list[bytes]) -> None:
-        """The DTLS transport's application-data sink: feed a received batch to the core and
-        pump once, in the caller's task. A failure fails this transport, not the caller."""
-        if self._state == "closed" or not self._started:
-            return
-        core = self._association
-        try:
-            now = trio.current_time()
-            feed = core.receive_datagram
-            for packet in packets:
-                feed(packet, now)
-            self._pump()
-        except Exception as exc:
-            logger.exception("SCTP transport driver crashed")
-            self._finish(
-                error=RTCError(f"SCTP transport crashed: {exc!r}", errorDetail="sctp-failure"),
-                fire=True,
-            )
-            return
-        scope = self._wait_scope
-        if scope is not None and not self._wake_pending:
-            deadline = core.get_timer()
-            scope.deadline = math.inf if deadline is None else deadline
-
-    def _abort_and_say_goodbye(self, reason: str) -> None:
-        """ABORT the association and send it if the layers below still can (best effort: on
-        the way out the ICE transport may already have closed its sockets)."""
-        self._association.abort(reason)
-        try:
-            self._send_packets(trio.current_time())
-        except (trio.ClosedResourceError, trio.BrokenResourceError, OSError):
-            logger.debug("SCTP ABORT not sent: the transport below is closed")
+                else:
+                    assert isinstance(item, list)
+                    for packet in item:
+                        feed(packet, now)
+            items.clear()
+            if deadline is not None and now >= deadline:
+                core.handle_timer(now)
 
     def _on_dtls_closed(self) -> None:
         failed = self._dtls.state == "failed"
@@ -359,9 +363,15 @@ class RTCSctpTransport(EventTarget):
         self._pumping = True
         try:
             now = trio.current_time()
-            self._flushed_directly = False
             while True:
+                self._again = False
+                # A wake-up still in the inbox will find nothing to do; one that could not be
+                # queued (a full inbox) must not block the next.
                 self._wake_pending = False
+                if self._opening:
+                    self._open_requested()
+                if self._outbox:
+                    self._move_outbox(now)
                 if self._announce:
                     announce, self._announce = self._announce, []
                     for channel in announce:
@@ -378,15 +388,43 @@ class RTCSctpTransport(EventTarget):
                 if self._resets:
                     self._send_resets()
                 # A handler sent, closed or opened something: once more.
-                if not (self._wake_pending or self._announce):
+                if not (self._again or self._announce or self._outbox or self._opening):
                     return
         finally:
             self._pumping = False
 
+    def _open_requested(self) -> None:
+        opening, self._opening = self._opening, []
+        for channel in opening:
+            if channel.readyState != "connecting" or self._state != "connected":
+                continue
+            try:
+                self._open_stream(channel)
+            except OperationError as error:
+                self._channels.pop(channel._id, None)  # type: ignore[arg-type]
+                channel._set_closed(
+                    error=RTCError(str(error), errorDetail="data-channel-failure"), fire=True
+                )
+
+    def _move_outbox(self, now: float) -> None:
+        """Messages the channels queued since the last pump go into the association."""
+        outbox, self._outbox = self._outbox, []
+        send = self._dcep.send
+        for channel, data, size in outbox:
+            channel._unsent -= size
+            stream_id = channel._id
+            if stream_id is None or not channel._attached:
+                continue  # closed meanwhile: webrtc-pc drops what was not sent
+            try:
+                # The clock matters only for maxPacketLifetime.
+                send(stream_id, data, now=0.0 if channel._max_packet_lifetime is None else now)
+            except (ValueError, InvalidStateError) as error:
+                logger.debug("message on stream %d dropped: %s", stream_id, error)
+
     def _send_packets(self, now: float) -> int:
         packets = self._association.datagrams_to_send(now)
         if packets:
-            self._dtls.send_application_packets_nowait(packets)
+            self._dtls.send_application_batch_nowait(Outgoing(packets))
         return len(packets)
 
     def _process_events(self, now: float) -> None:
@@ -457,7 +495,7 @@ class RTCSctpTransport(EventTarget):
         )
         channel._id = parameters.stream_id
         channel._transport = self
-        channel._event_nursery = self._nursery
+        channel._handler_queue = self._handler_queue
         channel._attached = True
         # webrtc-pc §6.2.3: readyState is open when datachannel fires; open fires right after.
         channel._ready_state = "open"
@@ -476,14 +514,16 @@ class RTCSctpTransport(EventTarget):
             if channel.readyState != "connecting":
                 continue
             try:
-                self._open_on_association(channel)
+                self._assign_stream_id(channel)
+                self._open_stream(channel)
             except OperationError as error:
                 channel._set_closed(
                     error=RTCError(str(error), errorDetail="data-channel-failure"), fire=True
                 )
 
-    def _open_on_association(self, channel: RTCDataChannel) -> None:
-        dcep = self._dcep
+    def _assign_stream_id(self, channel: RTCDataChannel) -> None:
+        """Give ``channel`` its stream id (webrtc-pc §4.4.1.6: at once on a connected
+        transport) and reserve it; OperationError if it cannot be used."""
         if channel.negotiated:
             stream_id = channel.id
             assert stream_id is not None
@@ -492,6 +532,16 @@ class RTCSctpTransport(EventTarget):
         max_channels = self._max_channels
         if max_channels is not None and stream_id >= max_channels:
             raise OperationError(f"data channel id {stream_id} is not below maxChannels")
+        if stream_id in self._channels or stream_id in self._dcep.channels:
+            raise OperationError(f"data channel id {stream_id} is already in use")
+        channel._id = stream_id
+        self._channels[stream_id] = channel
+
+    def _open_stream(self, channel: RTCDataChannel) -> None:
+        """Open the channel's stream on the association (DCEP, or directly if negotiated)."""
+        dcep = self._dcep
+        stream_id = channel._id
+        assert stream_id is not None
         parameters = DataChannelParameters(
             stream_id=stream_id,
             label=channel.label,
@@ -506,9 +556,7 @@ class RTCSctpTransport(EventTarget):
             dcep.open_channel(parameters, now=trio.current_time())
         except ValueError as error:
             raise OperationError(f"data channel id {stream_id} is already in use") from error
-        channel._id = stream_id
         channel._attached = True
-        self._channels[stream_id] = channel
         self.data_channels_opened += 1
         # RFC 8832 §6: the opener may send right after DATA_CHANNEL_OPEN (ordered until the ACK
         # arrives, which the DCEP manager enforces), so the channel is open without a round trip.
@@ -540,6 +588,8 @@ class RTCSctpTransport(EventTarget):
         self._channels.clear()
         self._pending.clear()
         self._announce.clear()
+        self._opening.clear()
+        self._outbox.clear()
         self._watched.clear()
         self._resets.clear()
         self._paused_by = None
@@ -559,37 +609,21 @@ class RTCSctpTransport(EventTarget):
         return self._association.buffered_amount(stream_id)
 
     def _send(self, channel: RTCDataChannel, data: str | bytes, size: int) -> int:
-        """Queue one message; returns the channel's bufferedAmount after it."""
+        """Queue one message for the task; returns the channel's bufferedAmount after it."""
         stream_id = channel._id
         assert stream_id is not None
-        association = self._association
-        buffered = association.buffered_amount(stream_id) + size
+        buffered = self._association.buffered_amount(stream_id) + channel._unsent + size
         if buffered > MAX_SEND_QUEUE:
             raise OperationError(f"send queue is full ({buffered - size} bytes buffered)")
-        # The clock matters only for maxPacketLifetime; reading it costs on the per-message path.
-        now = 0.0 if channel._max_packet_lifetime is None else trio.current_time()
-        self._dcep.send(stream_id, data, now=now)
+        self._outbox.append((channel, data, size))
+        channel._unsent += size
         if buffered > channel._buffered_amount_low_threshold:
             channel._low_armed = True
             self._watched[channel] = None
         if self._pumping:
-            self._wake_pending = True  # the running pump sends it
-            return buffered
-        if self._wake_pending:
-            return buffered
-        scope = self._wait_scope
-        if scope is not None and not self._flushed_directly:
-            # The driver is parked: send this first message at once, from here, for latency
-            # (no wake-up, no task switch). Messages that follow before the driver runs again
-            # wake it and leave together, bundled.
-            self._flushed_directly = True
-            self._send_packets(trio.current_time())
-            deadline = association.get_timer()
-            scope.deadline = math.inf if deadline is None else deadline
-            if channel._low_armed and channel._wants_buffered_events():
-                self._request_flush()
-            return buffered
-        self._request_flush()
+            self._again = True  # the running pump (a handler in this task) sends it
+        elif not self._wake_pending:
+            self._request_flush()
         return buffered
 
     def _close_channel(self, channel: RTCDataChannel) -> None:
@@ -615,7 +649,7 @@ class RTCSctpTransport(EventTarget):
                     self._channels.pop(stream_id, None)
                     channel._set_closed(error=None)
                     continue
-                self._wake_pending = True
+                self._again = True
 
     def _forget_pending(self, channel: RTCDataChannel) -> None:
         if channel in self._pending:
@@ -643,9 +677,15 @@ class RTCSctpTransport(EventTarget):
         self._request_flush()
 
     def _request_flush(self) -> None:
+        """Have the task pump: at once if it is pumping (this runs in a handler), else by a
+        wake-up item on its inbox (one at a time)."""
+        if self._pumping:
+            self._again = True
+            return
         if self._wake_pending:
             return
+        try:
+            self._inbox_send.send_nowait(_WAKE)
+        except (trio.WouldBlock, trio.ClosedResourceError, trio.BrokenResourceError):
+            return  # a full inbox wakes the task anyway; a closed one has no task left
         self._wake_pending = True
-        scope = self._wait_scope
-        if scope is not None:
-            scope.cancel()

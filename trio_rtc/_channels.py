@@ -1,0 +1,113 @@
+"""What the components' memory channels carry: batches.
+
+Every link between two component tasks is a ``trio`` memory channel whose items are *lists* of
+datagrams (or records, or packets): the task that produces them drains its source (a socket, a
+core) and hands the whole burst on with one ``send_nowait``; the task that consumes them takes
+the first with ``await receive()`` and the rest with ``receive_nowait()``. A hop between tasks
+costs a few microseconds here whatever the batch holds, so bulk transfers pay it per burst, not
+per datagram.
+
+A channel may have several senders (a lower layer delivering what it received, an upper layer
+handing over what to send); the item's type says which: a plain ``list`` is received data,
+:class:`Outgoing` is data to send. ``None`` says that the layer below ended (its transport closed
+or failed): the channel itself stays open while other senders still hold clones of it.
+
+:class:`BatchReceiveChannel` gives a standalone user (a test, a program using one transport on
+its own) the same channel one item at a time, as a ``trio.abc.ReceiveChannel``.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Generic, TypeVar
+
+import trio
+
+__all__ = ["Batch", "BatchReceiveChannel", "Outgoing", "drain"]
+
+T = TypeVar("T")
+
+#: A batch of received datagrams; ``None`` marks the end of the layer below.
+Batch = list[bytes]
+
+
+class Outgoing(list[bytes]):
+    """A batch of payloads for a layer to protect and send (SCTP packets for DTLS)."""
+
+    __slots__ = ()
+
+
+def drain(channel: trio.MemoryReceiveChannel[T], into: list[T]) -> None:
+    """Append every item already queued on ``channel`` to ``into``, without waiting."""
+    receive_nowait = channel.receive_nowait
+    while True:
+        try:
+            into.append(receive_nowait())
+        except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
+            return
+
+
+class BatchReceiveChannel(trio.abc.ReceiveChannel[T], Generic[T]):
+    """A channel of batches (``list[T]``, ``None`` for the end) read one item at a time.
+
+    ``receive()`` returns the next item and raises ``trio.EndOfChannel`` after the end marker
+    (or once every sender closed); ``receive_batch()`` returns everything queued as one list.
+    """
+
+    def __init__(self, channel: trio.MemoryReceiveChannel[list[T] | None]) -> None:
+        self._channel = channel
+        self._items: deque[T] = deque()
+        self._ended = False
+
+    def _take(self, batch: list[T] | None) -> None:
+        if batch is None:
+            self._ended = True
+        elif not self._ended:
+            self._items.extend(batch)
+
+    def receive_nowait(self) -> T:
+        while not self._items and not self._ended:
+            try:
+                self._take(self._channel.receive_nowait())
+            except trio.EndOfChannel:
+                self._ended = True
+        if self._items:
+            return self._items.popleft()
+        raise trio.EndOfChannel
+
+    async def receive(self) -> T:
+        await trio.lowlevel.checkpoint_if_cancelled()
+        while not self._items and not self._ended:
+            try:
+                self._take(await self._channel.receive())
+            except trio.EndOfChannel:
+                self._ended = True
+        if self._items:
+            await trio.lowlevel.cancel_shielded_checkpoint()
+            return self._items.popleft()
+        raise trio.EndOfChannel
+
+    async def receive_batch(self) -> list[T]:
+        """Everything queued (waiting for at least one item); EndOfChannel after the end."""
+        first = await self.receive()
+        items = [first, *self._items]
+        self._items.clear()
+        while not self._ended:
+            try:
+                self._take(self._channel.receive_nowait())
+            except (trio.WouldBlock, trio.EndOfChannel):
+                break
+        items.extend(self._items)
+        self._items.clear()
+        return items
+
+    def statistics(self) -> int:
+        """Items buffered on this side (already taken from the channel)."""
+        return len(self._items)
+
+    def close(self) -> None:
+        self._channel.close()
+
+    async def aclose(self) -> None:
+        self.close()
+        await trio.lowlevel.checkpoint()

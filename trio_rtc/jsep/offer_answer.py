@@ -1,0 +1,221 @@
+"""Writing offers and answers from the m-line plan and our transport parameters, and the DTLS
+roles they imply. Pure functions over the SDP model."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+
+from ..sdp import (
+    Codec,
+    Connection,
+    Direction,
+    Group,
+    MediaDescription,
+    Origin,
+    SessionDescription,
+    Setup,
+)
+from .sections import DATA_FORMAT, LocalTransport, MediaSlot
+
+__all__ = [
+    "answer_setup",
+    "build_answer",
+    "build_offer",
+    "dtls_is_client",
+    "with_candidates",
+]
+
+
+def answer_setup(remote_offer_setup: Setup | None, *, current_is_client: bool | None) -> Setup:
+    """Our ``a=setup`` in an answer (RFC 8842 §5.2). An established association keeps its roles
+    (RFC 8842 §5.3); otherwise an ``actpass`` offer gets ``active`` (we are the DTLS client)."""
+    if remote_offer_setup == Setup.ACTIVE:
+        return Setup.PASSIVE
+    if remote_offer_setup == Setup.PASSIVE:
+        return Setup.ACTIVE
+    if current_is_client is not None:
+        return Setup.ACTIVE if current_is_client else Setup.PASSIVE
+    return Setup.ACTIVE
+
+
+def dtls_is_client(*, local_setup: Setup | None, remote_setup: Setup | None) -> bool:
+    """Whether we are the DTLS client once an answer is applied (RFC 8842 §5): the side whose
+    ``a=setup`` is ``active``."""
+    if local_setup == Setup.ACTIVE:
+        return True
+    if local_setup == Setup.PASSIVE:
+        return False
+    # We offered actpass: the answerer chose.
+    return remote_setup == Setup.PASSIVE
+
+
+def _transport_attributes(media: MediaDescription, local: LocalTransport, setup: Setup) -> None:
+    # Every live section carries the same ICE and DTLS attributes, as Chromium and aiortc write
+    # them: an offerer cannot know whether the answerer does BUNDLE (RFC 8829 §5.2.1), and a
+    # BUNDLE-aware receiver reads those of the tagged section anyway (RFC 9143 §7.2).
+    media.ice_ufrag = local.ice_ufrag
+    media.ice_pwd = local.ice_pwd
+    media.ice_options = ["trickle"]
+    media.fingerprints = list(local.fingerprints)
+    media.setup = setup
+
+
+def _data_section(slot: MediaSlot, local: LocalTransport, setup: Setup) -> MediaDescription:
+    media = MediaDescription(
+        kind="application",
+        port=9,
+        protocol=slot.protocol,
+        formats=[DATA_FORMAT],
+        connection=Connection("0.0.0.0"),
+        mid=slot.mid,
+    )
+    _transport_attributes(media, local, setup)
+    media.sctp_port = local.sctp_port
+    media.max_message_size = local.max_message_size
+    return media
+
+
+def _codec_lines(media: MediaDescription, codec: Codec | None) -> None:
+    """One payload type, mapped if it has a name: enough for a valid RTP m-line."""
+    if codec is None:
+        media.formats = list(media.formats[:1]) or ["0"]
+        return
+    media.formats = [str(codec.payload_type)]
+    if codec.name is not None:
+        media.codecs = {codec.payload_type: _answer_codec(codec)}
+
+
+def _answer_codec(codec: Codec) -> Codec:
+    """The codec as an answer names it: rtpmap and fmtp, without the offer's rtcp-fb lines."""
+    return Codec(codec.payload_type, codec.name, codec.clock_rate, codec.channels, codec.fmtp)
+
+
+def _media_section(slot: MediaSlot, local: LocalTransport, setup: Setup) -> MediaDescription:
+    """A live audio/video section with no media layer behind it yet: a real port, bundled, and
+    ``a=inactive``, which an answer may give to any offered direction (RFC 3264 §6.1).
+    ``a=rtcp-mux`` because our rtcpMuxPolicy is ``require`` (webrtc-pc §4.2.4)."""
+    media = MediaDescription(
+        kind=slot.kind,
+        port=9,
+        protocol=slot.protocol,
+        formats=list(slot.formats[:1]) or ["0"],
+        connection=Connection("0.0.0.0"),
+        mid=slot.mid,
+        direction=Direction.INACTIVE,
+        rtcp_mux=True,
+    )
+    _transport_attributes(media, local, setup)
+    _codec_lines(media, slot.codec)
+    return media
+
+
+def _rejected_section(slot: MediaSlot) -> MediaDescription:
+    media = MediaDescription(
+        kind=slot.kind,
+        port=0,
+        protocol=slot.protocol,
+        formats=list(slot.formats[:1]) or ["0"],
+        connection=Connection("0.0.0.0"),
+        mid=slot.mid,
+    )
+    if media.is_rtp:
+        media.direction = Direction.INACTIVE
+        codec = slot.codec
+        if codec is not None:
+            media.formats = [str(codec.payload_type)]
+            if codec.name is not None:
+                media.codecs = {
+                    codec.payload_type: Codec(
+                        codec.payload_type, codec.name, codec.clock_rate, codec.channels
+                    )
+                }
+        media.rtcp_mux = True
+    return media
+
+
+def _build(
+    slots: Sequence[MediaSlot],
+    local: LocalTransport,
+    *,
+    setup: Setup,
+    session_id: int,
+    version: int,
+    bundle: bool,
+) -> SessionDescription:
+    description = SessionDescription(origin=Origin(session_id=session_id, session_version=version))
+    for slot in slots:
+        if slot.rejected:
+            description.media.append(_rejected_section(slot))
+        elif slot.data:
+            description.media.append(_data_section(slot, local, setup))
+        else:
+            description.media.append(_media_section(slot, local, setup))
+    live = [s.mid for s in slots if s.live and s.mid is not None]
+    if bundle and live:
+        # One group, tagged by its first mid (RFC 9143 §7.2): every live section shares the
+        # transport of the first.
+        description.groups.append(Group("BUNDLE", tuple(live)))
+    return description
+
+
+def build_offer(
+    slots: Sequence[MediaSlot], local: LocalTransport, *, session_id: int, version: int
+) -> SessionDescription:
+    """An offer (RFC 8829 §5.2): every live m-section in one BUNDLE group, ``a=setup:actpass``
+    (RFC 8842 §5.2: the offerer always offers actpass, also in re-offers)."""
+    return _build(
+        slots, local, setup=Setup.ACTPASS, session_id=session_id, version=version, bundle=True
+    )
+
+
+def build_answer(
+    offer: SessionDescription,
+    slots: Sequence[MediaSlot],
+    local: LocalTransport,
+    *,
+    setup: Setup,
+    session_id: int,
+    version: int,
+) -> SessionDescription:
+    """An answer (RFC 8829 §5.3) to ``offer``, whose m-lines ``slots`` mirror. We BUNDLE only if
+    the offerer did (RFC 9143 §7.3); the live slots are then all in the offer's group."""
+    first = next((s.mid for s in slots if s.live), None)
+    bundle = first is not None and offer.bundle_group_of(first) is not None
+    return _build(slots, local, setup=setup, session_id=session_id, version=version, bundle=bundle)
+
+
+def with_candidates(
+    description: SessionDescription,
+    mid: str | None,
+    candidates: Sequence[str],
+    *,
+    end_of_candidates: bool,
+) -> SessionDescription:
+    """A copy of ``description`` whose m-section ``mid`` lists ``candidates`` (``candidate:``
+    attribute values) and, once gathering is complete, ``a=end-of-candidates`` (RFC 8838 §8.2).
+    This is what ``localDescription`` shows while candidates trickle in."""
+    return with_transport_candidates(
+        description, [mid], candidates, end_of_candidates=end_of_candidates
+    )
+
+
+def with_transport_candidates(
+    description: SessionDescription,
+    mids: Sequence[str | None],
+    candidates: Sequence[str],
+    *,
+    end_of_candidates: bool,
+) -> SessionDescription:
+    """:func:`with_candidates` for every live section of ``mids`` (the sections of one bundled
+    transport), so that a peer reading any of them finds the transport's candidates."""
+    result = copy.deepcopy(description)
+    wanted = set(mids)
+    for media in result.media:
+        if media.mid in wanted and not media.is_rejected and not media.bundle_only:
+            for text in candidates:
+                value = text.removeprefix("a=").removeprefix("candidate:")
+                if value not in media.candidates:
+                    media.candidates.append(value)
+            media.end_of_candidates = media.end_of_candidates or end_of_candidates
+    return result

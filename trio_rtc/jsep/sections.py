@@ -1,0 +1,216 @@
+"""The m-line plan: which m-sections an offer or an answer has, in which order, and which of them
+live on our one transport.
+
+A :class:`MediaSlot` is one m-line. Slots are never removed: once an m-line exists its index and
+mid are fixed, and a rejected one stays in later offers and answers as port 0 (RFC 8829
+§5.2.2, §5.3.2). Everything we accept is carried by one ICE/DTLS transport, the BUNDLE group's
+(RFC 9143).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import attrs
+
+from ..sdp import Codec, Fingerprint, MediaDescription, SessionDescription
+
+__all__ = [
+    "DATA_FORMAT",
+    "DEFAULT_REMOTE_MAX_MESSAGE_SIZE",
+    "DEFAULT_SCTP_PORT",
+    "LocalTransport",
+    "MediaSlot",
+    "accepted_sections",
+    "is_data_section",
+    "is_media_section",
+    "plan_answer",
+    "plan_offer",
+    "slots_of",
+]
+
+DATA_FORMAT = "webrtc-datachannel"
+DATA_PROTOCOLS = ("UDP/DTLS/SCTP", "TCP/DTLS/SCTP")
+#: The DTLS-SRTP profiles an answerer accepts (RFC 8829 §5.1.3 lists these; an answer echoes the
+#: offered one). Plain RTP/AVP(F) has no DTLS and cannot share our transport.
+RTP_PROTOCOLS = (
+    "UDP/TLS/RTP/SAVPF",
+    "UDP/TLS/RTP/SAVP",
+    "TCP/DTLS/RTP/SAVPF",
+    "TCP/DTLS/RTP/SAVP",
+    "RTP/SAVPF",
+    "RTP/SAVP",
+)
+#: RFC 8841 §6: without ``a=max-message-size`` a peer accepts 64 KiB.
+DEFAULT_REMOTE_MAX_MESSAGE_SIZE = 65536
+DEFAULT_SCTP_PORT = 5000
+#: Payload formats that are no codec of their own: an inactive answer names a real one instead.
+_AUXILIARY_CODECS = frozenset({"rtx", "red", "ulpfec", "flexfec-03", "telephone-event", "cn"})
+
+
+@attrs.define
+class MediaSlot:
+    """One m-line of the negotiation, in order.
+
+    ``data``: the SCTP data section; a live RTP slot (``rejected`` False, ``data`` False) is an
+    audio/video section answered ``a=inactive`` until the media layer exists. ``codec`` is the
+    one codec an RTP section names (for a rejected one, so that port 0 still maps its payload
+    type)."""
+
+    mid: str | None
+    kind: str
+    protocol: str
+    formats: list[str]
+    data: bool = False
+    rejected: bool = False
+    codec: Codec | None = None
+
+    @property
+    def live(self) -> bool:
+        return not self.rejected
+
+
+@attrs.frozen
+class LocalTransport:
+    """Our side of the bundled transport, written into every live section of an offer or answer:
+    the ICE agent's credentials, the certificate fingerprints, and the SCTP parameters."""
+
+    ice_ufrag: str
+    ice_pwd: str
+    fingerprints: tuple[Fingerprint, ...]
+    sctp_port: int = DEFAULT_SCTP_PORT
+    max_message_size: int = 262144
+
+
+def is_data_section(media: MediaDescription) -> bool:
+    """An SCTP-over-DTLS data channel m-section (RFC 8841 §4)."""
+    return (
+        media.kind == "application"
+        and media.protocol.upper() in DATA_PROTOCOLS
+        and DATA_FORMAT in media.formats
+    )
+
+
+def is_media_section(media: MediaDescription) -> bool:
+    """An audio or video section over DTLS-SRTP with at least one payload type: one we can keep
+    on the bundled transport (answered inactive for now)."""
+    return (
+        media.kind in ("audio", "video")
+        and media.protocol.upper() in RTP_PROTOCOLS
+        and bool(media.payload_types)
+    )
+
+
+def first_codec(media: MediaDescription) -> Codec | None:
+    """The codec an answer or a rejected section names for ``media``: the first payload type that
+    is a real codec (not RTX, RED, FEC, DTMF or comfort noise), else the first one."""
+    types = media.payload_types
+    if not types:
+        return None
+    for pt in types:
+        codec = media.codec(pt)
+        if codec is not None and (codec.name or "").lower() not in _AUXILIARY_CODECS:
+            return Codec(pt, codec.name, codec.clock_rate, codec.channels, codec.fmtp)
+    codec = media.codec(types[0])
+    if codec is None:
+        return Codec(types[0])  # a static payload type without a=rtpmap (RFC 3551)
+    return Codec(types[0], codec.name, codec.clock_rate, codec.channels, codec.fmtp)
+
+
+def accepted_sections(offer: SessionDescription) -> list[int]:
+    """The m-line indices of a remote offer that our answer accepts, all on one transport.
+
+    Usable are live audio/video sections over DTLS-SRTP and the first live data section (a second
+    one, or the legacy ``DTLS/SCTP`` form, is rejected). With BUNDLE, we accept the usable
+    sections of one group: the data section's if there is one (data is what works end to end
+    today), else the first usable section's; usable sections outside that group would need a
+    transport of their own, so they are rejected (port 0, RFC 9143 §7.3). Without BUNDLE only
+    that one section is accepted, for the same reason."""
+    usable: list[int] = []
+    data_index: int | None = None
+    for index, media in enumerate(offer.media):
+        if media.is_rejected:
+            continue
+        if is_data_section(media):
+            if data_index is None:
+                data_index = index
+                usable.append(index)
+        elif is_media_section(media):
+            usable.append(index)
+    if not usable:
+        return []
+    anchor = offer.media[data_index if data_index is not None else usable[0]]
+    group = offer.bundle_group_of(anchor.mid) if anchor.mid is not None else None
+    if group is None:
+        return [offer.media.index(anchor)]
+    return [i for i in usable if offer.media[i].mid in group.mids]
+
+
+def _next_mid(slots: Sequence[MediaSlot]) -> str:
+    used = {slot.mid for slot in slots}
+    index = len(slots)
+    while str(index) in used:
+        index += 1
+    return str(index)
+
+
+def plan_offer(previous: Sequence[MediaSlot], *, want_data: bool) -> list[MediaSlot]:
+    """The m-lines of a new offer: the negotiated ones in their order and with their mids (RFC
+    8829 §5.2.2), plus a data m-section at the end if data channels exist and none lives yet."""
+    slots = [attrs.evolve(slot) for slot in previous]
+    if want_data and not any(slot.data and slot.live for slot in slots):
+        slots.append(
+            MediaSlot(
+                mid=_next_mid(slots),
+                kind="application",
+                protocol="UDP/DTLS/SCTP",
+                formats=[DATA_FORMAT],
+                data=True,
+            )
+        )
+    return slots
+
+
+def plan_answer(offer: SessionDescription) -> list[MediaSlot]:
+    """The m-lines of our answer: one per offered m-line, same order and mids (RFC 8829 §5.3.1).
+    See :func:`accepted_sections` for which live."""
+    accepted = set(accepted_sections(offer))
+    slots: list[MediaSlot] = []
+    for index, media in enumerate(offer.media):
+        live = index in accepted
+        data = live and is_data_section(media)
+        slots.append(
+            MediaSlot(
+                mid=media.mid,
+                kind=media.kind,
+                protocol=media.protocol,
+                formats=[DATA_FORMAT] if data else list(media.formats[:1]),
+                data=data,
+                rejected=not live,
+                codec=first_codec(media) if media.is_rtp else None,
+            )
+        )
+    return slots
+
+
+def slots_of(local: SessionDescription, remote: SessionDescription | None) -> list[MediaSlot]:
+    """The m-line plan a negotiated pair of descriptions leaves for the next offer: a slot lives
+    only if both sides kept it."""
+    slots: list[MediaSlot] = []
+    for index, media in enumerate(local.media):
+        remote_media = (
+            remote.media[index] if remote is not None and index < len(remote.media) else None
+        )
+        rejected = media.is_rejected or (remote_media is not None and remote_media.is_rejected)
+        slots.append(
+            MediaSlot(
+                mid=media.mid,
+                kind=media.kind,
+                protocol=media.protocol,
+                formats=list(media.formats),
+                data=is_data_section(media),
+                rejected=rejected,
+                codec=first_codec(media) if media.is_rtp else None,
+            )
+        )
+    return slots

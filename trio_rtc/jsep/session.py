@@ -1,0 +1,544 @@
+"""The JSEP session: the state of one side of an offer/answer negotiation (RFC 8829, webrtc-pc
+§4.4) as a plain object. SDP text and models go in; SDP text, errors and
+:mod:`~trio_rtc.jsep.decisions` come out. No I/O, no clock, no trio.
+
+The peer connection owns one :class:`JsepSession` and drives it: it passes its transport
+parameters to :meth:`~JsepSession.create_offer`/:meth:`~JsepSession.create_answer`, hands every
+description to :meth:`~JsepSession.set_local_description` or
+:meth:`~JsepSession.set_remote_description` and applies the decisions these return to its ICE,
+DTLS and SCTP transports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import attrs
+
+from ..exceptions import (
+    InvalidAccessError,
+    InvalidModificationError,
+    InvalidStateError,
+    OperationError,
+)
+from ..sdp import Fingerprint, SessionDescription, Setup, parse_sdp_untrusted
+from .decisions import (
+    AddRemoteCandidate,
+    Decision,
+    Gather,
+    RestartIce,
+    SignalingChange,
+    StartDtls,
+    StartIce,
+    StartSctp,
+)
+from .offer_answer import (
+    answer_setup,
+    build_answer,
+    build_offer,
+    dtls_is_client,
+    with_transport_candidates,
+)
+from .remote import RemoteTransport, read_remote, transport_sections
+from .sections import LocalTransport, MediaSlot, is_data_section, plan_answer, plan_offer, slots_of
+from .state import (
+    implicit_description_type,
+    new_ice_credentials,
+    new_session_id,
+    next_signaling_state,
+)
+
+__all__ = ["Description", "JsepSession", "LocalCandidateTarget"]
+
+#: Remote candidates kept for an ICE generation that has not started yet.
+MAX_EARLY_CANDIDATES = 1000
+
+
+@attrs.define
+class Description:
+    """An applied description: its type and its model (remote ones gain trickled candidates)."""
+
+    type: str
+    model: SessionDescription
+
+
+@attrs.frozen
+class LocalCandidateTarget:
+    """Where our gathered candidates go: the ICE generation (``ufrag``) of the applied local
+    description and its BUNDLE tag, ``sdpMid``/``sdpMLineIndex`` of the icecandidate events."""
+
+    ufrag: str
+    mid: str | None
+    mline_index: int
+    mids: tuple[str | None, ...]
+
+
+def _local_transport_sections(model: SessionDescription) -> list[int]:
+    """Our live sections on the transport: an offer's every live one (all bundled), an answer's
+    accepted ones."""
+    return transport_sections(model, "answer")
+
+
+class JsepSession:
+    """One side of a JSEP negotiation. See the module doc and ``docs/jsep.md``.
+
+    ``credentials`` makes ICE credentials for restarts (injectable for tests);
+    ``session_id`` is the ``o=`` id (random by default)."""
+
+    def __init__(
+        self,
+        *,
+        session_id: int | None = None,
+        credentials: Callable[[], tuple[str, str]] = new_ice_credentials,
+    ) -> None:
+        self.signaling_state = "stable"
+        self.pending_local: Description | None = None
+        self.current_local: Description | None = None
+        self.pending_remote: Description | None = None
+        self.current_remote: Description | None = None
+        #: The text createOffer/createAnswer last returned: setLocalDescription must get it back
+        #: unchanged (no SDP munging).
+        self.last_offer: str | None = None
+        self.last_answer: str | None = None
+        self.session_id = new_session_id() if session_id is None else session_id
+        self.session_version = 1
+        #: The m-line plan of the last completed negotiation (never shrinks).
+        self.slots: list[MediaSlot] = []
+        #: Data channels exist: offers need a data m-section.
+        self.data_wanted = False
+        #: webrtc-pc [[NegotiationNeeded]].
+        self.negotiation_needed = False
+        #: webrtc-pc [[LocalIceCredentialsToReplace]] (their ufrags): set by restartIce().
+        self.credentials_to_replace: set[str] = set()
+        #: Where our trickled candidates go, once a local description is applied.
+        self.candidate_target: LocalCandidateTarget | None = None
+        self._new_credentials = credentials
+        self._restart_credentials: tuple[str, str] | None = None
+        self._answer_credentials: tuple[str, str] | None = None
+        # What the ICE agent uses, as the driver last told us (create_*) or we told it (RestartIce).
+        self._agent_credentials: tuple[str, str] | None = None
+        self._remote_generation: str | None = None
+        self._early_candidates: list[tuple[str, str | None]] = []
+        self._dtls_fingerprints: frozenset[Fingerprint] | None = None
+        self._dtls_is_client: bool | None = None
+        self._local_candidates: dict[str, list[str]] = {}
+        self._local_complete: set[str] = set()
+
+    # --- views ------------------------------------------------------------------------------------
+
+    @property
+    def local_description(self) -> Description | None:
+        return self.pending_local or self.current_local
+
+    @property
+    def remote_description(self) -> Description | None:
+        return self.pending_remote or self.current_remote
+
+    @property
+    def closed(self) -> bool:
+        return self.signaling_state == "closed"
+
+    @property
+    def ice_started(self) -> bool:
+        """Whether a remote ICE generation was handed to the agent (a StartIce decision)."""
+        return self._remote_generation is not None
+
+    @property
+    def ice_restart_requested(self) -> bool:
+        return bool(self.credentials_to_replace)
+
+    @property
+    def data_negotiated(self) -> bool:
+        """A data m-section lives in the current local description."""
+        if self.current_local is None:
+            return False
+        return any(is_data_section(m) and not m.is_rejected for m in self.current_local.model.media)
+
+    @property
+    def can_trickle(self) -> bool | None:
+        """canTrickleIceCandidates: None until a remote description is set; then whether it says
+        ``a=ice-options:trickle`` (RFC 8840 §4.1.3)."""
+        remote = self.remote_description
+        if remote is None:
+            return None
+        model = remote.model
+        if "trickle" in model.ice_options:
+            return True
+        return any("trickle" in model.ice_options_for(m) for m in model.media)
+
+    def local_sdp(self, description: Description) -> str:
+        """A local description's text with the candidates gathered for it so far, in every live
+        bundled m-section, and ``a=end-of-candidates`` once gathering is complete."""
+        model = description.model
+        sections = _local_transport_sections(model)
+        if sections:
+            credentials = model.ice_credentials(model.media[sections[0]])
+            if credentials is not None and (
+                credentials.ufrag in self._local_candidates
+                or credentials.ufrag in self._local_complete
+            ):
+                model = with_transport_candidates(
+                    model,
+                    [model.media[i].mid for i in sections],
+                    self._local_candidates.get(credentials.ufrag, []),
+                    end_of_candidates=credentials.ufrag in self._local_complete,
+                )
+        return model.serialize()
+
+    def close(self) -> None:
+        self.signaling_state = "closed"
+
+    # --- negotiation-needed (webrtc-pc §4.7.3) --------------------------------------------------
+
+    def want_data(self) -> bool:
+        """Data channels exist now. True if that may need a negotiation (none is negotiated)."""
+        self.data_wanted = True
+        return not self.data_negotiated
+
+    def is_negotiation_needed(self) -> bool:
+        """webrtc-pc §4.7.3 "check if negotiation is needed"."""
+        if self.credentials_to_replace:
+            return True
+        # Transceivers will add their checks (direction, mid, stopped) here.
+        return self.data_wanted and not self.data_negotiated
+
+    def update_negotiation_needed(self) -> bool:
+        """The core of webrtc-pc §4.7.3 "update the negotiation-needed flag" (the driver handles
+        the operations chain and the closed check). True: fire ``negotiationneeded`` now."""
+        if self.signaling_state != "stable":
+            return False  # re-checked when the state returns to stable
+        if not self.is_negotiation_needed():
+            self.negotiation_needed = False
+            return False
+        if self.negotiation_needed:
+            return False
+        self.negotiation_needed = True
+        return True
+
+    def restart_ice(self) -> bool:
+        """restartIce() (webrtc-pc §4.4.1.6): the credentials of our applied descriptions are to
+        be replaced in the next offer. True if negotiation-needed should be updated."""
+        if self.closed:
+            return False
+        self.credentials_to_replace = {
+            credentials.ufrag
+            for description in (self.current_local, self.pending_local)
+            if description is not None
+            for media in description.model.media
+            if (credentials := description.model.ice_credentials(media)) is not None
+        }
+        self._restart_credentials = None
+        return bool(self.credentials_to_replace)
+
+    # --- createOffer / createAnswer ----------------------------------------------------------------
+
+    def create_offer(self, local: LocalTransport, *, ice_restart: bool = False) -> str:
+        """An offer (RFC 8829 §5.2) with the negotiated m-lines and whatever is wanted now.
+        ``local`` carries the ICE agent's current credentials; new ones replace them if an ICE
+        restart is requested (``ice_restart``, or restartIce())."""
+        self._agent_credentials = (local.ice_ufrag, local.ice_pwd)
+        if ice_restart or self.credentials_to_replace:
+            if self._restart_credentials is None:
+                self._restart_credentials = self._new_credentials()
+            ufrag, pwd = self._restart_credentials
+            local = attrs.evolve(local, ice_ufrag=ufrag, ice_pwd=pwd)
+        self.session_version += 1
+        model = build_offer(
+            plan_offer(self.slots, want_data=self.data_wanted),
+            local,
+            session_id=self.session_id,
+            version=self.session_version,
+        )
+        self.last_offer = model.serialize()
+        return self.last_offer
+
+    def create_answer(self, local: LocalTransport) -> str:
+        """An answer (RFC 8829 §5.3) to the pending remote offer."""
+        if self.signaling_state not in ("have-remote-offer", "have-local-pranswer"):
+            raise InvalidStateError(
+                "createAnswer() needs a remote offer (signalingState 'have-remote-offer' or "
+                f"'have-local-pranswer'), not {self.signaling_state!r}"
+            )
+        assert self.pending_remote is not None
+        offer = self.pending_remote.model
+        self._agent_credentials = (local.ice_ufrag, local.ice_pwd)
+        if self._answer_credentials is not None:
+            ufrag, pwd = self._answer_credentials
+            local = attrs.evolve(local, ice_ufrag=ufrag, ice_pwd=pwd)
+        remote = read_remote(offer, "offer", local_offer=None)
+        setup = answer_setup(
+            remote.setup if remote is not None else None, current_is_client=self._dtls_is_client
+        )
+        self.session_version += 1
+        model = build_answer(
+            offer,
+            plan_answer(offer),
+            local,
+            setup=setup,
+            session_id=self.session_id,
+            version=self.session_version,
+        )
+        self.last_answer = model.serialize()
+        return self.last_answer
+
+    def implicit_type(self) -> str:
+        """The type an argument-less setLocalDescription() creates."""
+        return implicit_description_type(self.signaling_state)
+
+    # --- setLocalDescription / setRemoteDescription / rollback ---------------------------------
+
+    def set_local_description(self, sdp_type: str, sdp: str) -> list[Decision]:
+        """Apply our offer, answer or pranswer (the text create_* returned) or a rollback."""
+        if sdp_type == "rollback":
+            return self.rollback()
+        after = next_signaling_state(self.signaling_state, sdp_type, remote=False)
+        expected = self.last_offer if sdp_type == "offer" else self.last_answer
+        if sdp != expected:
+            raise InvalidModificationError(
+                f"setLocalDescription(): the {sdp_type} must be the one create"
+                f"{'Offer' if sdp_type == 'offer' else 'Answer'}() returned, unchanged "
+                "(SDP munging is not supported)"
+            )
+        model = parse_sdp_untrusted(sdp)
+        decisions: list[Decision] = []
+        sections = _local_transport_sections(model)
+        credentials = model.ice_credentials(model.media[sections[0]]) if sections else None
+        if credentials is not None:
+            agent = self._agent_credentials
+            if agent is not None and credentials.ufrag != agent[0]:
+                # A restart, ours or answering the peer's: new credentials, a new gathering.
+                decisions.append(RestartIce(credentials.ufrag, credentials.pwd))
+                self._agent_credentials = (credentials.ufrag, credentials.pwd)
+            if credentials.ufrag not in self.credentials_to_replace:
+                self.credentials_to_replace.clear()
+                self._restart_credentials = None
+        if sdp_type == "offer":
+            self.pending_local = Description("offer", model)
+        else:
+            self._answer_credentials = None
+            if sdp_type == "answer":
+                assert self.pending_remote is not None
+                self.current_local = Description("answer", model)
+                self.current_remote = self.pending_remote
+                self.pending_local = self.pending_remote = None
+                self.slots = slots_of(model, self.current_remote.model)
+            else:
+                self.pending_local = Description("pranswer", model)
+            remote = self.remote_description
+            assert remote is not None
+            transport = read_remote(remote.model, "offer", local_offer=None)
+            if transport is not None and sections:
+                tag = model.media[sections[0]]
+                is_client = dtls_is_client(local_setup=model.setup_for(tag), remote_setup=None)
+                # The answerer is controlled unless the offerer is lite (RFC 8445 §6.1.1).
+                decisions += self._connect(
+                    transport, model, controlling=transport.ice_lite, is_client=is_client
+                )
+        if credentials is not None:
+            tag_index = sections[0]
+            self.candidate_target = LocalCandidateTarget(
+                ufrag=credentials.ufrag,
+                mid=model.media[tag_index].mid,
+                mline_index=tag_index,
+                mids=tuple(model.media[i].mid for i in sections),
+            )
+            decisions.append(Gather(credentials.ufrag, model.media[tag_index].mid, tag_index))
+        return decisions + self._set_state(after)
+
+    def set_remote_description(self, sdp_type: str, model: SessionDescription) -> list[Decision]:
+        """Apply the peer's offer, answer or pranswer (a parsed model), or a rollback. A remote
+        offer in ``have-local-offer`` rolls our offer back first (perfect negotiation,
+        webrtc-pc §4.4.1.5)."""
+        if sdp_type == "rollback":
+            return self.rollback()
+        state = self.signaling_state
+        implicit_rollback = sdp_type == "offer" and state == "have-local-offer"
+        after = next_signaling_state(
+            "stable" if implicit_rollback else state, sdp_type, remote=True
+        )
+        local_offer = self.pending_local.model if self.pending_local is not None else None
+        transport = read_remote(
+            model, sdp_type, local_offer=None if sdp_type == "offer" else local_offer
+        )
+        if (
+            transport is not None
+            and self._dtls_fingerprints is not None
+            and frozenset(transport.fingerprints) != self._dtls_fingerprints
+        ):
+            raise InvalidAccessError(
+                "the remote certificate fingerprint changed; a new DTLS association is not "
+                "supported on a running connection"
+            )
+        decisions: list[Decision] = []
+        if implicit_rollback:
+            decisions += self.rollback()
+        if sdp_type == "offer":
+            self.pending_remote = Description("offer", model)
+            if (
+                transport is not None
+                and self._remote_generation is not None
+                and transport.ice_ufrag != self._remote_generation
+            ):
+                # The peer restarts ICE: our answer needs new credentials too (RFC 8445 §9).
+                self._answer_credentials = self._new_credentials()
+        else:
+            assert self.pending_local is not None
+            local = self.pending_local.model
+            if sdp_type == "answer":
+                self.current_remote = Description("answer", model)
+                self.current_local = self.pending_local
+                self.pending_local = self.pending_remote = None
+                self.slots = slots_of(local, model)
+            else:
+                self.pending_remote = Description("pranswer", model)
+            if transport is not None:
+                # We offered actpass: the answerer's a=setup decides (RFC 8842 §5.2).
+                is_client = dtls_is_client(local_setup=Setup.ACTPASS, remote_setup=transport.setup)
+                decisions += self._connect(transport, local, controlling=True, is_client=is_client)
+        return decisions + self._set_state(after)
+
+    def rollback(self) -> list[Decision]:
+        """Discard the pending descriptions (webrtc-pc §4.4.1.5 rollback)."""
+        next_signaling_state(self.signaling_state, "rollback", remote=False)
+        self.pending_local = None
+        self.pending_remote = None
+        self._answer_credentials = None
+        return self._set_state("stable")
+
+    def _set_state(self, state: str) -> list[Decision]:
+        if state == self.signaling_state:
+            return []
+        if state == "stable":
+            # webrtc-pc §4.4.1.5: back to stable clears [[NegotiationNeeded]]; the driver then
+            # updates it (SignalingChange("stable")).
+            self.negotiation_needed = False
+        self.signaling_state = state
+        return [SignalingChange(state)]
+
+    def _connect(
+        self,
+        transport: RemoteTransport,
+        local: SessionDescription,
+        *,
+        controlling: bool,
+        is_client: bool,
+    ) -> list[Decision]:
+        """The decisions that bring the negotiated transport up (or keep it up)."""
+        new_generation = transport.ice_ufrag != self._remote_generation
+        self._remote_generation = transport.ice_ufrag
+        early = [value for ufrag, value in self._early_candidates if ufrag == transport.ice_ufrag]
+        self._early_candidates = []
+        candidates = list(transport.candidates)
+        candidates += [v for v in early if v is not None and v not in candidates]
+        decisions: list[Decision] = [
+            StartIce(
+                ufrag=transport.ice_ufrag,
+                pwd=transport.ice_pwd,
+                ice_lite=transport.ice_lite,
+                role="controlling" if controlling or transport.ice_lite else "controlled",
+                new_generation=new_generation,
+                mid=transport.mid,
+                mline_index=transport.mline_index,
+                candidates=tuple(candidates),
+                end_of_candidates=transport.end_of_candidates or None in early,
+            )
+        ]
+        if self._dtls_fingerprints is None:
+            self._dtls_fingerprints = frozenset(transport.fingerprints)
+            self._dtls_is_client = is_client
+        decisions.append(StartDtls(transport.fingerprints, self._dtls_is_client is True))
+        data = transport.data
+        if data is not None and data.mline_index < len(local.media):
+            ours = local.media[data.mline_index]
+            if is_data_section(ours) and not ours.is_rejected:
+                decisions.append(StartSctp(data.sctp_port, data.max_message_size))
+        return decisions
+
+    # --- candidates ----------------------------------------------------------------------------
+
+    def locate_remote_candidate(
+        self, mid: str | None, mline_index: int | None, ufrag: str | None
+    ) -> int | None:
+        """The m-line a remote candidate names (webrtc-pc §4.4.1.6 addIceCandidate checks):
+        InvalidStateError without a remote description, OperationError for an unknown mid, an
+        index out of range or a ufrag of no remote generation. None: no m-line named (an
+        end-of-candidates for all)."""
+        remote = self.remote_description
+        if remote is None:
+            raise InvalidStateError(
+                "addIceCandidate() needs a remote description: call setRemoteDescription() first"
+            )
+        model = remote.model
+        index: int | None = None
+        if mid is not None:
+            index = model.mline_index(mid)
+            if index is None:
+                raise OperationError(f"addIceCandidate(): no m-section has mid {mid!r}")
+        elif mline_index is not None:
+            if mline_index >= len(model.media):
+                raise OperationError(
+                    f"addIceCandidate(): sdpMLineIndex {mline_index} is out of range "
+                    f"(the remote description has {len(model.media)} m-lines)"
+                )
+            index = mline_index
+        if index is not None and ufrag is not None:
+            credentials = model.ice_credentials(model.media[index])
+            if credentials is not None and credentials.ufrag != ufrag:
+                raise OperationError(
+                    f"addIceCandidate(): usernameFragment {ufrag!r} matches no remote ICE "
+                    f"generation (the remote description has {credentials.ufrag!r})"
+                )
+        return index
+
+    def add_remote_candidate(self, value: str | None, index: int | None) -> list[Decision]:
+        """A trickled remote candidate (``candidate:`` value; None or "" for end-of-candidates)
+        for m-line ``index`` from :meth:`locate_remote_candidate`. It is recorded in the remote
+        description and given to ICE if it belongs to the bundled transport; for an ICE
+        generation not started yet it is kept until that generation starts (RFC 8838 §11)."""
+        remote = self.remote_description
+        assert remote is not None
+        model = remote.model
+        sections = transport_sections(model, "offer" if remote.type == "offer" else "answer")
+        generation: str | None = None
+        tag_mid: str | None = None
+        tag_index: int | None = None
+        if sections:
+            tag = model.bundle_tag_media(model.media[sections[0]])
+            credentials = model.ice_credentials(tag)
+            generation = credentials.ufrag if credentials is not None else None
+            tag_mid, tag_index = tag.mid, model.media.index(tag)
+        if not value:
+            # End of candidates, for one m-section or for all (RFC 8838 §4.4).
+            for media in [model.media[index]] if index is not None else model.media:
+                media.end_of_candidates = True
+            return self._to_ice(generation, None, tag_mid, tag_index)
+        assert index is not None
+        media = model.media[index]
+        if index not in sections or generation is None:
+            return []  # a rejected or unbundled section has no transport here
+        value = value.removeprefix("a=").removeprefix("candidate:")
+        if value not in media.candidates:
+            media.candidates.append(value)
+        return self._to_ice(generation, value, tag_mid, tag_index)
+
+    def _to_ice(
+        self, generation: str | None, value: str | None, mid: str | None, index: int | None
+    ) -> list[Decision]:
+        if generation is None:
+            return []
+        if generation == self._remote_generation:
+            return [AddRemoteCandidate(value, mid, index, generation)]
+        if len(self._early_candidates) < MAX_EARLY_CANDIDATES:
+            self._early_candidates.append((generation, value))
+        return []
+
+    def add_local_candidate(self, ufrag: str, value: str) -> None:
+        """A candidate gathered for ICE generation ``ufrag`` (listed in localDescription)."""
+        values = self._local_candidates.setdefault(ufrag, [])
+        value = value.removeprefix("a=").removeprefix("candidate:")
+        if value not in values:
+            values.append(value)
+
+    def local_candidates_complete(self, ufrag: str) -> None:
+        """Gathering for ``ufrag`` is complete: localDescription says a=end-of-candidates."""
+        self._local_complete.add(ufrag)
