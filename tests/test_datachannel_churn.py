@@ -88,8 +88,7 @@ async def test_random_churn_of_channels(
                 if peer_reuses_at_once:
                     # Like a browser: b takes the lowest free id, so it reopens an id as soon as
                     # its side of the old channel closed, racing a's view of that closing.
-                    dcep = stack.sctp_b._dcep
-                    stack.sctp_b._allocate_stream_id = dcep.allocate_stream_id  # type: ignore[method-assign]
+                    stack.sctp_b._dcep.stream_id_policy = "lowest-free"
                 a, b, sent = await churn(stack, rng)
                 await trio.sleep(10)
                 # Everything owed arrived, in order, on the peer's end of the same channel.

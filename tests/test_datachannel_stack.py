@@ -84,8 +84,12 @@ async def sctp_pair(
             ice_b,
             dtls_a,
             dtls_b,
-            RTCSctpTransport(dtls_a, **sctp_options),
-            RTCSctpTransport(dtls_b, **sctp_options),
+            RTCSctpTransport(
+                dtls_a, stream_factory=RTCDataChannel.for_remote_stream, **sctp_options
+            ),
+            RTCSctpTransport(
+                dtls_b, stream_factory=RTCDataChannel.for_remote_stream, **sctp_options
+            ),
             nursery,
         )
         if start:

@@ -2,9 +2,12 @@
 
 A channel can be created before any transport exists (``pc.createDataChannel`` before
 negotiation); :meth:`trio_rtc.sctp.transport.RTCSctpTransport.add_channel` attaches it, and the
-transport's driver task opens it once the SCTP association is up. Everything protocol-related
-(DCEP, stream ids, PPIDs, stream resets) happens in the transport; this class holds the
-channel's state, its inbox, and the user-facing methods.
+transport's task opens it once the SCTP association is up. Everything protocol-related (DCEP,
+stream ids, PPIDs, stream resets) happens below the seam described in
+:mod:`trio_rtc.sctp.streams`: the channel talks to the transport only through its public seam
+methods, and the transport to the channel only through the ``stream_parameters`` /
+``on_stream_*`` methods here. This class holds the channel's state, its inbox, and the
+user-facing methods.
 
 Incoming messages go to the ``message`` event listeners when the channel has any (``onmessage``
 or ``addEventListener("message", ...)``), otherwise to an inbox read by :meth:`receive` and
@@ -16,15 +19,21 @@ peer slows down, so a reader that falls behind never makes us buffer without lim
 from __future__ import annotations
 
 from collections import deque
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import trio
 
-from .events import Event, EventTarget, RTCErrorEvent, event_handler_property
+from .events import (
+    Event,
+    EventTarget,
+    HandlerQueue,
+    RTCDataChannelEvent,
+    RTCErrorEvent,
+    event_handler_property,
+)
 from .exceptions import InvalidStateError, RTCError
-
-if TYPE_CHECKING:
-    from .sctp.transport import RTCSctpTransport
+from .sctp.dcep import DataChannelParameters
+from .sctp.transport import RTCSctpTransport
 
 __all__ = [
     "MessageEvent",
@@ -55,14 +64,6 @@ class MessageEvent(Event):
     def __init__(self, type: str, data: str | bytes) -> None:
         super().__init__(type)
         self.data = data
-
-
-class RTCDataChannelEvent(Event):
-    """The ``datachannel`` event: ``channel`` is the channel the peer opened."""
-
-    def __init__(self, type: str, channel: RTCDataChannel) -> None:
-        super().__init__(type)
-        self.channel = channel
 
 
 def _utf8_length(text: str) -> int:
@@ -144,8 +145,6 @@ class RTCDataChannel(EventTarget, trio.abc.ReceiveChannel[str | bytes]):
         self._buffered_amount_low_threshold = 0
         self._binary_type: Literal["arraybuffer", "blob"] = "arraybuffer"
         self._transport: RTCSctpTransport | None = None
-        #: Set by the transport once the channel is open on the association.
-        self._attached = False
         self._closed_with_error = False
         self._low_armed = False
         self._buffered_hint = 0
@@ -207,9 +206,7 @@ class RTCDataChannel(EventTarget, trio.abc.ReceiveChannel[str | bytes]):
     def bufferedAmount(self) -> int:
         """Bytes given to :meth:`send` and not yet handed to the network once."""
         transport = self._transport
-        if transport is None or self._id is None or not self._attached:
-            return self._unsent
-        return transport._buffered_amount(self._id) + self._unsent
+        return 0 if transport is None else transport.buffered_amount(self)
 
     @property
     def bufferedAmountLowThreshold(self) -> int:
@@ -222,7 +219,7 @@ class RTCDataChannel(EventTarget, trio.abc.ReceiveChannel[str | bytes]):
         self._buffered_amount_low_threshold = value
         if self._transport is not None and self.bufferedAmount > value:
             self._low_armed = True
-            self._transport._watch_buffered(self)
+            self._transport.watch_buffered(self)
 
     @property
     def binaryType(self) -> Literal["arraybuffer", "blob"]:
@@ -259,12 +256,16 @@ class RTCDataChannel(EventTarget, trio.abc.ReceiveChannel[str | bytes]):
         else:
             raise TypeError(f"data must be str, bytes, bytearray or memoryview, not {type(data)}")
         transport = self._transport
-        assert transport is not None and self._id is not None
-        if size > transport._max_message_size:
+        assert transport is not None
+        if size > transport.maxMessageSize:
             raise TypeError(
                 f"message of {size} bytes exceeds maxMessageSize ({transport.maxMessageSize})"
             )
-        self._buffered_hint = transport._send(self, data, size)
+        buffered = transport.send_message(self, data, size, max_buffered=MAX_SEND_QUEUE)
+        self._buffered_hint = buffered
+        if buffered > self._buffered_amount_low_threshold:
+            self._low_armed = True
+            transport.watch_buffered(self)
         self.messages_sent += 1
         self.bytes_sent += size
 
@@ -274,15 +275,12 @@ class RTCDataChannel(EventTarget, trio.abc.ReceiveChannel[str | bytes]):
         if self._ready_state in ("closing", "closed"):
             return
         transport = self._transport
-        if transport is None or not self._attached:
+        if transport is None or not transport.close_stream(self):
             # Never opened on an association: nothing to reset, closed at once.
-            if transport is not None:
-                transport._forget_pending(self)
             self._ready_state = "closing"
             self._set_closed(error=None)
             return
         self._ready_state = "closing"
-        transport._close_channel(self)
         self._notify_waiters()
 
     # --- trio-native additions -----------------------------------------------------------------
@@ -310,7 +308,7 @@ class RTCDataChannel(EventTarget, trio.abc.ReceiveChannel[str | bytes]):
             transport = self._transport
             assert transport is not None
             while self._ready_state == "open" and self.bufferedAmount > self.send_high_water // 2:
-                transport._watch_buffered(self)
+                transport.watch_buffered(self)
                 await self._room_waiters.park()
             self._sends_since_yield = 0
             self.send(data)
@@ -331,10 +329,10 @@ class RTCDataChannel(EventTarget, trio.abc.ReceiveChannel[str | bytes]):
             transport = self._transport
             if (
                 transport is not None
-                and transport._paused_by is self
                 and self._inbox_bytes <= self.receive_high_water // 2
+                and transport.is_paused_by(self)
             ):
-                transport._resume_reading()
+                transport.resume_reading(self)
             return data
         if self._ready_state == "closed":
             if self._closed_with_error:
@@ -348,7 +346,7 @@ class RTCDataChannel(EventTarget, trio.abc.ReceiveChannel[str | bytes]):
         await trio.lowlevel.checkpoint_if_cancelled()
         while True:
             inbox = self._inbox
-            if inbox and self._transport is not None and self._transport._paused_by is None:
+            if inbox and self._transport is not None and not self._transport.is_paused_by(self):
                 # The common case, inline: a message is there and nothing to resume.
                 data = inbox.popleft()
                 self._inbox_bytes -= len(data)
@@ -376,7 +374,53 @@ class RTCDataChannel(EventTarget, trio.abc.ReceiveChannel[str | bytes]):
         self.close()
         await self.wait_until(lambda: self._ready_state == "closed")
 
-    # --- used by the transport -------------------------------------------------------------------
+    # --- the seam: called by the SCTP transport (see trio_rtc.sctp.streams) ---------------------
+
+    @classmethod
+    def for_remote_stream(cls, parameters: DataChannelParameters) -> RTCDataChannel:
+        """The channel for a stream the peer opened (the SCTP transport's stream factory): open
+        from the start, as webrtc-pc §6.2.3 announces it."""
+        channel = cls(
+            parameters.label,
+            ordered=parameters.ordered,
+            maxPacketLifetime=parameters.max_packet_lifetime,
+            maxRetransmits=parameters.max_retransmits,
+            protocol=parameters.protocol,
+            priority=_priority_name(parameters.priority),
+        )
+        channel._id = parameters.stream_id
+        channel._ready_state = "open"
+        return channel
+
+    def stream_parameters(self) -> DataChannelParameters:
+        return DataChannelParameters(
+            stream_id=self._id if self._negotiated and self._id is not None else -1,
+            label=self._label,
+            protocol=self._protocol,
+            ordered=self._ordered,
+            max_retransmits=self._max_retransmits,
+            max_packet_lifetime=self._max_packet_lifetime,
+            priority=PRIORITY_TO_DCEP[self._priority],
+            negotiated=self._negotiated,
+        )
+
+    def on_stream_attached(self, transport: object, handler_queue: HandlerQueue | None) -> None:
+        if self._transport is not None and self._transport is not transport:
+            raise InvalidStateError("the data channel is already attached to a transport")
+        if self._ready_state not in ("connecting", "open"):
+            raise InvalidStateError(f"cannot attach a data channel that is {self._ready_state}")
+        assert isinstance(transport, RTCSctpTransport)
+        self._transport = transport
+        self._handler_queue = handler_queue
+
+    def on_stream_assigned(self, stream_id: int) -> None:
+        self._id = stream_id
+
+    def on_stream_open(self) -> None:
+        if self._ready_state == "connecting":
+            self._ready_state = "open"
+        if self._ready_state == "open":
+            self.dispatchEvent(Event("open"))
 
     def _has_message_listeners(self) -> bool:
         return self.__dict__.get("_on_message") is not None or bool(
@@ -391,7 +435,7 @@ class RTCDataChannel(EventTarget, trio.abc.ReceiveChannel[str | bytes]):
             or bool(self._listeners().get("bufferedamountlow"))
         )
 
-    def _deliver(self, data: str | bytes, size: int) -> None:
+    def on_stream_message(self, data: str | bytes, size: int) -> None:
         self.messages_received += 1
         self.bytes_received += size
         if self._has_message_listeners():
@@ -402,34 +446,23 @@ class RTCDataChannel(EventTarget, trio.abc.ReceiveChannel[str | bytes]):
         if self._inbox_waiters:
             self._inbox_waiters.unpark_all()
         transport = self._transport
-        if (
-            self._inbox_bytes > self.receive_high_water
-            and transport is not None
-            and transport._paused_by is None
-        ):
-            transport._pause_reading(self)
+        if self._inbox_bytes > self.receive_high_water and transport is not None:
+            transport.pause_reading(self)
 
-    def _set_open(self) -> None:
-        if self._ready_state != "connecting":
-            return
-        self._ready_state = "open"
-        self.dispatchEvent(Event("open"))
-
-    def _set_closing_by_peer(self) -> None:
+    def on_stream_closing(self) -> None:
         # webrtc-pc §6.2.4: unless close() started it, readyState closing and fire "closing".
         if self._ready_state in ("connecting", "open"):
             self._ready_state = "closing"
             self.dispatchEvent(Event("closing"))
 
+    def on_stream_closed(self, error: RTCError | None, fire: bool) -> None:
+        self._set_closed(error=error, fire=fire)
+
     def _set_closed(self, *, error: RTCError | None, fire: bool = True) -> None:
         if self._ready_state == "closed":
             return
         self._ready_state = "closed"
-        self._attached = False
         self._closed_with_error = error is not None
-        transport = self._transport
-        if transport is not None and transport._paused_by is self:
-            transport._resume_reading()
         self._inbox_waiters.unpark_all()
         self._room_waiters.unpark_all()
         if fire:
@@ -439,8 +472,7 @@ class RTCDataChannel(EventTarget, trio.abc.ReceiveChannel[str | bytes]):
         else:
             self._notify_waiters()
 
-    def _buffered_amount_changed(self, amount: int) -> bool:
-        """Called by the transport for a watched channel; returns whether to keep watching."""
+    def on_buffered_amount(self, amount: int) -> bool:
         if amount <= self.send_high_water // 2:
             self._room_waiters.unpark_all()
         if self._low_armed and amount <= self._buffered_amount_low_threshold:
@@ -465,6 +497,17 @@ class RTCDataChannel(EventTarget, trio.abc.ReceiveChannel[str | bytes]):
             "messagesReceived": self.messages_received,
             "bytesReceived": self.bytes_received,
         }
+
+
+def _priority_name(value: int) -> RTCPriorityType:
+    # RFC 8832 §5.1 leaves the values between the named ones to mean "at least this much".
+    if value <= PRIORITY_TO_DCEP["very-low"]:
+        return "very-low"
+    if value <= PRIORITY_TO_DCEP["low"]:
+        return "low"
+    if value <= PRIORITY_TO_DCEP["medium"]:
+        return "medium"
+    return "high"
 
 
 class _DataChannelSender(trio.abc.SendChannel[str | bytes]):

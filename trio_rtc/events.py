@@ -24,6 +24,7 @@ __all__ = [
     "EventHandler",
     "EventTarget",
     "HandlerQueue",
+    "RTCDataChannelEvent",
     "RTCErrorEvent",
     "event_handler_property",
 ]
@@ -360,3 +361,11 @@ class RTCErrorEvent(Event):
     def __init__(self, type: str, error: Exception) -> None:
         super().__init__(type)
         self.error = error
+
+
+class RTCDataChannelEvent(Event):
+    """The ``datachannel`` event: ``channel`` is the RTCDataChannel the peer opened."""
+
+    def __init__(self, type: str, channel: Any) -> None:
+        super().__init__(type)
+        self.channel = channel

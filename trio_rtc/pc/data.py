@@ -8,9 +8,9 @@ from typing import Any
 
 import trio
 
-from ..datachannel import RTCDataChannel, RTCDataChannelEvent
+from ..datachannel import RTCDataChannel
 from ..dtls.driver import RTCDtlsTransport
-from ..events import EventTarget
+from ..events import EventTarget, RTCDataChannelEvent
 from ..sctp.transport import RTCSctpTransport
 
 __all__ = ["DataChannels"]
@@ -70,6 +70,7 @@ class DataChannels:
             remote_port=remote_port,
             local_max_message_size=self.local_max_message_size,
             remote_max_message_size=remote_max_message_size,
+            stream_factory=RTCDataChannel.for_remote_stream,
         )
         sctp._handler_queue = self._owner._handler_queue
         sctp.addEventListener("datachannel", self._on_remote_channel)
@@ -97,5 +98,5 @@ class DataChannels:
             goodbye = self.sctp.goodbye(trio.current_time())
         pending, self._pending = self._pending, []
         for channel in pending:
-            channel._set_closed(error=None, fire=False)
+            channel.on_stream_closed(None, False)
         return goodbye

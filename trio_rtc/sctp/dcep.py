@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import struct
+from collections.abc import Container
 
 import attrs
 
@@ -222,11 +223,28 @@ class DcepChannelManager:
         self.max_channels = max_channels
         self.channels: dict[int, _Channel] = {}
         self.dropped_messages = 0
+        self._next_stream_index = 0
+        #: "lowest-free" (what browsers do) or "round-robin" (what RTCSctpTransport uses; see
+        #: allocate_stream_id).
+        self.stream_id_policy = "lowest-free"
 
-    def allocate_stream_id(self) -> int:
+    def allocate_stream_id(self, reserved: Container[int] = ()) -> int:
+        """The stream id for a new channel: of our parity (RFC 8832 §6), free here and not in
+        ``reserved`` (ids the layer above has given out but not opened yet). By
+        :attr:`stream_id_policy`: the lowest such id, as browsers do, or round robin from the
+        one after the last given out — taking a just-closed id last means its reuse cannot
+        overtake the peer's view of the old channel's closing (the peer frees the id half a
+        round trip after us, later still if a RE-CONFIG response is lost). ValueError if none
+        is free."""
         limit = min(self.max_channels, self.association.outbound_streams)
-        for stream_id in range(self.parity, limit, 2):
-            if stream_id not in self.channels:
+        parity = self.parity
+        count = max(0, (limit - parity + 1) // 2)
+        start = 0 if self.stream_id_policy == "lowest-free" else self._next_stream_index
+        for step in range(count):
+            index = (start + step) % count
+            stream_id = parity + 2 * index
+            if stream_id not in self.channels and stream_id not in reserved:
+                self._next_stream_index = index + 1
                 return stream_id
         raise ValueError("no free stream id for a new data channel")
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from typing import Any, Literal
 
 import attrs
@@ -27,15 +28,14 @@ import trio
 
 from .._channels import Batch, Outgoing
 from .._supervision import unwrap
-from ..datachannel import (
-    MAX_SEND_QUEUE,
-    PRIORITY_TO_DCEP,
-    RTCDataChannel,
-    RTCDataChannelEvent,
-    RTCPriorityType,
-)
 from ..dtls.driver import RTCDtlsTransport
-from ..events import Event, EventTarget, HandlerQueue, event_handler_property
+from ..events import (
+    Event,
+    EventTarget,
+    HandlerQueue,
+    RTCDataChannelEvent,
+    event_handler_property,
+)
 from ..exceptions import InvalidStateError, OperationError, RTCError
 from .association import SctpAssociation
 from .dcep import (
@@ -54,6 +54,7 @@ from .events import (
     StreamsReset,
 )
 from .states import AssociationState
+from .streams import StreamUser
 
 __all__ = ["RTCSctpTransport", "RTCSctpTransportState"]
 
@@ -79,15 +80,22 @@ class _Wake:
 _WAKE = _Wake()
 
 
-def _priority_name(value: int) -> RTCPriorityType:
-    # RFC 8832 §5.1 leaves the values between the named ones to mean "at least this much".
-    if value <= PRIORITY_TO_DCEP["very-low"]:
-        return "very-low"
-    if value <= PRIORITY_TO_DCEP["low"]:
-        return "low"
-    if value <= PRIORITY_TO_DCEP["medium"]:
-        return "medium"
-    return "high"
+#: Makes the channel for a stream the peer opened (the layer above gives it; see streams.py).
+StreamFactory = Callable[[DataChannelParameters], StreamUser]
+
+
+@attrs.define(eq=False)
+class _Stream:
+    """The transport's record of one attached channel."""
+
+    user: StreamUser
+    parameters: DataChannelParameters
+    stream_id: int = -1
+    #: Opened on the association (DCEP OPEN sent, or negotiated out of band).
+    attached: bool = False
+    #: Bytes queued by send_message that the task has not moved into the association yet.
+    unsent: int = 0
+    closed: bool = False
 
 
 class RTCSctpTransport(EventTarget):
@@ -95,6 +103,8 @@ class RTCSctpTransport(EventTarget):
 
     ``run()`` is started (by the peer connection) once the DTLS transport is connected. Both
     sides send INIT, as browsers do; the core resolves the collision (RFC 9260 §5.2.1).
+    ``stream_factory`` makes the channel for each stream the peer opens (see
+    :mod:`trio_rtc.sctp.streams`); without one, such streams are closed at once.
     """
 
     onstatechange = event_handler_property["RTCSctpTransport"]("statechange")
@@ -111,6 +121,7 @@ class RTCSctpTransport(EventTarget):
         local_max_message_size: int = 262144,
         remote_max_message_size: int = 65536,
         mtu: int = 1200,
+        stream_factory: StreamFactory | None = None,
         **association_options: Any,
     ) -> None:
         if local_max_message_size <= 0:
@@ -131,26 +142,32 @@ class RTCSctpTransport(EventTarget):
             **association_options,
         )
         self._dcep = DcepChannelManager(self._association, is_client=is_client)
+        self._dcep.stream_id_policy = "round-robin"
+        self._stream_factory = stream_factory
         self._state: RTCSctpTransportState = "connecting"
         self._inbox_send, self._inbox = trio.open_memory_channel[Batch | _Wake | None](INBOX_DEPTH)
         dtls_transport.set_application_channel(self._inbox_send.clone())
-        #: Messages queued by channels, not yet in the association: (channel, data, size).
-        self._outbox: list[tuple[RTCDataChannel, str | bytes, int]] = []
-        self._opening: list[RTCDataChannel] = []
+        #: Messages queued by channels, not yet in the association: (stream, data, size).
+        self._outbox: list[tuple[_Stream, str | bytes, int]] = []
+        self._by_user: dict[StreamUser, _Stream] = {}
+        #: Streams with an id (attached or about to be), by id.
+        self._streams: dict[int, _Stream] = {}
+        #: Channels waiting for the association to come up.
+        self._pending: list[_Stream] = []
+        #: Channels added on a connected association, to open from the task.
+        self._opening: list[_Stream] = []
+        #: Channels just opened on the association, whose ``open`` the pump announces.
+        self._announce: list[_Stream] = []
+        self._watched: dict[_Stream, None] = {}
+        self._resets: dict[_Stream, None] = {}
+        #: The channel whose full inbox holds the association's receive side shut, if any.
+        self._paused_by: StreamUser | None = None
         self._max_channels: int | None = None
-        self._channels: dict[int, RTCDataChannel] = {}
-        self._pending: list[RTCDataChannel] = []
-        self._announce: list[RTCDataChannel] = []
-        self._watched: dict[RTCDataChannel, None] = {}
-        self._resets: dict[RTCDataChannel, None] = {}
-        self._paused_by: RTCDataChannel | None = None
-        self._next_stream_index = 0
         self._started = False
         self._pumping = False
         self._again = False
         self._wake_pending = False
         self._run_scope: trio.CancelScope | None = None
-        self._nursery: trio.Nursery | None = None
         #: Channels opened (by either side) and closed over this transport's life, for
         #: RTCPeerConnectionStats' dataChannelsOpened / dataChannelsClosed.
         self.data_channels_opened = 0
@@ -193,35 +210,6 @@ class RTCSctpTransport(EventTarget):
         remote = math.inf if value == 0 else value
         self._max_message_size = int(min(remote, self._local_max_message_size))
 
-    def add_channel(self, channel: RTCDataChannel) -> None:
-        """Attach a channel created by ``createDataChannel``. It opens as soon as the
-        association is up (now, if it is): in band with DCEP, or directly if ``negotiated``.
-        Raises OperationError if a negotiated id is taken or no stream id is free."""
-        if self._state == "closed":
-            raise InvalidStateError("the SCTP transport is closed")
-        if channel._transport is not None:
-            raise InvalidStateError("the data channel is already attached to a transport")
-        if channel.readyState != "connecting":
-            raise InvalidStateError(f"cannot attach a data channel that is {channel.readyState}")
-        if channel.negotiated and (
-            channel.id in self._channels or any(p.id == channel.id for p in self._pending)
-        ):
-            raise OperationError(f"data channel id {channel.id} is already in use")
-        channel._transport = self
-        channel._handler_queue = self._handler_queue
-        if self._state == "connected":
-            # webrtc-pc §4.4.1.6: on a connected transport the id is assigned at once (and an
-            # unusable one raises now); the open event still fires later, from the driver.
-            try:
-                self._assign_stream_id(channel)
-            except OperationError:
-                channel._transport = None
-                raise
-            self._opening.append(channel)
-            self._request_flush()
-        else:
-            self._pending.append(channel)
-
     def stop(self) -> None:
         """Abort the association and close every channel at once, without events (as
         ``RTCPeerConnection.close()`` does, webrtc-pc §4.4.1.6); ``run`` returns. The ABORT is
@@ -232,6 +220,11 @@ class RTCSctpTransport(EventTarget):
         self._finish(error=None, fire=False)
         if self._run_scope is not None:
             self._run_scope.cancel()
+
+    def goodbye(self, now: float = 0.0) -> list[bytes]:
+        """What the association still has to send (the ABORT after :meth:`stop`); the closing
+        peer connection hands it to DTLS ahead of close_notify."""
+        return self._association.datagrams_to_send(now)
 
     def stats(self) -> dict[str, object]:
         """Transport-level counters: the association's and the channel counts."""
@@ -246,15 +239,116 @@ class RTCSctpTransport(EventTarget):
 
     def channel_stats(self) -> list[dict[str, object]]:
         """``RTCDataChannelStats`` of every channel attached and not yet closed."""
-        channels = list(self._channels.values()) + self._pending
-        return [channel.stats() for channel in channels]
+        return [stream.user.stats() for stream in self._by_user.values() if not stream.closed]
+
+    # --- the seam: used by the channels above (see streams.py) ----------------------------------
+
+    def add_channel(self, user: StreamUser) -> None:
+        """Attach a channel. It opens as soon as the association is up (now, if it is): in
+        band with DCEP, or directly if ``negotiated``. Raises OperationError if a negotiated id
+        is taken or no stream id is free, InvalidStateError if it cannot be attached."""
+        if self._state == "closed":
+            raise InvalidStateError("the SCTP transport is closed")
+        if user in self._by_user:
+            raise InvalidStateError("the data channel is already attached to this transport")
+        parameters = self.check_parameters(user.stream_parameters())
+        stream = _Stream(user, parameters)
+        if self._state == "connected":
+            # webrtc-pc §4.4.1.6: on a connected transport the id is assigned at once (and an
+            # unusable one raises now); the open event still fires later, from the task.
+            self._assign_stream_id(stream)
+            self._by_user[user] = stream
+            user.on_stream_attached(self, self._handler_queue)
+            user.on_stream_assigned(stream.stream_id)
+            self._opening.append(stream)
+            self._request_flush()
+        else:
+            self._by_user[user] = stream
+            user.on_stream_attached(self, self._handler_queue)
+            self._pending.append(stream)
+
+    def check_parameters(self, parameters: DataChannelParameters) -> DataChannelParameters:
+        """OperationError if a negotiated id is already taken by a channel on this transport."""
+        if parameters.negotiated and (
+            parameters.stream_id in self._streams
+            or any(s.parameters.stream_id == parameters.stream_id for s in self._pending)
+        ):
+            raise OperationError(f"data channel id {parameters.stream_id} is already in use")
+        return parameters
+
+    def send_message(
+        self, user: StreamUser, data: str | bytes, size: int, *, max_buffered: int
+    ) -> int:
+        """Queue one message for the task; returns the stream's buffered amount after it.
+        OperationError if that would exceed ``max_buffered`` bytes."""
+        stream = self._by_user[user]
+        buffered = self._association.buffered_amount(stream.stream_id) + stream.unsent + size
+        if buffered > max_buffered:
+            raise OperationError(f"send queue is full ({buffered - size} bytes buffered)")
+        self._outbox.append((stream, data, size))
+        stream.unsent += size
+        if self._pumping:
+            self._again = True  # the running pump (a handler in this task) sends it
+        elif not self._wake_pending:
+            self._request_flush()
+        return buffered
+
+    def buffered_amount(self, user: StreamUser) -> int:
+        """Bytes queued on the stream and not yet handed to the network once."""
+        stream = self._by_user.get(user)
+        if stream is None:
+            return 0
+        if not stream.attached or stream.closed:
+            return stream.unsent
+        return self._association.buffered_amount(stream.stream_id) + stream.unsent
+
+    def close_stream(self, user: StreamUser) -> bool:
+        """Start closing the channel's stream (RFC 8831 §6.7: reset once its data left).
+        Returns False if it never opened on the association: then there is nothing to reset,
+        and the caller closes the channel itself."""
+        stream = self._by_user.get(user)
+        if stream is None or stream.closed:
+            return False
+        if not stream.attached:
+            self._forget(stream)
+            return False
+        # The reset goes out from the pump, in a packet after the channel's last DATA: a
+        # RE-CONFIG bundled ahead of that DATA (control chunks come first in a packet) would
+        # reach the peer before the data it must wait for, get "in progress" (RFC 6525 §5.2.2)
+        # and be retried only after a full RTO.
+        self._resets[stream] = None
+        self._request_flush()
+        return True
+
+    def forget(self, user: StreamUser) -> None:
+        """Detach a channel that never opened (closed before the association came up)."""
+        stream = self._by_user.get(user)
+        if stream is not None and not stream.attached:
+            self._forget(stream)
+
+    def watch_buffered(self, user: StreamUser) -> None:
+        """Call ``user.on_buffered_amount`` as its buffered amount falls, until it says stop."""
+        stream = self._by_user.get(user)
+        if stream is not None and not stream.closed and stream not in self._watched:
+            self._watched[stream] = None
+            self._request_flush()
+
+    def pause_reading(self, user: StreamUser) -> None:
+        """The channel's inbox is full: leave events in the association (its receive window
+        closes and the peer slows down) until :meth:`resume_reading`. One channel at a time
+        holds it: the first whose inbox filled up."""
+        if self._paused_by is None:
+            self._paused_by = user
+
+    def resume_reading(self, user: StreamUser) -> None:
+        if self._paused_by is user:
+            self._paused_by = None
+            self._request_flush()
+
+    def is_paused_by(self, user: StreamUser) -> bool:
+        return self._paused_by is user
 
     # --- the driver --------------------------------------------------------------------------------
-
-    def goodbye(self, now: float = 0.0) -> list[bytes]:
-        """What the association still has to send (the ABORT after :meth:`stop`); the closing
-        peer connection hands it to DTLS ahead of close_notify."""
-        return self._association.datagrams_to_send(now)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Drive the association until it closes, fails, ``stop()`` is called or the task is
@@ -264,14 +358,13 @@ class RTCSctpTransport(EventTarget):
         self._started = True
         try:
             async with trio.open_nursery() as nursery:
-                self._nursery = nursery
                 self._run_scope = nursery.cancel_scope
                 if self._handler_queue is None:
                     # Used on its own: async event handlers get a queue of the transport's own.
                     self._handler_queue = HandlerQueue(name="sctp")
                     await nursery.start(self._handler_queue.run)
-                for channel in self._pending:
-                    channel._handler_queue = self._handler_queue
+                for stream in self._pending:
+                    stream.user.on_stream_attached(self, self._handler_queue)
                 task_status.started()
                 if self._state != "closed":
                     await self._run_association()
@@ -289,7 +382,6 @@ class RTCSctpTransport(EventTarget):
                 fire=True,
             )
         finally:
-            self._nursery = None
             self._run_scope = None
             self._inbox_send.close()
             if self._state != "closed":
@@ -374,9 +466,9 @@ class RTCSctpTransport(EventTarget):
                     self._move_outbox(now)
                 if self._announce:
                     announce, self._announce = self._announce, []
-                    for channel in announce:
-                        if channel._attached:
-                            channel._set_open()
+                    for stream in announce:
+                        if not stream.closed:
+                            stream.user.on_stream_open()
                 self._process_events(now)
                 # Everything the events caused is queued by now, so one call sends it all; the
                 # BufferedAmountChanged events it leaves behind need no answer.
@@ -395,31 +487,29 @@ class RTCSctpTransport(EventTarget):
 
     def _open_requested(self) -> None:
         opening, self._opening = self._opening, []
-        for channel in opening:
-            if channel.readyState != "connecting" or self._state != "connected":
+        for stream in opening:
+            if stream.closed or self._state != "connected":
                 continue
             try:
-                self._open_stream(channel)
+                self._open_stream(stream)
             except OperationError as error:
-                self._channels.pop(channel._id, None)  # type: ignore[arg-type]
-                channel._set_closed(
-                    error=RTCError(str(error), errorDetail="data-channel-failure"), fire=True
-                )
+                self._streams.pop(stream.stream_id, None)
+                self._close(stream, RTCError(str(error), errorDetail="data-channel-failure"), True)
 
     def _move_outbox(self, now: float) -> None:
         """Messages the channels queued since the last pump go into the association."""
         outbox, self._outbox = self._outbox, []
         send = self._dcep.send
-        for channel, data, size in outbox:
-            channel._unsent -= size
-            stream_id = channel._id
-            if stream_id is None or not channel._attached:
+        for stream, data, size in outbox:
+            stream.unsent -= size
+            if not stream.attached or stream.closed:
                 continue  # closed meanwhile: webrtc-pc drops what was not sent
             try:
                 # The clock matters only for maxPacketLifetime.
-                send(stream_id, data, now=0.0 if channel._max_packet_lifetime is None else now)
+                lifetime = stream.parameters.max_packet_lifetime is not None
+                send(stream.stream_id, data, now=now if lifetime else 0.0)
             except (ValueError, InvalidStateError) as error:
-                logger.debug("message on stream %d dropped: %s", stream_id, error)
+                logger.debug("message on stream %d dropped: %s", stream.stream_id, error)
 
     def _send_packets(self, now: float) -> int:
         packets = self._association.datagrams_to_send(now)
@@ -430,7 +520,7 @@ class RTCSctpTransport(EventTarget):
     def _process_events(self, now: float) -> None:
         core = self._association
         dcep = self._dcep
-        channels = self._channels
+        streams = self._streams
         # Paused for a slow reader, events wait in the core (holding the receive window shut),
         # unless the association is over: then its end must be seen at once.
         while self._paused_by is None or core.state is AssociationState.CLOSED:
@@ -446,16 +536,18 @@ class RTCSctpTransport(EventTarget):
                     continue
                 data = dcep.message_data(event)
                 if data is not None:
-                    channel = channels.get(event.stream_id)
-                    if channel is not None:
-                        channel._deliver(data, 0 if ppid in _EMPTY_PPIDS else len(event.data))
+                    stream = streams.get(event.stream_id)
+                    if stream is not None and stream.attached:
+                        stream.user.on_stream_message(
+                            data, 0 if ppid in _EMPTY_PPIDS else len(event.data)
+                        )
             elif kind is StreamsReset:
                 assert isinstance(event, StreamsReset)
                 if event.incoming:
                     for stream_id in event.stream_ids:
-                        channel = channels.get(stream_id)
-                        if channel is not None:
-                            channel._set_closing_by_peer()
+                        stream = streams.get(stream_id)
+                        if stream is not None and not stream.closed:
+                            stream.user.on_stream_closing()
                 self._on_dcep_events(dcep.handle_event(event, now=now))
             elif kind is AssociationEstablished:
                 assert isinstance(event, AssociationEstablished)
@@ -478,114 +570,104 @@ class RTCSctpTransport(EventTarget):
                     self._on_remote_channel(event.parameters)
             elif type(event) is ChannelClosed:
                 assert isinstance(event, ChannelClosed)
-                channel = self._channels.pop(event.stream_id, None)
-                if channel is not None:
-                    self._watched.pop(channel, None)
+                stream = self._streams.pop(event.stream_id, None)
+                if stream is not None:
+                    self._watched.pop(stream, None)
                     self.data_channels_closed += 1
-                    channel._set_closed(error=None)
+                    self._close(stream, None, True)
 
     def _on_remote_channel(self, parameters: DataChannelParameters) -> None:
-        channel = RTCDataChannel(
-            parameters.label,
-            ordered=parameters.ordered,
-            maxPacketLifetime=parameters.max_packet_lifetime,
-            maxRetransmits=parameters.max_retransmits,
-            protocol=parameters.protocol,
-            priority=_priority_name(parameters.priority),
-        )
-        channel._id = parameters.stream_id
-        channel._transport = self
-        channel._handler_queue = self._handler_queue
-        channel._attached = True
-        # webrtc-pc §6.2.3: readyState is open when datachannel fires; open fires right after.
-        channel._ready_state = "open"
-        self._channels[parameters.stream_id] = channel
+        factory = self._stream_factory
+        if factory is None:
+            logger.info(
+                "closing stream %d the peer opened: no stream factory", parameters.stream_id
+            )
+            self._dcep.close_channel(parameters.stream_id)
+            return
+        user = factory(parameters)
+        stream = _Stream(user, parameters, parameters.stream_id, attached=True)
+        self._by_user[user] = stream
+        self._streams[parameters.stream_id] = stream
         self.data_channels_opened += 1
-        self.dispatchEvent(RTCDataChannelEvent("datachannel", channel))
-        if channel.readyState == "open":
-            channel.dispatchEvent(Event("open"))
+        user.on_stream_attached(self, self._handler_queue)
+        user.on_stream_assigned(parameters.stream_id)
+        # webrtc-pc §6.2.3: the factory made the channel open; datachannel fires, then open.
+        self.dispatchEvent(RTCDataChannelEvent("datachannel", user))
+        if not stream.closed:
+            user.on_stream_open()
 
     def _on_established(self, event: AssociationEstablished) -> None:
         self._max_channels = min(event.outbound_streams, event.inbound_streams)
         self._state = "connected"
         self.dispatchEvent(Event("statechange"))
         pending, self._pending = self._pending, []
-        for channel in pending:
-            if channel.readyState != "connecting":
+        for stream in pending:
+            if stream.closed:
                 continue
             try:
-                self._assign_stream_id(channel)
-                self._open_stream(channel)
+                self._assign_stream_id(stream)
+                stream.user.on_stream_assigned(stream.stream_id)
+                self._open_stream(stream)
             except OperationError as error:
-                channel._set_closed(
-                    error=RTCError(str(error), errorDetail="data-channel-failure"), fire=True
-                )
+                self._streams.pop(stream.stream_id, None)
+                self._close(stream, RTCError(str(error), errorDetail="data-channel-failure"), True)
 
-    def _assign_stream_id(self, channel: RTCDataChannel) -> None:
-        """Give ``channel`` its stream id (webrtc-pc §4.4.1.6: at once on a connected
-        transport) and reserve it; OperationError if it cannot be used."""
-        if channel.negotiated:
-            stream_id = channel.id
-            assert stream_id is not None
+    def _assign_stream_id(self, stream: _Stream) -> None:
+        """Give the stream its id (the negotiated one, or the next free one of our parity by
+        the DCEP manager's policy) and reserve it; OperationError if it cannot be used."""
+        if stream.parameters.negotiated:
+            stream_id = stream.parameters.stream_id
         else:
-            stream_id = self._allocate_stream_id()
+            try:
+                stream_id = self._dcep.allocate_stream_id(reserved=self._streams)
+            except ValueError as error:
+                raise OperationError(str(error)) from None
         max_channels = self._max_channels
         if max_channels is not None and stream_id >= max_channels:
             raise OperationError(f"data channel id {stream_id} is not below maxChannels")
-        if stream_id in self._channels or stream_id in self._dcep.channels:
+        if stream_id in self._streams or stream_id in self._dcep.channels:
             raise OperationError(f"data channel id {stream_id} is already in use")
-        channel._id = stream_id
-        self._channels[stream_id] = channel
+        stream.stream_id = stream_id
+        stream.parameters = attrs.evolve(stream.parameters, stream_id=stream_id)
+        self._streams[stream_id] = stream
 
-    def _open_stream(self, channel: RTCDataChannel) -> None:
-        """Open the channel's stream on the association (DCEP, or directly if negotiated)."""
-        dcep = self._dcep
-        stream_id = channel._id
-        assert stream_id is not None
-        parameters = DataChannelParameters(
-            stream_id=stream_id,
-            label=channel.label,
-            protocol=channel.protocol,
-            ordered=channel.ordered,
-            max_retransmits=channel.maxRetransmits,
-            max_packet_lifetime=channel.maxPacketLifetime,
-            priority=PRIORITY_TO_DCEP[channel.priority],
-            negotiated=channel.negotiated,
-        )
+    def _open_stream(self, stream: _Stream) -> None:
+        """Open the stream on the association (DCEP, or directly if negotiated)."""
         try:
-            dcep.open_channel(parameters, now=trio.current_time())
+            self._dcep.open_channel(stream.parameters, now=trio.current_time())
         except ValueError as error:
-            raise OperationError(f"data channel id {stream_id} is already in use") from error
-        channel._attached = True
+            raise OperationError(f"data channel id {stream.stream_id} is already in use") from error
+        stream.attached = True
         self.data_channels_opened += 1
         # RFC 8832 §6: the opener may send right after DATA_CHANNEL_OPEN (ordered until the ACK
         # arrives, which the DCEP manager enforces), so the channel is open without a round trip.
-        self._announce.append(channel)
+        self._announce.append(stream)
 
-    def _allocate_stream_id(self) -> int:
-        """An id of our parity (RFC 8832 §6), round robin from the one after the last given
-        out. Browsers take the lowest free id; taking a just-closed id last instead means its
-        reuse cannot overtake the peer's view of the old channel's closing (the peer frees the
-        id half a round trip after us, later still if a RE-CONFIG response is lost)."""
-        dcep = self._dcep
-        association = self._association
-        limit = min(dcep.max_channels, association.outbound_streams)
-        parity = dcep.parity
-        count = (limit - parity + 1) // 2
-        for step in range(count):
-            index = (self._next_stream_index + step) % count
-            stream_id = parity + 2 * index
-            if stream_id not in dcep.channels and stream_id not in self._channels:
-                self._next_stream_index = index + 1
-                return stream_id
-        raise OperationError("no free stream id for a new data channel")
+    def _forget(self, stream: _Stream) -> None:
+        self._by_user.pop(stream.user, None)
+        if stream.stream_id >= 0 and self._streams.get(stream.stream_id) is stream:
+            del self._streams[stream.stream_id]
+        if stream in self._pending:
+            self._pending.remove(stream)
+        if stream in self._opening:
+            self._opening.remove(stream)
+        stream.closed = True
+
+    def _close(self, stream: _Stream, error: RTCError | None, fire: bool) -> None:
+        if stream.closed:
+            return
+        stream.closed = True
+        self._by_user.pop(stream.user, None)
+        if self._paused_by is stream.user:
+            self._paused_by = None
+        stream.user.on_stream_closed(error, fire)
 
     def _finish(self, *, error: RTCError | None, fire: bool) -> None:
         if self._state == "closed":
             return
         self._state = "closed"
-        channels = list(self._channels.values()) + self._pending + self._announce
-        self._channels.clear()
+        streams = list(self._by_user.values())
+        self._streams.clear()
         self._pending.clear()
         self._announce.clear()
         self._opening.clear()
@@ -593,88 +675,41 @@ class RTCSctpTransport(EventTarget):
         self._watched.clear()
         self._resets.clear()
         self._paused_by = None
-        for channel in channels:
-            if channel.readyState != "closed":
-                self.data_channels_closed += channel._attached
-                channel._set_closed(error=error, fire=fire)
+        for stream in streams:
+            if not stream.closed:
+                self.data_channels_closed += stream.attached
+                self._close(stream, error, fire)
         if fire:
             self.dispatchEvent(Event("statechange"))
         else:
             self._notify_waiters()
         self._request_flush()
 
-    # --- used by RTCDataChannel ------------------------------------------------------------------
-
-    def _buffered_amount(self, stream_id: int) -> int:
-        return self._association.buffered_amount(stream_id)
-
-    def _send(self, channel: RTCDataChannel, data: str | bytes, size: int) -> int:
-        """Queue one message for the task; returns the channel's bufferedAmount after it."""
-        stream_id = channel._id
-        assert stream_id is not None
-        buffered = self._association.buffered_amount(stream_id) + channel._unsent + size
-        if buffered > MAX_SEND_QUEUE:
-            raise OperationError(f"send queue is full ({buffered - size} bytes buffered)")
-        self._outbox.append((channel, data, size))
-        channel._unsent += size
-        if buffered > channel._buffered_amount_low_threshold:
-            channel._low_armed = True
-            self._watched[channel] = None
-        if self._pumping:
-            self._again = True  # the running pump (a handler in this task) sends it
-        elif not self._wake_pending:
-            self._request_flush()
-        return buffered
-
-    def _close_channel(self, channel: RTCDataChannel) -> None:
-        # The reset goes out from the pump, in a packet after the channel's last DATA: a
-        # RE-CONFIG bundled ahead of that DATA (control chunks come first in a packet) would
-        # reach the peer before the data it must wait for, get "in progress" (RFC 6525 §5.2.2)
-        # and be retried only after a full RTO.
-        self._resets[channel] = None
-        self._request_flush()
-
     def _send_resets(self) -> None:
         association = self._association
-        for channel in list(self._resets):
-            stream_id = channel._id
-            if stream_id is None or channel.readyState != "closing":
-                del self._resets[channel]
-            elif association.buffered_amount(stream_id) == 0:
-                del self._resets[channel]
+        for stream in list(self._resets):
+            if stream.closed:
+                del self._resets[stream]
+            elif association.buffered_amount(stream.stream_id) == 0 and stream.unsent == 0:
+                del self._resets[stream]
                 try:
-                    self._dcep.close_channel(stream_id)
+                    self._dcep.close_channel(stream.stream_id)
                 except InvalidStateError:
                     # The association cannot reset streams any more: nothing left to close.
-                    self._channels.pop(stream_id, None)
-                    channel._set_closed(error=None)
+                    self._streams.pop(stream.stream_id, None)
+                    self._close(stream, None, True)
                     continue
                 self._again = True
 
-    def _forget_pending(self, channel: RTCDataChannel) -> None:
-        if channel in self._pending:
-            self._pending.remove(channel)
-
-    def _watch_buffered(self, channel: RTCDataChannel) -> None:
-        self._watched[channel] = None
-        self._request_flush()
-
     def _check_buffered(self) -> None:
         buffered_amount = self._association.buffered_amount
-        for channel in list(self._watched):
-            stream_id = channel._id
-            if stream_id is None or channel.readyState == "closed":
-                del self._watched[channel]
+        for stream in list(self._watched):
+            if stream.closed:
+                del self._watched[stream]
                 continue
-            if not channel._buffered_amount_changed(buffered_amount(stream_id)):
-                self._watched.pop(channel, None)
-
-    def _pause_reading(self, channel: RTCDataChannel) -> None:
-        self._paused_by = channel
-
-    def _resume_reading(self) -> None:
-        self._paused_by = None
-        self._request_flush()
+            amount = buffered_amount(stream.stream_id) + stream.unsent
+            if not stream.user.on_buffered_amount(amount):
+                self._watched.pop(stream, None)
 
     def _request_flush(self) -> None:
         """Have the task pump: at once if it is pumping (this runs in a handler), else by a
