@@ -401,6 +401,24 @@ class RTCSctpTransport(EventTarget):
 
     async def _drive(self) -> None:
         core = self._association
+        while self._state != "closed":
+            # One cancel scope serves many waits: its deadline follows the core's timer, and a
+            # new scope is needed only after that timer fired (entering a scope per wake-up
+            # costs about as much as the hop itself).
+            with trio.CancelScope() as timer:
+                await self._wait_and_feed(timer)
+            if timer.cancelled_caught:
+                now = trio.current_time()
+                deadline = core.get_timer()
+                # The scope may have expired while a wake-up was being handled, which already
+                # ran the timer: handle it only if it is still due.
+                if deadline is not None and now >= deadline:
+                    core.handle_timer(now)
+
+    async def _wait_and_feed(self, timer: trio.CancelScope) -> None:
+        """Pump, wait for the inbox (until ``timer``'s deadline), feed what came; until the
+        association closes or the timer fires (the caller handles it)."""
+        core = self._association
         feed = core.receive_datagram
         inbox = self._inbox
         items: list[Batch | _Wake | None] = []
@@ -409,15 +427,9 @@ class RTCSctpTransport(EventTarget):
             if self._state == "closed":
                 return
             deadline = core.get_timer()
-            if deadline is None:
-                items.append(await inbox.receive())
-            else:
-                with trio.CancelScope(deadline=deadline):
-                    items.append(await inbox.receive())
+            timer.deadline = math.inf if deadline is None else deadline
+            items.append(await inbox.receive())
             now = trio.current_time()
-            if not items:
-                core.handle_timer(now)
-                continue
             # Everything that queued up meanwhile, in the same wake-up.
             while True:
                 try:
@@ -435,6 +447,7 @@ class RTCSctpTransport(EventTarget):
                     for packet in item:
                         feed(packet, now)
             items.clear()
+            deadline = core.get_timer()
             if deadline is not None and now >= deadline:
                 core.handle_timer(now)
 
