@@ -199,7 +199,7 @@ class JsepSession:
         """webrtc-pc §4.7.3 "check if negotiation is needed"."""
         if self.credentials_to_replace:
             return True
-        # Transceivers will add their checks (direction, mid, stopped) here.
+        # Transceivers (issue 11) add their checks here: direction, mid, stopped.
         return self.data_wanted and not self.data_negotiated
 
     def update_negotiation_needed(self) -> bool:
