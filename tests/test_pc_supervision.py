@@ -138,3 +138,21 @@ async def test_an_async_handler_flood_stays_bounded() -> None:
         assert queue.dropped > 0
         release.set()
         nursery.cancel_scope.cancel()
+
+
+async def test_rtp_without_a_media_consumer_is_dropped_and_counted() -> None:
+    async with pc_pair() as (a, b), trio.open_nursery() as nursery:
+        channel, remote = await connected_pair_with_channel(a, b, nursery)
+        ice_a, ice_b = a.ice_transport, b.ice_transport
+        assert ice_a is not None and ice_b is not None
+        # An RTP-looking datagram (first byte 0x80, RFC 7983) on the connected pair.
+        for _ in range(3):
+            assert ice_a.send(bytes([0x80, 111]) + bytes(30))
+        with trio.fail_after(5):
+            while ice_b.stats.datagrams_dropped_rtp < 3:
+                await trio.sleep(0.01)
+            # The connection carries on.
+            channel.send("still here")
+            assert await remote.receive() == "still here"
+        assert b.connectionState == "connected"
+        nursery.cancel_scope.cancel()
