@@ -263,7 +263,8 @@ class RTCDataChannel(EventTarget, trio.abc.ReceiveChannel[str | bytes]):
             )
         buffered = transport.send_message(self, data, size, max_buffered=MAX_SEND_QUEUE)
         self._buffered_hint = buffered
-        if buffered > self._buffered_amount_low_threshold:
+        if buffered > self._buffered_amount_low_threshold and not self._low_armed:
+            # Armed once per fall: the transport watches the stream until the event fired.
             self._low_armed = True
             transport.watch_buffered(self)
         self.messages_sent += 1

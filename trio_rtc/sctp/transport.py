@@ -96,6 +96,11 @@ class _Stream:
     #: Bytes queued by send_message that the task has not moved into the association yet.
     unsent: int = 0
     closed: bool = False
+    #: maxPacketLifetime is set: DCEP needs the clock for this stream's messages.
+    lifetime: bool = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.lifetime = self.parameters.max_packet_lifetime is not None
 
 
 class RTCSctpTransport(EventTarget):
@@ -147,8 +152,9 @@ class RTCSctpTransport(EventTarget):
         self._state: RTCSctpTransportState = "connecting"
         self._inbox_send, self._inbox = trio.open_memory_channel[Batch | _Wake | None](INBOX_DEPTH)
         dtls_transport.set_application_channel(self._inbox_send.clone())
-        #: Messages queued by channels, not yet in the association: (stream, data, size).
-        self._outbox: list[tuple[_Stream, str | bytes, int]] = []
+        #: Messages queued by channels, not yet in the association, flat: stream, data, size,
+        #: stream, data, size, ... (no tuple per message: fewer objects for the collector).
+        self._outbox: list[Any] = []
         self._by_user: dict[StreamUser, _Stream] = {}
         #: Streams with an id (attached or about to be), by id.
         self._streams: dict[int, _Stream] = {}
@@ -285,7 +291,10 @@ class RTCSctpTransport(EventTarget):
         buffered = self._association.buffered_amount(stream.stream_id) + stream.unsent + size
         if buffered > max_buffered:
             raise OperationError(f"send queue is full ({buffered - size} bytes buffered)")
-        self._outbox.append((stream, data, size))
+        outbox = self._outbox
+        outbox.append(stream)
+        outbox.append(data)
+        outbox.append(size)
         stream.unsent += size
         if self._pumping:
             self._again = True  # the running pump (a handler in this task) sends it
@@ -401,24 +410,6 @@ class RTCSctpTransport(EventTarget):
 
     async def _drive(self) -> None:
         core = self._association
-        while self._state != "closed":
-            # One cancel scope serves many waits: its deadline follows the core's timer, and a
-            # new scope is needed only after that timer fired (entering a scope per wake-up
-            # costs about as much as the hop itself).
-            with trio.CancelScope() as timer:
-                await self._wait_and_feed(timer)
-            if timer.cancelled_caught:
-                now = trio.current_time()
-                deadline = core.get_timer()
-                # The scope may have expired while a wake-up was being handled, which already
-                # ran the timer: handle it only if it is still due.
-                if deadline is not None and now >= deadline:
-                    core.handle_timer(now)
-
-    async def _wait_and_feed(self, timer: trio.CancelScope) -> None:
-        """Pump, wait for the inbox (until ``timer``'s deadline), feed what came; until the
-        association closes or the timer fires (the caller handles it)."""
-        core = self._association
         feed = core.receive_datagram
         inbox = self._inbox
         items: list[Batch | _Wake | None] = []
@@ -427,9 +418,15 @@ class RTCSctpTransport(EventTarget):
             if self._state == "closed":
                 return
             deadline = core.get_timer()
-            timer.deadline = math.inf if deadline is None else deadline
-            items.append(await inbox.receive())
+            if deadline is None:
+                items.append(await inbox.receive())
+            else:
+                with trio.CancelScope(deadline=deadline):
+                    items.append(await inbox.receive())
             now = trio.current_time()
+            if not items:
+                core.handle_timer(now)
+                continue
             # Everything that queued up meanwhile, in the same wake-up.
             while True:
                 try:
@@ -447,7 +444,6 @@ class RTCSctpTransport(EventTarget):
                     for packet in item:
                         feed(packet, now)
             items.clear()
-            deadline = core.get_timer()
             if deadline is not None and now >= deadline:
                 core.handle_timer(now)
 
@@ -513,14 +509,15 @@ class RTCSctpTransport(EventTarget):
         """Messages the channels queued since the last pump go into the association."""
         outbox, self._outbox = self._outbox, []
         send = self._dcep.send
-        for stream, data, size in outbox:
-            stream.unsent -= size
+        for index in range(0, len(outbox), 3):
+            stream: _Stream = outbox[index]
+            data: str | bytes = outbox[index + 1]
+            stream.unsent -= outbox[index + 2]
             if not stream.attached or stream.closed:
                 continue  # closed meanwhile: webrtc-pc drops what was not sent
             try:
                 # The clock matters only for maxPacketLifetime.
-                lifetime = stream.parameters.max_packet_lifetime is not None
-                send(stream.stream_id, data, now=now if lifetime else 0.0)
+                send(stream.stream_id, data, now=now if stream.lifetime else 0.0)
             except (ValueError, InvalidStateError) as error:
                 logger.debug("message on stream %d dropped: %s", stream.stream_id, error)
 
