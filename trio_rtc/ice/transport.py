@@ -416,6 +416,14 @@ class RTCIceTransport(EventTarget, AsyncLifetime):
         stats.bytes_sent += size
         return sent
 
+    def set_rtp_channel(self, channel: trio.MemorySendChannel[Batch | None] | None) -> None:
+        """Where batches of received RTP/RTCP datagrams go from now on: the RTP task's inbox,
+        wired by the peer connection once media is negotiated (``None``: drop and count them,
+        as before any media consumer exists). The previous channel is closed."""
+        old, self._rtp_send = self._rtp_send, channel
+        if old is not None and old is not channel:
+            old.close()
+
     @property
     def selected_pair(self) -> CandidatePair | None:
         """The core's view of the selected pair (addresses, state and statistics)."""
