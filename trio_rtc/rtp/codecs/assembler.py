@@ -1,0 +1,400 @@
+"""The frame assembler: RTP packets of one stream in, complete encoded frames out.
+
+Codec-independent; a :class:`~trio_rtc.rtp.codecs.base.Depacketizer` supplies the payload format's
+rules. The policy, in the order a packet meets it:
+
+- Packets are placed by extended sequence number (:class:`~trio_rtc.rtp.sequence.SequenceUnwrapper`),
+  so they may arrive in any order within ``reorder_window`` packets of the newest one. Older
+  packets, packets of a frame already emitted or dropped, and duplicates are dropped and counted.
+- An empty payload is padding (bandwidth probes, RFC 3550 §5.1 padding-only packets): it belongs to
+  no frame, but it proves its sequence number was not lost and that a frame boundary lies there.
+- A frame is emitted **the moment it is whole**: its last packet (marker bit, or the format's end
+  flag) has arrived and so has every packet back to its first. The first packet is recognised by
+  the payload format (VP8 S bit, VP9 B bit, AV1 N bit, an H.264 SPS) or, when the format cannot
+  tell, by the packet before it having ended the previous frame. Nothing waits for the next
+  frame's first packet.
+- Frames come out in order. When a frame completes, anything older still buffered is a frame
+  that will never complete: it is dropped (counted in ``frames_incomplete``, and reported as an
+  ``EncodedFrame(complete=False, data=b"")`` when ``emit_incomplete=True``).
+- Decodability: a frame after a loss (a missing sequence number that was not padding, unless the
+  VP8/VP9 PictureID shows no picture was skipped), or any frame before the first keyframe, cannot
+  be decoded correctly unless it is a keyframe. Then :attr:`FrameAssembler.keyframe_needed` turns
+  True (send a PLI) and, with ``wait_for_keyframe=True`` (the default), such frames are dropped
+  (``frames_waiting_keyframe``) until a keyframe completes. Audio formats mark every frame as a
+  keyframe, so audio simply carries on after a loss.
+- Memory is bounded: a frame over ``max_frame_packets`` packets or ``max_frame_bytes`` bytes is
+  dropped whole (``frames_too_large``); the buffer as a whole holds at most
+  ``max_frame_packets + reorder_window`` packets and ``2 * max_frame_bytes`` bytes, evicting the
+  oldest when full (``packets_evicted``, and a keyframe is then needed).
+
+Nothing here raises for peer input: malformed payloads are dropped and counted
+(``packets_malformed``, ``frames_malformed``).
+"""
+
+from __future__ import annotations
+
+from ..errors import RtpError
+from ..packet import RtpPacket
+from ..sequence import SequenceUnwrapper
+from .base import Depacketizer, EncodedFrame, PayloadInfo
+
+__all__ = [
+    "DEFAULT_MAX_FRAME_BYTES",
+    "DEFAULT_MAX_FRAME_PACKETS",
+    "DEFAULT_REORDER_WINDOW",
+    "FrameAssembler",
+]
+
+DEFAULT_REORDER_WINDOW = 512
+DEFAULT_MAX_FRAME_PACKETS = 2000
+DEFAULT_MAX_FRAME_BYTES = 4 * 1024 * 1024
+# Timestamps of dropped oversized frames remembered, so their later packets are dropped on sight.
+_OVERSIZED_MEMORY = 16
+
+# A stored packet and what its payload said; ``None`` marks padding.
+_Entry = tuple[RtpPacket, PayloadInfo | None]
+
+
+class FrameAssembler:
+    """Assembles the frames of one RTP stream (one SSRC, one payload format)."""
+
+    __slots__ = (
+        "_decodable",
+        "_depacketizer",
+        "_emit_incomplete",
+        "_keyframe_needed",
+        "_last_done",
+        "_last_done_boundary",
+        "_last_done_timestamp",
+        "_last_picture",
+        "_late_run",
+        "_lost",
+        "_max_frame_bytes",
+        "_max_frame_packets",
+        "_max_stored_bytes",
+        "_max_stored_packets",
+        "_oversized",
+        "_reorder_window",
+        "_store",
+        "_stored_bytes",
+        "_unwrapper",
+        "_usage",
+        "_wait_for_keyframe",
+        "frames_emitted",
+        "frames_incomplete",
+        "frames_malformed",
+        "frames_too_large",
+        "frames_waiting_keyframe",
+        "packets_duplicate",
+        "packets_evicted",
+        "packets_late",
+        "packets_malformed",
+        "packets_oversized",
+        "packets_received",
+    )
+
+    def __init__(
+        self,
+        depacketizer: Depacketizer,
+        *,
+        reorder_window: int = DEFAULT_REORDER_WINDOW,
+        max_frame_packets: int = DEFAULT_MAX_FRAME_PACKETS,
+        max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
+        wait_for_keyframe: bool = True,
+        emit_incomplete: bool = False,
+    ) -> None:
+        if reorder_window < 1 or max_frame_packets < 1 or max_frame_bytes < 1:
+            raise ValueError("reorder_window, max_frame_packets and max_frame_bytes must be >= 1")
+        self._depacketizer = depacketizer
+        self._reorder_window = reorder_window
+        self._max_frame_packets = max_frame_packets
+        self._max_frame_bytes = max_frame_bytes
+        self._max_stored_packets = max_frame_packets + reorder_window
+        self._max_stored_bytes = 2 * max_frame_bytes
+        self._wait_for_keyframe = wait_for_keyframe
+        self._emit_incomplete = emit_incomplete
+        self.packets_received = 0
+        self.packets_late = 0
+        self.packets_duplicate = 0
+        self.packets_malformed = 0
+        self.packets_oversized = 0
+        self.packets_evicted = 0
+        self.frames_emitted = 0
+        self.frames_incomplete = 0
+        self.frames_too_large = 0
+        self.frames_malformed = 0
+        self.frames_waiting_keyframe = 0
+        self._keyframe_needed = False
+        self._restart()
+
+    def _restart(self) -> None:
+        self._unwrapper = SequenceUnwrapper()
+        self._store: dict[int, _Entry] = {}
+        self._stored_bytes = 0
+        # Per RTP timestamp: [packets, payload bytes] currently stored.
+        self._usage: dict[int, list[int]] = {}
+        self._oversized: dict[int, None] = {}
+        # The newest extended sequence number consumed (emitted, dropped as stale or evicted), and
+        # whether a frame boundary follows it: the "packet before" of the next frame's first packet.
+        self._last_done: int | None = None
+        self._last_done_boundary = True
+        self._last_done_timestamp = 0
+        self._last_picture: tuple[int, int] | None = None
+        self._lost = False
+        self._decodable = False
+        self._late_run = 0
+
+    def reset(self) -> None:
+        """Forget every buffered packet (a new SSRC or a decoder reset); counters stay."""
+        self._restart()
+
+    @property
+    def keyframe_needed(self) -> bool:
+        """True from a frame that cannot be decoded (after a loss, or before any keyframe) until
+        the next keyframe is emitted: the moment to send a PLI (RFC 4585 §6.3.1) or FIR."""
+        return self._keyframe_needed
+
+    @property
+    def buffered_packets(self) -> int:
+        return len(self._store)
+
+    def receive_packet(self, packet: RtpPacket) -> list[EncodedFrame]:
+        """Take one packet of the stream; return the frames it completed (usually none or one)."""
+        self.packets_received += 1
+        ext = self._unwrapper.unwrap(packet.sequence_number)
+        highest = self._unwrapper.highest
+        assert highest is not None
+        last_done = self._last_done
+        if (last_done is not None and ext <= last_done) or ext < highest - self._reorder_window:
+            self.packets_late += 1
+            self._late_run += 1
+            if self._late_run > self._reorder_window:
+                # Only "late" packets for a whole window: the sender's numbering jumped back (a
+                # restart). Start over instead of dropping up to half the number space.
+                self._restart()
+                self.packets_received -= 1
+                return self.receive_packet(packet)
+            return []
+        self._late_run = 0
+        store = self._store
+        if ext in store:
+            self.packets_duplicate += 1
+            return []
+        payload = packet.payload
+        if not payload:
+            store[ext] = (packet, None)
+            frames: list[EncodedFrame] = []
+            self._complete_from(ext + 1, frames)
+            return frames
+        timestamp = packet.timestamp
+        if timestamp in self._oversized:
+            self.packets_oversized += 1
+            return []
+        try:
+            info = self._depacketizer.inspect_untrusted(payload, packet.marker)
+        except RtpError:
+            self.packets_malformed += 1
+            return []
+        usage = self._usage.get(timestamp)
+        if usage is None:
+            usage = self._usage[timestamp] = [0, 0]
+        if (
+            usage[0] + 1 > self._max_frame_packets
+            or usage[1] + len(payload) > self._max_frame_bytes
+        ):
+            self._drop_oversized(timestamp)
+            return []
+        usage[0] += 1
+        usage[1] += len(payload)
+        store[ext] = (packet, info)
+        self._stored_bytes += len(payload)
+        if len(store) > self._max_stored_packets or self._stored_bytes > self._max_stored_bytes:
+            self._evict()
+            if ext not in store:
+                return []
+        frames = []
+        if not self._complete_from(ext, frames):
+            # This packet's frame is not whole, but it may be the "packet before" that the next
+            # frame's first packet was waiting for.
+            following = store.get(ext + 1)
+            if following is not None and (info.ends_frame or following[0].timestamp != timestamp):
+                self._complete_from(ext + 1, frames)
+        return frames
+
+    def _complete_from(self, ext: int, frames: list[EncodedFrame]) -> bool:
+        """Emit the frame containing ``ext`` if it is whole, then any whole frames after it."""
+        span = self._find_frame(ext)
+        if span is None:
+            return False
+        while span is not None:
+            first, last = span
+            self._emit(first, last, frames)
+            span = self._find_frame(last + 1)
+        return True
+
+    def _find_frame(self, ext: int) -> tuple[int, int] | None:
+        """(first, last) extended sequence numbers of the whole frame holding ``ext``, or None."""
+        store = self._store
+        entry = store.get(ext)
+        if entry is None or entry[1] is None:
+            return None
+        timestamp = entry[0].timestamp
+        limit = self._max_frame_packets
+        last = ext
+        info = entry[1]
+        while not info.ends_frame:
+            last += 1
+            following = store.get(last)
+            if following is None or following[0].timestamp != timestamp or last - ext >= limit:
+                return None
+            if following[1] is None:
+                return None
+            info = following[1]
+        first = ext
+        info = entry[1]
+        while True:
+            before = store.get(first - 1)
+            if before is not None:
+                before_info = before[1]
+                boundary = (
+                    before_info is None
+                    or before_info.ends_frame
+                    or before[0].timestamp != timestamp
+                )
+            elif first - 1 == self._last_done:
+                before_info = None
+                boundary = self._last_done_boundary or self._last_done_timestamp != timestamp
+            else:
+                # The packet before is missing: only the payload format can vouch for a start.
+                return (first, last) if info.starts_frame is True else None
+            if boundary:
+                return (first, last) if info.starts_frame is not False else None
+            if before_info is None:
+                return None  # the frame's earlier packets were consumed: it cannot complete
+            first -= 1
+            info = before_info
+            if last - first >= limit:
+                return None
+
+    def _pop(self, ext: int) -> _Entry:
+        entry = self._store.pop(ext)
+        if entry[1] is not None:
+            size = len(entry[0].payload)
+            self._stored_bytes -= size
+            timestamp = entry[0].timestamp
+            usage = self._usage[timestamp]
+            usage[0] -= 1
+            usage[1] -= size
+            if usage[0] == 0:
+                del self._usage[timestamp]
+        return entry
+
+    def _emit(self, first: int, last: int, frames: list[EncodedFrame]) -> None:
+        entries = [self._pop(ext) for ext in range(first, last + 1)]
+        lost = self._lost
+        self._lost = False
+        # A newer frame is whole, so whatever older is still here will never be (see module doc).
+        stale = sorted(ext for ext in self._store if ext < first)
+        partial: dict[int, list[_Entry]] = {}
+        for ext in stale:
+            entry = self._pop(ext)
+            if entry[1] is not None:
+                partial.setdefault(entry[0].timestamp, []).append(entry)
+        if partial:
+            lost = True
+            self.frames_incomplete += len(partial)
+            if self._emit_incomplete:
+                for timestamp, group in partial.items():
+                    frames.append(
+                        EncodedFrame(
+                            b"",
+                            timestamp,
+                            any(info is not None and info.keyframe for _, info in group),
+                            group[0][0].sequence_number,
+                            group[-1][0].sequence_number,
+                            complete=False,
+                        )
+                    )
+        last_done = self._last_done
+        if last_done is not None and first - last_done - 1 > len(stale):
+            lost = True  # a sequence number in between never arrived
+        first_packet, first_info = entries[0]
+        assert first_info is not None
+        timestamp = first_packet.timestamp
+        picture = None
+        if first_info.picture_id is not None:
+            picture = (first_info.picture_id, first_info.picture_id_bits)
+            previous = self._last_picture
+            # The PictureID can only clear a suspected loss: a lost padding packet or a late
+            # retransmission leaves a sequence gap but no missing picture.
+            if (
+                lost
+                and previous is not None
+                and previous[1] == picture[1]
+                and (picture[0] - previous[0]) % (1 << picture[1]) == 1
+            ):
+                lost = False
+        self._last_picture = picture
+        self._last_done = last
+        self._last_done_boundary = True
+        self._last_done_timestamp = timestamp
+        keyframe = any(info is not None and info.keyframe for _, info in entries)
+        try:
+            data = self._depacketizer.assemble_untrusted([packet.payload for packet, _ in entries])
+        except RtpError:
+            self.frames_malformed += 1
+            self._decodable = False
+            self._keyframe_needed = True
+            return
+        if keyframe:
+            self._decodable = True
+            self._keyframe_needed = False
+        elif lost or not self._decodable:
+            self._decodable = False
+            self._keyframe_needed = True
+            if self._wait_for_keyframe:
+                self.frames_waiting_keyframe += 1
+                return
+        self.frames_emitted += 1
+        frames.append(
+            EncodedFrame(
+                data,
+                timestamp,
+                keyframe,
+                first_packet.sequence_number,
+                entries[-1][0].sequence_number,
+            )
+        )
+
+    def _drop_oversized(self, timestamp: int) -> None:
+        for ext in [ext for ext, entry in self._store.items() if entry[0].timestamp == timestamp]:
+            if self._store[ext][1] is not None:
+                self._pop(ext)
+        self._usage.pop(timestamp, None)
+        self._oversized[timestamp] = None
+        if len(self._oversized) > _OVERSIZED_MEMORY:
+            del self._oversized[next(iter(self._oversized))]
+        self.frames_too_large += 1
+        self.packets_oversized += 1
+        self._lost = True
+
+    def _evict(self) -> None:
+        """Drop the oldest packets until the buffer is back to three quarters of its bounds (the
+        slack keeps a stream that overflows from sorting the buffer on every packet)."""
+        target_packets = self._max_stored_packets * 3 // 4
+        target_bytes = self._max_stored_bytes * 3 // 4
+        store = self._store
+        for ext in sorted(store):
+            if len(store) <= target_packets and self._stored_bytes <= target_bytes:
+                break
+            packet, info = self._pop(ext)
+            self.packets_evicted += 1
+            if info is not None:
+                self._lost = True
+            if self._last_done is None or ext > self._last_done:
+                self._last_done = ext
+                self._last_done_boundary = info is None or info.ends_frame
+                self._last_done_timestamp = packet.timestamp
+        if self._lost:
+            self._decodable = False
+            self._keyframe_needed = True
