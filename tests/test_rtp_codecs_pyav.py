@@ -8,6 +8,7 @@ import fractions
 import os
 from collections.abc import Callable, Iterator
 
+import av
 import pytest
 
 from trio_rtc.rtp.codecs import (
@@ -27,8 +28,6 @@ from trio_rtc.rtp.codecs import (
 )
 from trio_rtc.rtp.codecs.h264 import split_annex_b
 from trio_rtc.rtp.packet import RtpPacket
-
-av = pytest.importorskip("av")
 
 WIDTH, HEIGHT = 320, 240
 FRAMES = 30
