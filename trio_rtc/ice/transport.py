@@ -348,7 +348,9 @@ class RTCIceTransport(EventTarget, AsyncLifetime):
             if channel is not None:
                 # The layer above learns that this transport ended (the channel may have other
                 # senders, so the marker, not the close, is what it sees).
-                with contextlib.suppress(trio.WouldBlock, trio.ClosedResourceError):
+                with contextlib.suppress(
+                    trio.WouldBlock, trio.ClosedResourceError, trio.BrokenResourceError
+                ):
                     channel.send_nowait(None)
                 channel.close()
         if self._cancel_scope is not None:
