@@ -1,5 +1,6 @@
 """The pure JSEP rules (trio_rtc.jsep) over SDP text: state machine, offers, answers (audio and
-video accepted inactive, legacy sections rejected), remote checks and DTLS roles."""
+video accepted with the negotiated codecs, legacy sections rejected), remote checks and DTLS
+roles."""
 
 from __future__ import annotations
 
@@ -97,10 +98,12 @@ def test_reoffer_keeps_m_lines_and_their_order() -> None:
         jsep.plan_offer(slots, want_data=True), LOCAL, session_id=1, version=2
     )
     assert [m.mid for m in reoffer.media] == [m.mid for m in offer.media]
-    # Audio and video were accepted inactive: they stay live, bundled, inactive.
+    # Audio and video were accepted (recvonly, as a new transceiver answers a sendrecv offer):
+    # they stay live, bundled, with the direction and codecs of the answer.
     assert [m.port for m in reoffer.media] == [9, 9, 9]
     assert [g.mids for g in reoffer.bundle_groups()] == [("0", "1", "2")]
-    assert [m.direction for m in reoffer.media[:2]] == [Direction.INACTIVE] * 2
+    assert [m.direction for m in reoffer.media[:2]] == [Direction.RECVONLY] * 2
+    assert [m.formats for m in reoffer.media[:2]] == [m.formats for m in answer.media[:2]]
 
 
 def test_reoffer_keeps_rejected_m_lines_at_port_0() -> None:
@@ -122,7 +125,7 @@ def test_reoffer_keeps_rejected_m_lines_at_port_0() -> None:
 @pytest.mark.parametrize(
     "name", ["chromium_offer_audio_video_data.sdp", "firefox_offer_audio_video_data.sdp"]
 )
-def test_answer_accepts_media_inactive_and_data(name: str) -> None:
+def test_answer_accepts_media_recvonly_and_data(name: str) -> None:
     offer = parse_sdp_untrusted(sample(name))
     slots = jsep.plan_answer(offer)
     answer = jsep.build_answer(offer, slots, LOCAL, setup=Setup.ACTIVE, session_id=7, version=1)
@@ -133,10 +136,12 @@ def test_answer_accepts_media_inactive_and_data(name: str) -> None:
     for offered, answered in zip(offer.media, parsed.media, strict=True):
         assert answered.port == 9 and answered.setup == Setup.ACTIVE
         if not jsep.is_data_section(offered):
-            assert answered.direction == Direction.INACTIVE and answered.rtcp_mux
-            assert answered.formats[0] in offered.formats
-            codec = answered.codec(int(answered.formats[0]))
-            assert codec is not None and codec.name is not None
+            # Both samples offer sendrecv; a transceiver created by the offer is recvonly.
+            assert answered.direction == Direction.RECVONLY and answered.rtcp_mux
+            assert set(answered.formats) <= set(offered.formats) and len(answered.formats) > 1
+            for pt in answered.payload_types:
+                codec = answered.codec(pt)
+                assert codec is not None and codec.name is not None
     # What the offerer sees when it applies our answer: one transport for all three sections.
     remote = jsep.read_remote(parsed, "answer", local_offer=offer)
     assert remote is not None and remote.setup == Setup.ACTIVE

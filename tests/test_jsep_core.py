@@ -24,6 +24,7 @@ from trio_rtc.jsep import (
     AddRemoteCandidate,
     Gather,
     JsepSession,
+    MediaChanged,
     RestartIce,
     SignalingChange,
     StartDtls,
@@ -74,7 +75,11 @@ def answer_to(name: str) -> tuple[JsepSession, SessionDescription, list[jsep.Dec
     core = session()
     offer = sample(name)
     decisions = core.set_remote_description("offer", offer)
-    assert decisions == [SignalingChange("have-remote-offer")]
+    # A remote offer with audio/video also announces its transceivers (MediaChanged).
+    assert [d for d in decisions if not isinstance(d, MediaChanged)] == [
+        SignalingChange("have-remote-offer")
+    ]
+    assert decisions[-1] == SignalingChange("have-remote-offer")
     text = core.create_answer(LOCAL_A)
     applied = core.set_local_description("answer", text)
     assert core.signaling_state == "stable"
@@ -101,8 +106,14 @@ def test_answer_to_sample_offer(name: str, live: list[bool], data: bool) -> None
             assert media.port == 9 and media.setup == Setup.ACTIVE
             assert (media.ice_ufrag, media.fingerprints) == ("ufragA", [FINGERPRINT_A])
             if media.is_rtp:
-                assert media.direction == Direction.INACTIVE and media.rtcp_mux
-                assert len(media.formats) == 1
+                # Transceivers created by the offer are recvonly (webrtc-pc §4.4.1.5): a
+                # sendrecv or sendonly offer (simulcast) is answered recvonly, with the
+                # negotiated codecs.
+                offered = offer.media_by_mid(media.mid or "")
+                assert offered is not None
+                assert offer.direction_for(offered) in (Direction.SENDRECV, Direction.SENDONLY)
+                assert media.direction == Direction.RECVONLY and media.rtcp_mux
+                assert set(media.formats) <= set(offered.formats)
         [ice] = of_type(decisions, StartIce)
         assert isinstance(ice, StartIce) and ice.new_generation and ice.role == "controlled"
         tag = offer.bundle_tag_media(offer.media[0])
@@ -125,7 +136,7 @@ def ice_fingerprints(description: SessionDescription) -> tuple[Fingerprint, ...]
     return tuple(description.fingerprints_for(description.bundle_tag_media(description.media[0])))
 
 
-def test_media_only_offer_is_answered_inactive_and_starts_dtls() -> None:
+def test_media_only_offer_is_answered_recvonly_and_starts_dtls() -> None:
     offer = sample("chromium_offer_audio_video.sdp")
     assert not any(jsep.is_data_section(m) for m in offer.media)
     core, answer, decisions = answer_to("chromium_offer_audio_video.sdp")
@@ -133,14 +144,20 @@ def test_media_only_offer_is_answered_inactive_and_starts_dtls() -> None:
     assert "a=group:BUNDLE 0 1\r\n" in text
     audio, video = answer.media
     assert (audio.kind, audio.port, audio.protocol) == ("audio", 9, "UDP/TLS/RTP/SAVPF")
-    assert audio.formats == ["111"] and "a=rtpmap:111 opus/48000/2\r\n" in text
+    assert audio.formats[0] == "111" and "a=rtpmap:111 opus/48000/2\r\n" in text
     assert "a=fmtp:111 minptime=10;useinbandfec=1\r\n" in text
-    assert video.formats == ["96"] and "a=rtpmap:96 VP8/90000\r\n" in text
+    assert video.formats[0] == "96" and "a=rtpmap:96 VP8/90000\r\n" in text
     for media in (audio, video):
-        assert media.direction == Direction.INACTIVE and media.rtcp_mux
+        assert media.direction == Direction.RECVONLY and media.rtcp_mux
         assert media.mid is not None and media.setup == Setup.ACTIVE
         assert media.ice_pwd == "a" * 24 and media.fingerprints == [FINGERPRINT_A]
-    assert [type(d) for d in decisions] == [StartIce, StartDtls, Gather, SignalingChange]
+    assert [type(d) for d in decisions] == [
+        StartIce,
+        StartDtls,
+        MediaChanged,
+        Gather,
+        SignalingChange,
+    ]
     ice = decisions[0]
     assert isinstance(ice, StartIce)
     assert (ice.ufrag, ice.pwd, ice.mid, ice.mline_index) == (
@@ -154,10 +171,11 @@ def test_media_only_offer_is_answered_inactive_and_starts_dtls() -> None:
     assert not core.data_negotiated
     # The slots stay live for the next offer, in order, with their mids and codecs.
     reoffer = parse_sdp_untrusted(core.create_offer(LOCAL_A))
-    assert [(m.mid, m.port, m.formats) for m in reoffer.media] == [
-        ("0", 9, ["111"]),
-        ("1", 9, ["96"]),
-    ]
+    assert [(m.mid, m.port) for m in reoffer.media] == [("0", 9), ("1", 9)]
+    # Our re-offer lists all our codecs; the negotiated ones keep their payload types.
+    for answered, offered in zip((audio, video), reoffer.media, strict=True):
+        for pt in answered.payload_types:
+            assert offered.codec(pt) == answered.codec(pt)
     assert all(m.setup == Setup.ACTPASS for m in reoffer.media)
 
 

@@ -10,8 +10,13 @@
 * :mod:`.remote`: checking a remote description and reading its bundled transport.
 
 One ICE/DTLS transport carries every live m-section (BUNDLE, RFC 9143); it is described by the
-tagged section of the group, whichever kind that is. Audio and video sections of a remote offer
-are answered ``a=inactive`` until the media layer exists. See ``docs/jsep.md``.
+tagged section of the group, whichever kind that is.
+
+* :mod:`.transceivers`: :class:`JsepTransceiver` (one RTCRtpTransceiver as the negotiation sees
+  it) and the rules tying transceivers to m-sections; :mod:`.codecs` negotiates their codecs
+  and header extensions. Applied descriptions report them as :class:`MediaChanged`.
+
+See ``docs/jsep.md`` and ``docs/codecs.md``.
 """
 
 from __future__ import annotations
@@ -20,11 +25,13 @@ from .decisions import (
     AddRemoteCandidate,
     Decision,
     Gather,
+    MediaChanged,
     RestartIce,
     SignalingChange,
     StartDtls,
     StartIce,
     StartSctp,
+    TransceiverUpdate,
 )
 from .offer_answer import (
     answer_setup,
@@ -41,7 +48,9 @@ from .sections import (
     DEFAULT_SCTP_PORT,
     LocalTransport,
     MediaSlot,
+    Sender,
     accepted_sections,
+    answer_direction,
     is_data_section,
     is_media_section,
     plan_answer,
@@ -56,6 +65,7 @@ from .state import (
     new_session_id,
     next_signaling_state,
 )
+from .transceivers import JsepTransceiver
 
 __all__ = [
     "DATA_FORMAT",
@@ -67,17 +77,22 @@ __all__ = [
     "Description",
     "Gather",
     "JsepSession",
+    "JsepTransceiver",
     "LocalCandidateTarget",
     "LocalTransport",
+    "MediaChanged",
     "MediaSlot",
     "RemoteData",
     "RemoteTransport",
     "RestartIce",
+    "Sender",
     "SignalingChange",
     "StartDtls",
     "StartIce",
     "StartSctp",
+    "TransceiverUpdate",
     "accepted_sections",
+    "answer_direction",
     "answer_setup",
     "build_answer",
     "build_offer",

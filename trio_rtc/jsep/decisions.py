@@ -3,19 +3,34 @@ connection) acts upon, in the order given. The core never touches a transport it
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import attrs
 
 from ..sdp import Fingerprint
+from .codecs import (
+    URI_ABS_SEND_TIME,
+    URI_MID,
+    URI_REPAIRED_RID,
+    URI_RID,
+    URI_TRANSPORT_CC,
+    NegotiatedMedia,
+)
+
+if TYPE_CHECKING:
+    from .transceivers import JsepTransceiver
 
 __all__ = [
     "AddRemoteCandidate",
     "Decision",
     "Gather",
+    "MediaChanged",
     "RestartIce",
     "SignalingChange",
     "StartDtls",
     "StartIce",
     "StartSctp",
+    "TransceiverUpdate",
 ]
 
 
@@ -94,6 +109,84 @@ class SignalingChange:
     state: str
 
 
+@attrs.frozen
+class TransceiverUpdate:
+    """One audio/video transceiver as a just-applied description leaves it: what the RTP task
+    needs to send and to demultiplex, and whether a ``track`` event is due.
+
+    ``negotiated`` is None until an answer is applied (a remote offer alone negotiates nothing,
+    but may already announce a remote track). ``send``/``receive`` follow currentDirection.
+    ``ssrc``/``rtx_ssrc`` are ours (when sending); ``remote_ssrcs`` the peer's media SSRCs,
+    ``remote_rtx_ssrcs`` its (media, RTX) pairs from ``a=ssrc-group:FID``, ``remote_rids`` the
+    rids it sends (RFC 8851), ``remote_stream_ids``/``remote_track_id`` its ``a=msid``.
+    ``extensions`` maps the negotiated header-extension URIs to their ids (properties name the
+    ones demultiplexing and congestion control use). ``track_added``: the transceiver started
+    receiving (webrtc-pc §4.4.1.5 "process the addition of a remote track": fire ``track``);
+    ``track_removed``: it stopped (mute the remote track). ``transceiver`` is the core's record
+    itself, for the driver to find its RTCRtpTransceiver."""
+
+    mid: str | None
+    mline_index: int | None
+    kind: str
+    negotiated: NegotiatedMedia | None
+    send: bool
+    receive: bool
+    stopped: bool
+    ssrc: int | None
+    rtx_ssrc: int | None
+    remote_ssrcs: tuple[int, ...]
+    remote_rtx_ssrcs: tuple[tuple[int, int], ...]
+    remote_rids: tuple[str, ...]
+    remote_stream_ids: tuple[str, ...]
+    remote_track_id: str | None
+    extensions: tuple[tuple[str, int], ...]
+    track_added: bool = False
+    track_removed: bool = False
+    transceiver: JsepTransceiver | None = attrs.field(default=None, eq=False, repr=False)
+
+    def extension_id(self, uri: str) -> int | None:
+        return dict(self.extensions).get(uri)
+
+    @property
+    def mid_extension(self) -> int | None:
+        return self.extension_id(URI_MID)
+
+    @property
+    def rid_extension(self) -> int | None:
+        return self.extension_id(URI_RID)
+
+    @property
+    def repaired_rid_extension(self) -> int | None:
+        return self.extension_id(URI_REPAIRED_RID)
+
+    @property
+    def abs_send_time_extension(self) -> int | None:
+        return self.extension_id(URI_ABS_SEND_TIME)
+
+    @property
+    def transport_cc_extension(self) -> int | None:
+        return self.extension_id(URI_TRANSPORT_CC)
+
+
+@attrs.frozen
+class MediaChanged:
+    """An applied description changed the audio/video transceivers (a remote offer or answer,
+    or our answer): reconfigure the RTP task (payload types, SSRCs, MID/RID extension ids for
+    demultiplexing, RFC 8843 §9.2) from ``transceivers`` (every one with an m-line, in m-line
+    order) and fire a ``track`` event for each ``track_added``. webrtc-pc fires ``track``
+    after ``signalingstatechange``: the driver queues those events until it has acted on the
+    ``SignalingChange`` of the same call."""
+
+    transceivers: tuple[TransceiverUpdate, ...]
+
+
 Decision = (
-    SignalingChange | RestartIce | StartIce | AddRemoteCandidate | StartDtls | StartSctp | Gather
+    SignalingChange
+    | RestartIce
+    | StartIce
+    | AddRemoteCandidate
+    | StartDtls
+    | StartSctp
+    | Gather
+    | MediaChanged
 )

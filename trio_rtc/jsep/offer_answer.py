@@ -12,11 +12,14 @@ from ..sdp import (
     Direction,
     Group,
     MediaDescription,
+    Msid,
     Origin,
     SessionDescription,
     Setup,
+    Ssrc,
+    SsrcGroup,
 )
-from .sections import DATA_FORMAT, LocalTransport, MediaSlot
+from .sections import DATA_FORMAT, LocalTransport, MediaSlot, Sender
 
 __all__ = [
     "answer_setup",
@@ -91,10 +94,32 @@ def _answer_codec(codec: Codec) -> Codec:
     return Codec(codec.payload_type, codec.name, codec.clock_rate, codec.channels, codec.fmtp)
 
 
+def _sender_lines(media: MediaDescription, sender: Sender, *, rtx: bool, sends: bool) -> None:
+    """``a=msid`` (RFC 8830 §2: one per stream, ``-`` for none; RFC 8829 §5.2.1/§5.3.1 ask for
+    it whenever the transceiver's direction sends, also if the answer's does not) and, if the
+    section sends, ``a=ssrc`` lines as Chromium and Firefox write them: ``cname`` (RFC 5576
+    §4.1, RFC 7022) and ``msid``, the RTX SSRC tied to the media one by ``a=ssrc-group:FID``
+    (RFC 5576 §4.2, RFC 4588 §8.3). Peers that demultiplex by SSRC before they see a MID header
+    extension need them."""
+    if sender.track_id is not None:
+        media.msids = [Msid(s, sender.track_id) for s in sender.stream_ids or ("-",)]
+    if sender.ssrc is None or not sends:
+        return
+    ssrcs = [sender.ssrc]
+    if rtx and sender.rtx_ssrc is not None:
+        ssrcs.append(sender.rtx_ssrc)
+        media.ssrc_groups = [SsrcGroup("FID", tuple(ssrcs))]
+    for ssrc in ssrcs:
+        media.ssrcs.append(Ssrc(ssrc, "cname", sender.cname))
+        if sender.track_id is not None:
+            stream = sender.stream_ids[0] if sender.stream_ids else "-"
+            media.ssrcs.append(Ssrc(ssrc, "msid", f"{stream} {sender.track_id}"))
+
+
 def _media_section(slot: MediaSlot, local: LocalTransport, setup: Setup) -> MediaDescription:
-    """A live audio/video section with no media layer behind it yet: a real port, bundled, and
-    ``a=inactive``, which an answer may give to any offered direction (RFC 3264 §6.1).
-    ``a=rtcp-mux`` because our rtcpMuxPolicy is ``require`` (webrtc-pc §4.2.4)."""
+    """A live audio/video section: a real port, bundled, the negotiated codecs and extensions
+    and the slot's direction; ``a=msid``/``a=ssrc`` if we send. ``a=rtcp-mux`` because our
+    rtcpMuxPolicy is ``require`` (webrtc-pc §4.2.4)."""
     media = MediaDescription(
         kind=slot.kind,
         port=9,
@@ -102,11 +127,22 @@ def _media_section(slot: MediaSlot, local: LocalTransport, setup: Setup) -> Medi
         formats=list(slot.formats[:1]) or ["0"],
         connection=Connection("0.0.0.0"),
         mid=slot.mid,
-        direction=Direction.INACTIVE,
+        direction=slot.direction,
         rtcp_mux=True,
     )
     _transport_attributes(media, local, setup)
-    _codec_lines(media, slot.codec)
+    negotiated = slot.negotiated
+    if negotiated is not None and not negotiated.rejected:
+        negotiated.write_to(media)
+    else:
+        _codec_lines(media, slot.codec)
+    if slot.sender is not None:
+        _sender_lines(
+            media,
+            slot.sender,
+            rtx=negotiated is not None and bool(negotiated.rtx),
+            sends=slot.direction in (Direction.SENDRECV, Direction.SENDONLY),
+        )
     return media
 
 

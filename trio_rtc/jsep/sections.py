@@ -13,7 +13,8 @@ from collections.abc import Sequence
 
 import attrs
 
-from ..sdp import Codec, Fingerprint, MediaDescription, SessionDescription
+from ..sdp import Codec, Direction, Fingerprint, MediaDescription, SessionDescription
+from .codecs import NegotiatedMedia, answer_codecs
 
 __all__ = [
     "DATA_FORMAT",
@@ -21,11 +22,15 @@ __all__ = [
     "DEFAULT_SCTP_PORT",
     "LocalTransport",
     "MediaSlot",
+    "Sender",
     "accepted_sections",
+    "answer_direction",
+    "intersect_directions",
     "is_data_section",
     "is_media_section",
     "plan_answer",
     "plan_offer",
+    "reverse_direction",
     "slots_of",
 ]
 
@@ -48,14 +53,61 @@ DEFAULT_SCTP_PORT = 5000
 _AUXILIARY_CODECS = frozenset({"rtx", "red", "ulpfec", "flexfec-03", "telephone-event", "cn"})
 
 
+def _sends(direction: Direction) -> bool:
+    return direction in (Direction.SENDRECV, Direction.SENDONLY)
+
+
+def _receives(direction: Direction) -> bool:
+    return direction in (Direction.SENDRECV, Direction.RECVONLY)
+
+
+def direction_of(*, send: bool, receive: bool) -> Direction:
+    if send:
+        return Direction.SENDRECV if receive else Direction.SENDONLY
+    return Direction.RECVONLY if receive else Direction.INACTIVE
+
+
+def reverse_direction(direction: Direction) -> Direction:
+    """The peer's direction seen from our side: its ``sendonly`` is our ``recvonly``."""
+    return direction_of(send=_receives(direction), receive=_sends(direction))
+
+
+def intersect_directions(one: Direction, other: Direction) -> Direction:
+    """Send only if both send, receive only if both receive."""
+    return direction_of(
+        send=_sends(one) and _sends(other), receive=_receives(one) and _receives(other)
+    )
+
+
+def answer_direction(offered: Direction, ours: Direction) -> Direction:
+    """An answer's direction (RFC 8829 §5.3.1, RFC 3264 §6.1): the offer's, reversed, limited to
+    what our transceiver wants. Offer ``sendrecv`` + ours ``recvonly`` → ``recvonly``; offer
+    ``sendonly`` + ours ``sendrecv`` → ``recvonly``."""
+    return intersect_directions(reverse_direction(offered), ours)
+
+
+@attrs.frozen
+class Sender:
+    """What an m-section we send on says about our stream (RFC 8830 §2, RFC 5576 §4): the
+    ``a=msid`` (stream ids and track id), and the SSRCs (RTX in an ``a=ssrc-group:FID``) each
+    with our ``cname``, as browsers write them."""
+
+    cname: str
+    track_id: str | None
+    stream_ids: tuple[str, ...] = ()
+    ssrc: int | None = None
+    rtx_ssrc: int | None = None
+
+
 @attrs.define
 class MediaSlot:
     """One m-line of the negotiation, in order.
 
-    ``data``: the SCTP data section; a live RTP slot (``rejected`` False, ``data`` False) is an
-    audio/video section answered ``a=inactive`` until the media layer exists. ``codec`` is the
-    one codec an RTP section names (for a rejected one, so that port 0 still maps its payload
-    type)."""
+    ``data``: the SCTP data section. A live RTP slot (``rejected`` False, ``data`` False) is an
+    audio/video section: ``negotiated`` holds its codecs and extensions (written with
+    :meth:`NegotiatedMedia.write_to`), ``direction`` its ``a=sendrecv``/… and ``sender`` the
+    msid/ssrc lines when we send. ``codec`` is the one codec a section without ``negotiated``
+    names (for a rejected one, so that port 0 still maps its payload type)."""
 
     mid: str | None
     kind: str
@@ -64,6 +116,9 @@ class MediaSlot:
     data: bool = False
     rejected: bool = False
     codec: Codec | None = None
+    negotiated: NegotiatedMedia | None = None
+    direction: Direction = Direction.INACTIVE
+    sender: Sender | None = None
 
     @property
     def live(self) -> bool:
@@ -93,7 +148,7 @@ def is_data_section(media: MediaDescription) -> bool:
 
 def is_media_section(media: MediaDescription) -> bool:
     """An audio or video section over DTLS-SRTP with at least one payload type: one we can keep
-    on the bundled transport (answered inactive for now)."""
+    on the bundled transport (if we support one of its codecs, see :func:`accepted_sections`)."""
     return (
         media.kind in ("audio", "video")
         and media.protocol.upper() in RTP_PROTOCOLS
@@ -120,8 +175,10 @@ def first_codec(media: MediaDescription) -> Codec | None:
 def accepted_sections(offer: SessionDescription) -> list[int]:
     """The m-line indices of a remote offer that our answer accepts, all on one transport.
 
-    Usable are live audio/video sections over DTLS-SRTP and the first live data section (a second
-    one, or the legacy ``DTLS/SCTP`` form, is rejected). With BUNDLE, we accept the usable
+    Usable are live audio/video sections over DTLS-SRTP with at least one codec we support (a
+    section whose codecs are all unknown to us is rejected, so it can never be the section our
+    answer's BUNDLE group is tagged by) and the first live data section (a second one, or the
+    legacy ``DTLS/SCTP`` form, is rejected). With BUNDLE, we accept the usable
     sections of one group: the data section's if there is one (data is what works end to end
     today), else the first usable section's; usable sections outside that group would need a
     transport of their own, so they are rejected (port 0, RFC 9143 §7.3). Without BUNDLE only
@@ -135,7 +192,7 @@ def accepted_sections(offer: SessionDescription) -> list[int]:
             if data_index is None:
                 data_index = index
                 usable.append(index)
-        elif is_media_section(media):
+        elif is_media_section(media) and not answer_codecs(media, session=offer).rejected:
             usable.append(index)
     if not usable:
         return []
@@ -173,23 +230,28 @@ def plan_offer(previous: Sequence[MediaSlot], *, want_data: bool) -> list[MediaS
 
 def plan_answer(offer: SessionDescription) -> list[MediaSlot]:
     """The m-lines of our answer: one per offered m-line, same order and mids (RFC 8829 §5.3.1).
-    See :func:`accepted_sections` for which live."""
+    See :func:`accepted_sections` for which live. A live audio/video slot gets the negotiated
+    codecs (:func:`~trio_rtc.jsep.codecs.answer_codecs`) and the direction a ``recvonly``
+    transceiver answers with; :class:`~trio_rtc.jsep.JsepSession` then applies its
+    transceivers (direction, codec preferences, msid)."""
     accepted = set(accepted_sections(offer))
     slots: list[MediaSlot] = []
     for index, media in enumerate(offer.media):
         live = index in accepted
         data = live and is_data_section(media)
-        slots.append(
-            MediaSlot(
-                mid=media.mid,
-                kind=media.kind,
-                protocol=media.protocol,
-                formats=[DATA_FORMAT] if data else list(media.formats[:1]),
-                data=data,
-                rejected=not live,
-                codec=first_codec(media) if media.is_rtp else None,
-            )
+        slot = MediaSlot(
+            mid=media.mid,
+            kind=media.kind,
+            protocol=media.protocol,
+            formats=[DATA_FORMAT] if data else list(media.formats[:1]),
+            data=data,
+            rejected=not live,
+            codec=first_codec(media) if media.is_rtp else None,
         )
+        if live and not data:
+            slot.negotiated = answer_codecs(media, session=offer)
+            slot.direction = answer_direction(offer.direction_for(media), Direction.RECVONLY)
+        slots.append(slot)
     return slots
 
 
@@ -202,15 +264,19 @@ def slots_of(local: SessionDescription, remote: SessionDescription | None) -> li
             remote.media[index] if remote is not None and index < len(remote.media) else None
         )
         rejected = media.is_rejected or (remote_media is not None and remote_media.is_rejected)
-        slots.append(
-            MediaSlot(
-                mid=media.mid,
-                kind=media.kind,
-                protocol=media.protocol,
-                formats=list(media.formats),
-                data=is_data_section(media),
-                rejected=rejected,
-                codec=first_codec(media) if media.is_rtp else None,
-            )
+        data = is_data_section(media)
+        slot = MediaSlot(
+            mid=media.mid,
+            kind=media.kind,
+            protocol=media.protocol,
+            formats=list(media.formats),
+            data=data,
+            rejected=rejected,
+            codec=first_codec(media) if media.is_rtp else None,
         )
+        if media.is_rtp and not rejected and not data:
+            # Our side of the negotiated section: what the next offer starts from.
+            slot.negotiated = NegotiatedMedia.from_media(media, local)
+            slot.direction = local.direction_for(media)
+        slots.append(slot)
     return slots

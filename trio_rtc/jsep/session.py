@@ -11,7 +11,8 @@ DTLS and SCTP transports.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import secrets
+from collections.abc import Callable, Sequence
 
 import attrs
 
@@ -22,10 +23,12 @@ from ..exceptions import (
     OperationError,
 )
 from ..sdp import Fingerprint, SessionDescription, Setup, parse_sdp_untrusted
+from .codecs import NegotiatedMedia
 from .decisions import (
     AddRemoteCandidate,
     Decision,
     Gather,
+    MediaChanged,
     RestartIce,
     SignalingChange,
     StartDtls,
@@ -46,6 +49,21 @@ from .state import (
     new_ice_credentials,
     new_session_id,
     next_signaling_state,
+)
+from .transceivers import (
+    DIRECTIONS,
+    JsepTransceiver,
+    Undo,
+    apply_answer,
+    check_remote_answer,
+    decorate_answer,
+    match_remote_offer,
+    negotiation_needed,
+    offer_media_slots,
+    read_remote_tracks,
+    remote_track_change,
+    rollback_transceivers,
+    update_of,
 )
 
 __all__ = ["Description", "JsepSession", "LocalCandidateTarget"]
@@ -123,6 +141,14 @@ class JsepSession:
         self._dtls_is_client: bool | None = None
         self._local_candidates: dict[str, list[str]] = {}
         self._local_complete: set[str] = set()
+        #: The audio/video transceivers, in creation order (webrtc-pc [[Transceivers]]).
+        self.transceivers: list[JsepTransceiver] = []
+        #: Our RTCP CNAME (RFC 7022: random, one per peer connection), in ``a=ssrc … cname``.
+        self.cname = secrets.token_urlsafe(12)
+        # Mids the last createOffer gave new transceivers; set when that offer is applied.
+        self._planned_mids: dict[str, JsepTransceiver] = {}
+        # What applying the pending offer (ours or theirs) changed on transceivers.
+        self._offer_undo: list[Undo] = []
 
     # --- views ------------------------------------------------------------------------------------
 
@@ -199,7 +225,14 @@ class JsepSession:
         """webrtc-pc §4.7.3 "check if negotiation is needed"."""
         if self.credentials_to_replace:
             return True
-        # Transceivers (issue 11) add their checks here: direction, mid, stopped.
+        local = self.current_local
+        if negotiation_needed(
+            self.transceivers,
+            local.model if local is not None else None,
+            local is not None and local.type == "offer",
+            self.current_remote.model if self.current_remote is not None else None,
+        ):
+            return True
         return self.data_wanted and not self.data_negotiated
 
     def update_negotiation_needed(self) -> bool:
@@ -213,6 +246,43 @@ class JsepSession:
         if self.negotiation_needed:
             return False
         self.negotiation_needed = True
+        return True
+
+    # --- transceivers -------------------------------------------------------------------------------
+
+    def add_transceiver(
+        self,
+        kind: str,
+        direction: str = "sendrecv",
+        stream_ids: Sequence[str] = (),
+        track_id: str | None = None,
+        ssrc: int | None = None,
+        rtx_ssrc: int | None = None,
+    ) -> JsepTransceiver:
+        """addTransceiver()/addTrack() (webrtc-pc §5.1): a new transceiver without a mid, which
+        makes negotiation needed. ``ssrc``/``rtx_ssrc`` are the driver's random SSRCs for what
+        we send (RFC 3550 §8.1); ``track_id`` None means no track yet (no ``a=msid``)."""
+        if kind not in ("audio", "video"):
+            raise TypeError(f"transceiver kind must be 'audio' or 'video', not {kind!r}")
+        if direction not in DIRECTIONS:
+            raise TypeError(f"direction must be one of {DIRECTIONS}, not {direction!r}")
+        transceiver = JsepTransceiver(
+            kind,
+            direction,
+            stream_ids=tuple(stream_ids),
+            track_id=track_id,
+            ssrc=ssrc,
+            rtx_ssrc=rtx_ssrc,
+        )
+        self.transceivers.append(transceiver)
+        return transceiver
+
+    def stop_transceiver(self, transceiver: JsepTransceiver) -> bool:
+        """RTCRtpTransceiver.stop() (webrtc-pc §5.4): the next offer rejects its m-line. True if
+        negotiation-needed should be updated."""
+        if transceiver.stopping or transceiver.stopped:
+            return False
+        transceiver.stopping = True
         return True
 
     def restart_ice(self) -> bool:
@@ -243,8 +313,16 @@ class JsepSession:
             ufrag, pwd = self._restart_credentials
             local = attrs.evolve(local, ice_ufrag=ufrag, ice_pwd=pwd)
         self.session_version += 1
+        slots = [attrs.evolve(slot) for slot in self.slots]
+        local_description = self.local_description
+        self._planned_mids = offer_media_slots(
+            slots,
+            self.transceivers,
+            local_description.model if local_description is not None else None,
+            self.cname,
+        )
         model = build_offer(
-            plan_offer(self.slots, want_data=self.data_wanted),
+            plan_offer(slots, want_data=self.data_wanted),
             local,
             session_id=self.session_id,
             version=self.session_version,
@@ -270,9 +348,11 @@ class JsepSession:
             remote.setup if remote is not None else None, current_is_client=self._dtls_is_client
         )
         self.session_version += 1
+        slots = plan_answer(offer)
+        decorate_answer(slots, self.transceivers, offer, self.cname)
         model = build_answer(
             offer,
-            plan_answer(offer),
+            slots,
             local,
             setup=setup,
             session_id=self.session_id,
@@ -314,10 +394,24 @@ class JsepSession:
                 self._restart_credentials = None
         if sdp_type == "offer":
             self.pending_local = Description("offer", model)
+            self._assign_offered_mids(model)
         else:
             self._answer_credentials = None
+            assert self.pending_remote is not None
+            offer = self.pending_remote.model
+            apply_answer(
+                self.transceivers,
+                model,
+                offer,
+                local_is_answer=True,
+                negotiated={
+                    i: NegotiatedMedia.from_media(m, model)
+                    for i, m in enumerate(model.media)
+                    if m.is_rtp and not m.is_rejected
+                },
+            )
             if sdp_type == "answer":
-                assert self.pending_remote is not None
+                self._offer_undo = []
                 self.current_local = Description("answer", model)
                 self.current_remote = self.pending_remote
                 self.pending_local = self.pending_remote = None
@@ -334,6 +428,7 @@ class JsepSession:
                 decisions += self._connect(
                     transport, model, controlling=transport.ice_lite, is_client=is_client
                 )
+            decisions += self._media_changed(model, removed=self._unreceptive(model))
         if credentials is not None:
             tag_index = sections[0]
             self.candidate_target = LocalCandidateTarget(
@@ -369,11 +464,17 @@ class JsepSession:
                 "the remote certificate fingerprint changed; a new DTLS association is not "
                 "supported on a running connection"
             )
+        negotiated = (
+            check_remote_answer(local_offer, model)
+            if sdp_type != "offer" and local_offer is not None
+            else {}
+        )
         decisions: list[Decision] = []
         if implicit_rollback:
             decisions += self.rollback()
         if sdp_type == "offer":
             self.pending_remote = Description("offer", model)
+            self._offer_undo = match_remote_offer(self.transceivers, model)
             if (
                 transport is not None
                 and self._remote_generation is not None
@@ -384,7 +485,11 @@ class JsepSession:
         else:
             assert self.pending_local is not None
             local = self.pending_local.model
+            apply_answer(
+                self.transceivers, local, model, local_is_answer=False, negotiated=negotiated
+            )
             if sdp_type == "answer":
+                self._offer_undo = []
                 self.current_remote = Description("answer", model)
                 self.current_local = self.pending_local
                 self.pending_local = self.pending_remote = None
@@ -395,6 +500,7 @@ class JsepSession:
                 # We offered actpass: the answerer's a=setup decides (RFC 8842 §5.2).
                 is_client = dtls_is_client(local_setup=Setup.ACTPASS, remote_setup=transport.setup)
                 decisions += self._connect(transport, local, controlling=True, is_client=is_client)
+        decisions += self._remote_tracks(model)
         return decisions + self._set_state(after)
 
     def rollback(self) -> list[Decision]:
@@ -403,7 +509,60 @@ class JsepSession:
         self.pending_local = None
         self.pending_remote = None
         self._answer_credentials = None
+        rollback_transceivers(self.transceivers, self._offer_undo)
+        self._offer_undo = []
         return self._set_state("stable")
+
+    # --- transceivers and descriptions -----------------------------------------------------------
+
+    def _assign_offered_mids(self, model: SessionDescription) -> None:
+        """Our offer is applied: its new m-sections' mids go to the transceivers createOffer
+        planned them for (webrtc-pc §4.4.1.5); a rollback takes them back."""
+        self._offer_undo = []
+        for index, media in enumerate(model.media):
+            transceiver = self._planned_mids.get(media.mid or "")
+            if transceiver is not None and transceiver.mid is None:
+                self._offer_undo.append(Undo(transceiver, None, transceiver.mline_index))
+                transceiver.mid, transceiver.mline_index = media.mid, index
+
+    def _associated(self, model: SessionDescription) -> list[JsepTransceiver]:
+        """The transceivers with an m-section in ``model``, in m-line order."""
+        found = []
+        for media in model.media:
+            transceiver = next((t for t in self.transceivers if t.mid == media.mid), None)
+            if media.mid is not None and transceiver is not None:
+                found.append(transceiver)
+        return found
+
+    def _remote_tracks(self, model: SessionDescription) -> list[Decision]:
+        """A remote description is applied: record what the peer sends and which transceivers
+        start or stop receiving (webrtc-pc §4.4.1.5 "process remote tracks")."""
+        updates = []
+        for transceiver in self._associated(model):
+            media = model.media_by_mid(transceiver.mid or "")
+            assert media is not None
+            read_remote_tracks(transceiver, media)
+            added, removed = remote_track_change(transceiver, model, media)
+            updates.append(update_of(transceiver, track_added=added, track_removed=removed))
+        return [MediaChanged(tuple(updates))] if updates else []
+
+    def _unreceptive(self, model: SessionDescription) -> set[str]:
+        """Mids of our answer that do not receive although a track was announced: webrtc-pc
+        §4.4.1.5 processes the removal of those remote tracks."""
+        removed: set[str] = set()
+        for transceiver in self._associated(model):
+            if transceiver.fired_direction in ("sendrecv", "recvonly") and not (
+                transceiver.receiving
+            ):
+                transceiver.fired_direction = transceiver.current_direction
+                removed.add(transceiver.mid or "")
+        return removed
+
+    def _media_changed(self, model: SessionDescription, *, removed: set[str]) -> list[Decision]:
+        updates = tuple(
+            update_of(t, track_removed=t.mid in removed) for t in self._associated(model)
+        )
+        return [MediaChanged(updates)] if updates else []
 
     def _set_state(self, state: str) -> list[Decision]:
         if state == self.signaling_state:

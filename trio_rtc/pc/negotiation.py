@@ -131,6 +131,23 @@ class Negotiation(PeerConnectionBase):
                         self._nursery.start_soon(self._announce_buffered)
                 case jsep.SignalingChange(state=state):
                     self._signaling_changed(state)
+                case jsep.MediaChanged(transceivers=updates):
+                    self._media_changed(updates)
+
+    def _media_changed(self, updates: Sequence[jsep.TransceiverUpdate]) -> None:
+        """The peer connection does not carry media yet (issue 11 wires the RTP task and the
+        track API in): a transceiver a remote offer created is set ``inactive``, as an
+        application may do, so our answer does not invite media nobody here would receive; ICE
+        and DTLS still come up over the BUNDLE group, and RTP that arrives anyway is dropped
+        and counted."""
+        for update in updates:
+            transceiver = update.transceiver
+            if (
+                transceiver is not None
+                and transceiver.created_by_remote
+                and transceiver.direction != "inactive"
+            ):
+                transceiver.direction = "inactive"
 
     @staticmethod
     def _remote_candidate(
