@@ -107,16 +107,25 @@ async def test_generate_certificate_is_static() -> None:
     assert isinstance(cert, RTCCertificate) and not cert.is_expired()
 
 
-async def test_media_members_wait_for_media() -> None:
+async def test_media_members() -> None:
     async with make_pc() as pc:
         assert pc.getSenders() == [] and pc.getReceivers() == [] and pc.getTransceivers() == []
-        for call in (
-            lambda: pc.addTrack(object()),
-            lambda: pc.addTransceiver("audio"),
-            lambda: pc.removeTrack(object()),
-        ):
-            with pytest.raises(NotSupportedError, match="media issue"):
-                call()
+        with pytest.raises(TypeError, match="MediaStreamTrack"):
+            pc.addTrack(object())  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="'audio' or 'video'"):
+            pc.addTransceiver("text")
+        with pytest.raises(TypeError, match="RTCRtpTransceiverInit"):
+            pc.addTransceiver("audio", {"bogus": 1})
+        transceiver = pc.addTransceiver("audio", {"direction": "recvonly"})
+        assert pc.getTransceivers() == [transceiver]
+        assert transceiver.mid is None and transceiver.currentDirection is None
+        assert pc.getReceivers() == [transceiver.receiver]
+        with pytest.raises(InvalidAccessError):
+            pc.removeTrack(object())  # type: ignore[arg-type]
+        offer = await pc.createOffer()
+        [audio] = parse_sdp_untrusted(offer.sdp).media
+        assert audio.kind == "audio" and audio.direction is not None
+        assert audio.direction.value == "recvonly"
         assert pc.sctp is None and pc.canTrickleIceCandidates is None
         with pytest.raises(InvalidAccessError):
             await pc.getStats(object())
@@ -216,20 +225,21 @@ async def test_malformed_and_invalid_remote_sdp() -> None:
         assert pc.signalingState == "stable"
 
 
-async def test_remote_media_offer_is_answered_with_inactive_sections() -> None:
+async def test_remote_media_offer_is_answered_with_recvonly_sections() -> None:
     text = (SAMPLES / "chromium_offer_audio_video_data.sdp").read_text()
     async with make_pc() as pc:
         await pc.setRemoteDescription(RTCSessionDescription(type="offer", sdp=text))
         answer = await pc.createAnswer()
         await pc.setLocalDescription(answer)
         parsed = parse_sdp_untrusted(answer.sdp)
-        # Until the media layer exists, audio and video are accepted inactive on the bundle.
+        # Audio and video are accepted on the bundle by transceivers the offer created
+        # (recvonly: we have no track to send).
         assert [(m.kind, m.port) for m in parsed.media] == [
             ("audio", 9),
             ("video", 9),
             ("application", 9),
         ]
-        assert [m.direction and m.direction.value for m in parsed.media[:2]] == ["inactive"] * 2
+        assert [m.direction and m.direction.value for m in parsed.media[:2]] == ["recvonly"] * 2
         assert parsed.bundle_groups()[0].mids == ("0", "1", "2")
         assert parsed.media[2].setup is not None and parsed.media[2].setup.value == "active"
         assert pc.signalingState == "stable" and pc.sctp is not None

@@ -1,6 +1,7 @@
-"""Audio and video m-sections on the peer connection, before the media layer exists: a remote
-offer's audio/video sections are answered ``a=inactive`` in the BUNDLE group, and the bundled
-transport (ICE + DTLS) comes up from whichever section is first, also without a data section.
+"""Audio and video m-sections on the peer connection: a remote offer's audio/video sections are
+answered ``a=recvonly`` (a transceiver the offer created, webrtc-pc §4.4.1.5) in the BUNDLE group,
+and the bundled transport (ICE + DTLS) comes up from whichever section is first, also without a
+data section.
 
 Against aiortc (an audio-only offer, in a subprocess) and between two trio_rtc peer connections
 (one of them hand-fed a media-only remote offer)."""
@@ -41,7 +42,7 @@ async def test_aiortc_audio_only_offer_connects(trickled: bool) -> None:
             assert local is not None
             answer = parse_sdp_untrusted(local.sdp)
             [audio] = answer.media
-            assert (audio.kind, audio.port, audio.direction) == ("audio", 9, Direction.INACTIVE)
+            assert (audio.kind, audio.port, audio.direction) == ("audio", 9, Direction.RECVONLY)
             assert [g.mids for g in answer.bundle_groups()] == [(audio.mid,)]
             assert audio.candidates  # localDescription lists the transport's candidates
             # Trickled candidates name the BUNDLE tag, the audio section.
@@ -49,7 +50,7 @@ async def test_aiortc_audio_only_offer_connects(trickled: bool) -> None:
             assert sent and all(c.sdpMid == audio.mid and c.sdpMLineIndex == 0 for c in sent)
             [transceiver] = await theirs.transceivers()
             assert transceiver["mid"] == audio.mid
-            assert transceiver["currentDirection"] == "inactive"
+            assert transceiver["currentDirection"] == "sendonly"  # aiortc's view of recvonly
             await theirs.wait_state("connected")
 
 
@@ -89,8 +90,8 @@ async def test_trio_answers_a_media_only_offer_and_connects() -> None:
             assert answer is not None
             parsed = parse_sdp_untrusted(answer.sdp)
             assert [(m.kind, m.port, m.direction) for m in parsed.media] == [
-                ("audio", 9, Direction.INACTIVE),
-                ("video", 9, Direction.INACTIVE),
+                ("audio", 9, Direction.RECVONLY),
+                ("video", 9, Direction.RECVONLY),
             ]
             assert [g.mids for g in parsed.bundle_groups()] == [("0", "1")]
             # a's own offer had one data section, mid "0": rewrite b's answer into that shape

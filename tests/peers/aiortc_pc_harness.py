@@ -88,6 +88,11 @@ class AiortcPeer(PeerControl):
         m-section of that kind."""
         return dict(await self.request("add_transceiver", media=kind, direction=direction))
 
+    async def add_track(self, kind: str) -> dict[str, Any]:
+        """aiortc's ``addTrack`` with its generated track of ``kind`` (silence, a blank
+        picture): media flows once negotiated."""
+        return dict(await self.request("add_track", media=kind))
+
     async def transceivers(self) -> list[dict[str, Any]]:
         """Each transceiver's mid, kind and currentDirection."""
         return list(await self.request("transceivers"))

@@ -5,7 +5,7 @@ the control protocol that the browser page ``web/peer.js`` speaks too (docs/inte
 command line carries an ``id`` and is answered by ``{"type": "result", "id", "value"}`` or
 ``{"type": "error", "id", "error"}``; every other line is an event (``candidate``, ``state``,
 ``datachannel``, ``open``, ``close``, ``message``, ``transfer``, ``ignored``, ``log``). Beyond the
-page's commands it has ``add_transceiver`` (an audio/video m-section without a track) and
+page's commands it has ``add_track`` (a generated audio or video track), ``add_transceiver`` (an audio/video m-section without a track) and
 ``transceivers``. The
 configuration is one JSON object on the command line: ``trickle``, ``echo``, ``allow``
 (networks besides loopback, only given inside a test-made network namespace), ``mdns``.
@@ -334,6 +334,16 @@ class Peer:
             str(message["media"]), direction=str(message.get("direction", "sendrecv"))
         )
         return {"kind": transceiver.kind, "direction": transceiver.direction}
+
+    async def cmd_add_track(self, message: dict[str, Any]) -> Any:
+        """aiortc's generated track (silence for audio, a blank picture for video), sent with
+        ``addTrack``: the next offer or answer sends it."""
+        from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack
+
+        media = str(message["media"])
+        track = AudioStreamTrack() if media == "audio" else VideoStreamTrack()
+        sender = self.pc.addTrack(track)
+        return {"kind": sender.track.kind if sender.track is not None else media}
 
     async def cmd_transceivers(self, message: dict[str, Any]) -> Any:
         """The transceivers after negotiation: mid, kind, and the negotiated direction."""

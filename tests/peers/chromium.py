@@ -447,6 +447,7 @@ class ChromiumBrowser:
         ice_servers: list[dict[str, Any]] | None = None,
         configuration: dict[str, Any] | None = None,
         wait_seconds: float = DEFAULT_TIMEOUT,
+        page: str = "peer.html",
     ) -> AsyncIterator[BrowserPeer]:
         """A fresh page holding one RTCPeerConnection, closed when the block ends.
 
@@ -454,7 +455,8 @@ class ChromiumBrowser:
         the description carries every candidate; ``echo`` makes the channels the remote opens
         send every message back. ``ice_servers`` is RTCConfiguration.iceServers (servers must
         run inside ``self.namespace``); ``configuration`` adds other RTCConfiguration members
-        (``bundlePolicy``, ``iceTransportPolicy``, …).
+        (``bundlePolicy``, ``iceTransportPolicy``, …). ``page`` is the file of ``web/`` to open
+        (``media.html``: ``peer.js`` plus the media commands of ``media.js``).
         """
         if self.process.poll() is not None:
             raise ChromiumError(
@@ -473,7 +475,7 @@ class ChromiumBrowser:
                 serve_pages(self.namespace.listen) as server,
                 open_service_nursery() as nursery,
             ):
-                token, url = server.new_page()
+                token, url = server.new_page(page)
                 # Shielded: a page that exists must be known by id, to be closed below.
                 target = await self.devtools_call("Target.createTarget", url=url)
                 done: trio.Event | None = None

@@ -25,10 +25,12 @@ from ..ice.transport import (
     RTCIceTransport,
 )
 from ..jsep import Description, JsepSession
+from ..rtp.driver import RtpTransport
 from ..sdp import Fingerprint
 from ..sessiondescription import RTCSessionDescription
 from .data import DataChannels
 from .events import RTCPeerConnectionIceErrorEvent, RTCPeerConnectionIceEvent
+from .media import MediaSide
 from .states import connection_state, ice_connection_state, ice_gathering_state
 
 __all__ = ["PeerConnectionBase"]
@@ -72,6 +74,8 @@ class PeerConnectionBase(EventTarget, abc.ABC):
         #: What the ICE transport gathered, kept until its ICE generation is announced.
         self._candidate_buffer: list[tuple[str, str, RTCIceCandidate | None]] = []
         self._data = DataChannels(self)
+        #: Transceivers, the RTP task and the tasks that move media.
+        self._media = MediaSide(self._jsep, self._update_negotiation_needed, self._supervised_rtp)
 
     # --- the transports a negotiation starts: implemented by the supervisor -----------------------
 
@@ -80,6 +84,9 @@ class PeerConnectionBase(EventTarget, abc.ABC):
         self, ice: RTCIceTransport, fingerprints: Sequence[Fingerprint], is_client: bool
     ) -> None:
         """Start the DTLS transport of the BUNDLE group over ``ice`` (idempotent)."""
+
+    @abc.abstractmethod
+    async def _supervised_rtp(self, rtp: RtpTransport) -> None: ...
 
     @abc.abstractmethod
     def _ensure_sctp(self, remote_port: int, remote_max_message_size: int) -> None:

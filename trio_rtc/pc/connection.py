@@ -32,13 +32,14 @@ from ..events import Event, HandlerQueue, RTCErrorEvent, event_handler_property
 from ..exceptions import (
     InvalidAccessError,
     InvalidStateError,
-    NotSupportedError,
     RTCError,
 )
 from ..ice.transport import (
     IceTransportOptions,
     RTCIceTransport,
 )
+from ..media import MediaStream, MediaStreamTrack, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
+from ..rtp.driver import RtpTransport
 from ..sctp.transport import RTCSctpTransport
 from ..sdp import Fingerprint
 from ..sessiondescription import RTCSessionDescription
@@ -48,8 +49,6 @@ from .negotiation import Negotiation
 __all__ = ["RTCPeerConnection"]
 
 logger = logging.getLogger("trio_rtc.pc")
-
-_MEDIA_LATER = "media arrives with the media issue; trio_rtc has data channels only for now"
 
 
 class RTCPeerConnection(Negotiation, AsyncLifetime):
@@ -163,28 +162,35 @@ class RTCPeerConnection(Negotiation, AsyncLifetime):
         """The RTCSctpTransport once a data m-section is negotiated, else None."""
         return self._data.sctp
 
-    # --- media: the media issue completes these -------------------------------------------------
+    # --- media (webrtc-pc §5) -------------------------------------------------------------------
 
-    def getSenders(self) -> list[Any]:
-        return []
+    def getSenders(self) -> list[RTCRtpSender]:
+        return [t.sender for t in self._media.transceivers() if t.currentDirection != "stopped"]
 
-    def getReceivers(self) -> list[Any]:
-        return []
+    def getReceivers(self) -> list[RTCRtpReceiver]:
+        return [t.receiver for t in self._media.transceivers() if t.currentDirection != "stopped"]
 
-    def getTransceivers(self) -> list[Any]:
-        return []
+    def getTransceivers(self) -> list[RTCRtpTransceiver]:
+        return self._media.transceivers()
 
-    def addTrack(self, track: Any, *streams: Any) -> Any:
+    def addTrack(self, track: MediaStreamTrack, *streams: MediaStream) -> RTCRtpSender:
+        """Send ``track`` (webrtc-pc §4.4.1.6 addTrack); ``streams`` give its ``a=msid``."""
         self._check_not_closed("addTrack()")
-        raise NotSupportedError(f"addTrack(): {_MEDIA_LATER}")
+        if not isinstance(track, MediaStreamTrack):
+            raise TypeError(f"addTrack() takes a MediaStreamTrack, not {track!r}")
+        return self._media.add_track(track, streams)
 
-    def removeTrack(self, sender: Any) -> None:
+    def removeTrack(self, sender: RTCRtpSender) -> None:
         self._check_not_closed("removeTrack()")
-        raise NotSupportedError(f"removeTrack(): {_MEDIA_LATER}")
+        self._media.remove_track(sender)
 
-    def addTransceiver(self, trackOrKind: Any, init: Mapping[str, Any] | None = None) -> Any:
+    def addTransceiver(
+        self, trackOrKind: MediaStreamTrack | str, init: Mapping[str, Any] | None = None
+    ) -> RTCRtpTransceiver:
+        """A transceiver for ``trackOrKind`` (webrtc-pc §4.4.1.6 addTransceiver); ``init``:
+        direction, streams, sendEncodings."""
         self._check_not_closed("addTransceiver()")
-        raise NotSupportedError(f"addTransceiver(): {_MEDIA_LATER}")
+        return self._media.add_transceiver(trackOrKind, init)
 
     # --- data channels ---------------------------------------------------------------------------
 
@@ -278,6 +284,7 @@ class RTCPeerConnection(Negotiation, AsyncLifetime):
         self._jsep.close()
         # Goodbyes leave in order before the sockets close: SCTP's ABORT, then close_notify.
         goodbye = self._data.close()
+        self._media.close()
         if self._dtls is not None:
             self._dtls.close(last_records=goodbye)
         if self._ice is not None:
@@ -351,6 +358,16 @@ class RTCPeerConnection(Negotiation, AsyncLifetime):
         except Exception as exc:
             logger.exception("ICE component crashed")
             self._component_failed("ICE", exc, None)
+
+    async def _supervised_rtp(self, rtp: RtpTransport) -> None:
+        try:
+            await rtp.run()
+        except Exception as exc:
+            logger.exception("RTP component crashed")
+            self._component_failed("RTP", exc, "dtls-failure")
+            return
+        if rtp.crashed is not None:
+            self._component_failed("RTP", rtp.crashed, "dtls-failure")
 
     async def _supervised_sctp(self, sctp: RTCSctpTransport) -> None:
         try:

@@ -11,6 +11,7 @@ from typing import Any
 import trio
 
 from .. import jsep
+from ..events import Event
 from ..exceptions import OperationError
 from ..ice.rtc import RTCIceCandidate, RTCIceParameters
 from ..ice.transport import RTCIceTransport
@@ -107,7 +108,9 @@ class Negotiation(PeerConnectionBase):
     # --- the decisions of the core -----------------------------------------------------------------
 
     def _apply(self, ice: RTCIceTransport, decisions: Sequence[jsep.Decision]) -> None:
-        """Act on the core's decisions, in order."""
+        """Act on the core's decisions, in order; ``track`` events last (webrtc-pc §4.4.1.5:
+        after signalingstatechange)."""
+        tracks: list[Event] = []
         for decision in decisions:
             match decision:
                 case jsep.RestartIce(ufrag=ufrag, pwd=pwd):
@@ -132,22 +135,17 @@ class Negotiation(PeerConnectionBase):
                 case jsep.SignalingChange(state=state):
                     self._signaling_changed(state)
                 case jsep.MediaChanged(transceivers=updates):
-                    self._media_changed(updates)
-
-    def _media_changed(self, updates: Sequence[jsep.TransceiverUpdate]) -> None:
-        """The peer connection does not carry media yet (issue 11 wires the RTP task and the
-        track API in): a transceiver a remote offer created is set ``inactive``, as an
-        application may do, so our answer does not invite media nobody here would receive; ICE
-        and DTLS still come up over the BUNDLE group, and RTP that arrives anyway is dropped
-        and counted."""
-        for update in updates:
-            transceiver = update.transceiver
-            if (
-                transceiver is not None
-                and transceiver.created_by_remote
-                and transceiver.direction != "inactive"
-            ):
-                transceiver.direction = "inactive"
+                    tracks.extend(
+                        self._media.changed(
+                            updates,
+                            nursery=self._nursery,
+                            dtls=self._dtls,
+                            ice=ice,
+                            handler_queue=self._handler_queue,
+                        )
+                    )
+        for event in tracks:
+            self.dispatchEvent(event)
 
     @staticmethod
     def _remote_candidate(

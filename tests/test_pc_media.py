@@ -1,0 +1,122 @@
+"""Media between two RTCPeerConnections over real UDP on 127.0.0.1: addTrack with an encoded
+source on one side, ``track`` and encoded frames on the other, video (VP8) and audio (Opus)
+encoded by PyAV in the test, both directions at once, with a data channel in the same BUNDLE."""
+
+from __future__ import annotations
+
+import fractions
+from collections.abc import Iterator
+
+import av
+import trio
+from pc_helpers import connect, pc_pair
+
+from trio_rtc import RTCPeerConnection
+from trio_rtc.media import MediaStream, MediaStreamTrack, OutgoingFrame
+from trio_rtc.pc.media import RTCTrackEvent
+
+WIDTH, HEIGHT = 320, 240
+
+
+def vp8_frames(count: int) -> Iterator[tuple[bytes, bool]]:
+    encoder = av.CodecContext.create("libvpx", "w")
+    encoder.width, encoder.height, encoder.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+    encoder.time_base = fractions.Fraction(1, 30)
+    encoder.options = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0"}
+    for index in range(count):
+        picture = av.VideoFrame(WIDTH, HEIGHT, "yuv420p")
+        for plane in picture.planes:
+            plane.update(bytes([(index * 7) % 256]) * (plane.line_size * plane.height))
+        picture.pts = index
+        for packet in encoder.encode(picture):
+            yield bytes(packet), bool(packet.is_keyframe)
+    for packet in encoder.encode(None):
+        yield bytes(packet), bool(packet.is_keyframe)
+
+
+def opus_frames(count: int) -> Iterator[bytes]:
+    encoder = av.CodecContext.create("libopus", "w")
+    encoder.sample_rate, encoder.layout, encoder.format = 48000, "stereo", "s16"
+    for index in range(count):
+        samples = av.AudioFrame(format="s16", layout="stereo", samples=960)
+        samples.sample_rate = 48000
+        samples.planes[0].update(bytes(960 * 4))
+        samples.pts = index * 960
+        for packet in encoder.encode(samples):
+            yield bytes(packet)
+
+
+async def send_video(track: MediaStreamTrack, count: int) -> None:
+    assert track.source is not None
+    for data, keyframe in vp8_frames(count):
+        await track.source.send(OutgoingFrame(data, keyframe=keyframe, duration=1 / 30))
+
+
+async def send_audio(track: MediaStreamTrack, count: int) -> None:
+    assert track.source is not None
+    for data in opus_frames(count):
+        await track.source.send(OutgoingFrame(data, duration=0.02))
+
+
+async def collect(event: RTCTrackEvent, count: int) -> list[bytes]:
+    frames: list[bytes] = []
+    async for frame in event.track.encoded_frames():
+        frames.append(frame.data)
+        if len(frames) == count:
+            break
+    return frames
+
+
+def decoded_pictures(frames: list[bytes]) -> list[tuple[int, int]]:
+    decoder = av.CodecContext.create("vp8", "r")
+    return [
+        (picture.width, picture.height)
+        for data in frames
+        for picture in decoder.decode(av.Packet(data))
+    ]
+
+
+async def test_video_and_audio_both_ways_with_a_data_channel() -> None:
+    async with pc_pair() as (a, b), trio.open_nursery() as nursery:
+        tracks: dict[RTCPeerConnection, list[RTCTrackEvent]] = {a: [], b: []}
+        a.ontrack = tracks[a].append
+        b.ontrack = tracks[b].append
+        stream = MediaStream(id="stream-a")
+        video = MediaStreamTrack("video", "camera")
+        audio = MediaStreamTrack("audio", "microphone")
+        a.addTrack(video, stream)
+        a.addTrack(audio, stream)
+        b_video = MediaStreamTrack("video", "b camera")
+        b.addTrack(b_video)
+        channel = a.createDataChannel("alongside")
+        with trio.fail_after(30):
+            await connect(a, b, nursery)
+            await channel.wait_open()
+            kinds = sorted(e.track.kind for e in tracks[b])
+            assert kinds == ["audio", "video"]
+            assert all([s.id for s in e.streams] == ["stream-a"] for e in tracks[b])
+            # a offered sendrecv video and got b's track on the same transceiver.
+            [back] = tracks[a]
+            assert back.track.kind == "video"
+            by_kind = {e.track.kind: e for e in tracks[b]}
+            got: dict[str, list[bytes]] = {}
+
+            async def receive(name: str, event: RTCTrackEvent, count: int) -> None:
+                got[name] = await collect(event, count)
+
+            async with trio.open_nursery() as flows:
+                flows.start_soon(receive, "b video", by_kind["video"], 60)
+                flows.start_soon(receive, "b audio", by_kind["audio"], 40)
+                flows.start_soon(receive, "a video", back, 60)
+                flows.start_soon(send_video, video, 60)
+                flows.start_soon(send_audio, audio, 40)
+                flows.start_soon(send_video, b_video, 60)
+                # The data channel carries on while media flows.
+                channel.send(b"x" * 100_000)
+        assert decoded_pictures(got["b video"]) == [(WIDTH, HEIGHT)] * 60
+        assert decoded_pictures(got["a video"]) == [(WIDTH, HEIGHT)] * 60
+        opus = av.CodecContext.create("opus", "r")
+        assert sum(len(opus.decode(av.Packet(data))) for data in got["b audio"]) == 40
+        assert {t.currentDirection for t in b.getTransceivers()} == {"sendrecv", "recvonly"}
+        nursery.cancel_scope.cancel()
+    assert a.connectionState == b.connectionState == "closed"

@@ -1,0 +1,371 @@
+"""The tasks that move encoded media between the W3C objects and an RtpTransport.
+
+One task per direction per transceiver, started by the peer connection in its nursery once a
+section is negotiated (not wired yet; see docs/media.md):
+
+- :func:`run_sender` takes frames from the sender's current track's :class:`EncodedSource`,
+  packetizes them for the negotiated codec, stamps them in the codec's clock and hands each
+  frame's packets to the RTP task with ``send_packets`` (which waits when the RTP task is
+  behind, so backpressure reaches ``source.send``). Keyframe requests (PLI/FIR) go to the source.
+- :func:`run_receiver` reads the mid's packet batches, assembles frames per SSRC with a
+  :class:`~trio_rtc.rtp.codecs.FrameAssembler`, hands complete frames to the remote track and
+  asks for a keyframe (rate-limited) when the assembler or the track needs one.
+
+Both return when their transceiver stops (or the transport ends) and leave nothing running.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable
+
+import trio
+
+from ..jsep.codecs import NegotiatedCodec, NegotiatedMedia
+from ..rtp.codecs import (
+    DEFAULT_MAX_PAYLOAD_SIZE,
+    Av1Depacketizer,
+    Av1Packetizer,
+    Depacketizer,
+    FrameAssembler,
+    G711Depacketizer,
+    G711Packetizer,
+    H264Depacketizer,
+    H264Packetizer,
+    OpusDepacketizer,
+    OpusPacketizer,
+    Packetizer,
+    Vp8Depacketizer,
+    Vp8Packetizer,
+    Vp9Depacketizer,
+    Vp9Packetizer,
+    packetize_rtp,
+)
+from ..rtp.driver import RtpTransport
+from ..rtp.errors import RtpError
+from ..rtp.extensions import URI_AUDIO_LEVEL, decode_audio_level_untrusted
+from ..rtp.packet import RtpPacket
+from .rtp_objects import RTCRtpReceiver, RTCRtpSender
+from .tracks import EncodedSource, OutgoingFrame
+
+__all__ = [
+    "KEYFRAME_REQUEST_INTERVAL",
+    "make_depacketizer",
+    "make_packetizer",
+    "run_receiver",
+    "run_sender",
+    "sending_codec",
+]
+
+logger = logging.getLogger("trio_rtc.media")
+
+#: Seconds between two keyframe requests of one receiver: a PLI per lost packet would ask
+#: the encoder for a burst of keyframes, each costlier than the loss it repairs.
+KEYFRAME_REQUEST_INTERVAL = 0.5
+
+
+def _packetization_mode(codec: NegotiatedCodec) -> int:
+    return 1 if codec.parameters.get("packetization-mode", "0") == "1" else 0
+
+
+_PACKETIZERS: dict[str, Callable[[NegotiatedCodec], Packetizer]] = {
+    "vp8": lambda c: Vp8Packetizer(secrets.randbelow(0x8000)),
+    "vp9": lambda c: Vp9Packetizer(secrets.randbelow(0x8000)),
+    "h264": lambda c: H264Packetizer(_packetization_mode(c)),
+    "av1": lambda c: Av1Packetizer(),
+    "opus": lambda c: OpusPacketizer(),
+    "pcmu": lambda c: G711Packetizer(),
+    "pcma": lambda c: G711Packetizer(),
+}
+_DEPACKETIZERS: dict[str, Callable[[NegotiatedCodec], Depacketizer]] = {
+    "vp8": lambda c: Vp8Depacketizer(),
+    "vp9": lambda c: Vp9Depacketizer(),
+    "h264": lambda c: H264Depacketizer(),
+    "av1": lambda c: Av1Depacketizer(),
+    "opus": lambda c: OpusDepacketizer(),
+    "pcmu": lambda c: G711Depacketizer(),
+    "pcma": lambda c: G711Depacketizer(),
+}
+
+
+def make_packetizer(codec: NegotiatedCodec) -> Packetizer | None:
+    """The packetizer of a negotiated codec, None for one we cannot send (RTX, DTMF, …)."""
+    factory = _PACKETIZERS.get(codec.name.lower())
+    return factory(codec) if factory is not None else None
+
+
+def make_depacketizer(codec: NegotiatedCodec) -> Depacketizer | None:
+    factory = _DEPACKETIZERS.get(codec.name.lower())
+    return factory(codec) if factory is not None else None
+
+
+def sending_codec(negotiated: NegotiatedMedia) -> NegotiatedCodec:
+    """The codec we send: the first media codec of the section that we can packetize (the
+    answerer's preference order, RFC 3264 §6.1)."""
+    for codec in negotiated.media_codecs:
+        if codec.name.lower() in _PACKETIZERS:
+            return codec
+    names = ", ".join(c.rtpmap for c in negotiated.codecs) or "none"
+    raise ValueError(f"no codec this side can send was negotiated (the section has {names})")
+
+
+class _Timeline:
+    """RTP timestamps of one outgoing stream: a random start (RFC 3550 §5.1) plus the frame's
+    own timestamp, or the previous one's end, or the time since the first frame."""
+
+    __slots__ = ("_clock_rate", "_next", "_offset", "_start")
+
+    def __init__(self, clock_rate: int) -> None:
+        self._clock_rate = clock_rate
+        self._offset = secrets.randbits(32)
+        self._next: int | None = None
+        self._start: float | None = None
+
+    def stamp(self, frame: OutgoingFrame, now: float) -> int:
+        if self._start is None:
+            self._start = now
+        if frame.timestamp is not None:
+            relative = frame.timestamp
+        elif self._next is not None:
+            relative = self._next
+        else:
+            relative = round((now - self._start) * self._clock_rate)
+        if frame.duration is not None:
+            self._next = relative + round(frame.duration * self._clock_rate)
+        else:
+            self._next = None
+        return (self._offset + relative) & 0xFFFF_FFFF
+
+
+async def _next_frame(sender: RTCRtpSender) -> tuple[OutgoingFrame | None, EncodedSource | None]:
+    """The next frame of the sender's current track, or (None, source) when something about
+    the sender changed (new track, parameters, stop, track ended) and the caller re-reads it."""
+    track = sender.track
+    source = track.source if track is not None else None
+    scope = trio.CancelScope()
+    sender._wakeup.add(scope)
+    if track is not None:
+        track._wakeup.add(scope)
+    try:
+        with scope:
+            if source is None or track is None or track.readyState == "ended":
+                await trio.sleep_forever()
+            assert source is not None
+            try:
+                return await source.receive_frame(), source
+            except trio.EndOfChannel:
+                await trio.sleep_forever()  # the source ended: wait for replaceTrack/stop
+        return None, source
+    finally:
+        sender._wakeup.discard(scope)
+        if track is not None:
+            track._wakeup.discard(scope)
+
+
+async def run_sender(
+    sender: RTCRtpSender,
+    rtp_transport: RtpTransport,
+    mid: str,
+    ssrc: int,
+    negotiated: NegotiatedMedia,
+    *,
+    max_payload_size: int = DEFAULT_MAX_PAYLOAD_SIZE,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Send ``sender``'s track as SSRC ``ssrc`` of ``mid`` until the transceiver stops or the
+    transport ends. Frames are sent as they come; a video stream starts, and restarts after a
+    new track, a disabled spell or an inactive encoding, at a keyframe (others are dropped and
+    a keyframe is asked of the source), because frames before it reference frames the peer
+    never got."""
+    codec = sending_codec(negotiated)
+    packetizer = make_packetizer(codec)
+    assert packetizer is not None
+    sender.set_negotiated(negotiated)
+    rtp_sender = rtp_transport.open_sender(
+        mid, ssrc, codec.clock_rate, on_keyframe_request=sender._keyframe_requested
+    )
+    sender._attach_rtp(rtp_transport, rtp_sender, mid)
+    timeline = _Timeline(codec.clock_rate)
+    sequence = secrets.randbelow(0x10000)
+    payload_type = codec.payload_type
+    audio = sender.kind == "audio"
+    talkspurt = True  # RFC 3551 §4.1: the marker flags the first audio packet after silence
+    need_keyframe = not audio
+    current: EncodedSource | None = None
+    task_status.started()
+    while not sender._stopping:
+        frame, source = await _next_frame(sender)
+        if source is not current:
+            current = source
+            # A new source: its first frame must be a keyframe (asked for below if it is not).
+            need_keyframe = not audio
+            talkspurt = True
+        if frame is None:
+            continue
+        assert source is not None
+        track = sender.track
+        active = bool(sender._encodings) and sender._encodings[0].active
+        if track is None or not track.enabled or not active:
+            sender.frames_dropped += 1
+            source.frames_dropped += 1
+            need_keyframe = not audio
+            talkspurt = True
+            continue
+        if need_keyframe and not frame.keyframe:
+            sender.frames_dropped += 1
+            source.frames_dropped += 1
+            if not source.keyframe_requested.is_set():
+                source.keyframe_requested.set()
+            continue
+        need_keyframe = False
+        timestamp = timeline.stamp(frame, trio.current_time())
+        try:
+            packets = packetize_rtp(
+                packetizer,
+                frame.data,
+                sequence_number=sequence,
+                timestamp=timestamp,
+                payload_type=payload_type,
+                ssrc=ssrc,
+                keyframe=frame.keyframe,
+                max_payload_size=max_payload_size,
+                marker=True if audio and talkspurt else None,
+            )
+        except ValueError as exc:
+            # The producer's frame (too large for Opus, empty, malformed for the format): drop
+            # it and say why once per stream; the stream carries on.
+            sender.frames_dropped += 1
+            source.frames_dropped += 1
+            if sender.frames_dropped == 1:
+                logger.warning("sender of mid %s dropped a frame: %s", mid, exc)
+            continue
+        sequence = (sequence + len(packets)) & 0xFFFF
+        talkspurt = False
+        try:
+            await rtp_sender.send_packets(packets)
+        except Exception:
+            return  # the RTP transport ended: nothing will carry media any more
+        sender.frames_sent += 1
+        if frame.keyframe and not audio:
+            sender.keyframes_sent += 1
+
+
+def _audio_level(packet: RtpPacket, level_id: int | None) -> float | None:
+    if level_id is None:
+        return None
+    raw = packet.extensions.get(level_id)
+    if raw is None:
+        return None
+    try:
+        level = decode_audio_level_untrusted(raw).level
+    except RtpError:
+        return None
+    # webrtc-pc §5.3.1 audioLevel: 10^(-level/20) from RFC 6464's -dBov, 127 meaning silence.
+    return 0.0 if level == 127 else 10 ** (-level / 20)
+
+
+class _Stream:
+    """The assembler of one remote SSRC, for its current payload type."""
+
+    __slots__ = ("assembler", "payload_type")
+
+    def __init__(self, payload_type: int, assembler: FrameAssembler) -> None:
+        self.payload_type = payload_type
+        self.assembler = assembler
+
+
+async def run_receiver(
+    receiver: RTCRtpReceiver,
+    rtp_transport: RtpTransport,
+    mid: str,
+    negotiated: NegotiatedMedia,
+    *,
+    keyframe_interval: float = KEYFRAME_REQUEST_INTERVAL,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Receive ``mid`` into ``receiver.track`` until the transceiver stops or the transport
+    ends; the track then ends (its readers see the end of their iteration)."""
+    receiver.set_negotiated(negotiated)
+    codecs = {c.payload_type: c for c in negotiated.media_codecs}
+    rtx = set(negotiated.rtx)
+    first = next(iter(codecs.values()), None)
+    channel = rtp_transport.open_receiver(
+        mid, clock_rate=first.clock_rate if first is not None else 90_000
+    )
+    receiver._attach_rtp(rtp_transport, mid)
+    level_id = next((i for i, uri in negotiated.extmap.items() if uri == URI_AUDIO_LEVEL), None)
+    track = receiver.track
+    streams: dict[int, _Stream] = {}
+    last_request = -float("inf")
+    pending_request = False
+
+    def ask_keyframe() -> None:
+        nonlocal last_request, pending_request
+        now = trio.current_time()
+        if now - last_request >= keyframe_interval:
+            last_request = now
+            pending_request = False
+            rtp_transport.request_keyframe(mid)
+        else:
+            pending_request = True  # sent with the next batch after the interval
+
+    track._keyframe_hook = ask_keyframe
+    task_status.started()
+    try:
+        with channel:
+            while not receiver._stopped and track.readyState == "live":
+                scope = trio.CancelScope()
+                receiver._wakeup.add(scope)
+                track._wakeup.add(scope)
+                batches: list[list[RtpPacket]] = []
+                try:
+                    with scope:
+                        if pending_request:
+                            scope.deadline = last_request + keyframe_interval
+                        batches.append(await channel.receive())
+                finally:
+                    receiver._wakeup.discard(scope)
+                    track._wakeup.discard(scope)
+                while True:
+                    try:
+                        batches.append(channel.receive_nowait())
+                    except trio.WouldBlock:
+                        break
+                want_keyframe = pending_request
+                for batch in batches:
+                    for packet in batch:
+                        pt = packet.payload_type
+                        if pt in rtx:
+                            receiver.packets_unhandled += (
+                                1  # RTX comes with part 3 (retransmissions)
+                            )
+                            continue
+                        stream = streams.get(packet.ssrc)
+                        if stream is None or stream.payload_type != pt:
+                            codec = codecs.get(pt)
+                            depacketizer = make_depacketizer(codec) if codec else None
+                            if depacketizer is None:
+                                receiver.packets_unhandled += 1
+                                continue
+                            stream = streams[packet.ssrc] = _Stream(
+                                pt, FrameAssembler(depacketizer)
+                            )
+                        for frame in stream.assembler.receive_packet(packet):
+                            if track._deliver(frame):
+                                want_keyframe = True
+                            receiver._saw_frame(
+                                packet.ssrc,
+                                packet.csrcs,
+                                frame.timestamp,
+                                _audio_level(packet, level_id),
+                            )
+                        if stream.assembler.keyframe_needed:
+                            want_keyframe = True
+                if want_keyframe:
+                    ask_keyframe()
+    except trio.EndOfChannel:
+        pass  # the RTP transport ended
+    finally:
+        track._keyframe_hook = None
+        track._end(fire=True)
