@@ -8,6 +8,12 @@ the gathered candidates), with aiortc's defaults except where loopback demands o
   ``aioice.ice.get_host_addresses`` is replaced by one returning ``["127.0.0.1"]``, and every SDP
   is checked to carry loopback candidates only before the other side sees it.
 
+The ``media`` scenario sends pre-encoded VP8 frames through a track whose ``recv()`` returns
+``av.Packet`` objects: aiortc's ``RTCRtpSender`` packs those without encoding (its
+``_next_encoded_frame`` calls the encoder's ``pack`` for anything that is not an ``av.Frame``).
+On the receiving side the decoder is replaced by a pass-through, so the remote track yields the
+jitter buffer's encoded frames: neither stack decodes, as trio_rtc delivers encoded frames.
+
 Usually started by ``run.py``; by hand:
 
     .venv/bin/python benchmarks/bench_aiortc.py --scenario setup [--quick] [--out result.json]
@@ -16,13 +22,17 @@ Usually started by ``run.py``; by hand:
 from __future__ import annotations
 
 import asyncio
+import fractions
 import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import aioice
 import aioice.ice
+import aiortc.rtcrtpreceiver
+import av
 from aiortc import (
     RTCCertificate,
     RTCConfiguration,
@@ -32,10 +42,14 @@ from aiortc import (
     RTCIceTransport,
     RTCPeerConnection,
 )
+from aiortc.mediastreams import MediaStreamTrack
 from common import (
     HIGH_WATER,
     LOOPBACK,
     LOW_THRESHOLD,
+    MEDIA_FPS,
+    MEDIA_WINDOW,
+    MediaRun,
     ScenarioResult,
     Sizes,
     Transfer,
@@ -44,6 +58,8 @@ from common import (
     check_sdp_loopback,
     cpu_seconds,
     describe_error,
+    encode_vp8_frames,
+    first_video_codec,
     median,
     mib,
     package_versions,
@@ -86,10 +102,18 @@ async def wait_open(channel: RTCDataChannel) -> None:
     await opened.wait()
 
 
-async def connect_pair(*, ordered: bool = True, max_retransmits: int | None = None) -> Pair:
-    """Create two pcs and a channel, signal in-process, return once the channel is open on both."""
+async def connect_pair(
+    *,
+    ordered: bool = True,
+    max_retransmits: int | None = None,
+    before_offer: Callable[[RTCPeerConnection, RTCPeerConnection], None] | None = None,
+) -> Pair:
+    """Create two pcs and a channel, signal in-process, return once the channel is open on both.
+    ``before_offer(offerer, answerer)`` runs before the offer is made (to add tracks)."""
     offerer = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     answerer = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    if before_offer is not None:
+        before_offer(offerer, answerer)
     local = offerer.createDataChannel("bench", ordered=ordered, maxRetransmits=max_retransmits)
     announced: asyncio.Queue[RTCDataChannel] = asyncio.Queue()
     answerer.on("datachannel", announced.put_nowait)
@@ -259,6 +283,103 @@ async def scenario_many(sizes: Sizes, result: ScenarioResult) -> None:
             await pair.close()
 
 
+class MediaFlow:
+    """The media scenario's flow control: frames delivered so far, and an event on each."""
+
+    def __init__(self) -> None:
+        self.delivered = 0
+        self.progress = asyncio.Event()
+        self.go = asyncio.Event()
+
+
+class PreEncodedTrack(MediaStreamTrack):
+    """A video track whose ``recv()`` returns the pre-encoded frames as ``av.Packet`` objects
+    (pts in 1/30 s), at most MEDIA_WINDOW ahead of what the receiver got, then waits forever."""
+
+    kind = "video"
+
+    def __init__(self, frames: list[tuple[bytes, bool]], flow: MediaFlow) -> None:
+        super().__init__()
+        self.frames = frames
+        self.flow = flow
+        self.index = 0
+        self.time_base = fractions.Fraction(1, MEDIA_FPS)
+
+    async def recv(self) -> Any:
+        flow = self.flow
+        await flow.go.wait()
+        while self.index >= len(self.frames) or self.index - flow.delivered >= MEDIA_WINDOW:
+            flow.progress.clear()
+            await flow.progress.wait()
+        data, keyframe = self.frames[self.index]
+        packet = av.Packet(data)
+        packet.pts = self.index
+        packet.time_base = self.time_base
+        packet.is_keyframe = keyframe
+        self.index += 1
+        return packet
+
+
+class PassThroughDecoder:
+    """Stands in for aiortc's decoder: the receiver's decoder thread hands on encoded frames."""
+
+    def decode(self, encoded_frame: Any) -> list[Any]:
+        return [encoded_frame]
+
+
+async def scenario_media(sizes: Sizes, result: ScenarioResult) -> None:
+    """Pre-encoded VP8 frames through ``addTrack`` → ``track``, as fast as the receive path
+    takes them (at most MEDIA_WINDOW frames in flight); packets from ``inbound-rtp``."""
+    # The decoder thread looks the function up in its module at each codec change.
+    setattr(aiortc.rtcrtpreceiver, "get_decoder", lambda codec: PassThroughDecoder())  # noqa: B010
+    count = sizes.media_frames
+    # One frame more than counted: the jitter buffer hands a frame over when the next starts.
+    frames = encode_vp8_frames(count + 1)
+    flow = MediaFlow()
+    camera = PreEncodedTrack(frames, flow)
+    remote_tracks: list[Any] = []
+
+    def add_track(offerer: RTCPeerConnection, answerer: RTCPeerConnection) -> None:
+        offerer.addTrack(camera)
+        answerer.on("track", remote_tracks.append)
+
+    pair = await connect_pair(before_offer=add_track)
+    try:
+        codec = first_video_codec(pair.answerer.localDescription.sdp)
+        if codec.upper() != "VP8":
+            raise RuntimeError(f"negotiated {codec}, not VP8")
+        [remote] = remote_tracks
+        [receiver] = [r for r in pair.answerer.getReceivers() if r.track is remote]
+        await asyncio.sleep(0.1)  # let the RTP tasks settle after the handshake
+        cpu_start = cpu_seconds()
+        start = time.perf_counter()
+        flow.go.set()
+        while flow.delivered < count:
+            frame = await remote.recv()
+            if isinstance(frame, av.VideoFrame):
+                raise RuntimeError("aiortc decoded the frames: the pass-through was not used")
+            flow.delivered += 1
+            flow.progress.set()
+        elapsed = time.perf_counter() - start
+        cpu = cpu_seconds() - cpu_start
+        stats = await receiver.getStats()
+    finally:
+        await pair.close()
+    inbound = [entry for entry in stats.values() if entry.type == "inbound-rtp"]
+    packets = sum(entry.packetsReceived for entry in inbound)
+    lost = sum(entry.packetsLost for entry in inbound)
+    run = MediaRun(elapsed, flow.delivered, packets, cpu)
+    result.figures["media_rtp_packets_s"] = run.packets / run.elapsed
+    result.figures["media_cpu_us_per_packet"] = run.cpu / run.packets * 1e6
+    result.details.update(
+        frames=run.frames,
+        packets=run.packets,
+        packets_lost=lost,
+        seconds=run.elapsed,
+        frame_bytes=sum(len(data) for data, _ in frames[:count]),
+    )
+
+
 async def ice_connect_once() -> float:
     """aioice on its own (the ICE layer of aiortc), gather + checks + nomination on both."""
     start = time.perf_counter()
@@ -334,6 +455,7 @@ SCENARIO_FUNCTIONS: dict[str, Callable[[Sizes, ScenarioResult], Awaitable[None]]
     "many": scenario_many,
     "ice": scenario_ice,
     "ice_dtls": scenario_ice_dtls,
+    "media": scenario_media,
 }
 
 

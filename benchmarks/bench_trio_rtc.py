@@ -9,7 +9,9 @@ in-process, each description carrying its gathered candidates.
 
 Loopback only: host candidates are gathered from 127.0.0.1 alone (the ICE layer's interface scan
 is narrowed, as the aiortc side narrows aioice's) and every SDP is checked before the other side
-sees it. The lower-layer scenarios (``ice``, ``ice_dtls``) drive ``RTCIceTransport`` and
+sees it. The ``media`` scenario sends pre-encoded VP8 frames through ``addTrack`` and an
+``EncodedSource`` and counts them out of the ``track`` event's remote track. The lower-layer
+scenarios (``ice``, ``ice_dtls``) drive ``RTCIceTransport`` and
 ``RTCDtlsTransport`` directly, as ``examples/loopback_demo.py`` does.
 
 Usually started by ``run.py``; by hand:
@@ -32,6 +34,9 @@ from common import (
     HIGH_WATER,
     LOOPBACK,
     LOW_THRESHOLD,
+    MEDIA_TICKS_PER_FRAME,
+    MEDIA_WINDOW,
+    MediaRun,
     ScenarioResult,
     Sizes,
     Transfer,
@@ -40,6 +45,8 @@ from common import (
     check_sdp_loopback,
     cpu_seconds,
     describe_error,
+    encode_vp8_frames,
+    first_video_codec,
     median,
     mib,
     package_versions,
@@ -53,12 +60,13 @@ from trio_rtc.dtls.certificate import RTCCertificate
 from trio_rtc.dtls.driver import RTCDtlsTransport
 from trio_rtc.ice.interfaces import InterfaceAddress, usable_host_addresses
 from trio_rtc.ice.transport import IceTransportOptions, RTCIceTransport
+from trio_rtc.media import MediaStreamTrack, OutgoingFrame
 
 STACK = "trio_rtc"
 UNAVAILABLE = "trio_rtc.RTCPeerConnection is not available yet"
 #: Scenarios that need the peer connection (the others use lower layers that exist today).
 NEEDS_PEER_CONNECTION = frozenset(
-    {"setup", "reliable_16k", "reliable_64k", "unordered", "small", "rtt", "many"}
+    {"setup", "reliable_16k", "reliable_64k", "unordered", "small", "rtt", "many", "media"}
 )
 #: How long the receiver of an unreliable transfer waits for stragglers once the sender is done.
 QUIET_PERIOD = 0.5
@@ -123,13 +131,20 @@ class Pair:
 
 
 async def connect_pair(
-    stack: contextlib.AsyncExitStack, *, ordered: bool = True, max_retransmits: int | None = None
+    stack: contextlib.AsyncExitStack,
+    *,
+    ordered: bool = True,
+    max_retransmits: int | None = None,
+    before_offer: Callable[[Any, Any], None] | None = None,
 ) -> Pair:
-    """Two pcs (closed with ``stack``) and a channel, open on both sides when this returns."""
+    """Two pcs (closed with ``stack``) and a channel, open on both sides when this returns.
+    ``before_offer(offerer, answerer)`` runs before the offer is made (to add tracks)."""
     if RTCPeerConnection is None:
         raise Unavailable(UNAVAILABLE)
     offerer = await stack.enter_async_context(RTCPeerConnection())
     answerer = await stack.enter_async_context(RTCPeerConnection())
+    if before_offer is not None:
+        before_offer(offerer, answerer)
     local = offerer.createDataChannel("bench", ordered=ordered, maxRetransmits=max_retransmits)
     announced: list[Any] = []
     answerer.addEventListener("datachannel", lambda event: announced.append(event.channel))
@@ -310,6 +325,71 @@ async def scenario_many(sizes: Sizes, result: ScenarioResult) -> None:
     result.details.update(pcs=2 * pair_count, rss_before=before, rss_after=after)
 
 
+async def scenario_media(sizes: Sizes, result: ScenarioResult) -> None:
+    """Pre-encoded VP8 frames through ``addTrack`` → ``track``, as fast as the receive path
+    takes them (at most MEDIA_WINDOW frames in flight); packets from ``inbound-rtp``."""
+    count = sizes.media_frames
+    # One frame more than counted: the last counted frame is then not the stream's last, as for
+    # aiortc, whose jitter buffer hands a frame over when the next one starts.
+    frames = encode_vp8_frames(count + 1)
+    camera = MediaStreamTrack("video", "bench")
+    events: list[Any] = []
+
+    def add_track(offerer: Any, answerer: Any) -> None:
+        offerer.addTrack(camera)
+        answerer.addEventListener("track", events.append)
+
+    async with contextlib.AsyncExitStack() as stack:
+        pair = await connect_pair(stack, before_offer=add_track)
+        await wait_until(pair.answerer, "track", lambda: bool(events))
+        codec = first_video_codec(pair.answerer.localDescription.sdp)
+        if codec.upper() != "VP8":
+            raise RuntimeError(f"negotiated {codec}, not VP8")
+        event = events[0]
+        delivered = 0
+        progress = trio.Event()
+        done: list[float] = []
+
+        async def receive() -> None:
+            nonlocal delivered
+            async for _frame in event.track.encoded_frames():
+                delivered += 1
+                progress.set()
+                if delivered == count:
+                    done.extend((time.perf_counter(), cpu_seconds()))
+                    return
+
+        assert camera.source is not None
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(receive)
+            await trio.sleep(0.1)  # let the RTP task settle after the handshake
+            cpu_start = cpu_seconds()
+            start = time.perf_counter()
+            for index, (data, keyframe) in enumerate(frames):
+                while index - delivered >= MEDIA_WINDOW and not done:
+                    progress = trio.Event()
+                    await progress.wait()
+                if done:
+                    break
+                timestamp = index * MEDIA_TICKS_PER_FRAME
+                await camera.source.send(
+                    OutgoingFrame(data, keyframe=keyframe, timestamp=timestamp)
+                )
+        stats = await event.receiver.getStats()
+    packets = sum(entry["packetsReceived"] for entry in stats.values())
+    lost = sum(entry["packetsLost"] for entry in stats.values())
+    run = MediaRun(done[0] - start, delivered, packets, done[1] - cpu_start)
+    result.figures["media_rtp_packets_s"] = run.packets / run.elapsed
+    result.figures["media_cpu_us_per_packet"] = run.cpu / run.packets * 1e6
+    result.details.update(
+        frames=run.frames,
+        packets=run.packets,
+        packets_lost=lost,
+        seconds=run.elapsed,
+        frame_bytes=sum(len(data) for data, _ in frames[:count]),
+    )
+
+
 def check_loopback_candidates(candidates: Sequence[Any]) -> None:
     for candidate in candidates:
         if candidate.address != LOOPBACK:
@@ -399,6 +479,7 @@ SCENARIO_FUNCTIONS: dict[str, Callable[[Sizes, ScenarioResult], Awaitable[None]]
     "many": scenario_many,
     "ice": scenario_ice,
     "ice_dtls": scenario_ice_dtls,
+    "media": scenario_media,
 }
 
 

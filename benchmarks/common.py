@@ -36,6 +36,14 @@ LOOPBACK = "127.0.0.1"
 HIGH_WATER = 1024 * 1024
 LOW_THRESHOLD = 256 * 1024
 
+#: The media scenario's flow control (the same on both stacks): the sender keeps at most this
+#: many frames in flight (sent, not yet delivered to the receiving application), so neither
+#: stack loses packets to a full socket buffer and both run as fast as their receive path allows.
+MEDIA_WINDOW = 6
+MEDIA_WIDTH, MEDIA_HEIGHT, MEDIA_FPS = 640, 480, 30
+#: 90 kHz RTP clock ticks per frame at 30 fps.
+MEDIA_TICKS_PER_FRAME = 90_000 // MEDIA_FPS
+
 #: Exit status of a bench script whose stack lacks what the scenario needs (not a crash).
 EXIT_UNAVAILABLE = 3
 
@@ -78,6 +86,8 @@ FIGURES: tuple[Figure, ...] = (
     Figure("many_rss_kib_per_pc", "KiB", "lower", "  RSS per pc", "many", 0.5),
     Figure("ice_connect_ms", "ms", "lower", "lower layer: ICE gather+connect", "ice"),
     Figure("ice_dtls_connect_ms", "ms", "lower", "lower layer: ICE+DTLS connect", "ice_dtls"),
+    Figure("media_rtp_packets_s", "pkt/s", "higher", "media: VP8 SRTP packets received", "media"),
+    Figure("media_cpu_us_per_packet", "CPU us/pkt", "lower", "  CPU per packet", "media"),
 )
 
 FIGURES_BY_NAME = {figure.name: figure for figure in FIGURES}
@@ -117,6 +127,8 @@ class Sizes:
     rtt_warmup: int
     many_pcs: int
     ice_repeats: int
+    #: VP8 frames of the media scenario (640x480, ~8 KB each: ~7 packets per frame).
+    media_frames: int
     #: Seconds a scenario may take before it is abandoned (and reported as an error).
     deadline: float
 
@@ -134,6 +146,7 @@ class Sizes:
                 rtt_warmup=2,
                 many_pcs=4,
                 ice_repeats=2,
+                media_frames=6,
                 deadline=60.0,
             )
         return cls(
@@ -146,6 +159,7 @@ class Sizes:
             rtt_warmup=20,
             many_pcs=200,
             ice_repeats=5,
+            media_frames=300,
             deadline=300.0,
         )
 
@@ -269,6 +283,18 @@ def check_sdp_loopback(sdp: str) -> int:
     return len(addresses)
 
 
+def first_video_codec(sdp: str) -> str:
+    """The encoding name of the first payload type of the first ``m=video`` section (what the
+    sender of an answered section uses), e.g. ``VP8``."""
+    section = re.search(r"^m=video \S+ \S+ (\d+)", sdp, re.MULTILINE)
+    if section is None:
+        raise RuntimeError("the SDP has no video section")
+    rtpmap = re.search(rf"^a=rtpmap:{section[1]} ([^/\s]+)/", sdp, re.MULTILINE)
+    if rtpmap is None:
+        raise RuntimeError(f"no rtpmap for payload type {section[1]}")
+    return rtpmap[1]
+
+
 def package_versions(names: Iterable[str]) -> dict[str, str]:
     versions: dict[str, str] = {}
     for name in names:
@@ -323,3 +349,59 @@ class Transfer:
     byte_count: int
     cpu: float
     """Process CPU seconds (both peers) over the same interval."""
+
+
+@dataclass
+class MediaRun:
+    """One timed media run, as both stacks' media scenarios report it."""
+
+    elapsed: float
+    """Seconds from the first frame handed to the sender to the last counted frame delivered."""
+    frames: int
+    """Frames delivered to the receiving application (the receiver's track)."""
+    packets: int
+    """RTP packets the receiver counted (its ``inbound-rtp`` ``packetsReceived``)."""
+    cpu: float
+    """Process CPU seconds (both peers) over the same interval."""
+
+
+def encode_vp8_frames(count: int) -> list[tuple[bytes, bool]]:
+    """``count`` VP8 frames (data, keyframe) of a 640x480 test pattern, encoded once with PyAV
+    (libvpx, realtime, one thread) before any timing: a moving gradient with a band of noise, so
+    each frame is about 8 KB (~7 RTP packets), the first a keyframe.
+
+    Imports ``av`` here: this module is standard library only, but both stacks' venvs have PyAV
+    (aiortc depends on it; it is in trio_rtc's dev extras).
+    """
+    import fractions
+    import random
+
+    import av
+
+    codec = av.CodecContext.create("libvpx", "w")
+    codec.width, codec.height, codec.pix_fmt = MEDIA_WIDTH, MEDIA_HEIGHT, "yuv420p"
+    codec.time_base = fractions.Fraction(1, MEDIA_FPS)
+    codec.bit_rate = 2_000_000
+    codec.options = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0", "threads": "1"}
+    noise_source = random.Random(6)
+    ramp = bytes(range(256)) * 4
+    band = MEDIA_WIDTH // 4
+    frames: list[tuple[bytes, bool]] = []
+    index = 0
+    while len(frames) < count:
+        picture = av.VideoFrame(MEDIA_WIDTH, MEDIA_HEIGHT, "yuv420p")
+        luma, blue, red = picture.planes
+        pad = bytes(luma.line_size - MEDIA_WIDTH)
+        rows = []
+        for row in range(MEDIA_HEIGHT):
+            line = bytearray(ramp[(row + 4 * index) % 256 :][:MEDIA_WIDTH])
+            if row % 2 == 0:
+                line[band : 2 * band] = noise_source.randbytes(band)
+            rows.append(bytes(line) + pad)
+        luma.update(b"".join(rows))
+        for plane in (blue, red):
+            plane.update(bytes([128]) * (plane.line_size * plane.height))
+        picture.pts = index
+        frames.extend((bytes(packet), bool(packet.is_keyframe)) for packet in codec.encode(picture))
+        index += 1
+    return frames[:count]

@@ -267,7 +267,7 @@ def render_table(
     widths = [max(len(row[column]) for row in rows) for column in range(len(header))]
     lines = [
         f"median of {rounds} round(s), {'--quick sizes' if sizes.quick else 'full sizes'}; "
-        f"loopback UDP; N pcs = {sizes.many_pcs}"
+        f"loopback UDP; N pcs = {sizes.many_pcs}; media: {sizes.media_frames} VP8 frames"
     ]
     for index, row in enumerate(rows):
         cells = [text.ljust(width) for text, width in zip(row, widths, strict=True)]

@@ -10,6 +10,7 @@ from __future__ import annotations
 __all__ = [
     "DOMException",
     "InvalidAccessError",
+    "InvalidCharacterError",
     "InvalidModificationError",
     "InvalidStateError",
     "NotSupportedError",
@@ -35,6 +36,12 @@ class InvalidAccessError(DOMException):
     """The call is not allowed with these arguments in this situation."""
 
     name = "InvalidAccessError"
+
+
+class InvalidCharacterError(DOMException):
+    """A string holds a character the call does not accept (for example, a DTMF tone)."""
+
+    name = "InvalidCharacterError"
 
 
 class InvalidModificationError(DOMException):

@@ -1,9 +1,14 @@
-"""``getStats()``: an RTCStatsReport with the standard stats types that exist without media
-(webrtc-stats §2, §8): ``peer-connection``, ``transport``, ``candidate-pair``,
-``local-candidate``, ``remote-candidate``, ``certificate`` and ``data-channel``.
+"""``getStats()``: an RTCStatsReport with the standard stats types (webrtc-stats §2, §8):
+``peer-connection``, ``transport``, ``candidate-pair``, ``local-candidate``,
+``remote-candidate``, ``certificate``, ``data-channel`` and, once media flows, ``inbound-rtp``,
+``outbound-rtp``, ``remote-inbound-rtp``, ``remote-outbound-rtp``, ``codec`` and
+``media-source``.
 
 The report is a read-only mapping from stats id to a plain dict whose keys are the spec's member
 names (``bytesSent``, ``selectedCandidatePairId``, …), as a browser's ``report.get(id)`` gives.
+Members whose value this stack cannot know (it neither encodes nor decodes nor plays out) are
+left out rather than filled with guesses; ``docs/media.md`` lists them. ``media-playout`` is not
+reported: received audio goes to the application as encoded frames, nothing is played out.
 """
 
 from __future__ import annotations
@@ -11,14 +16,22 @@ from __future__ import annotations
 import base64
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import trio
 
 from .dtls.certificate import RTCCertificate, certificate_fingerprint
 from .dtls.crypto import CipherSuite
 from .dtls.driver import RTCDtlsTransport
+from .exceptions import InvalidAccessError
 from .ice.candidate import Candidate
 from .ice.pairs import CandidatePair, PairState
 from .ice.transport import RTCIceTransport
+from .rtp.ntp import ntp_to_seconds
+
+if TYPE_CHECKING:
+    from .jsep.codecs import NegotiatedCodec
+    from .pc.media import MediaSide
 
 __all__ = ["RTCStatsReport", "collect_stats"]
 
@@ -138,8 +151,16 @@ def collect_stats(
     certificate: RTCCertificate | None,
     sctp: Any,
     channels: Sequence[Any],
+    media: MediaSide | None = None,
+    selector: Any = None,
 ) -> RTCStatsReport:
-    """Build the report from the transports of one peer connection."""
+    """Build the report from the transports of one peer connection.
+
+    ``selector``: None for everything, or a MediaStreamTrack of one of ``media``'s senders or
+    receivers: then only that sender's (or receiver's) RTP stream stats and every stats object
+    they reference, directly or indirectly (webrtc-pc §8.2 stats selection algorithm).
+    InvalidAccessError for anything else, or a track more than one sender or receiver has."""
+    roots = _selected_streams(media, selector)
     timestamp = time.time() * 1000.0
     report: dict[str, Stats] = {}
     opened = sctp.data_channels_opened if sctp is not None else 0
@@ -227,6 +248,20 @@ def collect_stats(
         stats["id"] = f"D{index}"
         stats["timestamp"] = timestamp
         report[stats["id"]] = stats
+    selected_ids: set[str] = set()
+    if media is not None and media.rtp is not None and ice is not None and ice_in_use:
+        transport_id = "T01"
+        for w3c in media.transceivers():
+            for stats in _sender_stats(w3c.sender, media, transport_id, timestamp):
+                report[stats["id"]] = stats
+                if roots is not None and w3c.sender in roots and stats["type"] == "outbound-rtp":
+                    selected_ids.add(stats["id"])
+            for stats in _receiver_stats(w3c.receiver, media, transport_id, timestamp):
+                report[stats["id"]] = stats
+                if roots is not None and w3c.receiver in roots and stats["type"] == "inbound-rtp":
+                    selected_ids.add(stats["id"])
+    if roots is not None:
+        return RTCStatsReport(_referenced(report, selected_ids))
     return RTCStatsReport(report)
 
 
@@ -235,3 +270,217 @@ def _cipher_name(suite: int) -> str:
         return f"TLS_{CipherSuite(suite).name}"
     except ValueError:
         return f"0x{suite:04X}"
+
+
+# --- media (webrtc-stats §8.2-§8.9) ---------------------------------------------------------------
+
+
+def _selected_streams(media: MediaSide | None, selector: Any) -> set[Any] | None:
+    """None for no selector; else the one sender or receiver whose track is ``selector``."""
+    if selector is None:
+        return None
+    from .media.tracks import MediaStreamTrack  # media imports this module: import lazily
+
+    if isinstance(selector, MediaStreamTrack) and media is not None:
+        matches: list[Any] = []
+        for w3c in media.transceivers():
+            if w3c.sender.track is selector:
+                matches.append(w3c.sender)
+            if w3c.receiver.track is selector:
+                matches.append(w3c.receiver)
+        if len(matches) == 1:
+            return set(matches)
+        if matches:
+            raise InvalidAccessError(
+                f"getStats(): track {selector.id} is sent by more than one sender; "
+                "call getStats() on the RTCRtpSender instead"
+            )
+    raise InvalidAccessError(f"getStats(): {selector!r} is not a track of this connection")
+
+
+def _referenced(report: Mapping[str, Stats], roots: set[str]) -> dict[str, Stats]:
+    """``roots`` and every stats object they reference through an ``…Id`` member, transitively
+    (webrtc-pc §8.2: "all stats objects referenced directly or indirectly")."""
+    keep: dict[str, Stats] = {}
+    todo = sorted(roots)
+    while todo:
+        key = todo.pop()
+        if key in keep or key not in report:
+            continue
+        stats = keep[key] = report[key]
+        for name, value in stats.items():
+            if name.endswith("Id") and isinstance(value, str) and value not in keep:
+                todo.append(value)
+    return keep
+
+
+def _wallclock_ms(monotonic: float) -> float:
+    """A time on trio's clock (as the RTP task stamps packets) as wall-clock ms."""
+    return (time.time() - (trio.current_time() - monotonic)) * 1000.0
+
+
+def _codec_stats(codec: NegotiatedCodec, kind: str, transport_id: str, timestamp: float) -> Stats:
+    stats: Stats = {
+        "id": f"C{transport_id}_{codec.payload_type}",
+        "type": "codec",
+        "timestamp": timestamp,
+        "transportId": transport_id,
+        "payloadType": codec.payload_type,
+        "mimeType": f"{kind}/{codec.name}",
+        "clockRate": codec.clock_rate,
+    }
+    if codec.channels is not None:
+        stats["channels"] = codec.channels
+    fmtp = codec.to_sdp().fmtp
+    if fmtp:
+        stats["sdpFmtpLine"] = fmtp
+    return stats
+
+
+def _sender_stats(
+    sender: Any, media: MediaSide, transport_id: str, timestamp: float
+) -> list[Stats]:
+    """``outbound-rtp`` (with its ``codec``, ``media-source`` and, once the peer reported on
+    the stream, ``remote-inbound-rtp``) of a sender whose run_sender task runs."""
+    rtp = sender._rtp_sender
+    mid = sender._mid
+    if rtp is None or rtp.transport is not media.rtp:
+        return []
+    kind = sender.kind
+    s = rtp.statistics
+    out: list[Stats] = []
+    outbound_id = f"OT{mid}_{rtp.ssrc}"
+    outbound: Stats = {
+        "id": outbound_id,
+        "type": "outbound-rtp",
+        "timestamp": timestamp,
+        "ssrc": rtp.ssrc,
+        "kind": kind,
+        "mid": mid,
+        "transportId": transport_id,
+        "packetsSent": s.packets_sent,
+        "bytesSent": s.octets_sent,
+        "retransmittedPacketsSent": 0,  # no RTX is sent yet
+        "retransmittedBytesSent": 0,
+        # PLI and FIR together: the RTP task counts keyframe requests per sender, not by kind.
+        "pliCount": rtp.keyframe_requests,
+        "active": bool(sender._encodings and sender._encodings[0].active),
+    }
+    if kind == "video":
+        outbound["framesSent"] = sender.frames_sent
+    codec = sender._sending_codec
+    if codec is not None:
+        codec_stats = _codec_stats(codec, kind, transport_id, timestamp)
+        outbound["codecId"] = codec_stats["id"]
+        out.append(codec_stats)
+    track = sender.track
+    if track is not None:
+        source_id = f"SO_{track.id}"
+        outbound["mediaSourceId"] = source_id
+        source: Stats = {
+            "id": source_id,
+            "type": "media-source",
+            "timestamp": timestamp,
+            "trackIdentifier": track.id,
+            "kind": track.kind,
+        }
+        if track.kind == "video" and track.source is not None:
+            source["frames"] = track.source.frames_sent  # frames the application handed us
+        out.append(source)
+    if s.round_trip_time_measurements:
+        # The peer's report blocks about this SSRC (RFC 3550 §6.4.1); until one echoed an SR
+        # of ours (the RTT), there is no telling a report block of zeros from none.
+        remote_id = f"RI{mid}_{rtp.ssrc}"
+        outbound["remoteId"] = remote_id
+        remote: Stats = {
+            "id": remote_id,
+            "type": "remote-inbound-rtp",
+            "timestamp": timestamp,
+            "ssrc": rtp.ssrc,
+            "kind": kind,
+            "transportId": transport_id,
+            "localId": outbound_id,
+            "packetsLost": s.remote_packets_lost,
+            "fractionLost": s.remote_fraction_lost / 256.0,
+            "jitter": s.remote_jitter / s.clock_rate,
+            "roundTripTime": s.round_trip_time,
+            "totalRoundTripTime": s.total_round_trip_time,
+            "roundTripTimeMeasurements": s.round_trip_time_measurements,
+        }
+        if "codecId" in outbound:
+            remote["codecId"] = outbound["codecId"]
+        out.append(remote)
+    out.append(outbound)
+    return out
+
+
+def _receiver_stats(
+    receiver: Any, media: MediaSide, transport_id: str, timestamp: float
+) -> list[Stats]:
+    """``inbound-rtp`` per remote SSRC of the receiver's mid (with its ``codec`` and, once
+    the peer sent an SR, ``remote-outbound-rtp``)."""
+    rtp = media.rtp
+    mid = receiver._mid
+    if rtp is None or mid is None or receiver._rtp_transport is not rtp:
+        return []
+    kind = receiver.kind
+    negotiated = receiver._negotiated
+    out: list[Stats] = []
+    for ssrc, s in list(rtp.inbound.items()):
+        if rtp._inbound_mid.get(ssrc) != mid or rtp._is_repair(ssrc):
+            continue
+        inbound_id = f"IT{mid}_{ssrc}"
+        inbound: Stats = {
+            "id": inbound_id,
+            "type": "inbound-rtp",
+            "timestamp": timestamp,
+            "ssrc": ssrc,
+            "kind": kind,
+            "mid": mid,
+            "transportId": transport_id,
+            "trackIdentifier": receiver.track.id,
+            # Every packet the RTP task took for this SSRC, the ones RFC 3550 A.1 keeps out of
+            # its loss statistics (probation, far out of sequence) included.
+            "packetsReceived": s.packets_received + s.packets_discarded,
+            "bytesReceived": s.bytes_received,
+            "headerBytesReceived": s.header_bytes_received,
+            "packetsLost": s.packets_lost,
+            "jitter": s.jitter_estimate / s.clock_rate,
+            "nackCount": 0,  # no NACK is sent yet
+            "firCount": 0,  # keyframes are asked for with PLI only
+            "pliCount": receiver.keyframe_requests_sent,
+        }
+        if s.last_packet_received_at is not None:
+            inbound["lastPacketReceivedTimestamp"] = _wallclock_ms(s.last_packet_received_at)
+        counts = receiver.frame_counts.get(ssrc)
+        if kind == "video":
+            # Frames are not decoded here: "decoded" counts complete frames the track took.
+            inbound["framesReceived"] = counts.received if counts else 0
+            inbound["framesDecoded"] = counts.delivered if counts else 0
+            inbound["keyFramesDecoded"] = counts.keyframes_delivered if counts else 0
+        codec = None
+        if counts is not None and negotiated is not None:
+            codec = negotiated.codec(counts.payload_type)
+        if codec is not None:
+            codec_stats = _codec_stats(codec, kind, transport_id, timestamp)
+            inbound["codecId"] = codec_stats["id"]
+            out.append(codec_stats)
+        if s.last_sender_report_at is not None:
+            remote_id = f"RO{mid}_{ssrc}"
+            inbound["remoteId"] = remote_id
+            remote: Stats = {
+                "id": remote_id,
+                "type": "remote-outbound-rtp",
+                "timestamp": _wallclock_ms(s.last_sender_report_at),
+                "ssrc": ssrc,
+                "kind": kind,
+                "transportId": transport_id,
+                "localId": inbound_id,
+                # The SR's NTP timestamp: when the peer sent it, on the peer's wall clock.
+                "remoteTimestamp": ntp_to_seconds(s._sr_ntp) * 1000.0,
+            }
+            if "codecId" in inbound:
+                remote["codecId"] = inbound["codecId"]
+            out.append(remote)
+        out.append(inbound)
+    return out

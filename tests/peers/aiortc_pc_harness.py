@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -96,6 +96,46 @@ class AiortcPeer(PeerControl):
     async def transceivers(self) -> list[dict[str, Any]]:
         """Each transceiver's mid, kind and currentDirection."""
         return list(await self.request("transceivers"))
+
+    async def receive_media(self) -> None:
+        """Read and decode (aiortc's decoders) every remote track from now on."""
+        await self.request("receive_media")
+
+    async def media_received(self) -> list[dict[str, Any]]:
+        """Per remote track read: mid, kind, frames, sizes ({"WxH": n}), last, samples, ended."""
+        return list(await self.request("media_received"))
+
+    async def media_transceivers(self) -> list[dict[str, Any]]:
+        """Each transceiver's mid, kind, direction, currentDirection, stopped, receiverTrack
+        (readyState)."""
+        return list(await self.request("media_transceivers"))
+
+    async def remove_track(self, mid: str) -> dict[str, Any]:
+        """removeTrack's direction change on the transceiver of ``mid``."""
+        return dict(await self.request("remove_track", mid=mid))
+
+    async def stop_transceiver(self, mid: str) -> None:
+        """aiortc's ``transceiver.stop()``; the ``…_rejecting`` verbs then reject its m-section."""
+        await self.request("stop_transceiver", mid=mid)
+
+    async def set_remote_rejecting(self, description: Mapping[str, str]) -> list[str]:
+        """``set_remote`` for a description with rejected m-sections (port 0): aiortc 1.16
+        accepts it and stops their transceivers, as a browser would. The rejected mids."""
+        return list(
+            await self.request(
+                "set_remote_rejecting",
+                description={"type": description["type"], "sdp": description["sdp"]},
+            )
+        )
+
+    async def create_offer_rejecting(self) -> dict[str, str]:
+        """``create_offer`` with stopped or rejected transceivers' m-sections at port 0 and out
+        of BUNDLE, as JSEP wants and aiortc 1.16 does not do."""
+        return dict(await self.request("create_offer_rejecting"))
+
+    async def create_answer_rejecting(self) -> dict[str, str]:
+        """``create_answer`` with stopped or rejected transceivers' m-sections at port 0."""
+        return dict(await self.request("create_answer_rejecting"))
 
     def stderr_text(self) -> str:
         return self._stderr.decode("utf-8", "replace")

@@ -6,7 +6,10 @@ command line carries an ``id`` and is answered by ``{"type": "result", "id", "va
 ``{"type": "error", "id", "error"}``; every other line is an event (``candidate``, ``state``,
 ``datachannel``, ``open``, ``close``, ``message``, ``transfer``, ``ignored``, ``log``). Beyond the
 page's commands it has ``add_track`` (a generated audio or video track), ``add_transceiver`` (an audio/video m-section without a track) and
-``transceivers``. The
+``transceivers``; for the media tests also ``receive_media``/``media_received`` (decode what
+arrives and count it), ``media_transceivers``, ``remove_track``, ``stop_transceiver`` and the
+``set_remote_rejecting``/``create_offer_rejecting``/``create_answer_rejecting`` variants that
+reject the m-sections of stopped transceivers as JSEP does and aiortc 1.16 does not (see each). The
 configuration is one JSON object on the command line: ``trickle``, ``echo``, ``allow``
 (networks besides loopback, only given inside a test-made network namespace), ``mdns``.
 
@@ -211,6 +214,111 @@ def _first_mid(sdp: str) -> str | None:
     return None
 
 
+class MediaReader:
+    """Reads one remote track of aiortc (``await track.recv()``: aiortc's own depacketizer,
+    jitter buffer and decoder) and counts the decoded frames: video by picture size, audio by
+    samples."""
+
+    def __init__(self, mid: str | None, track: Any) -> None:
+        self.mid = mid
+        self.track = track
+        self.frames = 0
+        self.sizes: dict[str, int] = {}
+        self.samples = 0
+        self.last: str | None = None
+        self.ended = False
+        self.error: str | None = None
+
+    async def run(self) -> None:
+        from aiortc.mediastreams import MediaStreamError
+
+        try:
+            while True:
+                frame = await self.track.recv()
+                self.frames += 1
+                if self.track.kind == "video":
+                    size = f"{frame.width}x{frame.height}"
+                    self.sizes[size] = self.sizes.get(size, 0) + 1
+                    self.last = size
+                else:
+                    self.samples += frame.samples
+        except MediaStreamError:
+            self.ended = True
+        except Exception as exc:  # reported to the test rather than lost in the event loop
+            self.error = f"{type(exc).__name__}: {exc}"
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "mid": self.mid,
+            "kind": self.track.kind,
+            "frames": self.frames,
+            "sizes": dict(self.sizes),
+            "last": self.last,
+            "samples": self.samples,
+            "ended": self.ended,
+            "readyState": self.track.readyState,
+            "error": self.error,
+        }
+
+
+def sdp_sections(sdp: str) -> tuple[list[str], list[list[str]]]:
+    """The session lines and each m-section's lines of ``sdp``."""
+    session: list[str] = []
+    sections: list[list[str]] = []
+    for line in sdp.splitlines():
+        if line.startswith("m="):
+            sections.append([])
+        (sections[-1] if sections else session).append(line)
+    return session, sections
+
+
+def section_mid(section: list[str]) -> str | None:
+    return next((x[len("a=mid:") :] for x in section if x.startswith("a=mid:")), None)
+
+
+def join_sdp(session: list[str], sections: list[list[str]]) -> str:
+    return "\r\n".join(session + [line for section in sections for line in section]) + "\r\n"
+
+
+def reject_mids(sdp: str, mids: set[str]) -> str:
+    """``sdp`` with the m-sections of ``mids`` rejected as JSEP §5.2.2/§5.3.1 has a peer do
+    for a stopped transceiver (port 0, out of the BUNDLE group); aiortc 1.16 keeps them open."""
+    session, sections = sdp_sections(sdp)
+    for section in sections:
+        if section_mid(section) in mids:
+            kind, _port, rest = section[0].split(" ", 2)
+            section[0] = f"{kind} 0 {rest}"
+    for index, line in enumerate(session):
+        if line.startswith("a=group:BUNDLE "):
+            kept = [m for m in line.split(" ")[1:] if m not in mids]
+            session[index] = " ".join(["a=group:BUNDLE", *kept])
+    return join_sdp(session, sections)
+
+
+TRANSPORT_ATTRIBUTES = ("a=ice-ufrag:", "a=ice-pwd:", "a=fingerprint:", "a=setup:")
+
+
+def rejected_mids(sdp: str) -> tuple[str, set[str]]:
+    """The mids of ``sdp``'s rejected m-sections (port 0), and ``sdp`` made acceptable to
+    aiortc 1.16, which refuses a section without ICE credentials (a browser leaves them out of
+    a rejected one): those sections get the transport attributes of the first accepted one."""
+    session, sections = sdp_sections(sdp)
+    rejected = {
+        mid
+        for section in sections
+        if section[0].split(" ")[1] == "0" and (mid := section_mid(section)) is not None
+    }
+    accepted = next((x for x in sections if section_mid(x) not in rejected), [])
+    transport = [x for x in accepted if x.startswith(TRANSPORT_ATTRIBUTES)]
+    for section in sections:
+        if section_mid(section) in rejected:
+            section[1:] = [
+                *(x for x in section[1:] if not x.startswith(TRANSPORT_ATTRIBUTES)),
+                *transport,
+            ]
+    return join_sdp(session, sections), rejected
+
+
 class Peer:
     def __init__(self, config: dict[str, Any]) -> None:
         self.trickle = bool(config.get("trickle", True))
@@ -230,6 +338,10 @@ class Peer:
         ):
             self.pc.on(event, self._state_reporter(event))
         self.pc.on("datachannel", self.on_datachannel)
+        self.receiving_media = False
+        self.readers: list[MediaReader] = []
+        # Mids whose m-sections are rejected (stopped here, or port 0 from the remote).
+        self.rejected: set[str] = set()
 
     def _state_reporter(self, event: str) -> Callable[[], None]:
         return lambda: emit({"type": "state", "event": event, **self.states()})
@@ -351,6 +463,103 @@ class Peer:
             {"mid": t.mid, "kind": t.kind, "currentDirection": t.currentDirection}
             for t in self.pc.getTransceivers()
         ]
+
+    # -- media commands (the media interop tests) --------------------------------------------
+
+    def _transceiver(self, mid: str) -> Any:
+        for transceiver in self.pc.getTransceivers():
+            if transceiver.mid == mid:
+                return transceiver
+        raise ValueError(f"no transceiver with mid {mid!r}")
+
+    def on_media_track(self, track: Any) -> None:
+        if any(reader.track is track for reader in self.readers):
+            return
+        mid = next((t.mid for t in self.pc.getTransceivers() if t.receiver.track is track), None)
+        reader = MediaReader(mid, track)
+        self.readers.append(reader)
+        task = asyncio.create_task(reader.run())
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def cmd_receive_media(self, message: dict[str, Any]) -> Any:
+        """From now on every remote track (``track`` event) is read and its frames decoded by
+        aiortc and counted (``media_received``)."""
+        if not self.receiving_media:
+            self.receiving_media = True
+            self.pc.on("track", self.on_media_track)
+            for transceiver in self.pc.getTransceivers():
+                if transceiver.receiver.track is not None:
+                    self.on_media_track(transceiver.receiver.track)
+        return None
+
+    async def cmd_media_received(self, message: dict[str, Any]) -> Any:
+        """Per remote track read since ``receive_media``: mid, kind, decoded ``frames``, video
+        ``sizes`` ({"WxH": frames}) and ``last`` size, audio ``samples``, ``ended``."""
+        return [reader.info() for reader in self.readers]
+
+    async def cmd_media_transceivers(self, message: dict[str, Any]) -> Any:
+        """``transceivers`` and more: direction, stopped, the receiver track's readyState."""
+        return [
+            {
+                "mid": t.mid,
+                "kind": t.kind,
+                "direction": t.direction,
+                "currentDirection": t.currentDirection,
+                "stopped": t.stopped,
+                "receiverTrack": (
+                    t.receiver.track.readyState if t.receiver.track is not None else None
+                ),
+            }
+            for t in self.pc.getTransceivers()
+        ]
+
+    async def cmd_remove_track(self, message: dict[str, Any]) -> Any:
+        """webrtc-pc removeTrack's effect on the transceiver of ``mid``: sendrecv becomes recvonly,
+        sendonly inactive, so the next offer stops sending. (aiortc 1.16 has no removeTrack, and
+        its sender task fails on ``replaceTrack(None)``, so the track stays attached, unsent.)"""
+        transceiver = self._transceiver(str(message["mid"]))
+        transceiver.direction = {"sendrecv": "recvonly", "sendonly": "inactive"}.get(
+            transceiver.direction, transceiver.direction
+        )
+        return {"direction": transceiver.direction}
+
+    async def cmd_stop_transceiver(self, message: dict[str, Any]) -> Any:
+        """``await transceiver.stop()`` for ``mid`` (its receiver track ends); the ``…_rejecting``
+        commands then reject its m-section."""
+        mid = str(message["mid"])
+        await self._transceiver(mid).stop()
+        self.rejected.add(mid)
+        return None
+
+    async def cmd_set_remote_rejecting(self, message: dict[str, Any]) -> Any:
+        """``set_remote`` that also does what aiortc 1.16 leaves out for a rejected m-section
+        (port 0): the description is made acceptable to it (see ``rejected_mids``), and the
+        transceiver of every rejected section is stopped, as webrtc-pc §4.4.1.5 has
+        setRemoteDescription do."""
+        description = dict(message["description"])
+        description["sdp"], rejected = rejected_mids(str(description["sdp"]))
+        await self.cmd_set_remote({"description": description})
+        for mid in sorted(rejected):
+            transceiver = next((t for t in self.pc.getTransceivers() if t.mid == mid), None)
+            if transceiver is not None and not transceiver.stopped:
+                await transceiver.stop()
+        self.rejected |= rejected
+        return sorted(rejected)
+
+    async def cmd_create_offer_rejecting(self, message: dict[str, Any]) -> Any:
+        """``create_offer`` with the m-sections of stopped or rejected transceivers rejected
+        (port 0, out of BUNDLE) as JSEP §5.2.2 wants: aiortc 1.16 offers them unchanged."""
+        description = await self.cmd_create_offer(message)
+        description["sdp"] = reject_mids(description["sdp"], self.rejected)
+        return description
+
+    async def cmd_create_answer_rejecting(self, message: dict[str, Any]) -> Any:
+        """``create_answer`` with the m-sections of stopped or rejected transceivers rejected
+        (JSEP §5.3.1)."""
+        description = await self.cmd_create_answer(message)
+        description["sdp"] = reject_mids(description["sdp"], self.rejected)
+        return description
 
     async def cmd_create_channel(self, message: dict[str, Any]) -> Any:
         options = dict(message.get("options") or {})

@@ -17,6 +17,7 @@ Both return when their transceiver stops (or the transport ends) and leave nothi
 from __future__ import annotations
 
 import logging
+import math
 import secrets
 from collections.abc import Callable
 
@@ -137,13 +138,25 @@ class _Timeline:
             self._next = None
         return (self._offset + relative) & 0xFFFF_FFFF
 
+    def position(self, now: float) -> int:
+        """Where a frame without timing of its own would start now (a DTMF event starts there)."""
+        if self._start is None:
+            self._start = now
+        relative = self._next
+        if relative is None:
+            relative = round((now - self._start) * self._clock_rate)
+        return (self._offset + relative) & 0xFFFF_FFFF
 
-async def _next_frame(sender: RTCRtpSender) -> tuple[OutgoingFrame | None, EncodedSource | None]:
+
+async def _next_frame(
+    sender: RTCRtpSender, deadline: float = math.inf
+) -> tuple[OutgoingFrame | None, EncodedSource | None]:
     """The next frame of the sender's current track, or (None, source) when something about
-    the sender changed (new track, parameters, stop, track ended) and the caller re-reads it."""
+    the sender changed (new track, parameters, stop, track ended) or ``deadline`` passed and
+    the caller re-reads it."""
     track = sender.track
     source = track.source if track is not None else None
-    scope = trio.CancelScope()
+    scope = trio.CancelScope(deadline=deadline)
     sender._wakeup.add(scope)
     if track is not None:
         track._wakeup.add(scope)
@@ -186,6 +199,7 @@ async def run_sender(
         mid, ssrc, codec.clock_rate, on_keyframe_request=sender._keyframe_requested
     )
     sender._attach_rtp(rtp_transport, rtp_sender, mid)
+    sender._sending_codec = codec
     timeline = _Timeline(codec.clock_rate)
     sequence = secrets.randbelow(0x10000)
     payload_type = codec.payload_type
@@ -193,9 +207,19 @@ async def run_sender(
     talkspurt = True  # RFC 3551 §4.1: the marker flags the first audio packet after silence
     need_keyframe = not audio
     current: EncodedSource | None = None
+    dtmf = sender._dtmf  # webrtc-pc §7: its tones go out on this stream, between frames
     task_status.started()
     while not sender._stopping:
-        frame, source = await _next_frame(sender)
+        if dtmf is not None:
+            now = trio.current_time()
+            tones = dtmf._poll(now, ssrc, sequence, timeline.position, codec.clock_rate)
+            if tones:
+                sequence = (sequence + len(tones)) & 0xFFFF
+                try:
+                    await rtp_sender.send_packets(tones)
+                except Exception:
+                    return
+        frame, source = await _next_frame(sender, dtmf._deadline if dtmf else math.inf)
         if source is not current:
             current = source
             # A new source: its first frame must be a keyframe (asked for below if it is not).
@@ -210,6 +234,12 @@ async def run_sender(
             sender.frames_dropped += 1
             source.frames_dropped += 1
             need_keyframe = not audio
+            talkspurt = True
+            continue
+        if dtmf is not None and dtmf._playing:
+            # A tone replaces the audio (as browsers do); its time passes on the timeline.
+            timeline.stamp(frame, trio.current_time())
+            sender.frames_dropped += 1
             talkspurt = True
             continue
         if need_keyframe and not frame.keyframe:
@@ -306,7 +336,8 @@ async def run_receiver(
         if now - last_request >= keyframe_interval:
             last_request = now
             pending_request = False
-            rtp_transport.request_keyframe(mid)
+            if rtp_transport.request_keyframe(mid):
+                receiver.keyframe_requests_sent += 1
         else:
             pending_request = True  # sent with the next batch after the interval
 
@@ -352,8 +383,15 @@ async def run_receiver(
                                 pt, FrameAssembler(depacketizer)
                             )
                         for frame in stream.assembler.receive_packet(packet):
+                            before = track.frames_received
                             if track._deliver(frame):
                                 want_keyframe = True
+                            receiver._count_frame(
+                                packet.ssrc,
+                                pt,
+                                frame.keyframe,
+                                track.frames_received > before,
+                            )
                             receiver._saw_frame(
                                 packet.ssrc,
                                 packet.csrcs,

@@ -19,6 +19,7 @@ import trio
 
 from ..exceptions import InvalidStateError
 from ..jsep.codecs import (
+    NegotiatedCodec,
     NegotiatedMedia,
     RTCRtpCapabilities,
     RTCRtpCodecCapability,
@@ -26,6 +27,7 @@ from ..jsep.codecs import (
     get_capabilities,
 )
 from ..stats import RTCStatsReport
+from .dtmf import RTCDTMFSender
 from .parameters import (
     RTCRtpEncodingParameters,
     RTCRtpReceiveParameters,
@@ -68,10 +70,7 @@ def _now_ms() -> float:
 
 class RTCRtpSender:
     """Sends one track (webrtc-pc §5.2). ``track`` may be None (a ``recvonly`` transceiver, or
-    after ``replaceTrack(None)``).
-
-    ``dtmf`` is None: RTCDTMFSender (webrtc-pc §7) is a later piece of issue 11, not part of
-    this one, and an object that pretended to send tones would be worse than none.
+    after ``replaceTrack(None)``). An audio sender has an RTCDTMFSender in ``dtmf``.
     """
 
     def __init__(
@@ -106,10 +105,15 @@ class RTCRtpSender:
         self._rtp_sender: RtpSender | None = None
         self._rtp_transport: RtpTransport | None = None
         self._mid: str | None = None
+        #: Set by the RTCRtpTransceiver that made this sender (DTMF reads its direction).
+        self._transceiver: RTCRtpTransceiver | None = None
+        self._dtmf = RTCDTMFSender(self) if self._kind == "audio" else None
         #: Frames taken from the source and sent (the sender's own counters).
         self.frames_sent = 0
         self.keyframes_sent = 0
         self.frames_dropped = 0
+        #: The codec run_sender sends with (its payload type is the outbound-rtp codecId's).
+        self._sending_codec: NegotiatedCodec | None = None
 
     def __repr__(self) -> str:
         return f"<RTCRtpSender {self._kind} track={self._track!r}>"
@@ -126,9 +130,9 @@ class RTCRtpSender:
         return self._transport
 
     @property
-    def dtmf(self) -> None:
-        """RTCDTMFSender is not implemented yet (a later part of issue 11): always None."""
-        return None
+    def dtmf(self) -> RTCDTMFSender | None:
+        """The RTCDTMFSender of an audio sender, None for video (webrtc-pc §5.2)."""
+        return self._dtmf
 
     @staticmethod
     def getCapabilities(kind: str) -> RTCRtpCapabilities | None:
@@ -289,6 +293,18 @@ class RTCRtpSynchronizationSource(RTCRtpContributingSource):
 _S = TypeVar("_S", bound=RTCRtpContributingSource)
 
 
+@attrs.define
+class InboundFrameCounts:
+    """What run_receiver made of one remote SSRC: complete frames assembled (``received``),
+    those the track accepted (``delivered``) and the keyframes among them, and the payload
+    type of the last frame."""
+
+    payload_type: int
+    received: int = 0
+    delivered: int = 0
+    keyframes_delivered: int = 0
+
+
 class RTCRtpReceiver:
     """Receives one m-section's media (webrtc-pc §5.3). Its ``track`` is a remote
     MediaStreamTrack made with it: muted until media arrives, ended when the transceiver
@@ -311,6 +327,10 @@ class RTCRtpReceiver:
         #: Packets run_receiver could not use: RTX (retransmissions come later) or a payload
         #: type without a depacketizer.
         self.packets_unhandled = 0
+        #: Per remote SSRC, frames run_receiver assembled and delivered (inbound-rtp stats).
+        self.frame_counts: dict[int, InboundFrameCounts] = {}
+        #: Keyframe requests (PLI) run_receiver handed to the RTP task for this mid.
+        self.keyframe_requests_sent = 0
 
     def __repr__(self) -> str:
         return f"<RTCRtpReceiver {self._kind} track={self._track.id}>"
@@ -420,6 +440,16 @@ class RTCRtpReceiver:
             # RFC 6465 mixer-to-client levels are not read: a CSRC has no level here.
             self._csrcs[csrc] = RTCRtpContributingSource(csrc, now, rtp_timestamp)
 
+    def _count_frame(self, ssrc: int, payload_type: int, keyframe: bool, delivered: bool) -> None:
+        counts = self.frame_counts.get(ssrc)
+        if counts is None:
+            counts = self.frame_counts[ssrc] = InboundFrameCounts(payload_type)
+        counts.payload_type = payload_type
+        counts.received += 1
+        if delivered:
+            counts.delivered += 1
+            counts.keyframes_delivered += int(keyframe)
+
     def _stop(self) -> None:
         # webrtc-pc §5.4 "stop sending and receiving": the receiver's track is ended, and as
         # its source (the remote stream) ended rather than stop() being called, `ended` fires.
@@ -450,6 +480,7 @@ class RTCRtpTransceiver:
             )
         self._sender = RTCRtpSender(trackOrKind, sendEncodings=sendEncodings, streams=streams)
         self._receiver = RTCRtpReceiver(self._sender.kind)
+        self._sender._transceiver = self
         self._direction = direction
         self._current_direction: str | None = None
         self._mid: str | None = None

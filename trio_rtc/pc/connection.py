@@ -51,6 +51,14 @@ __all__ = ["RTCPeerConnection"]
 logger = logging.getLogger("trio_rtc.pc")
 
 
+class MediaStreamEvent(Event):
+    """The obsolete ``addstream``/``removestream`` events' interface: ``stream``."""
+
+    def __init__(self, type: str, stream: MediaStream) -> None:
+        super().__init__(type)
+        self.stream = stream
+
+
 class RTCPeerConnection(Negotiation, AsyncLifetime):
     """The W3C ``RTCPeerConnection`` on trio. See ``docs/peerconnection.md``."""
 
@@ -191,6 +199,96 @@ class RTCPeerConnection(Negotiation, AsyncLifetime):
         direction, streams, sendEncodings."""
         self._check_not_closed("addTransceiver()")
         return self._media.add_transceiver(trackOrKind, init)
+
+    # --- obsolete media members (MDN "Obsolete methods/events"), on top of the above ------------
+
+    onaddstream = event_handler_property["RTCPeerConnection"]("addstream")
+    onremovestream = event_handler_property["RTCPeerConnection"]("removestream")
+    #: Streams given to addStream() and not removed (the legacy "local streams set").
+    _legacy_local_streams: dict[str, MediaStream] | None = None
+    #: The remote streams as the last applied description left them (addstream/removestream).
+    _legacy_remote_streams: tuple[MediaStream, ...] = ()
+
+    def addStream(self, stream: MediaStream) -> None:
+        """Obsolete: send every track of ``stream`` with ``addTrack(track, stream)`` (as
+        Chromium did); a track that already has a sender is left alone; adding a stream twice
+        does nothing."""
+        self._check_not_closed("addStream()")
+        if not isinstance(stream, MediaStream):
+            raise TypeError(f"addStream() takes a MediaStream, not {stream!r}")
+        if self._legacy_local_streams is None:
+            self._legacy_local_streams = {}
+        if stream.id in self._legacy_local_streams:
+            return
+        self._legacy_local_streams[stream.id] = stream
+        sent = {t.sender.track for t in self._media.transceivers()}
+        for track in stream.getTracks():
+            if track not in sent:
+                self.addTrack(track, stream)
+
+    def removeStream(self, stream: MediaStream) -> None:
+        """Obsolete: ``removeTrack()`` for the sender of each track of a stream given to
+        ``addStream()``; another stream is ignored."""
+        self._check_not_closed("removeStream()")
+        if not isinstance(stream, MediaStream):
+            raise TypeError(f"removeStream() takes a MediaStream, not {stream!r}")
+        if self._legacy_local_streams is None or (
+            self._legacy_local_streams.pop(stream.id, None) is None
+        ):
+            return
+        tracks = set(stream.getTracks())
+        for transceiver in self._media.transceivers():
+            if transceiver.sender.track in tracks and not transceiver.stopping:
+                self.removeTrack(transceiver.sender)
+
+    def getStreamById(self, streamId: str) -> MediaStream | None:
+        """Obsolete (older MDN page): the local (``addStream``) or remote stream with this id,
+        else None."""
+        local = (self._legacy_local_streams or {}).get(streamId)
+        if local is not None:
+            return local
+        return next((s for s in self._remote_stream_list() if s.id == streamId), None)
+
+    def createDTMFSender(self, track: MediaStreamTrack) -> Any:
+        """Obsolete: the RTCDTMFSender of the sender of ``track`` (``sender.dtmf``).
+        InvalidAccessError when no live sender of this connection sends ``track``, or it is not
+        an audio track (Chromium says SyntaxError for both)."""
+        self._check_not_closed("createDTMFSender()")
+        if not isinstance(track, MediaStreamTrack):
+            raise TypeError(f"createDTMFSender() takes a MediaStreamTrack, not {track!r}")
+        for transceiver in self._media.transceivers():
+            sender = transceiver.sender
+            if sender.track is track and not transceiver.stopping:
+                if sender.dtmf is None:
+                    raise InvalidAccessError(
+                        f"createDTMFSender(): track {track.id} is a {track.kind} track; "
+                        "DTMF needs an audio track"
+                    )
+                return sender.dtmf
+        raise InvalidAccessError(
+            f"createDTMFSender(): track {track.id} is not sent by this connection "
+            "(addTrack() or addStream() it first)"
+        )
+
+    def _remote_stream_list(self) -> list[MediaStream]:
+        """Remote streams holding a track of a transceiver that is not stopped (what legacy
+        getRemoteStreams() gave)."""
+        live = {t.receiver.track for t in self._media.transceivers() if not t.stopping}
+        return [s for s in self._media._remote_streams.values() if live.intersection(s.getTracks())]
+
+    def _apply(self, ice: RTCIceTransport, decisions: Sequence[Any]) -> None:
+        """As Negotiation's, then the obsolete ``addstream``/``removestream`` events: after the
+        ``track`` events, for a remote stream that appeared / lost its last track."""
+        super()._apply(ice, decisions)
+        before = self._legacy_remote_streams
+        after = tuple(self._remote_stream_list())
+        self._legacy_remote_streams = after
+        for stream in after:
+            if stream not in before:
+                self.dispatchEvent(MediaStreamEvent("addstream", stream))
+        for stream in before:
+            if stream not in after:
+                self.dispatchEvent(MediaStreamEvent("removestream", stream))
 
     # --- data channels ---------------------------------------------------------------------------
 
@@ -440,9 +538,9 @@ class RTCPeerConnection(Negotiation, AsyncLifetime):
         return self._certificate
 
     async def getStats(self, selector: Any = None) -> RTCStatsReport:
-        """An RTCStatsReport (a mapping of id to stats dict); see :mod:`trio_rtc.stats`."""
-        if selector is not None:
-            raise InvalidAccessError(f"getStats(): {selector!r} is not a track of this connection")
+        """An RTCStatsReport (a mapping of id to stats dict); see :mod:`trio_rtc.stats`.
+        ``selector``: a track of one of this connection's senders or receivers, for that
+        stream's stats only (InvalidAccessError for anything else)."""
         await trio.lowlevel.checkpoint()
         return collect_stats(
             ice=self._ice,
@@ -451,4 +549,6 @@ class RTCPeerConnection(Negotiation, AsyncLifetime):
             certificate=self._certificate,
             sctp=self._data.sctp,
             channels=self._data.channels,
+            media=self._media,
+            selector=selector,
         )

@@ -187,6 +187,12 @@ class MediaSide:
             w3c.set_mid(update.mid)
             if update.transceiver is not None:
                 w3c.set_current_direction(update.transceiver.current_direction)
+            if update.track_removed:
+                # webrtc-pc §4.4.1.5 "process the removal of a remote track": out of its streams.
+                for stream in self._remote_streams.values():
+                    stream.remove_remote_track(w3c.receiver.track)
+                # Then it is muted; it does not end, and the transceiver stays.
+                w3c.receiver.track._set_muted(True)
             if update.stopped:
                 w3c.set_stopped()
                 continue
@@ -214,6 +220,12 @@ class MediaSide:
             update.kind, direction="recvonly", on_negotiation_needed=lambda: self._sync(w3c)
         )
         assert update.transceiver is not None
+        record = update.transceiver
+        if record.ssrc is None:
+            # The SSRCs it sends with once addTrack (or a direction change) makes it send:
+            # without them the answer has no a=ssrc and no sender task starts.
+            record.ssrc = _ssrc()
+            record.rtx_ssrc = _ssrc() if update.kind == "video" else None
         self._pairs.append((w3c, update.transceiver))
         return w3c
 
