@@ -1,17 +1,19 @@
 """Media between two RTCPeerConnections over real UDP on 127.0.0.1: addTrack with an encoded
 source on one side, ``track`` and encoded frames on the other, video (VP8) and audio (Opus)
-encoded by PyAV in the test, both directions at once, with a data channel in the same BUNDLE."""
+encoded by PyAV in the test, both directions at once, with a data channel in the same BUNDLE
+carrying 1 MiB (SHA-256 checked) while the video flows."""
 
 from __future__ import annotations
 
 import fractions
+import hashlib
 from collections.abc import Iterator
 
 import av
 import trio
 from pc_helpers import connect, pc_pair
 
-from trio_rtc import RTCPeerConnection
+from trio_rtc import RTCDataChannel, RTCPeerConnection
 from trio_rtc.media import MediaStream, MediaStreamTrack, OutgoingFrame
 from trio_rtc.pc.media import RTCTrackEvent
 
@@ -76,11 +78,26 @@ def decoded_pictures(frames: list[bytes]) -> list[tuple[int, int]]:
     ]
 
 
+async def transfer_while_media(channel: RTCDataChannel, remote: RTCDataChannel) -> None:
+    payload = bytes(range(256)) * 4096  # 1 MiB
+    chunks = [payload[i : i + 16384] for i in range(0, len(payload), 16384)]
+    for chunk in chunks:
+        await channel.send_message(chunk)
+    received = bytearray()
+    while len(received) < len(payload):
+        message = await remote.receive()
+        assert isinstance(message, bytes)
+        received += message
+    assert hashlib.sha256(received).digest() == hashlib.sha256(payload).digest()
+
+
 async def test_video_and_audio_both_ways_with_a_data_channel() -> None:
     async with pc_pair() as (a, b), trio.open_nursery() as nursery:
         tracks: dict[RTCPeerConnection, list[RTCTrackEvent]] = {a: [], b: []}
         a.ontrack = tracks[a].append
         b.ontrack = tracks[b].append
+        remote_channels: list[RTCDataChannel] = []
+        b.ondatachannel = lambda event: remote_channels.append(event.channel)
         stream = MediaStream(id="stream-a")
         video = MediaStreamTrack("video", "camera")
         audio = MediaStreamTrack("audio", "microphone")
@@ -92,6 +109,8 @@ async def test_video_and_audio_both_ways_with_a_data_channel() -> None:
         with trio.fail_after(30):
             await connect(a, b, nursery)
             await channel.wait_open()
+            await b.wait_until(lambda: bool(remote_channels))
+            remote_channel = remote_channels[0]
             kinds = sorted(e.track.kind for e in tracks[b])
             assert kinds == ["audio", "video"]
             assert all([s.id for s in e.streams] == ["stream-a"] for e in tracks[b])
@@ -111,8 +130,8 @@ async def test_video_and_audio_both_ways_with_a_data_channel() -> None:
                 flows.start_soon(send_video, video, 60)
                 flows.start_soon(send_audio, audio, 40)
                 flows.start_soon(send_video, b_video, 60)
-                # The data channel carries on while media flows.
-                channel.send(b"x" * 100_000)
+                # The data channel carries 1 MiB, checked, while media flows.
+                flows.start_soon(transfer_while_media, channel, remote_channel)
         assert decoded_pictures(got["b video"]) == [(WIDTH, HEIGHT)] * 60
         assert decoded_pictures(got["a video"]) == [(WIDTH, HEIGHT)] * 60
         opus = av.CodecContext.create("opus", "r")

@@ -445,3 +445,38 @@ async def test_our_media_reaches_aiortc_which_offers() -> None:
             assert set(by_kind(received, "video")["sizes"]) == {f"{width}x{height}"}
             assert not any(r["error"] or r["ended"] for r in received)
             nursery.cancel_scope.cancel()
+
+
+@pytest.mark.interop
+@pytest.mark.parametrize("kind", ["audio", "video"])
+async def test_aiortc_answers_our_offer_with_its_media(kind: str) -> None:
+    with trio.fail_after(30):
+        async with (
+            make_pc(0) as pc,
+            open_trio_peer(pc, trickle=True) as ours,
+            open_aiortc_peer(trickle=True) as theirs,
+        ):
+            tracks: list[RTCTrackEvent] = []
+            pc.ontrack = tracks.append
+            pc.addTransceiver(kind, {"direction": "recvonly"})
+            offer = await ours.create_offer()
+            await theirs.set_remote(offer)
+            await theirs.add_track(kind)  # aiortc puts its track on the offered transceiver
+            answer = await theirs.create_answer()
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(relay, ours, theirs)
+                await ours.set_remote(answer)
+                nursery.start_soon(relay, theirs, ours)
+                await ours.wait_state("connected")
+                await theirs.wait_state("connected")
+                nursery.cancel_scope.cancel()
+            [event] = tracks
+            assert event.transceiver.currentDirection == "recvonly"
+            frames: list[Any] = []
+            async for frame in event.track.encoded_frames():
+                frames.append(frame)
+                if len(frames) == 25:
+                    break
+            decoder = av.CodecContext.create("opus" if kind == "audio" else "vp8", "r")
+            decoded = sum(len(decoder.decode(av.Packet(f.data))) for f in frames)
+            assert decoded >= 20
