@@ -19,6 +19,7 @@ from trio_rtc import RTCPeerConnection
 from trio_rtc.exceptions import InvalidAccessError
 from trio_rtc.media import MediaStream, MediaStreamTrack, OutgoingFrame
 from trio_rtc.pc.media import RTCTrackEvent
+from trio_rtc.rtp.codecs import EncodedFrame
 from trio_rtc.stats import RTCStatsReport
 
 FRAMES = 60
@@ -44,9 +45,13 @@ async def send_paced(
     raise AssertionError("the encoder ran out of frames before RTCP reports went both ways")
 
 
+LAST_FRAMES: dict[str, EncodedFrame] = {}
+
+
 async def drain(track: MediaStreamTrack, got: dict[str, int]) -> None:
-    async for _ in track.encoded_frames():
+    async for frame in track.encoded_frames():
         got[track.id] = got.get(track.id, 0) + 1
+        LAST_FRAMES[track.id] = frame
 
 
 def video(count: int) -> Iterator[OutgoingFrame]:
@@ -207,6 +212,14 @@ async def test_media_stats_both_ways() -> None:
                         break
                     await trio.sleep(0.1)
                 enough.set()
+        # Encoded frames say their codec and arrival; receivers map RTP time to the sender's
+        # clock from its SRs (lip sync).
+        for event in by_kind.values():
+            last = LAST_FRAMES[event.track.id]
+            assert last.codec == ("video/VP8" if event.track.kind == "video" else "audio/opus")
+            assert last.arrival_time is not None and last.arrival_time <= trio.current_time()
+            when = event.receiver.sender_time(last.timestamp)
+            assert when is not None and abs(when - time.time()) < 2
         # The flow stopped: the counts settle once the last packets are in.
         with trio.move_on_after(10):
             while True:

@@ -21,6 +21,7 @@ import math
 import secrets
 from collections.abc import Callable
 
+import attrs
 import trio
 
 from ..jsep.codecs import NegotiatedCodec, NegotiatedMedia
@@ -298,11 +299,12 @@ def _audio_level(packet: RtpPacket, level_id: int | None) -> float | None:
 class _Stream:
     """The assembler of one remote SSRC, for its current payload type."""
 
-    __slots__ = ("assembler", "payload_type")
+    __slots__ = ("assembler", "mime_type", "payload_type")
 
     def __init__(self, payload_type: int, assembler: FrameAssembler) -> None:
         self.payload_type = payload_type
         self.assembler = assembler
+        self.mime_type: str | None = None
 
 
 async def run_receiver(
@@ -364,6 +366,7 @@ async def run_receiver(
                     except trio.WouldBlock:
                         break
                 want_keyframe = pending_request
+                now = trio.current_time()
                 for batch in batches:
                     for packet in batch:
                         pt = packet.payload_type
@@ -376,13 +379,15 @@ async def run_receiver(
                         if stream is None or stream.payload_type != pt:
                             codec = codecs.get(pt)
                             depacketizer = make_depacketizer(codec) if codec else None
-                            if depacketizer is None:
+                            if codec is None or depacketizer is None:
                                 receiver.packets_unhandled += 1
                                 continue
                             stream = streams[packet.ssrc] = _Stream(
                                 pt, FrameAssembler(depacketizer)
                             )
+                            stream.mime_type = f"{negotiated.kind}/{codec.name}"
                         for frame in stream.assembler.receive_packet(packet):
+                            frame = attrs.evolve(frame, codec=stream.mime_type, arrival_time=now)
                             before = track.frames_received
                             if track._deliver(frame):
                                 want_keyframe = True

@@ -373,6 +373,20 @@ class RTCRtpReceiver:
     def getSynchronizationSources(self) -> list[RTCRtpSynchronizationSource]:
         return self._recent(self._ssrcs)
 
+    def sender_time(self, rtp_timestamp: int) -> float | None:
+        """Lip sync: the sender's wall-clock time (Unix seconds) of a received frame's RTP
+        ``timestamp``, from the latest RTCP sender report of the stream that carries it
+        (RFC 3550 §6.4.1); None before the first report. Frames of two tracks from one sender
+        play in sync when their ``sender_time`` values line up."""
+        transport = self._rtp_transport
+        if transport is None:
+            return None
+        for ssrc in sorted(self._ssrcs, key=lambda s: self._ssrcs[s].timestamp, reverse=True):
+            statistics = transport.inbound.get(ssrc)
+            if statistics is not None:
+                return statistics.rtp_to_sender_seconds(rtp_timestamp)
+        return None
+
     def getContributingSources(self) -> list[RTCRtpContributingSource]:
         return self._recent(self._csrcs)
 

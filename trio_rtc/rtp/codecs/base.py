@@ -74,6 +74,10 @@ class EncodedFrame:
     first_sequence_number: int
     last_sequence_number: int
     complete: bool = True
+    #: The codec's MIME type ("video/VP8"), when the receiver knows it.
+    codec: str | None = None
+    #: When the frame's last packet arrived (trio's clock), when the receiver knows it.
+    arrival_time: float | None = None
 
 
 class PayloadInfo(NamedTuple):
