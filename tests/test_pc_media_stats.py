@@ -130,6 +130,8 @@ def check_streams(
         assert out["active"] is True and out["retransmittedPacketsSent"] == 0
         assert mine[out["transportId"]]["type"] == "transport"
         assert out["packetsSent"] > 0 and out["bytesSent"] > 0
+        # At least the 12-byte fixed header per packet (plus the mid extension).
+        assert out["headerBytesSent"] >= 12 * out["packetsSent"]
         codec = mine[out["codecId"]]
         assert codec["type"] == "codec" and codec["transportId"] == out["transportId"]
         assert codec["mimeType"] == ("video/VP8" if kind == "video" else "audio/opus")
@@ -175,6 +177,10 @@ def check_streams(
         remote_out = peer[got["remoteId"]]
         assert remote_out["type"] == "remote-outbound-rtp" and remote_out["localId"] == got["id"]
         assert remote_out["ssrc"] == ssrc and remote_out["kind"] == kind
+        # The peer's own counts as of its last SR: no more than it has sent by now.
+        assert 0 < remote_out["packetsSent"] <= out["packetsSent"]
+        assert 0 < remote_out["bytesSent"] <= out["bytesSent"]
+        assert remote_out["reportsSent"] >= 1
         # Both wall clocks are this machine's.
         assert abs(remote_out["remoteTimestamp"] - now) < 30_000
         assert remote_out["timestamp"] <= now + 1000

@@ -360,6 +360,7 @@ def _sender_stats(
         "transportId": transport_id,
         "packetsSent": s.packets_sent,
         "bytesSent": s.octets_sent,
+        "headerBytesSent": s.header_octets_sent,
         "retransmittedPacketsSent": 0,  # no RTX is sent yet
         "retransmittedBytesSent": 0,
         # PLI and FIR together: the RTP task counts keyframe requests per sender, not by kind.
@@ -478,6 +479,9 @@ def _receiver_stats(
                 "localId": inbound_id,
                 # The SR's NTP timestamp: when the peer sent it, on the peer's wall clock.
                 "remoteTimestamp": ntp_to_seconds(s._sr_ntp) * 1000.0,
+                "packetsSent": s.remote_packets_sent,
+                "bytesSent": s.remote_octets_sent,
+                "reportsSent": s.remote_reports,
             }
             if "codecId" in inbound:
                 remote["codecId"] = inbound["codecId"]

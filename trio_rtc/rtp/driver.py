@@ -613,7 +613,8 @@ class RtpTransport(EventTarget):
             if mid_id is not None:
                 packet.extensions[mid_id] = mid_value
             try:
-                protected = session.protect_rtp(packet.serialize(extmap_allow_mixed=allow_mixed))
+                plain = packet.serialize(extmap_allow_mixed=allow_mixed)
+                protected = session.protect_rtp(plain)
             except ValueError as exc:
                 # Our caller's packet (too large, a field out of range): refused and counted,
                 # logged once per sender; the transport and the other streams carry on.
@@ -624,7 +625,7 @@ class RtpTransport(EventTarget):
                     logger.warning("RTP sender %d refused a packet: %s", sender.ssrc, exc)
                 continue
             outgoing.append(protected)
-            stats.on_packet_sent(packet, now)
+            stats.on_packet_sent(packet, now, size=len(plain))
             sent += 1
         self.counters.packets_sent += sent
 

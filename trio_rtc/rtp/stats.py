@@ -97,6 +97,9 @@ class ReceiveStreamStatistics:
         "last_packet_received_at",
         "packets_discarded",
         "packets_received",
+        "remote_octets_sent",
+        "remote_packets_sent",
+        "remote_reports",
         "ssrc",
     )
 
@@ -111,6 +114,10 @@ class ReceiveStreamStatistics:
         self.bytes_received = 0
         #: Header and padding octets, when :meth:`on_packet` is given the datagram size.
         self.header_bytes_received = 0
+        #: The peer's own counts from its latest SR (RFC 3550 §6.4.1), and how many SRs came.
+        self.remote_packets_sent = 0
+        self.remote_octets_sent = 0
+        self.remote_reports = 0
         #: Copies of a packet already counted, recognized within the last DUPLICATE_WINDOW.
         self.duplicates = 0
         #: Packets not counted: during probation, or far out of sequence (A.1 "bad" packets).
@@ -279,6 +286,9 @@ class ReceiveStreamStatistics:
         self._sr_ntp = sr.ntp_timestamp
         self._sr_rtp = sr.rtp_timestamp
         self._sr_received_at = now
+        self.remote_packets_sent = sr.packet_count
+        self.remote_octets_sent = sr.octet_count
+        self.remote_reports += 1
 
     def report_block(self, now: float) -> ReportBlock:
         """The report block about this source for an RTCP report sent at ``now``.
@@ -349,6 +359,7 @@ class SendStreamStatistics:
         "_last_timestamp_at",
         "_sent_srs",
         "clock_rate",
+        "header_octets_sent",
         "octets_sent",
         "packets_sent",
         "remote_fraction_lost",
@@ -368,6 +379,8 @@ class SendStreamStatistics:
         self.packets_sent = 0
         #: RFC 3550 §6.4.1 "sender's octet count": payload octets, no header or padding.
         self.octets_sent = 0
+        #: Header (and padding) octets of the packets sent, when the driver gives their size.
+        self.header_octets_sent = 0
         self._last_timestamp: int | None = None
         self._last_timestamp_at = 0.0
         # middle32 of the SR's NTP timestamp -> (its wallclock seconds, our clock when sent)
@@ -384,10 +397,13 @@ class SendStreamStatistics:
     def has_sent(self) -> bool:
         return self._last_timestamp is not None
 
-    def on_packet_sent(self, packet: RtpPacket, now: float) -> None:
-        """Count one packet sent on this SSRC at ``now``."""
+    def on_packet_sent(self, packet: RtpPacket, now: float, size: int | None = None) -> None:
+        """Count one packet sent on this SSRC at ``now`` (``size``: its serialized length, for
+        the header bytes)."""
         self.packets_sent += 1
         self.octets_sent += len(packet.payload)
+        if size is not None:
+            self.header_octets_sent += max(0, size - len(packet.payload))
         timestamp = packet.timestamp
         # Anchor the RTP clock at the first packet of each frame: later packets of the same
         # frame leave later (pacing) with the same timestamp, which would drag the
