@@ -213,6 +213,7 @@ def test_section_without_a_supported_codec_is_rejected_and_never_the_bundle_tag(
     assert [g.mids for g in offer.bundle_groups()] == [("0", "1")]
     core = session()
     core.set_remote_description("offer", offer)
+    audio_t, video_t = core.transceivers
     text = core.create_answer(LOCAL_A)
     decisions = core.set_local_description("answer", text)
     answer = parse_sdp_untrusted(text)
@@ -220,8 +221,12 @@ def test_section_without_a_supported_codec_is_rejected_and_never_the_bundle_tag(
     assert answer.media[0].formats == ["9"]  # port 0 still names the offered codec
     assert [g.mids for g in answer.bundle_groups()] == [("1",)]
     assert [d for d in decisions if isinstance(d, Gather)] == [Gather("ufragA", "1", 1)]
-    assert core.transceivers[0].stopped and not core.transceivers[1].stopped
+    assert audio_t.stopped and not video_t.stopped
     assert [u.stopped for u in updates(decisions)] == [True, False]
+    # Stopped with its m-line rejected: out of the set of transceivers (webrtc-pc §4.4.1.5).
+    assert core.transceivers == [video_t]
+    [changed] = [d for d in decisions if isinstance(d, MediaChanged)]
+    assert changed.removed == (audio_t,)
 
 
 def test_codec_preferences_limit_and_order_the_answer() -> None:
@@ -347,21 +352,20 @@ def test_the_answerer_renegotiates_a_direction_change() -> None:
 def test_stop_rejects_the_m_line_in_the_next_offer() -> None:
     a, b = two_with_media()
     negotiate(a, b)
-    assert a.stop_transceiver(a.transceivers[0]) and a.update_negotiation_needed()
+    stopped_a, stopped_b = a.transceivers[0], b.transceivers[0]
+    assert a.stop_transceiver(stopped_a) and a.update_negotiation_needed()
     offer, answer, _, applied = negotiate(a, b)
     assert [m.port for m in offer.media] == [0, 9, 9] and answer.media[0].port == 0
     assert [g.mids for g in offer.bundle_groups()] == [("1", "2")]
-    assert a.transceivers[0].stopped and b.transceivers[0].stopped
+    assert stopped_a.stopped and stopped_b.stopped
     assert updates(applied)[0].stopped
     assert not a.update_negotiation_needed()
-    # No m-line recycling: a new transceiver gets a new m-line at the end.
-    a.add_transceiver("audio", "sendrecv", ["s"], "again", ssrc=7)
+    # The rejected m-line stays at port 0 until a new transceiver recycles it.
     again, _, _, _ = negotiate(a, b)
     assert [(m.kind, m.mid, m.port) for m in again.media] == [
         ("audio", "0", 0),
         ("video", "1", 9),
         ("application", "2", 9),
-        ("audio", "3", 9),
     ]
 
 
@@ -418,9 +422,11 @@ def test_remote_answer_rejecting_a_section_stops_the_transceiver() -> None:
     # The answerer refuses audio: port 0, out of the BUNDLE group (RFC 8843 §7.3.3).
     answer = _tampered(text, "m=audio 9 ", "m=audio 0 ")
     answer.groups[0] = attrs.evolve(answer.groups[0], mids=("1", "2"))
+    audio = a.transceivers[0]
     applied = a.set_remote_description("answer", answer)
-    assert a.transceivers[0].stopped and a.transceivers[0].current_direction is None
+    assert audio.stopped and audio.current_direction is None
     assert [u.stopped for u in updates(applied)] == [True, False]
+    assert audio not in a.transceivers  # removed (webrtc-pc §4.4.1.5)
 
 
 def test_transceiver_record() -> None:
@@ -430,3 +436,213 @@ def test_transceiver_record() -> None:
         session().add_transceiver("data")
     with pytest.raises(TypeError):
         session().add_transceiver("audio", "stopped")
+
+
+# --- stopped transceivers, m-line recycling (RFC 8829 §5.2.2, webrtc-pc §4.4.1.5) ------------
+
+
+def changed_of(decisions: list[jsep.Decision]) -> MediaChanged:
+    [changed] = [d for d in decisions if isinstance(d, MediaChanged)]
+    return changed
+
+
+def stop_and_negotiate(
+    a: JsepSession,
+    b: JsepSession,
+    transports: tuple[jsep.LocalTransport, jsep.LocalTransport] = (LOCAL_A, LOCAL_B),
+) -> tuple[JsepTransceiver, JsepTransceiver, list[jsep.Decision], list[jsep.Decision]]:
+    """``a`` stops its transceiver of m-line 0 and offers; ``b`` answers."""
+    [stopped_a] = [t for t in a.transceivers if t.mline_index == 0]
+    [stopped_b] = [t for t in b.transceivers if t.mline_index == 0]
+    assert stopped_a.mid == stopped_b.mid is not None
+    a.stop_transceiver(stopped_a)
+    offer, answer, answered, applied = negotiate(a, b, transports)
+    assert offer.media[0].port == answer.media[0].port == 0
+    return stopped_a, stopped_b, answered, applied
+
+
+def test_stopped_transceiver_leaves_the_set_once_its_rejection_is_negotiated() -> None:
+    a, b = two_with_media()
+    negotiate(a, b)
+    stopped_a, stopped_b = a.transceivers[0], b.transceivers[0]
+    a.stop_transceiver(stopped_a)
+    offer = a.create_offer(LOCAL_A)
+    a.set_local_description("offer", offer)
+    assert stopped_a in a.transceivers  # stopping: not negotiated yet
+    b.set_remote_description("offer", parse_sdp_untrusted(offer))
+    assert stopped_b in b.transceivers and not stopped_b.stopped
+    answer = b.create_answer(LOCAL_B)
+    answered = b.set_local_description("answer", answer)
+    applied = a.set_remote_description("answer", parse_sdp_untrusted(answer))
+    assert stopped_a.stopped and stopped_b.stopped
+    assert stopped_a not in a.transceivers and stopped_b not in b.transceivers
+    assert [t.mid for t in a.transceivers] == [t.mid for t in b.transceivers] == ["1"]
+    # Each side's MediaChanged has the stopped transceiver's last update, then removes it.
+    for decisions, gone in ((applied, stopped_a), (answered, stopped_b)):
+        changed = changed_of(decisions)
+        assert changed.removed == (gone,)
+        assert [(u.mid, u.stopped) for u in changed.transceivers] == [("0", True), ("1", False)]
+        assert changed.transceivers[0].transceiver is gone
+    assert not a.update_negotiation_needed() and not b.update_negotiation_needed()
+    # A later negotiation removes nothing more and keeps the m-line at port 0.
+    a.transceivers[0].direction = "sendonly"
+    again, _, _, applied = negotiate(a, b)
+    assert [(m.mid, m.port) for m in again.media] == [("0", 0), ("1", 9), ("2", 9)]
+    assert changed_of(applied).removed == ()
+
+
+def test_new_transceiver_recycles_a_rejected_m_line_with_a_new_mid() -> None:
+    a, b = two_with_media()
+    first, _, _, _ = negotiate(a, b)
+    stop_and_negotiate(a, b)
+    # A video transceiver (another kind) takes m-line 0 back, with a new mid; a second new one
+    # finds no rejected m-line left and is appended.
+    video2 = a.add_transceiver("video", "sendrecv", ["s2"], "video-2", ssrc=1005, rtx_ssrc=1006)
+    audio2 = a.add_transceiver("audio", "sendonly", ["s2"], "audio-2", ssrc=1007)
+    assert a.update_negotiation_needed()
+    offer, answer, answered, applied = negotiate(a, b)
+    assert [(m.kind, m.mid, m.port) for m in offer.media] == [
+        ("video", "3", 9),
+        ("video", "1", 9),
+        ("application", "2", 9),
+        ("audio", "4", 9),
+    ]
+    assert [g.mids for g in offer.bundle_groups()] == [("3", "1", "2", "4")]
+    # The other m-lines keep their payload types and extension ids; no payload type is shared.
+    for before, after in zip(first.media[1:], offer.media[1:3], strict=True):
+        assert after.payload_types == before.payload_types
+        assert [(e.id, e.uri) for e in after.extmaps] == [(e.id, e.uri) for e in before.extmaps]
+    recycled = offer.media[0]
+    assert not set(recycled.payload_types) & set(offer.media[1].payload_types)
+    assert not set(offer.media[3].payload_types) & set(recycled.payload_types)
+    assert recycled.direction == Direction.SENDRECV
+    assert recycled.ssrc_groups == [SsrcGroup("FID", (1005, 1006))]
+    assert (video2.mid, video2.mline_index, audio2.mid, audio2.mline_index) == ("3", 0, "4", 3)
+    # b (no transceiver to match) creates a recvonly one for the recycled m-line.
+    assert [(m.mid, m.port, m.direction) for m in answer.media] == [
+        ("3", 9, Direction.RECVONLY),
+        ("1", 9, Direction.SENDRECV),
+        ("2", 9, None),
+        ("4", 9, Direction.RECVONLY),
+    ]
+    theirs = next(t for t in b.transceivers if t.mid == "3")
+    assert theirs.kind == "video" and theirs.created_by_remote and theirs.mline_index == 0
+    assert theirs.remote_rtx_ssrcs == ((1005, 1006),)
+    assert theirs.negotiated == video2.negotiated and theirs.current_direction == "recvonly"
+    assert (video2.current_direction, audio2.current_direction) == ("sendonly", "sendonly")
+    assert [(u.mid, u.kind, u.send) for u in updates(applied)] == [
+        ("3", "video", True),
+        ("1", "video", True),
+        ("4", "audio", True),
+    ]
+    assert (updates(answered)[0].mid, updates(answered)[0].track_added) == ("3", False)
+    assert changed_of(applied).removed == changed_of(answered).removed == ()
+    assert not a.update_negotiation_needed() and not b.update_negotiation_needed()
+    assert [s.mid for s in a.slots] == [s.mid for s in b.slots] == ["3", "1", "2", "4"]
+
+
+def test_remote_offer_recycling_our_rejected_m_line_takes_a_matching_transceiver() -> None:
+    a, b = two_with_media()
+    negotiate(a, b)
+    # b stopped its audio: b's offer rejected m-line 0, and a answered it.
+    stopped_b, stopped_a, _, _ = stop_and_negotiate(b, a, (LOCAL_B, LOCAL_A))
+    assert stopped_a not in a.transceivers and stopped_b not in b.transceivers
+    # a has a new audio transceiver of its own; b's offer recycles m-line 0 for a new audio one.
+    mine = a.add_transceiver("audio", "sendrecv", ["sa"], "audio-again", ssrc=1010)
+    b.add_transceiver("audio", "sendrecv", ["sb"], "audio-b2", ssrc=2010)
+    offer, answer, answered, _ = negotiate(b, a, (LOCAL_B, LOCAL_A))
+    assert [(m.kind, m.mid, m.port) for m in offer.media] == [
+        ("audio", "3", 9),
+        ("video", "1", 9),
+        ("application", "2", 9),
+    ]
+    # a matches its own audio transceiver by kind (webrtc-pc §4.4.1.5) and answers sendrecv.
+    assert (mine.mid, mine.mline_index, mine.created_by_remote) == ("3", 0, False)
+    assert answer.media[0].mid == "3" and answer.media[0].direction == Direction.SENDRECV
+    assert [s.ssrc for s in answer.media[0].ssrcs if s.attribute == "cname"] == [1010]
+    assert mine.current_direction == "sendrecv" and mine.remote_ssrcs == (2010,)
+    first = updates(answered)[0]
+    assert (first.mid, first.send, first.receive) == ("3", True, True)
+    assert [t.mid for t in a.transceivers] == ["1", "3"]
+    assert not a.update_negotiation_needed() and not b.update_negotiation_needed()
+    # Roles swap: a's next offer keeps the recycled mid.
+    a.transceivers[1].direction = "recvonly"
+    again, _, _, _ = negotiate(a, b)
+    assert [(m.mid, m.port) for m in again.media] == [("3", 9), ("1", 9), ("2", 9)]
+
+
+def test_nothing_is_recycled_while_the_m_line_is_in_use() -> None:
+    a, b = two_with_media()
+    negotiate(a, b)
+    # stop() not negotiated yet: the line lives in both current descriptions.
+    stopped = a.transceivers[0]
+    a.stop_transceiver(stopped)
+    new = a.add_transceiver("audio", "sendrecv", ["s"], "new", ssrc=9)
+    offer, _, _, _ = negotiate(a, b)
+    assert [(m.kind, m.mid, m.port) for m in offer.media] == [
+        ("audio", "0", 0),
+        ("video", "1", 9),
+        ("application", "2", 9),
+        ("audio", "3", 9),
+    ]
+    assert new.mid == "3" and stopped not in a.transceivers
+    # A rejected m-line held by a transceiver that is not stopped is not free either.
+    a2, b2 = two_with_media()
+    negotiate(a2, b2)
+    stop_and_negotiate(a2, b2)
+    ghost = JsepTransceiver("audio", mid="0", mline_index=0)  # not stopped (hypothetical)
+    a2.transceivers.append(ghost)
+    late = a2.add_transceiver("video", "sendrecv", ["s"], "late", ssrc=11)
+    offer = parse_sdp_untrusted(a2.create_offer(LOCAL_A))
+    assert [(m.mid, m.port) for m in offer.media] == [("0", 0), ("1", 9), ("2", 9), ("3", 9)]
+    assert late.mid is None  # given when the offer is applied
+
+
+def test_recycling_offer_rollback_gives_the_same_m_line_again() -> None:
+    a, b = two_with_media()
+    negotiate(a, b)
+    stop_and_negotiate(a, b)
+    new = a.add_transceiver("audio", "sendrecv", ["s"], "new", ssrc=9)
+    a.set_local_description("offer", a.create_offer(LOCAL_A))
+    assert (new.mid, new.mline_index) == ("3", 0)
+    a.rollback()
+    assert (new.mid, new.mline_index) == (None, None)
+    assert (a.slots[0].mid, a.slots[0].rejected) == ("0", True)
+    offer, _, _, _ = negotiate(a, b)
+    assert (offer.media[0].mid, offer.media[0].port, new.mid) == ("3", 9, "3")
+
+
+def test_recycled_m_line_never_gets_an_old_mid_back() -> None:
+    a, b = two_with_media()
+    negotiate(a, b)
+    for expected in ("3", "4"):
+        stop_and_negotiate(a, b)
+        a.add_transceiver("audio", "sendrecv", ["s"], f"t{expected}", ssrc=int(expected))
+        offer, _, _, _ = negotiate(a, b)
+        assert [m.mid for m in offer.media] == [expected, "1", "2"]
+        assert a.transceivers[-1].mid == expected
+
+
+def test_data_sections_are_not_recycled() -> None:
+    data = jsep.MediaSlot(
+        "2", "application", "UDP/DTLS/SCTP", [jsep.DATA_FORMAT], data=True, rejected=True
+    )
+    audio = jsep.MediaSlot("0", "audio", "UDP/TLS/RTP/SAVPF", ["111"], rejected=True)
+    assert not jsep.sections.recyclable(data) and jsep.sections.recyclable(audio)
+    assert not jsep.sections.recyclable(attrs.evolve(audio, rejected=False))
+
+
+def test_remote_offer_changing_a_live_m_line_is_refused() -> None:
+    a, b = two_with_media()
+    negotiate(a, b)
+    offer = a.create_offer(LOCAL_A)
+    changed = parse_sdp_untrusted(offer.replace("a=mid:0", "a=mid:9").replace(" 0 1 2", " 9 1 2"))
+    with pytest.raises(InvalidAccessError, match="only a rejected m-line may be recycled"):
+        b.set_remote_description("offer", changed)
+    fewer = parse_sdp_untrusted(offer)
+    del fewer.media[2]
+    fewer.groups[0] = attrs.evolve(fewer.groups[0], mids=("0", "1"))
+    with pytest.raises(InvalidAccessError, match="never removed"):
+        b.set_remote_description("offer", fewer)
+    assert b.signaling_state == "stable" and b.pending_remote is None
+    assert [t.mid for t in b.transceivers] == ["0", "1"]

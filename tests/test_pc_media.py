@@ -11,11 +11,12 @@ from collections.abc import Iterator
 
 import av
 import trio
-from pc_helpers import connect, pc_pair
+from pc_helpers import connect, negotiate, pc_pair
 
 from trio_rtc import RTCDataChannel, RTCPeerConnection
 from trio_rtc.media import MediaStream, MediaStreamTrack, OutgoingFrame
 from trio_rtc.pc.media import RTCTrackEvent
+from trio_rtc.sdp import parse_sdp_untrusted
 
 WIDTH, HEIGHT = 320, 240
 
@@ -139,3 +140,39 @@ async def test_video_and_audio_both_ways_with_a_data_channel() -> None:
         assert {t.currentDirection for t in b.getTransceivers()} == {"sendrecv", "recvonly"}
         nursery.cancel_scope.cancel()
     assert a.connectionState == b.connectionState == "closed"
+
+
+async def test_stopped_transceiver_is_removed_and_its_m_line_recycled() -> None:
+    async with pc_pair() as (a, b), trio.open_nursery() as nursery:
+        tracks: list[RTCTrackEvent] = []
+        b.ontrack = tracks.append
+        video = MediaStreamTrack("video", "camera")
+        a.addTrack(video)
+        a.createDataChannel("keep")
+        with trio.fail_after(20):
+            await connect(a, b, nursery)
+            [transceiver] = a.getTransceivers()
+            assert transceiver.mid == "0"
+            transceiver.stop()
+            await negotiate(a, b, trickled=True)
+            # webrtc-pc §4.4.1.5: stopped and rejected, it leaves the set on both sides.
+            assert a.getTransceivers() == [] and b.getTransceivers() == []
+            assert transceiver.currentDirection == "stopped"
+            local = a.localDescription
+            assert local is not None
+            assert [m.port for m in parse_sdp_untrusted(local.sdp).media] == [0, 9]
+            # A new track takes the rejected m-line (RFC 8829 §5.2.2) with a new mid.
+            audio = MediaStreamTrack("audio", "microphone")
+            a.addTrack(audio)
+            await negotiate(a, b, trickled=True)
+            offer = a.localDescription
+            assert offer is not None
+            media = parse_sdp_untrusted(offer.sdp).media
+            assert [(m.kind, m.port) for m in media] == [("audio", 9), ("application", 9)]
+            assert media[0].mid not in ("0", "1")
+            [audio_event] = [e for e in tracks if e.track.kind == "audio"]
+            async with trio.open_nursery() as flows:
+                flows.start_soon(send_audio, audio, 20)
+                frames = await collect(audio_event, 20)
+            assert len(frames) == 20
+        nursery.cancel_scope.cancel()

@@ -175,9 +175,16 @@ class MediaChanged:
     demultiplexing, RFC 8843 §9.2) from ``transceivers`` (every one with an m-line, in m-line
     order) and fire a ``track`` event for each ``track_added``. webrtc-pc fires ``track``
     after ``signalingstatechange``: the driver queues those events until it has acted on the
-    ``SignalingChange`` of the same call."""
+    ``SignalingChange`` of the same call.
+
+    ``removed``: the records an applied answer took out of the set of transceivers (webrtc-pc
+    §4.4.1.5: stopped, and their m-section rejected in the current local or remote
+    description); their last update (``stopped``) is in ``transceivers``. The driver acts on
+    that update, then drops their RTCRtpTransceivers from ``getTransceivers()``. Their m-lines
+    may be recycled by later offers (RFC 8829 §5.2.2)."""
 
     transceivers: tuple[TransceiverUpdate, ...]
+    removed: tuple[JsepTransceiver, ...] = ()
 
 
 Decision = (

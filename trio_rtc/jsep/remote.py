@@ -8,6 +8,8 @@ side of the negotiation, so a media-only session brings ICE and DTLS up as well 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import attrs
 
 from ..exceptions import InvalidAccessError
@@ -15,11 +17,18 @@ from ..sdp import Fingerprint, MediaDescription, SessionDescription, Setup
 from .sections import (
     DEFAULT_REMOTE_MAX_MESSAGE_SIZE,
     DEFAULT_SCTP_PORT,
+    MediaSlot,
     accepted_sections,
     is_data_section,
 )
 
-__all__ = ["RemoteData", "RemoteTransport", "read_remote", "transport_sections"]
+__all__ = [
+    "RemoteData",
+    "RemoteTransport",
+    "check_remote_offer_mlines",
+    "read_remote",
+    "transport_sections",
+]
 
 
 @attrs.frozen
@@ -101,6 +110,26 @@ def _check_answer_mirrors_offer(
                 f"the {sdp_type} answers m-line {index} (mid {answered.mid!r}) with a different "
                 f"kind of section ({answered.kind} {answered.protocol}) than offered "
                 f"({offered.kind} {offered.protocol})"
+            )
+
+
+def check_remote_offer_mlines(offer: SessionDescription, slots: Sequence[MediaSlot]) -> None:
+    """A remote offer keeps the negotiated m-lines (``slots``, the last completed negotiation):
+    none is removed (RFC 3264 §8), and one that lives keeps its index, mid and kind. Only a
+    rejected m-line may come back with a new mid and another kind, recycled (RFC 8829 §5.2.2);
+    anything else raises InvalidAccessError."""
+    if len(offer.media) < len(slots):
+        raise InvalidAccessError(
+            f"the offer has {len(offer.media)} m-lines, fewer than the {len(slots)} negotiated "
+            "(m-lines are never removed, RFC 3264 §8)"
+        )
+    for index, slot in enumerate(slots):
+        media = offer.media[index]
+        if slot.live and (media.mid != slot.mid or media.kind != slot.kind):
+            raise InvalidAccessError(
+                f"the offer's m-line {index} is {media.kind} with mid {media.mid!r}, but the "
+                f"negotiated {slot.kind} m-line there (mid {slot.mid!r}) is not rejected: only "
+                "a rejected m-line may be recycled (RFC 8829 §5.2.2)"
             )
 
 

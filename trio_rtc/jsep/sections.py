@@ -1,15 +1,16 @@
 """The m-line plan: which m-sections an offer or an answer has, in which order, and which of them
 live on our one transport.
 
-A :class:`MediaSlot` is one m-line. Slots are never removed: once an m-line exists its index and
-mid are fixed, and a rejected one stays in later offers and answers as port 0 (RFC 8829
-§5.2.2, §5.3.2). Everything we accept is carried by one ICE/DTLS transport, the BUNDLE group's
+A :class:`MediaSlot` is one m-line. Slots are never removed: once an m-line exists its index is
+fixed, and a rejected one stays in later offers and answers as port 0 (RFC 8829 §5.2.2,
+§5.3.2) until a new transceiver recycles it (:func:`recyclable`): the m-line then gets the new
+transceiver's kind and a new mid, at the same index. Everything we accept is carried by one ICE/DTLS transport, the BUNDLE group's
 (RFC 9143).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 import attrs
 
@@ -30,6 +31,7 @@ __all__ = [
     "is_media_section",
     "plan_answer",
     "plan_offer",
+    "recyclable",
     "reverse_direction",
     "slots_of",
 ]
@@ -203,22 +205,37 @@ def accepted_sections(offer: SessionDescription) -> list[int]:
     return [i for i in usable if offer.media[i].mid in group.mids]
 
 
-def _next_mid(slots: Sequence[MediaSlot]) -> str:
-    used = {slot.mid for slot in slots}
+def _next_mid(slots: Sequence[MediaSlot], taken: Collection[str] = ()) -> str:
+    """A mid no slot has and none in ``taken`` (mids an earlier negotiation used: a recycled
+    m-line gets a new one, RFC 8829 §5.2.2, and an old one is never given again)."""
+    used = {slot.mid for slot in slots} | set(taken)
     index = len(slots)
     while str(index) in used:
         index += 1
     return str(index)
 
 
-def plan_offer(previous: Sequence[MediaSlot], *, want_data: bool) -> list[MediaSlot]:
+def recyclable(slot: MediaSlot) -> bool:
+    """Whether a new transceiver may take ``slot``'s m-line (RFC 8829 §5.2.2): the last
+    completed negotiation rejected it (port 0 in the current local or remote description, see
+    :func:`slots_of`; a line still live in both, e.g. one whose stop() is not negotiated yet,
+    is never recycled) and it is an audio or video line. Data and other ``application``
+    sections are not recycled (a new data section is appended instead). The caller also checks
+    that no transceiver that is not stopped still has the slot's mid."""
+    return slot.rejected and not slot.data and slot.kind in ("audio", "video")
+
+
+def plan_offer(
+    previous: Sequence[MediaSlot], *, want_data: bool, taken: Collection[str] = ()
+) -> list[MediaSlot]:
     """The m-lines of a new offer: the negotiated ones in their order and with their mids (RFC
-    8829 §5.2.2), plus a data m-section at the end if data channels exist and none lives yet."""
+    8829 §5.2.2), plus a data m-section at the end if data channels exist and none lives yet.
+    ``taken``: mids not to give again (see :func:`_next_mid`)."""
     slots = [attrs.evolve(slot) for slot in previous]
     if want_data and not any(slot.data and slot.live for slot in slots):
         slots.append(
             MediaSlot(
-                mid=_next_mid(slots),
+                mid=_next_mid(slots, taken),
                 kind="application",
                 protocol="UDP/DTLS/SCTP",
                 formats=[DATA_FORMAT],

@@ -42,7 +42,7 @@ from .offer_answer import (
     dtls_is_client,
     with_transport_candidates,
 )
-from .remote import RemoteTransport, read_remote, transport_sections
+from .remote import RemoteTransport, check_remote_offer_mlines, read_remote, transport_sections
 from .sections import LocalTransport, MediaSlot, is_data_section, plan_answer, plan_offer, slots_of
 from .state import (
     implicit_description_type,
@@ -63,6 +63,7 @@ from .transceivers import (
     read_remote_tracks,
     remote_track_change,
     rollback_transceivers,
+    stopped_to_remove,
     update_of,
 )
 
@@ -120,8 +121,11 @@ class JsepSession:
         self.last_answer: str | None = None
         self.session_id = new_session_id() if session_id is None else session_id
         self.session_version = 1
-        #: The m-line plan of the last completed negotiation (never shrinks).
+        #: The m-line plan of the last completed negotiation (never shrinks; a rejected m-line
+        #: may be recycled with a new mid).
         self.slots: list[MediaSlot] = []
+        # Every mid a completed negotiation used: a recycled m-line never gets an old one back.
+        self._used_mids: set[str] = set()
         #: Data channels exist: offers need a data m-section.
         self.data_wanted = False
         #: webrtc-pc [[NegotiationNeeded]].
@@ -320,9 +324,10 @@ class JsepSession:
             self.transceivers,
             local_description.model if local_description is not None else None,
             self.cname,
+            taken=self._used_mids,
         )
         model = build_offer(
-            plan_offer(slots, want_data=self.data_wanted),
+            plan_offer(slots, want_data=self.data_wanted, taken=self._used_mids),
             local,
             session_id=self.session_id,
             version=self.session_version,
@@ -415,7 +420,7 @@ class JsepSession:
                 self.current_local = Description("answer", model)
                 self.current_remote = self.pending_remote
                 self.pending_local = self.pending_remote = None
-                self.slots = slots_of(model, self.current_remote.model)
+                self._set_slots(slots_of(model, self.current_remote.model))
             else:
                 self.pending_local = Description("pranswer", model)
             remote = self.remote_description
@@ -428,7 +433,8 @@ class JsepSession:
                 decisions += self._connect(
                     transport, model, controlling=transport.ice_lite, is_client=is_client
                 )
-            decisions += self._media_changed(model, removed=self._unreceptive(model))
+            changes = self._media_changed(model, removed=self._unreceptive(model))
+            decisions += self._remove_stopped(changes) if sdp_type == "answer" else changes
         if credentials is not None:
             tag_index = sections[0]
             self.candidate_target = LocalCandidateTarget(
@@ -452,6 +458,8 @@ class JsepSession:
             "stable" if implicit_rollback else state, sdp_type, remote=True
         )
         local_offer = self.pending_local.model if self.pending_local is not None else None
+        if sdp_type == "offer":
+            check_remote_offer_mlines(model, self.slots)
         transport = read_remote(
             model, sdp_type, local_offer=None if sdp_type == "offer" else local_offer
         )
@@ -493,14 +501,15 @@ class JsepSession:
                 self.current_remote = Description("answer", model)
                 self.current_local = self.pending_local
                 self.pending_local = self.pending_remote = None
-                self.slots = slots_of(local, model)
+                self._set_slots(slots_of(local, model))
             else:
                 self.pending_remote = Description("pranswer", model)
             if transport is not None:
                 # We offered actpass: the answerer's a=setup decides (RFC 8842 §5.2).
                 is_client = dtls_is_client(local_setup=Setup.ACTPASS, remote_setup=transport.setup)
                 decisions += self._connect(transport, local, controlling=True, is_client=is_client)
-        decisions += self._remote_tracks(model)
+        changes = self._remote_tracks(model)
+        decisions += self._remove_stopped(changes) if sdp_type == "answer" else changes
         return decisions + self._set_state(after)
 
     def rollback(self) -> list[Decision]:
@@ -524,6 +533,27 @@ class JsepSession:
             if transceiver is not None and transceiver.mid is None:
                 self._offer_undo.append(Undo(transceiver, None, transceiver.mline_index))
                 transceiver.mid, transceiver.mline_index = media.mid, index
+
+    def _set_slots(self, slots: list[MediaSlot]) -> None:
+        self.slots = slots
+        self._used_mids.update(slot.mid for slot in slots if slot.mid is not None)
+
+    def _remove_stopped(self, changes: list[Decision]) -> list[Decision]:
+        """An answer was applied: stopped transceivers whose m-section is rejected leave
+        :attr:`transceivers` (webrtc-pc §4.4.1.5); ``changes`` (the MediaChanged of this
+        description, if any) tells the driver which."""
+        assert self.current_local is not None and self.current_remote is not None
+        gone = stopped_to_remove(
+            self.transceivers, self.current_local.model, self.current_remote.model
+        )
+        if not gone:
+            return changes
+        self.transceivers[:] = [t for t in self.transceivers if all(t is not g for g in gone)]
+        for index, decision in enumerate(changes):
+            if isinstance(decision, MediaChanged):
+                changes[index] = attrs.evolve(decision, removed=tuple(gone))
+                return changes
+        return [*changes, MediaChanged((), removed=tuple(gone))]
 
     def _associated(self, model: SessionDescription) -> list[JsepTransceiver]:
         """The transceivers with an m-section in ``model``, in m-line order."""

@@ -14,13 +14,14 @@ are what the session does with transceivers when it writes or applies a descript
   state changes, then fills ``negotiated`` and ``current_direction``.
 * :func:`negotiation_needed`: the transceiver part of webrtc-pc §4.7.3.
 
-Not implemented: recycling the m-line of a stopped transceiver for a new one (RFC 8829 §5.2.2);
-a stopped transceiver's m-line stays rejected (port 0) forever and new ones are appended.
+* :func:`stopped_to_remove`: stopped transceivers whose m-line an answer rejected leave the
+  set of transceivers (webrtc-pc §4.4.1.5); their m-line may then be recycled by a new one
+  (RFC 8829 §5.2.2, :func:`offer_media_slots`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 import attrs
 
@@ -34,6 +35,7 @@ from .sections import (
     answer_direction,
     intersect_directions,
     is_media_section,
+    recyclable,
     reverse_direction,
 )
 
@@ -50,6 +52,7 @@ __all__ = [
     "read_remote_tracks",
     "remote_track_change",
     "rollback_transceivers",
+    "stopped_to_remove",
     "update_of",
 ]
 
@@ -265,21 +268,39 @@ def offer_media_slots(
     transceivers: Sequence[JsepTransceiver],
     previous: SessionDescription | None,
     cname: str,
+    *,
+    taken: Collection[str] = (),
 ) -> dict[str, JsepTransceiver]:
     """Give the slots of our next offer the transceivers' codecs, directions and msid/ssrc, and
-    append a slot for every transceiver without a mid (RFC 8829 §5.2.1: a new mid each).
-    Existing m-lines keep their order. Payload types and extension ids stay what
-    ``previous`` (our last local description, offer or answer) used for the section (RFC 3264
-    §8.3.2), and sections in the BUNDLE group never share a payload type (RFC 8843 §9.1).
-    Returns the mids given to new transceivers, to be set when the offer is applied."""
+    a slot to every transceiver without a mid that is not stopping, with a new mid (RFC 8829
+    §5.2.1; never one of ``taken``). A new transceiver takes, in creation order, the first
+    m-line the last negotiation rejected and no live transceiver holds (RFC 8829 §5.2.2
+    recycling, see :func:`~trio_rtc.jsep.sections.recyclable`; any kind may replace any
+    other), else a slot appended at the end. The other m-lines keep their order and mids.
+    Payload types and extension ids stay what ``previous`` (our last local description, offer
+    or answer) used for the section (RFC 3264 §8.3.2), and sections in the BUNDLE group never
+    share a payload type (RFC 8843 §9.1). Returns the mids given to new transceivers, to be
+    set when the offer is applied."""
     planned: dict[str, JsepTransceiver] = {}
     for transceiver in transceivers:
-        if transceiver.mid is None and not (transceiver.stopping or transceiver.stopped):
-            mid = _next_mid(slots)
-            slots.append(
-                MediaSlot(mid=mid, kind=transceiver.kind, protocol="UDP/TLS/RTP/SAVPF", formats=[])
-            )
-            planned[mid] = transceiver
+        if transceiver.mid is not None or transceiver.stopping or transceiver.stopped:
+            continue  # RFC 8829 §5.2.2: no m-line for a stopped transceiver without one
+        mid = _next_mid(slots, taken)
+        fresh = MediaSlot(mid=mid, kind=transceiver.kind, protocol="UDP/TLS/RTP/SAVPF", formats=[])
+        index = next(
+            (
+                i
+                for i, slot in enumerate(slots)
+                if recyclable(slot)
+                and all(t.stopped for t in transceivers if t.mid is not None and t.mid == slot.mid)
+            ),
+            None,
+        )
+        if index is None:
+            slots.append(fresh)
+        else:
+            slots[index] = fresh  # recycled: same index, new mid and kind
+        planned[mid] = transceiver
     # (slot, transceiver, what the section used last time)
     work: list[tuple[MediaSlot, JsepTransceiver, NegotiatedMedia | None]] = []
     for slot in slots:
@@ -287,7 +308,7 @@ def offer_media_slots(
         if owner is None or slot.data or slot.kind not in ("audio", "video"):
             continue
         if slot.rejected or owner.stopping or owner.stopped:
-            # No m-line recycling (RFC 8829 §5.2.2 allows it; we append instead).
+            # RFC 8829 §5.2.2: a stopped transceiver's m-line is port 0 (until recycled).
             slot.rejected, slot.negotiated, slot.sender = True, None, None
             continue
         earlier: NegotiatedMedia | None = None
@@ -366,6 +387,26 @@ def apply_answer(
                 reverse_direction(remote.direction_for(theirs)), local.direction_for(media)
             )
         transceiver.current_direction = direction.value
+
+
+def stopped_to_remove(
+    transceivers: Sequence[JsepTransceiver],
+    local: SessionDescription,
+    remote: SessionDescription,
+) -> list[JsepTransceiver]:
+    """webrtc-pc §4.4.1.5 (an answer is applied): a transceiver that is stopped and associated
+    with an m-section rejected in the current local or remote description is removed from the
+    set of transceivers. Returns those, in order; the caller removes them."""
+    gone = []
+    for transceiver in transceivers:
+        if not transceiver.stopped or transceiver.mid is None:
+            continue
+        for description in (local, remote):
+            media = description.media_by_mid(transceiver.mid)
+            if media is not None and media.is_rejected:
+                gone.append(transceiver)
+                break
+    return gone
 
 
 def update_of(

@@ -178,8 +178,11 @@ class MediaSide:
         dtls: Any,
         ice: Any,
         handler_queue: Any,
+        removed: Sequence[JsepTransceiver] = (),
     ) -> list[RTCTrackEvent]:
-        """Apply an applied description's transceivers; returns the ``track`` events due."""
+        """Apply an applied description's transceivers; returns the ``track`` events due.
+        ``removed``: stopped transceivers whose m-line the answer rejected (webrtc-pc §4.4.1.5
+        takes them out of the set)."""
         events: list[RTCTrackEvent] = []
         live: list[tuple[RTCRtpTransceiver, TransceiverUpdate]] = []
         for update in updates:
@@ -209,6 +212,12 @@ class MediaSide:
                 events.append(RTCTrackEvent(w3c.receiver, w3c.receiver.track, streams, w3c))
         if live and nursery is not None and dtls is not None and ice is not None:
             self._run_media(live, nursery=nursery, dtls=dtls, ice=ice, handler_queue=handler_queue)
+        if removed:
+            gone = [w3c for w3c, record in self._pairs if any(record is r for r in removed)]
+            for w3c in gone:
+                self._sending.discard(w3c)
+                self._receiving.discard(w3c)
+            self._pairs = [(w, r) for w, r in self._pairs if w not in gone]
         return events
 
     def _w3c_for(self, update: TransceiverUpdate) -> RTCRtpTransceiver:

@@ -134,10 +134,11 @@ class Negotiation(PeerConnectionBase):
                         self._nursery.start_soon(self._announce_buffered)
                 case jsep.SignalingChange(state=state):
                     self._signaling_changed(state)
-                case jsep.MediaChanged(transceivers=updates):
+                case jsep.MediaChanged(transceivers=updates, removed=removed):
                     tracks.extend(
                         self._media.changed(
                             updates,
+                            removed=removed,
                             nursery=self._nursery,
                             dtls=self._dtls,
                             ice=ice,
