@@ -21,6 +21,7 @@ from pc_helpers import make_pc
 from pc_interop_helpers import InteropPeer, connect, open_trio_peer
 from peers.aiortc_pc_harness import AiortcPeer, open_aiortc_peer
 
+from trio_rtc import RTCPeerConnection
 from trio_rtc.media import MediaStreamTrack, OutgoingFrame
 from trio_rtc.pc.media import RTCTrackEvent
 
@@ -152,6 +153,37 @@ async def renegotiate(offerer: InteropPeer, answerer: InteropPeer) -> None:
     await offerer.set_remote(await answerer.create_answer())
 
 
+async def sending_reaches_aiortc(
+    pc: RTCPeerConnection,
+    theirs: Any,
+    nursery: trio.Nursery,
+    video: MediaStreamTrack,
+    audio: MediaStreamTrack,
+    width: int,
+    height: int,
+) -> list[dict[str, Any]]:
+    """Our two sendonly transceivers (video, audio) against aiortc's recvonly ones: send VP8
+    and Opus until aiortc's decoders got 50 pictures of our size and 25 audio frames."""
+    assert [(t.kind, t.currentDirection) for t in pc.getTransceivers()] == [
+        ("video", "sendonly"),
+        ("audio", "sendonly"),
+    ]
+    assert {t["currentDirection"] for t in await theirs.transceivers()} == {"recvonly"}
+    nursery.start_soon(functools.partial(send_vp8, video, width=width, height=height))
+    nursery.start_soon(send_opus, audio)
+    received = await wait_received(
+        theirs,
+        lambda r: (
+            len(r) == 2
+            and by_kind(r, "video")["sizes"].get(f"{width}x{height}", 0) >= 50
+            and by_kind(r, "audio")["frames"] >= 25
+        ),
+        what="50 pictures and 25 audio frames",
+    )
+    assert set(by_kind(received, "video")["sizes"]) == {f"{width}x{height}"}
+    return received
+
+
 @pytest.mark.interop
 async def test_our_media_reaches_aiortc() -> None:
     width, height = 320, 240
@@ -169,23 +201,9 @@ async def test_our_media_reaches_aiortc() -> None:
             pc.addTrack(audio)
             await connect(ours, theirs, trickle=True)
             # aiortc's transceivers only receive (the ones a remote offer makes are recvonly).
-            assert [(t.kind, t.currentDirection) for t in pc.getTransceivers()] == [
-                ("video", "sendonly"),
-                ("audio", "sendonly"),
-            ]
-            assert {t["currentDirection"] for t in await theirs.transceivers()} == {"recvonly"}
-            nursery.start_soon(functools.partial(send_vp8, video, width=width, height=height))
-            nursery.start_soon(send_opus, audio)
-            received = await wait_received(
-                theirs,
-                lambda r: (
-                    len(r) == 2
-                    and by_kind(r, "video")["sizes"].get(f"{width}x{height}", 0) >= 50
-                    and by_kind(r, "audio")["frames"] >= 25
-                ),
-                what="50 pictures and 25 audio frames",
+            received = await sending_reaches_aiortc(
+                pc, theirs, nursery, video, audio, width, height
             )
-            assert set(by_kind(received, "video")["sizes"]) == {f"{width}x{height}"}
             assert by_kind(received, "audio")["samples"] >= 25 * 960
             assert not any(r["error"] or r["ended"] for r in received)
             nursery.cancel_scope.cancel()
@@ -426,23 +444,9 @@ async def test_our_media_reaches_aiortc_which_offers() -> None:
                 pc.addTrack(audio)
 
             await connect_with(theirs, ours, before_answer=add_tracks)
-            assert [(t.kind, t.currentDirection) for t in pc.getTransceivers()] == [
-                ("video", "sendonly"),
-                ("audio", "sendonly"),
-            ]
-            assert {t["currentDirection"] for t in await theirs.transceivers()} == {"recvonly"}
-            nursery.start_soon(functools.partial(send_vp8, video, width=width, height=height))
-            nursery.start_soon(send_opus, audio)
-            received = await wait_received(
-                theirs,
-                lambda r: (
-                    len(r) == 2
-                    and by_kind(r, "video")["sizes"].get(f"{width}x{height}", 0) >= 50
-                    and by_kind(r, "audio")["frames"] >= 25
-                ),
-                what="50 pictures and 25 audio frames",
+            received = await sending_reaches_aiortc(
+                pc, theirs, nursery, video, audio, width, height
             )
-            assert set(by_kind(received, "video")["sizes"]) == {f"{width}x{height}"}
             assert not any(r["error"] or r["ended"] for r in received)
             nursery.cancel_scope.cancel()
 
