@@ -51,6 +51,7 @@ CORES = [
     "trio_rtc.rtp.reports",
     "trio_rtc.rtp.demux",
     "trio_rtc.rtp.codecs",
+    "trio_rtc.rtp.twcc",
     "trio_rtc.jsep.codecs",
     "trio_rtc.jsep.h264",
     "trio_rtc.sdp",

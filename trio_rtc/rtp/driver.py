@@ -39,7 +39,12 @@ from ..events import Event, EventTarget, HandlerQueue, RTCErrorEvent, event_hand
 from ..exceptions import InvalidStateError, RTCError
 from .demux import MediaSection, RtpDemuxer
 from .errors import RtpError
-from .extensions import ExtensionMap, encode_sdes_text
+from .extensions import (
+    URI_TRANSPORT_CC,
+    ExtensionMap,
+    decode_transport_cc_untrusted,
+    encode_sdes_text,
+)
 from .packet import RtpPacket, parse_rtp_untrusted
 from .reports import RtcpScheduler
 from .rtcp import (
@@ -54,6 +59,7 @@ from .rtcp import (
 )
 from .srtp import SrtpSession
 from .stats import ReceiveStreamStatistics, SendStreamStatistics
+from .twcc import TwccRecorder
 
 __all__ = ["RtpReceiverChannel", "RtpSender", "RtpTransport", "RtpTransportState"]
 
@@ -167,6 +173,7 @@ class RtpTransportCounters:
     keyframe_requests_received: int = 0
     keyframe_requests_sent: int = 0
     byes_received: int = 0
+    twcc_feedback_sent: int = 0
 
 
 class RtpTransport(EventTarget):
@@ -216,6 +223,11 @@ class RtpTransport(EventTarget):
         self._inbound_mid: dict[int, str] = {}
         self.session: SrtpSession | None = None
         self.scheduler: RtcpScheduler | None = None
+        #: Arrival times of received packets with a transport-wide sequence number, fed back
+        #: to their sender (draft-holmer-rmcat-transport-wide-cc-extensions-01 §3); created
+        #: with the keys. Times are µs since ``_twcc_epoch`` (trio time).
+        self.twcc: TwccRecorder | None = None
+        self._twcc_epoch = 0.0
         self.counters = RtpTransportCounters()
         #: The unexpected exception that ended the task, if one did.
         self.crashed: BaseException | None = None
@@ -352,7 +364,7 @@ class RtpTransport(EventTarget):
                 task_status.started()
                 items: list[InboxItem] = []
                 while self._state in ("new", "connected"):
-                    deadline = self.scheduler.get_timer() if self.scheduler else None
+                    deadline = self._next_deadline()
                     try:
                         if deadline is None:
                             items.append(await inbox.receive())
@@ -370,7 +382,9 @@ class RtpTransport(EventTarget):
                         self._take(items, trio.current_time())
                         items.clear()
                     if self.scheduler is not None and self._state == "connected":
-                        self._send_rtcp(self.scheduler.handle_timer(trio.current_time()))
+                        now = trio.current_time()
+                        self._send_twcc(now)
+                        self._send_rtcp(self.scheduler.handle_timer(now))
                 nursery.cancel_scope.cancel()
         except Exception as exc:
             logger.exception("RTP transport task crashed")
@@ -432,6 +446,8 @@ class RtpTransport(EventTarget):
             scheduler.add_receiver(stats)
         scheduler.start(now)
         self.scheduler = scheduler
+        self.twcc = TwccRecorder(next(iter(self._senders), scheduler.receiver_ssrc))
+        self._twcc_epoch = now
         self._set_state("connected")
 
     def _take(self, items: list[InboxItem], now: float) -> None:
@@ -481,6 +497,9 @@ class RtpTransport(EventTarget):
         assert session is not None
         counters = self.counters
         route = self.demuxer.route_rtp
+        twcc = self.twcc
+        twcc_id = self._extension_map.id_of(URI_TRANSPORT_CC) if twcc is not None else None
+        arrival_us = int((now - self._twcc_epoch) * 1_000_000)
         for data in datagrams:
             # RFC 5761 §4: with rtcp-mux, RTCP's packet types 200-207 (192-223 to be safe)
             # sit in the second byte where RTP has M + payload type; RTP avoids 64-95.
@@ -506,6 +525,11 @@ class RtpTransport(EventTarget):
                 stats = self._new_inbound(packet.ssrc, mid)
             stats.on_packet(packet, now, len(plain))
             counters.packets_received += 1
+            if twcc_id is not None:
+                raw = packet.extensions.get(twcc_id)
+                if raw is not None and len(raw) == 2:
+                    assert twcc is not None
+                    twcc.on_packet(decode_transport_cc_untrusted(raw), arrival_us, packet.ssrc)
             if mid not in self._receivers:
                 counters.rtp_no_receiver += 1
                 continue
@@ -641,6 +665,38 @@ class RtpTransport(EventTarget):
         ]
         self.counters.keyframe_requests_sent += len(plis)
         return self._protect_rtcp(scheduler.send_feedback(plis, now))
+
+    def _next_deadline(self) -> float | None:
+        """When the task must wake without input: the next RTCP report or TWCC feedback."""
+        scheduler = self.scheduler
+        if scheduler is None:
+            return None
+        deadline = scheduler.get_timer()
+        twcc = self.twcc
+        if twcc is not None and self._state == "connected":
+            due = twcc.next_feedback_at
+            if due is not None:
+                at = self._twcc_epoch + due / 1_000_000
+                deadline = at if deadline is None else min(deadline, at)
+        return deadline
+
+    def _send_twcc(self, now: float) -> None:
+        """Send transport-wide feedback if it is due: alone with reduced-size RTCP, else
+        queued for the next compound the RFC 4585 timing allows."""
+        twcc, scheduler = self.twcc, self.scheduler
+        if twcc is None or scheduler is None or self._state != "connected":
+            return
+        due = twcc.next_feedback_at
+        now_us = int((now - self._twcc_epoch) * 1_000_000)
+        # Up to 1 ms early: a float round trip through trio time must not leave the deadline
+        # in the past with nothing sent (the loop would spin).
+        if due is None or now_us < due - 1000:
+            return
+        # Ours, as for PLI: a sender's SSRC once there is one, else the receiver-only SSRC.
+        twcc.sender_ssrc = next(iter(self._senders), scheduler.receiver_ssrc)
+        feedback = twcc.feedback(now_us)
+        self.counters.twcc_feedback_sent += len(feedback)
+        self._send_rtcp(scheduler.send_feedback(feedback, now))
 
     def _is_repair(self, ssrc: int) -> bool:
         binding = self.demuxer.binding(ssrc)
