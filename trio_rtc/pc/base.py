@@ -86,7 +86,8 @@ class PeerConnectionBase(EventTarget, abc.ABC):
         """Start the DTLS transport of the BUNDLE group over ``ice`` (idempotent)."""
 
     @abc.abstractmethod
-    async def _supervised_rtp(self, rtp: RtpTransport) -> None: ...
+    async def _supervised_rtp(self, rtp: RtpTransport) -> None:
+        """Run the BUNDLE group's RTP task under the connection's supervision."""
 
     @abc.abstractmethod
     def _ensure_sctp(self, remote_port: int, remote_max_message_size: int) -> None:
