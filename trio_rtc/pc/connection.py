@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 import attrs
@@ -439,43 +440,39 @@ class RTCPeerConnection(Negotiation, AsyncLifetime):
         await ice.wait_until(lambda: ice.state in ("connected", "completed", "closed"))
         if ice.state == "closed":
             return
-        try:
-            await dtls.run(send_many=ice.send_many)
-        except Exception as exc:
-            logger.exception("DTLS component crashed")
-            self._component_failed("DTLS", exc, "dtls-failure")
-            return
-        if dtls.crashed is not None:
-            self._component_failed("DTLS", dtls.crashed, "dtls-failure")
+        await self._supervised(
+            "DTLS", "dtls-failure", dtls, partial(dtls.run, send_many=ice.send_many)
+        )
 
     async def _supervised_ice(
         self, ice: RTCIceTransport, *, task_status: trio.TaskStatus[None]
     ) -> None:
-        try:
-            await ice.run(task_status=task_status)
-        except Exception as exc:
-            logger.exception("ICE component crashed")
-            self._component_failed("ICE", exc, None)
+        await self._supervised("ICE", None, ice, partial(ice.run, task_status=task_status))
 
     async def _supervised_rtp(self, rtp: RtpTransport) -> None:
-        try:
-            await rtp.run()
-        except Exception as exc:
-            logger.exception("RTP component crashed")
-            self._component_failed("RTP", exc, "dtls-failure")
-            return
-        if rtp.crashed is not None:
-            self._component_failed("RTP", rtp.crashed, "dtls-failure")
+        await self._supervised("RTP", "dtls-failure", rtp, rtp.run)
 
     async def _supervised_sctp(self, sctp: RTCSctpTransport) -> None:
+        await self._supervised("SCTP", "sctp-failure", sctp, sctp.run)
+
+    async def _supervised(
+        self,
+        name: str,
+        detail: str | None,
+        component: object,
+        run: Callable[[], Awaitable[object]],
+    ) -> None:
+        """Run one component's task: an exception out of it, or one it caught and kept in its
+        ``crashed`` (failing itself visibly first), fails the connection."""
         try:
-            await sctp.run()
+            await run()
         except Exception as exc:
-            logger.exception("SCTP component crashed")
-            self._component_failed("SCTP", exc, "sctp-failure")
+            logger.exception("%s component crashed", name)
+            self._component_failed(name, exc, detail)
             return
-        if sctp.crashed is not None:
-            self._component_failed("SCTP", sctp.crashed, "sctp-failure")
+        crashed = getattr(component, "crashed", None)
+        if crashed is not None:
+            self._component_failed(name, crashed, detail)
 
     def _component_failed(self, name: str, exc: BaseException, detail: str | None) -> None:
         """A component's task ended by an unexpected exception (a bug, already logged with its
