@@ -264,8 +264,8 @@ class JsepSession:
         rtx_ssrc: int | None = None,
     ) -> JsepTransceiver:
         """addTransceiver()/addTrack() (webrtc-pc §5.1): a new transceiver without a mid, which
-        makes negotiation needed. ``ssrc``/``rtx_ssrc`` are the driver's random SSRCs for what
-        we send (RFC 3550 §8.1); ``track_id`` None means no track yet (no ``a=msid``)."""
+        makes negotiation needed. ``ssrc``/``rtx_ssrc``: the SSRCs for what
+        we send (random when not given, RFC 3550 §8.1); ``track_id`` None means no track yet (no ``a=msid``)."""
         if kind not in ("audio", "video"):
             raise TypeError(f"transceiver kind must be 'audio' or 'video', not {kind!r}")
         if direction not in DIRECTIONS:

@@ -21,6 +21,7 @@ are what the session does with transceivers when it writes or applies a descript
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Collection, Sequence
 
 import attrs
@@ -96,6 +97,14 @@ class JsepTransceiver:
     fired_direction: str | None = None
     #: Created by a remote offer (removed again if that offer is rolled back).
     created_by_remote: bool = False
+
+    def __attrs_post_init__(self) -> None:
+        # The SSRCs this transceiver sends with, should it ever send (RFC 3550 §8.1: random);
+        # a transceiver a remote offer created gets them too, for an addTrack that reuses it.
+        if self.ssrc is None:
+            self.ssrc = secrets.randbits(32) or 1
+        if self.rtx_ssrc is None and self.kind == "video":
+            self.rtx_ssrc = secrets.randbits(32) or 1
 
     @property
     def sending(self) -> bool:

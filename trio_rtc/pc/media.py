@@ -12,7 +12,6 @@ webrtc-pc §4.4.1.5 orders.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
@@ -56,10 +55,6 @@ class RTCTrackEvent(Event):
         self.track = track
         self.streams = list(streams)
         self.transceiver = transceiver
-
-
-def _ssrc() -> int:
-    return secrets.randbits(32) or 1
 
 
 class MediaSide:
@@ -114,8 +109,6 @@ class MediaSide:
             w3c.direction,
             stream_ids=[getattr(s, "id", s) for s in streams],
             track_id=track.id if track is not None else None,
-            ssrc=_ssrc(),
-            rtx_ssrc=_ssrc() if w3c.sender.kind == "video" else None,
         )
         self._pairs.append((w3c, record))
         self._on_negotiation_needed()
@@ -229,12 +222,6 @@ class MediaSide:
             update.kind, direction="recvonly", on_negotiation_needed=lambda: self._sync(w3c)
         )
         assert update.transceiver is not None
-        record = update.transceiver
-        if record.ssrc is None:
-            # The SSRCs it sends with once addTrack (or a direction change) makes it send:
-            # without them the answer has no a=ssrc and no sender task starts.
-            record.ssrc = _ssrc()
-            record.rtx_ssrc = _ssrc() if update.kind == "video" else None
         self._pairs.append((w3c, update.transceiver))
         return w3c
 
