@@ -23,7 +23,7 @@ from typing import Generic, TypeVar
 
 import trio
 
-__all__ = ["Batch", "BatchReceiveChannel", "Outgoing", "drain"]
+__all__ = ["Batch", "BatchReceiveChannel", "Outgoing"]
 
 T = TypeVar("T")
 
@@ -35,16 +35,6 @@ class Outgoing(list[bytes]):
     """A batch of payloads for a layer to protect and send (SCTP packets for DTLS)."""
 
     __slots__ = ()
-
-
-def drain(channel: trio.MemoryReceiveChannel[T], into: list[T]) -> None:
-    """Append every item already queued on ``channel`` to ``into``, without waiting."""
-    receive_nowait = channel.receive_nowait
-    while True:
-        try:
-            into.append(receive_nowait())
-        except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
-            return
 
 
 class BatchReceiveChannel(trio.abc.ReceiveChannel[T], Generic[T]):
@@ -101,9 +91,18 @@ class BatchReceiveChannel(trio.abc.ReceiveChannel[T], Generic[T]):
         self._items.clear()
         return items
 
-    def statistics(self) -> int:
-        """Items buffered on this side (already taken from the channel)."""
-        return len(self._items)
+    def take_queued(self) -> list[list[T] | None]:
+        """Everything not read yet, without waiting, as batches in order (the end marker
+        included): for handing a channel's backlog over to another consumer."""
+        queued: list[list[T] | None] = []
+        if self._items:
+            queued.append(list(self._items))
+            self._items.clear()
+        while True:
+            try:
+                queued.append(self._channel.receive_nowait())
+            except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
+                return queued
 
     def close(self) -> None:
         self._channel.close()

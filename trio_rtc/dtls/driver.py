@@ -157,15 +157,7 @@ class RTCDtlsTransport(EventTarget):
         burst, ``None`` once this transport ended) instead of
         :attr:`application_data_receive_channel`. Records already queued move over first."""
         old, self._app_send = self._app_send, channel
-        pending: list[Batch | None] = []
-        receive = self.application_data_receive_channel
-        if receive.statistics():
-            pending.append([receive.receive_nowait() for _ in range(receive.statistics())])
-        while True:
-            try:
-                pending.append(receive._channel.receive_nowait())
-            except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
-                break
+        pending = self.application_data_receive_channel.take_queued()
         old.close()
         for batch in pending:
             self._deliver_up(batch)
