@@ -337,6 +337,27 @@ def _codec_stats(codec: NegotiatedCodec, kind: str, transport_id: str, timestamp
     return stats
 
 
+def _codec_counters(stats: Stats, counters: Any, kind: str, done: str, doing: str) -> None:
+    """The encoder's or decoder's counters (webrtc-stats §8.2 framesDecoded…, §8.4
+    framesEncoded…) when raw frames are coded here."""
+    if counters is None:
+        return
+    if kind == "video":
+        stats[f"frames{done}"] = counters.frames
+        stats[f"keyFrames{done}"] = counters.keyframes
+        if counters.width is not None:
+            stats["frameWidth"] = counters.width
+            stats["frameHeight"] = counters.height
+        fps = counters.frames_per_second()
+        if fps is not None:
+            stats["framesPerSecond"] = fps
+        if counters.qp_frames:
+            stats["qpSum"] = counters.qp_sum
+    stats[f"total{doing}Time"] = counters.total_time
+    if counters.errors:
+        stats[f"{doing.lower()}Errors"] = counters.errors  # trio_rtc addition
+
+
 def _sender_stats(
     sender: Any, media: MediaSide, transport_id: str, timestamp: float
 ) -> list[Stats]:
@@ -369,6 +390,7 @@ def _sender_stats(
     }
     if kind == "video":
         outbound["framesSent"] = sender.frames_sent
+    _codec_counters(outbound, sender.encode_stats, kind, "Encoded", "Encode")
     codec = sender._sending_codec
     if codec is not None:
         codec_stats = _codec_stats(codec, kind, transport_id, timestamp)
@@ -454,11 +476,15 @@ def _receiver_stats(
         if s.last_packet_received_at is not None:
             inbound["lastPacketReceivedTimestamp"] = _wallclock_ms(s.last_packet_received_at)
         counts = receiver.frame_counts.get(ssrc)
+        decoded = receiver.decode_stats
         if kind == "video":
-            # Frames are not decoded here: "decoded" counts complete frames the track took.
             inbound["framesReceived"] = counts.received if counts else 0
-            inbound["framesDecoded"] = counts.delivered if counts else 0
-            inbound["keyFramesDecoded"] = counts.keyframes_delivered if counts else 0
+            if decoded is None:
+                # Not decoded here (read as encoded frames): "decoded" counts the complete
+                # frames the track took.
+                inbound["framesDecoded"] = counts.delivered if counts else 0
+                inbound["keyFramesDecoded"] = counts.keyframes_delivered if counts else 0
+        _codec_counters(inbound, decoded, kind, "Decoded", "Decode")
         codec = None
         if counts is not None and negotiated is not None:
             codec = negotiated.codec(counts.payload_type)

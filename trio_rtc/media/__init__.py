@@ -1,11 +1,25 @@
-"""Media objects (issue 11, part 1): tracks, streams, RTCRtpSender/Receiver/Transceiver, and the
-tasks that move encoded frames through an RtpTransport. See ``docs/media.md``.
+"""Media objects: tracks, streams, RTCRtpSender/Receiver/Transceiver, the tasks that move
+encoded frames through an RtpTransport, and raw frames (``recv()``, :class:`VideoSource`,
+:class:`AudioSource`, aiortc-style tracks) encoded and decoded in worker threads. See
+``docs/media.md``.
 
-Encoded media only: nothing here imports PyAV; raw-frame sources and sinks come later.
+Importing this package never imports PyAV: the codecs (``trio_rtc.media.av_codecs``, the
+``media`` extra) load the first time a frame is encoded or decoded, and the helpers that need
+PyAV (``player``, ``recorder``, ``relay``, ``sources``) are imported by name.
 """
 
 from __future__ import annotations
 
+from .coding import (
+    CodecError,
+    CodecRegistry,
+    CodecUnavailableError,
+    DecodeError,
+    Decoder,
+    Encoder,
+    EncoderSettings,
+    default_registry,
+)
 from .driver import (
     KEYFRAME_REQUEST_INTERVAL,
     make_depacketizer,
@@ -14,6 +28,7 @@ from .driver import (
     run_sender,
     sending_codec,
 )
+from .frames import AudioSource, FrameTrack, MediaStreamError, VideoSource
 from .parameters import (
     RTCRtcpParameters,
     RTCRtpCodecParameters,
@@ -40,9 +55,19 @@ from .tracks import (
 
 __all__ = [
     "KEYFRAME_REQUEST_INTERVAL",
+    "AudioSource",
+    "CodecError",
+    "CodecRegistry",
+    "CodecUnavailableError",
+    "DecodeError",
+    "Decoder",
     "EncodedSource",
+    "Encoder",
+    "EncoderSettings",
+    "FrameTrack",
     "KeyframeRequest",
     "MediaStream",
+    "MediaStreamError",
     "MediaStreamTrack",
     "MediaStreamTrackEvent",
     "OutgoingFrame",
@@ -57,6 +82,8 @@ __all__ = [
     "RTCRtpSender",
     "RTCRtpSynchronizationSource",
     "RTCRtpTransceiver",
+    "VideoSource",
+    "default_registry",
     "make_depacketizer",
     "make_packetizer",
     "run_receiver",

@@ -20,6 +20,7 @@ import logging
 import math
 import secrets
 from collections.abc import Callable
+from typing import Any
 
 import attrs
 import trio
@@ -49,7 +50,7 @@ from ..rtp.errors import RtpError
 from ..rtp.extensions import URI_AUDIO_LEVEL, decode_audio_level_untrusted
 from ..rtp.packet import RtpPacket
 from .rtp_objects import RTCRtpReceiver, RTCRtpSender
-from .tracks import EncodedSource, OutgoingFrame
+from .tracks import EncodedSource, MediaStreamTrack, OutgoingFrame
 
 __all__ = [
     "KEYFRAME_REQUEST_INTERVAL",
@@ -209,77 +210,165 @@ async def run_sender(
     need_keyframe = not audio
     current: EncodedSource | None = None
     dtmf = sender._dtmf  # webrtc-pc §7: its tones go out on this stream, between frames
-    task_status.started()
-    while not sender._stopping:
-        if dtmf is not None:
-            now = trio.current_time()
-            tones = dtmf._poll(now, ssrc, sequence, timeline.position, codec.clock_rate)
-            if tones:
-                sequence = (sequence + len(tones)) & 0xFFFF
-                try:
-                    await rtp_sender.send_packets(tones)
-                except Exception:
-                    return
-        frame, source = await _next_frame(sender, dtmf._deadline if dtmf else math.inf)
-        if source is not current:
-            current = source
-            # A new source: its first frame must be a keyframe (asked for below if it is not).
-            need_keyframe = not audio
-            talkspurt = True
-        if frame is None:
-            continue
-        assert source is not None
-        track = sender.track
-        active = bool(sender._encodings) and sender._encodings[0].active
-        if track is None or not track.enabled or not active:
-            sender.frames_dropped += 1
-            source.frames_dropped += 1
-            need_keyframe = not audio
-            talkspurt = True
-            continue
-        if dtmf is not None and dtmf._playing:
-            # A tone replaces the audio (as browsers do); its time passes on the timeline.
-            timeline.stamp(frame, trio.current_time())
-            sender.frames_dropped += 1
-            talkspurt = True
-            continue
-        if need_keyframe and not frame.keyframe:
-            sender.frames_dropped += 1
-            source.frames_dropped += 1
-            if not source.keyframe_requested.is_set():
-                source.keyframe_requested.set()
-            continue
-        need_keyframe = False
-        timestamp = timeline.stamp(frame, trio.current_time())
+    sending_mime = f"{sender.kind}/{codec.name}".lower()
+    async with trio.open_nursery() as nursery:
+        encoders = _EncoderTasks(nursery, sender, codec)
+        transcoders = _Transcoders(codec)
+        task_status.started()
         try:
-            packets = packetize_rtp(
-                packetizer,
-                frame.data,
-                sequence_number=sequence,
-                timestamp=timestamp,
-                payload_type=payload_type,
-                ssrc=ssrc,
-                keyframe=frame.keyframe,
-                max_payload_size=max_payload_size,
-                marker=True if audio and talkspurt else None,
-            )
-        except ValueError as exc:
-            # The producer's frame (too large for Opus, empty, malformed for the format): drop
-            # it and say why once per stream; the stream carries on.
-            sender.frames_dropped += 1
-            source.frames_dropped += 1
-            if sender.frames_dropped == 1:
-                logger.warning("sender of mid %s dropped a frame: %s", mid, exc)
-            continue
-        sequence = (sequence + len(packets)) & 0xFFFF
-        talkspurt = False
-        try:
-            await rtp_sender.send_packets(packets)
-        except Exception:
-            return  # the RTP transport ended: nothing will carry media any more
-        sender.frames_sent += 1
-        if frame.keyframe and not audio:
-            sender.keyframes_sent += 1
+            while not sender._stopping:
+                encoders.sync(sender.track)
+                if dtmf is not None:
+                    now = trio.current_time()
+                    tones = dtmf._poll(now, ssrc, sequence, timeline.position, codec.clock_rate)
+                    if tones:
+                        sequence = (sequence + len(tones)) & 0xFFFF
+                        try:
+                            await rtp_sender.send_packets(tones)
+                        except Exception:
+                            return
+                frame, source = await _next_frame(sender, dtmf._deadline if dtmf else math.inf)
+                if source is not current:
+                    current = source
+                    # A new source: its first frame must be a keyframe (asked for below if it
+                    # is not).
+                    need_keyframe = not audio
+                    talkspurt = True
+                if frame is None:
+                    continue
+                assert source is not None
+                if frame.codec is not None and frame.codec.lower() != sending_mime:
+                    # A relayed frame in another codec: decode and re-encode it.
+                    frames = await transcoders.transcode(frame, source)
+                else:
+                    frames = [frame]
+                for frame in frames:
+                    track = sender.track
+                    active = bool(sender._encodings) and sender._encodings[0].active
+                    # A track fed by raw frames sends black/silence while disabled (its encoder
+                    # makes them); an encoded-only track sends nothing.
+                    muted = track is not None and not track.enabled and track.frame_source is None
+                    if track is None or muted or not active:
+                        sender.frames_dropped += 1
+                        source.frames_dropped += 1
+                        need_keyframe = not audio
+                        talkspurt = True
+                        continue
+                    if dtmf is not None and dtmf._playing:
+                        # A tone replaces the audio (as browsers do); its time passes on the
+                        # timeline.
+                        timeline.stamp(frame, trio.current_time())
+                        sender.frames_dropped += 1
+                        talkspurt = True
+                        continue
+                    if need_keyframe and not frame.keyframe:
+                        sender.frames_dropped += 1
+                        source.frames_dropped += 1
+                        if not source.keyframe_requested.is_set():
+                            source.keyframe_requested.set()
+                        continue
+                    need_keyframe = False
+                    timestamp = timeline.stamp(frame, trio.current_time())
+                    try:
+                        packets = packetize_rtp(
+                            packetizer,
+                            frame.data,
+                            sequence_number=sequence,
+                            timestamp=timestamp,
+                            payload_type=payload_type,
+                            ssrc=ssrc,
+                            keyframe=frame.keyframe,
+                            max_payload_size=max_payload_size,
+                            marker=True if audio and talkspurt else None,
+                        )
+                    except ValueError as exc:
+                        # The producer's frame (too large for Opus, empty, malformed for the
+                        # format): drop it and say why once per stream; the stream carries on.
+                        sender.frames_dropped += 1
+                        source.frames_dropped += 1
+                        if sender.frames_dropped == 1:
+                            logger.warning("sender of mid %s dropped a frame: %s", mid, exc)
+                        continue
+                    sequence = (sequence + len(packets)) & 0xFFFF
+                    talkspurt = False
+                    try:
+                        await rtp_sender.send_packets(packets)
+                    except Exception:
+                        return  # the RTP transport ended: nothing will carry media any more
+                    sender.frames_sent += 1
+                    if frame.keyframe and not audio:
+                        sender.keyframes_sent += 1
+        finally:
+            nursery.cancel_scope.cancel()
+            await transcoders.aclose()
+
+
+class _EncoderTasks:
+    """The encoder task of the sender's current track when that track is fed by raw frames
+    (``track.frame_source``): started when the track becomes the sender's, cancelled when it
+    no longer is (replaceTrack, stop)."""
+
+    def __init__(self, nursery: trio.Nursery, sender: RTCRtpSender, codec: NegotiatedCodec) -> None:
+        self._nursery = nursery
+        self._sender = sender
+        self._codec = codec
+        self._track: MediaStreamTrack | None = None
+        self._scope: trio.CancelScope | None = None
+
+    def sync(self, track: MediaStreamTrack | None) -> None:
+        if track is self._track:
+            return
+        if self._scope is not None:
+            self._scope.cancel()
+            self._scope = None
+        self._track = track
+        if track is None or track.frame_source is None or track.readyState != "live":
+            return
+        scope = self._scope = trio.CancelScope()
+        self._nursery.start_soon(self._run, track, scope, name=f"trio_rtc.media.encode {track.id}")
+
+    async def _run(self, track: MediaStreamTrack, scope: trio.CancelScope) -> None:
+        from .pipeline import run_encoder  # the codecs load only when raw frames are sent
+
+        with scope:
+            await run_encoder(track, track.frame_source, self._codec, sender=self._sender)
+
+
+class _Transcoders:
+    """Transcoders of a sender by the MIME type of the frames it is given."""
+
+    def __init__(self, codec: NegotiatedCodec) -> None:
+        self._codec = codec
+        self._by_mime: dict[str, Any] = {}
+        self._failed: set[str] = set()
+
+    async def transcode(self, frame: OutgoingFrame, source: EncodedSource) -> list[OutgoingFrame]:
+        from .coding import CodecError
+        from .pipeline import Transcoder
+
+        mime = frame.codec or ""
+        if mime in self._failed:
+            return []
+        transcoder = self._by_mime.get(mime)
+        if transcoder is None:
+            try:
+                transcoder = self._by_mime[mime] = Transcoder(mime, self._codec)
+            except CodecError as exc:
+                self._failed.add(mime)
+                logger.warning("cannot send %s frames as %s: %s", mime, self._codec.rtpmap, exc)
+                return []
+        out: list[OutgoingFrame] = await transcoder.transcode(
+            frame, keyframe=source.keyframe_requested.is_set()
+        )
+        if transcoder.need_keyframe:
+            transcoder.need_keyframe = False
+            source.keyframe_requested.set()  # the origin must restart the decoder we feed
+        return out
+
+    async def aclose(self) -> None:
+        for transcoder in self._by_mime.values():
+            await transcoder.aclose()
+        self._by_mime.clear()
 
 
 def _audio_level(packet: RtpPacket, level_id: int | None) -> float | None:
@@ -344,71 +433,90 @@ async def run_receiver(
             pending_request = True  # sent with the next batch after the interval
 
     track._keyframe_hook = ask_keyframe
-    task_status.started()
-    try:
-        with channel:
-            while not receiver._stopped and track.readyState == "live":
-                scope = trio.CancelScope()
-                receiver._wakeup.add(scope)
-                track._wakeup.add(scope)
-                batches: list[list[RtpPacket]] = []
-                try:
-                    with scope:
-                        if pending_request:
-                            scope.deadline = last_request + keyframe_interval
-                        batches.append(await channel.receive())
-                finally:
-                    receiver._wakeup.discard(scope)
-                    track._wakeup.discard(scope)
-                while True:
+    async with trio.open_nursery() as nursery:
+
+        def start_decoding() -> None:
+            if not track._decoder_running:
+                track._decoder_running = True
+                nursery.start_soon(_decode, track, receiver, name=f"trio_rtc.media.decode {mid}")
+
+        track._decode_starter = start_decoding
+        if track.decoding:
+            start_decoding()  # recv() was called before the section was negotiated
+        task_status.started()
+        try:
+            with channel:
+                while not receiver._stopped and track.readyState == "live":
+                    scope = trio.CancelScope()
+                    receiver._wakeup.add(scope)
+                    track._wakeup.add(scope)
+                    batches: list[list[RtpPacket]] = []
                     try:
-                        batches.append(channel.receive_nowait())
-                    except trio.WouldBlock:
-                        break
-                want_keyframe = pending_request
-                now = trio.current_time()
-                for batch in batches:
-                    for packet in batch:
-                        pt = packet.payload_type
-                        if pt in rtx:
-                            receiver.packets_unhandled += (
-                                1  # RTX comes with part 3 (retransmissions)
-                            )
-                            continue
-                        stream = streams.get(packet.ssrc)
-                        if stream is None or stream.payload_type != pt:
-                            codec = codecs.get(pt)
-                            depacketizer = make_depacketizer(codec) if codec else None
-                            if codec is None or depacketizer is None:
-                                receiver.packets_unhandled += 1
+                        with scope:
+                            if pending_request:
+                                scope.deadline = last_request + keyframe_interval
+                            batches.append(await channel.receive())
+                    finally:
+                        receiver._wakeup.discard(scope)
+                        track._wakeup.discard(scope)
+                    while True:
+                        try:
+                            batches.append(channel.receive_nowait())
+                        except trio.WouldBlock:
+                            break
+                    want_keyframe = pending_request
+                    now = trio.current_time()
+                    for batch in batches:
+                        for packet in batch:
+                            pt = packet.payload_type
+                            if pt in rtx:
+                                receiver.packets_unhandled += (
+                                    1  # RTX comes with part 3 (retransmissions)
+                                )
                                 continue
-                            stream = streams[packet.ssrc] = _Stream(
-                                pt, FrameAssembler(depacketizer)
-                            )
-                            stream.mime_type = f"{negotiated.kind}/{codec.name}"
-                        for frame in stream.assembler.receive_packet(packet):
-                            frame = attrs.evolve(frame, codec=stream.mime_type, arrival_time=now)
-                            before = track.frames_received
-                            if track._deliver(frame):
+                            stream = streams.get(packet.ssrc)
+                            if stream is None or stream.payload_type != pt:
+                                codec = codecs.get(pt)
+                                depacketizer = make_depacketizer(codec) if codec else None
+                                if codec is None or depacketizer is None:
+                                    receiver.packets_unhandled += 1
+                                    continue
+                                stream = streams[packet.ssrc] = _Stream(
+                                    pt, FrameAssembler(depacketizer)
+                                )
+                                stream.mime_type = f"{negotiated.kind}/{codec.name}"
+                            for frame in stream.assembler.receive_packet(packet):
+                                frame = attrs.evolve(
+                                    frame, codec=stream.mime_type, arrival_time=now
+                                )
+                                before = track.frames_received
+                                if track._deliver(frame):
+                                    want_keyframe = True
+                                receiver._count_frame(
+                                    packet.ssrc,
+                                    pt,
+                                    frame.keyframe,
+                                    track.frames_received > before,
+                                )
+                                receiver._saw_frame(
+                                    packet.ssrc,
+                                    packet.csrcs,
+                                    frame.timestamp,
+                                    _audio_level(packet, level_id),
+                                )
+                            if stream.assembler.keyframe_needed:
                                 want_keyframe = True
-                            receiver._count_frame(
-                                packet.ssrc,
-                                pt,
-                                frame.keyframe,
-                                track.frames_received > before,
-                            )
-                            receiver._saw_frame(
-                                packet.ssrc,
-                                packet.csrcs,
-                                frame.timestamp,
-                                _audio_level(packet, level_id),
-                            )
-                        if stream.assembler.keyframe_needed:
-                            want_keyframe = True
-                if want_keyframe:
-                    ask_keyframe()
-    except trio.EndOfChannel:
-        pass  # the RTP transport ended
-    finally:
-        track._keyframe_hook = None
-        track._end(fire=True)
+                    if want_keyframe:
+                        ask_keyframe()
+        except trio.EndOfChannel:
+            pass  # the RTP transport ended
+        finally:
+            track._keyframe_hook = None
+            track._decode_starter = None
+            track._end(fire=True)
+
+
+async def _decode(track: MediaStreamTrack, receiver: RTCRtpReceiver) -> None:
+    from .pipeline import run_decoder  # the codecs load only when decoded frames are read
+
+    await run_decoder(track, receiver=receiver)

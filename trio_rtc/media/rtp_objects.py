@@ -35,10 +35,11 @@ from .parameters import (
     check_send_parameters,
     codec_parameters,
 )
-from .tracks import MediaStreamTrack, _Wakeup
+from .tracks import MediaStreamTrack, _Wakeup, as_media_track
 
 if TYPE_CHECKING:
     from ..rtp.driver import RtpSender, RtpTransport
+    from .pipeline import CodecStats
 
 __all__ = [
     "RTCRtpContributingSource",
@@ -114,6 +115,10 @@ class RTCRtpSender:
         self.frames_dropped = 0
         #: The codec run_sender sends with (its payload type is the outbound-rtp codecId's).
         self._sending_codec: NegotiatedCodec | None = None
+        #: The encoder's counters while a track fed by raw frames is sent (None otherwise).
+        self.encode_stats: CodecStats | None = None
+        #: Why the track's raw frames cannot be encoded (no encoder for the codec), if so.
+        self.encode_error: Exception | None = None
 
     def __repr__(self) -> str:
         return f"<RTCRtpSender {self._kind} track={self._track!r}>"
@@ -140,8 +145,14 @@ class RTCRtpSender:
 
     async def replaceTrack(self, withTrack: MediaStreamTrack | None) -> None:
         """Send ``withTrack`` instead, without renegotiation (webrtc-pc §5.2 replaceTrack())."""
-        if withTrack is not None and not isinstance(withTrack, MediaStreamTrack):
-            raise TypeError(f"replaceTrack() takes a MediaStreamTrack or None, not {withTrack!r}")
+        if withTrack is not None:
+            media_track = as_media_track(withTrack)
+            if media_track is None:
+                raise TypeError(
+                    "replaceTrack() takes a MediaStreamTrack, a frame track (kind and async "
+                    f"recv(), as aiortc's tracks) or None, not {withTrack!r}"
+                )
+            withTrack = media_track
         if withTrack is not None and withTrack.kind != self._kind:
             raise TypeError(
                 f"replaceTrack() needs a {self._kind} track for this {self._kind} sender, "
@@ -331,6 +342,8 @@ class RTCRtpReceiver:
         self.frame_counts: dict[int, InboundFrameCounts] = {}
         #: Keyframe requests (PLI) run_receiver handed to the RTP task for this mid.
         self.keyframe_requests_sent = 0
+        #: The decoder's counters once the track is read with ``recv()`` (None before).
+        self.decode_stats: CodecStats | None = None
 
     def __repr__(self) -> str:
         return f"<RTCRtpReceiver {self._kind} track={self._track.id}>"
@@ -501,6 +514,9 @@ class RTCRtpTransceiver:
         self._stopping = False
         self._stopped = False
         self._codec_preferences: list[RTCRtpCodecCapability] = []
+        #: Called after setCodecPreferences() (the pc copies them to its JSEP record; they
+        #: take effect at the next negotiation and, as webrtc-pc §5.4 says, fire nothing).
+        self.on_codec_preferences: Callable[[], object] | None = None
         self._on_negotiation_needed = on_negotiation_needed
 
     def __repr__(self) -> str:
@@ -564,6 +580,8 @@ class RTCRtpTransceiver:
             if not isinstance(codec, RTCRtpCodecCapability):
                 raise TypeError(f"codec preferences are RTCRtpCodecCapability, not {codec!r}")
         self._codec_preferences = check_codec_preferences(codecs, get_capabilities(self.kind))
+        if self.on_codec_preferences is not None:
+            self.on_codec_preferences()  # the pc's next offer or answer uses them
 
     # --- trio_rtc additions and the seam for the peer connection -----------------------------
 

@@ -17,8 +17,10 @@ The trio-native side carries *encoded* media (the codecs themselves come in a la
 
 from __future__ import annotations
 
+import contextlib
 import math
 import uuid
+import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any, Literal
@@ -28,9 +30,12 @@ import trio
 
 from ..events import Event, EventTarget, event_handler_property
 from ..rtp.codecs import EncodedFrame
+from .frames import MediaStreamError, is_frame_track
 
 __all__ = [
     "DEFAULT_AUDIO_QUEUE",
+    "DEFAULT_DECODED_AUDIO_QUEUE",
+    "DEFAULT_DECODED_VIDEO_QUEUE",
     "DEFAULT_SOURCE_QUEUE",
     "DEFAULT_VIDEO_QUEUE",
     "EncodedSource",
@@ -40,6 +45,7 @@ __all__ = [
     "MediaStreamTrackEvent",
     "MediaStreamTrackState",
     "OutgoingFrame",
+    "as_media_track",
 ]
 
 MediaStreamTrackState = Literal["live", "ended"]
@@ -51,6 +57,10 @@ DEFAULT_SOURCE_QUEUE = 8
 DEFAULT_VIDEO_QUEUE = 8
 #: Frames a remote audio track holds (1 s of 20 ms Opus) before dropping the oldest.
 DEFAULT_AUDIO_QUEUE = 50
+#: Decoded pictures a remote video track keeps for a slow ``recv()`` reader (the newest).
+DEFAULT_DECODED_VIDEO_QUEUE = 3
+#: Decoded audio frames (1 s of 20 ms) a remote track keeps before dropping the oldest.
+DEFAULT_DECODED_AUDIO_QUEUE = 50
 
 
 class _Wakeup:
@@ -120,6 +130,11 @@ class OutgoingFrame:
     keyframe: bool = False
     timestamp: int | None = None
     duration: float | None = None
+    #: The encoder's quantizer for this frame, when it knows it (summed in ``qpSum`` stats).
+    qp: int | None = None
+    #: The codec's MIME type ("video/VP8") when the producer knows it (a relayed frame does):
+    #: a sender whose negotiated codec differs transcodes the frame (with the ``media`` extra).
+    codec: str | None = None
 
 
 def _outgoing(frame: Any, kind: str) -> OutgoingFrame:
@@ -137,6 +152,8 @@ def _outgoing(frame: Any, kind: str) -> OutgoingFrame:
             bool(getattr(frame, "keyframe", False)),
             getattr(frame, "timestamp", None),
             getattr(frame, "duration", None),
+            getattr(frame, "qp", None),
+            getattr(frame, "codec", None),
         )
     if not out.data:
         raise ValueError("an empty encoded frame: there is nothing to send")
@@ -297,11 +314,20 @@ class MediaStreamTrack(EventTarget):
         remote: bool = False,
         id: str | None = None,
         max_queue: int | None = None,
+        frames: Any = None,
     ) -> None:
         if kind not in _KINDS:
             raise TypeError(f"kind must be 'audio' or 'video', not {kind!r}")
         if source is not None and (remote or source.kind != kind):
             raise TypeError("a source feeds a local track of its own kind")
+        if frames is not None:
+            if remote or source is not None:
+                raise TypeError("frames= feeds a new local track (not with source= or remote=)")
+            if not is_frame_track(frames) or frames.kind != kind:
+                raise TypeError(
+                    f"frames= takes an object with kind {kind!r} and an async recv() returning "
+                    f"raw frames (an aiortc-style track, a VideoSource), not {frames!r}"
+                )
         if source is not None and source.closed:
             raise trio.ClosedResourceError(
                 "this EncodedSource has ended; a new track needs a live one"
@@ -314,6 +340,8 @@ class MediaStreamTrack(EventTarget):
         self._muted = remote
         self._ready_state: MediaStreamTrackState = "live"
         self.source: EncodedSource | None = None
+        #: The raw-frame source a sender encodes (``frames=``), None for encoded-only tracks.
+        self.frame_source: Any = frames
         if not remote:
             self.source = source if source is not None else EncodedSource(kind)
             self.source._attach(self)
@@ -328,6 +356,19 @@ class MediaStreamTrack(EventTarget):
         self.frames_received = 0
         #: Remote frames dropped: reader too slow, track disabled, or waiting for a keyframe.
         self.frames_dropped = 0
+        # Decoded frames (``recv()``): filled by the receiver's decoder task once asked for.
+        self._decoded: deque[Any] = deque()
+        self._decoded_readers = trio.lowlevel.ParkingLot()
+        self._decoding = False  # recv() was called: decode this track
+        self._decoder_running = False
+        self._decode_error: BaseException | None = None
+        self._decode_starter: Callable[[], object] | None = None
+        #: Decoded frames kept for a slow reader: video keeps the newest, audio drops its
+        #: oldest past this (both counted in ``decoded_frames_dropped``).
+        self.max_decoded_queue = (
+            DEFAULT_DECODED_VIDEO_QUEUE if kind == "video" else DEFAULT_DECODED_AUDIO_QUEUE
+        )
+        self.decoded_frames_dropped = 0
 
     def __repr__(self) -> str:
         where = "remote" if self._remote else "local"
@@ -400,11 +441,70 @@ class MediaStreamTrack(EventTarget):
                 twin._end(fire=False)
             else:
                 twin = MediaStreamTrack(self._kind, self._label, source=self.source)
+                twin.frame_source = self.frame_source
         twin._enabled = self._enabled
         twin._muted = self._muted
         if self._ready_state == "ended":
             twin._end(fire=False)
         return twin
+
+    # --- decoded frames (the aiortc-style protocol; needs a decoder: the media extra) ---------
+
+    async def recv(self) -> Any:
+        """The next decoded frame of a remote track (``av.VideoFrame``/``av.AudioFrame`` with
+        ``pts`` counted from the first frame and ``time_base`` the codec clock's), decoded in a
+        worker thread; :class:`~trio_rtc.media.frames.MediaStreamError` once the track ended
+        and every decoded frame was read. The first call starts the decoder: from then on the
+        track's encoded frames go to it (read a track one way: ``recv()`` or
+        ``recv_encoded()``). Raises :class:`~trio_rtc.media.coding.CodecUnavailableError` when
+        no decoder exists for the codec (PyAV not installed, or none registered)."""
+        if not self._remote:
+            raise TypeError(
+                "recv() reads a remote track; a local track's frames go to its sender "
+                "(fan one source out with trio_rtc.media.relay.MediaRelay)"
+            )
+        if not self._decoding:
+            self._decoding = True
+            if self._decode_starter is not None:
+                self._decode_starter()
+        while not self._decoded:
+            if self._decode_error is not None:
+                raise self._decode_error
+            if self._ready_state == "ended" and not self._decoder_running:
+                raise MediaStreamError(f"track {self._id} has ended")
+            await self._decoded_readers.park()
+        await trio.lowlevel.checkpoint_if_cancelled()
+        return self._decoded.popleft()
+
+    def __aiter__(self) -> MediaStreamTrack:
+        return self
+
+    async def __anext__(self) -> Any:
+        try:
+            return await self.recv()
+        except trio.EndOfChannel:
+            raise StopAsyncIteration from None
+
+    @property
+    def decoding(self) -> bool:
+        """True once ``recv()`` asked for decoded frames."""
+        return self._decoding
+
+    def _deliver_decoded(self, frame: Any) -> None:
+        frames = self._decoded
+        if len(frames) >= self.max_decoded_queue:
+            frames.popleft()
+            self.decoded_frames_dropped += 1
+        frames.append(frame)
+        self._decoded_readers.unpark_all()
+
+    def _decoded_end(self) -> None:
+        self._decoder_running = False
+        self._decoded_readers.unpark_all()
+
+    def _decode_failed(self, error: BaseException) -> None:
+        self._decode_error = error
+        self._decoded_readers.unpark_all()
 
     # --- remote frames (trio-native) -----------------------------------------------------------
 
@@ -491,11 +591,48 @@ class MediaStreamTrack(EventTarget):
             return
         self._ready_state = "ended"
         self._readers.unpark_all()
+        self._decoded_readers.unpark_all()
         self._wakeup.wake()
         if self.source is not None:
             self.source._detach(self)
+            if self.source.closed and self.frame_source is not None:
+                # Nothing reads the raw source any more: stop it (a player, a camera).
+                stop = getattr(self.frame_source, "stop", None)
+                if callable(stop):
+                    stop()
         if fire:
             self.dispatchEvent(Event("ended"))
+
+
+_wrappers: weakref.WeakKeyDictionary[Any, MediaStreamTrack] = weakref.WeakKeyDictionary()
+
+
+def as_media_track(track: Any) -> MediaStreamTrack | None:
+    """``track`` itself when it is a :class:`MediaStreamTrack`; for a frame track (an
+    aiortc-style object with ``kind`` and ``async recv()``), the live local MediaStreamTrack that
+    encodes it (the same one each time while it lives, with the frame track's ``id`` and
+    ``label`` when it has string ones); None for anything else."""
+    if isinstance(track, MediaStreamTrack):
+        return track
+    if not is_frame_track(track):
+        return None
+    try:
+        wrapper = _wrappers.get(track)
+    except TypeError:  # not weakly referenceable: a new wrapper each time
+        wrapper = None
+    if wrapper is not None and wrapper.readyState == "live":
+        return wrapper
+    track_id = getattr(track, "id", None)
+    label = getattr(track, "label", "")
+    wrapper = MediaStreamTrack(
+        track.kind,
+        label if isinstance(label, str) else "",
+        id=track_id if isinstance(track_id, str) and track_id else None,
+        frames=track,
+    )
+    with contextlib.suppress(TypeError):
+        _wrappers[track] = wrapper
+    return wrapper
 
 
 class MediaStream(EventTarget):

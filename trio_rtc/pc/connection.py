@@ -40,6 +40,7 @@ from ..ice.transport import (
     RTCIceTransport,
 )
 from ..media import MediaStream, MediaStreamTrack, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
+from ..media.tracks import as_media_track
 from ..rtp.driver import RtpTransport
 from ..sctp.transport import RTCSctpTransport
 from ..sdp import Fingerprint
@@ -185,9 +186,13 @@ class RTCPeerConnection(Negotiation, AsyncLifetime):
     def addTrack(self, track: MediaStreamTrack, *streams: MediaStream) -> RTCRtpSender:
         """Send ``track`` (webrtc-pc §4.4.1.6 addTrack); ``streams`` give its ``a=msid``."""
         self._check_not_closed("addTrack()")
-        if not isinstance(track, MediaStreamTrack):
-            raise TypeError(f"addTrack() takes a MediaStreamTrack, not {track!r}")
-        return self._media.add_track(track, streams)
+        media_track = as_media_track(track)
+        if media_track is None:
+            raise TypeError(
+                "addTrack() takes a MediaStreamTrack or a frame track (kind and async recv() "
+                f"returning av frames, as aiortc's tracks), not {track!r}"
+            )
+        return self._media.add_track(media_track, streams)
 
     def removeTrack(self, sender: RTCRtpSender) -> None:
         self._check_not_closed("removeTrack()")
@@ -199,6 +204,8 @@ class RTCPeerConnection(Negotiation, AsyncLifetime):
         """A transceiver for ``trackOrKind`` (webrtc-pc §4.4.1.6 addTransceiver); ``init``:
         direction, streams, sendEncodings."""
         self._check_not_closed("addTransceiver()")
+        if not isinstance(trackOrKind, str):
+            trackOrKind = as_media_track(trackOrKind) or trackOrKind
         return self._media.add_transceiver(trackOrKind, init)
 
     # --- obsolete media members (MDN "Obsolete methods/events"), on top of the above ------------

@@ -111,8 +111,16 @@ class MediaSide:
             track_id=track.id if track is not None else None,
         )
         self._pairs.append((w3c, record))
+        self._watch_preferences(w3c, record)
         self._on_negotiation_needed()
         return w3c
+
+    @staticmethod
+    def _watch_preferences(w3c: RTCRtpTransceiver, record: JsepTransceiver) -> None:
+        def copy() -> None:
+            record.codec_preferences = tuple(w3c.codec_preferences)
+
+        w3c.on_codec_preferences = copy
 
     def add_track(self, track: MediaStreamTrack, streams: Sequence[MediaStream]) -> RTCRtpSender:
         """webrtc-pc §4.4.1.6 addTrack: reuse a transceiver of the kind that never sent and has
@@ -223,6 +231,7 @@ class MediaSide:
         )
         assert update.transceiver is not None
         self._pairs.append((w3c, update.transceiver))
+        self._watch_preferences(w3c, update.transceiver)
         return w3c
 
     def _remote_stream(self, stream_id: str) -> MediaStream:

@@ -1,0 +1,491 @@
+"""Raw frames ⇄ encoded frames around the RTP tasks, with the codec work in worker threads.
+
+- :func:`run_encoder` (started by ``run_sender`` for a track fed by raw frames): a reader task
+  pulls the track's frame source into a small mailbox, and the encoder task takes the newest
+  frame, encodes it in a worker thread and queues the result in the track's
+  :class:`~trio_rtc.media.tracks.EncodedSource` (bounded: backpressure from the network).
+- :func:`run_decoder` (started by ``run_receiver`` when a remote track is first read with
+  ``recv()``): takes the track's assembled frames in order, decodes them in a worker thread and
+  queues the pictures/sound for the reader.
+- :class:`Transcoder`: a relayed frame whose codec differs from the negotiated one is decoded
+  and re-encoded on its way out.
+
+Threads: every encoder and decoder instance runs its calls through ``trio.to_thread.run_sync``
+with a ``CapacityLimiter(1)`` of its own, so its calls never overlap and keep their order, and
+the Trio loop never waits on a codec. A cancelled call waits for the codec call in flight (a
+few milliseconds) instead of abandoning the thread: nothing is left running.
+
+Bounds: video keeps only the newest raw frame when the encoder is slower than the source (the
+older one is dropped and counted), and the newest decoded pictures when the reader is slow;
+audio is a bounded FIFO in both directions: the reader of a raw source waits when it is full
+(never reordered, never dropped), decoded audio drops its oldest frame (counted) for a reader
+that does not keep up.
+"""
+
+from __future__ import annotations
+
+import fractions
+import functools
+import logging
+import time
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from ..jsep.codecs import NegotiatedCodec
+from ..rtp.codecs import EncodedFrame
+from .coding import (
+    CodecError,
+    CodecRegistry,
+    DecodeError,
+    Decoder,
+    EncoderSettings,
+    default_registry,
+)
+from .tracks import OutgoingFrame
+
+if TYPE_CHECKING:
+    from .rtp_objects import RTCRtpReceiver, RTCRtpSender
+    from .tracks import MediaStreamTrack
+
+__all__ = [
+    "AUDIO_MAILBOX",
+    "CodecStats",
+    "Transcoder",
+    "codec_for_mime",
+    "run_decoder",
+    "run_encoder",
+]
+
+logger = logging.getLogger("trio_rtc.media")
+
+#: Raw audio frames (20 ms each, typically) a source may run ahead of its encoder.
+AUDIO_MAILBOX = 10
+#: Raw video frames waiting for the encoder: the newest only.
+VIDEO_MAILBOX = 1
+
+
+class CodecStats:
+    """What an encoder or decoder did, for ``getStats()`` (webrtc-stats §8.2, §8.4):
+    frames and keyframes out, seconds spent in the codec, the last picture size, the sum of
+    the quantizers it reported, errors (frames it could not code) and frames dropped before it
+    (newest-wins). ``frames_per_second`` counts frames of the last second."""
+
+    __slots__ = (
+        "_recent",
+        "dropped",
+        "errors",
+        "frames",
+        "height",
+        "keyframes",
+        "qp_frames",
+        "qp_sum",
+        "total_time",
+        "width",
+    )
+
+    def __init__(self) -> None:
+        self.frames = 0
+        self.keyframes = 0
+        self.total_time = 0.0
+        self.width: int | None = None
+        self.height: int | None = None
+        self.qp_sum = 0
+        self.qp_frames = 0
+        self.errors = 0
+        self.dropped = 0
+        self._recent: deque[float] = deque(maxlen=240)
+
+    def __repr__(self) -> str:
+        return (
+            f"<CodecStats frames={self.frames} keyframes={self.keyframes} "
+            f"time={self.total_time:.3f}s errors={self.errors} dropped={self.dropped}>"
+        )
+
+    def count(self, *, keyframe: bool, seconds: float, picture: Any = None) -> None:
+        self.frames += 1
+        self.keyframes += int(keyframe)
+        self.total_time += seconds
+        self._recent.append(time.monotonic())
+        width = getattr(picture, "width", None)
+        if isinstance(width, int):
+            self.width = width
+            self.height = getattr(picture, "height", None)
+
+    def frames_per_second(self) -> float | None:
+        if not self._recent:
+            return None
+        horizon = time.monotonic() - 1.0
+        return float(sum(1 for t in self._recent if t >= horizon))
+
+
+class _Mailbox:
+    """Frames between the reader of a source and the encoder. Video (``depth`` 1): a new frame
+    replaces the waiting one (counted in ``stats.dropped``). Audio: FIFO of ``depth`` frames,
+    ``put`` waits while full."""
+
+    def __init__(self, depth: int, *, newest_wins: bool, stats: CodecStats) -> None:
+        self._frames: deque[Any] = deque()
+        self._depth = depth
+        self._newest_wins = newest_wins
+        self._stats = stats
+        self._getters = trio.lowlevel.ParkingLot()
+        self._putters = trio.lowlevel.ParkingLot()
+        self._ended = False
+
+    async def put(self, frame: Any) -> None:
+        if self._newest_wins:
+            while len(self._frames) >= self._depth:
+                self._frames.popleft()
+                self._stats.dropped += 1
+        else:
+            while len(self._frames) >= self._depth:
+                await self._putters.park()
+        self._frames.append(frame)
+        self._getters.unpark()
+        await trio.lowlevel.checkpoint()
+
+    def end(self) -> None:
+        self._ended = True
+        self._getters.unpark_all()
+
+    async def get(self) -> Any:
+        while not self._frames:
+            if self._ended:
+                raise trio.EndOfChannel
+            await self._getters.park()
+        frame = self._frames.popleft()
+        self._putters.unpark()
+        return frame
+
+
+def _is_av_frame(frame: Any) -> bool:
+    return type(frame).__module__.startswith("av.")
+
+
+def _blank_like(frame: Any) -> Any:
+    """A black picture or silence shaped like ``frame`` (a disabled track sends these, as
+    browsers do); ``frame`` itself when it is not a PyAV frame."""
+    if not _is_av_frame(frame):
+        return frame
+    import av
+
+    blank: av.VideoFrame | av.AudioFrame
+    if isinstance(frame, av.VideoFrame):
+        picture = av.VideoFrame(frame.width, frame.height, "yuv420p")
+        for index, plane in enumerate(picture.planes):
+            plane.update(bytes([16 if index == 0 else 128]) * plane.buffer_size)
+        blank = picture
+    elif isinstance(frame, av.AudioFrame):
+        sound = av.AudioFrame(
+            format=frame.format.name, layout=frame.layout.name, samples=frame.samples
+        )
+        sound.sample_rate = frame.sample_rate
+        for audio_plane in sound.planes:
+            audio_plane.update(bytes(audio_plane.buffer_size))
+        blank = sound
+    else:
+        return frame
+    blank.pts = frame.pts
+    blank.time_base = frame.time_base
+    return blank
+
+
+def _scaled(frame: Any, scale: float | None) -> Any:
+    """``scaleResolutionDownBy`` applied to a PyAV picture (even sizes, at least 2x2)."""
+    if scale is None or scale <= 1.0 or not _is_av_frame(frame) or not hasattr(frame, "reformat"):
+        return frame
+    width = max(2, int(frame.width / scale) & ~1)
+    height = max(2, int(frame.height / scale) & ~1)
+    scaled = frame.reformat(width=width, height=height)
+    scaled.pts = frame.pts
+    scaled.time_base = frame.time_base
+    return scaled
+
+
+async def _read_source(producer: Any, mailbox: _Mailbox) -> None:
+    try:
+        while True:
+            frame = await producer.recv()
+            await mailbox.put(frame)
+    except trio.EndOfChannel:
+        pass
+    except Exception as exc:
+        # aiortc's tracks end with their own MediaStreamError: any exception named so is the
+        # end; anything else is the source failing, which ends it too (said once).
+        if type(exc).__name__ != "MediaStreamError":
+            logger.warning("the frame source %r failed: %r; its track ends", producer, exc)
+    finally:
+        mailbox.end()
+
+
+def _encoding_target(sender: RTCRtpSender | None) -> tuple[int | None, float | None, float | None]:
+    if sender is None or not sender._encodings:
+        return None, None, None
+    encoding = sender._encodings[0]
+    return encoding.maxBitrate, encoding.maxFramerate, encoding.scaleResolutionDownBy
+
+
+async def run_encoder(
+    track: MediaStreamTrack,
+    producer: Any,
+    codec: NegotiatedCodec,
+    *,
+    sender: RTCRtpSender | None = None,
+    registry: CodecRegistry | None = None,
+    settings: EncoderSettings | None = None,
+    stats: CodecStats | None = None,
+) -> None:
+    """Encode ``producer``'s raw frames with ``codec`` into ``track.source`` until the producer
+    ends (the track then ends) or this task is cancelled (a new track, the sender stops).
+
+    ``sender`` (optional) supplies the rate limits of its first encoding (``maxBitrate``,
+    ``maxFramerate``, ``scaleResolutionDownBy``) and gets the stats in ``encode_stats``."""
+    source = track.source
+    assert source is not None
+    registry = registry or default_registry
+    stats = stats if stats is not None else CodecStats()
+    if sender is not None:
+        sender.encode_stats = stats
+    bitrate, framerate, scale = _encoding_target(sender)
+    settings = settings or EncoderSettings(bitrate=bitrate, framerate=framerate)
+    try:
+        encoder = registry.create_encoder(codec, settings)
+    except CodecError as exc:
+        stats.errors += 1
+        if sender is not None:
+            sender.encode_error = exc
+        logger.warning("cannot encode %s for track %s: %s", codec.rtpmap, track.id, exc)
+        return
+    video = track.kind == "video"
+    mailbox = _Mailbox(VIDEO_MAILBOX if video else AUDIO_MAILBOX, newest_wins=video, stats=stats)
+    limiter = trio.CapacityLimiter(1)
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(
+                _read_source, producer, mailbox, name=f"trio_rtc.media.read {track.id}"
+            )
+            target = (bitrate, framerate)
+            while True:
+                try:
+                    frame = await mailbox.get()
+                except trio.EndOfChannel:
+                    source.close()  # the source ended: so does the track (`ended` fires)
+                    break
+                bitrate, framerate, scale = _encoding_target(sender)
+                if (bitrate, framerate) != target:
+                    target = (bitrate, framerate)
+                    encoder.set_target(bitrate=bitrate, framerate=framerate)
+                if not track.enabled:
+                    frame = _blank_like(frame)
+                frame = _scaled(frame, scale)
+                keyframe = video and source.keyframe_requested.is_set()
+                started = time.perf_counter()
+                try:
+                    encoded = await trio.to_thread.run_sync(
+                        functools.partial(encoder.encode, frame, keyframe=keyframe),
+                        limiter=limiter,
+                    )
+                except CodecError as exc:
+                    stats.errors += 1
+                    if stats.errors == 1:
+                        logger.warning("encoder %s failed on a frame: %s", encoder.mime_type, exc)
+                    continue
+                seconds = time.perf_counter() - started
+                for index, out in enumerate(encoded):
+                    stats.count(
+                        keyframe=out.keyframe and video,
+                        seconds=seconds if index == 0 else 0.0,
+                        picture=frame,
+                    )
+                    if out.qp is not None:
+                        stats.qp_sum += out.qp
+                        stats.qp_frames += 1
+                    try:
+                        await source.send(out)
+                    except (trio.ClosedResourceError, trio.BrokenResourceError):
+                        return
+            nursery.cancel_scope.cancel()
+    finally:
+        with trio.CancelScope(shield=True):
+            # No codec call is in flight (the calls above wait for theirs); free it in a
+            # thread all the same, as closing flushes.
+            await trio.to_thread.run_sync(encoder.close, limiter=limiter)
+
+
+_MIME_CLOCK = {
+    "opus": (48_000, 2),
+    "pcmu": (8_000, None),
+    "pcma": (8_000, None),
+    "g722": (8_000, None),
+}
+
+
+def codec_for_mime(mime: str, payload_type: int = 0) -> NegotiatedCodec:
+    """A NegotiatedCodec for a MIME type ("video/VP8", "audio/opus") with the clock WebRTC
+    uses for it (what a relayed frame's ``codec`` names)."""
+    kind, _, name = mime.partition("/")
+    if kind == "video":
+        return NegotiatedCodec(payload_type, name, 90_000)
+    clock, channels = _MIME_CLOCK.get(name.lower(), (48_000, None))
+    return NegotiatedCodec(payload_type, name, clock, channels)
+
+
+class Transcoder:
+    """Decodes frames of one codec and encodes them with another (a relayed track sent with a
+    codec other than the one it arrived in). ``await transcode(frame)`` returns the encoded
+    frames; keyframe requests are honoured at the encoder; a frame the decoder refuses is
+    dropped (``stats.errors``) and ``need_keyframe`` set so the caller can ask its source."""
+
+    def __init__(
+        self, source_mime: str, target: NegotiatedCodec, *, registry: CodecRegistry | None = None
+    ) -> None:
+        registry = registry or default_registry
+        self.source_mime = source_mime
+        source_codec = codec_for_mime(source_mime)
+        self._time_base = fractions.Fraction(1, source_codec.clock_rate)
+        self._decoder = registry.create_decoder(source_codec)
+        try:
+            self._encoder = registry.create_encoder(target)
+        except BaseException:
+            self._decoder.close()
+            raise
+        self._limiter = trio.CapacityLimiter(1)
+        self.stats = CodecStats()
+        self.need_keyframe = False
+
+    async def transcode(
+        self, frame: OutgoingFrame, *, keyframe: bool = False
+    ) -> list[OutgoingFrame]:
+        encoded = EncodedFrame(frame.data, frame.timestamp or 0, frame.keyframe, 0, 0)
+        started = time.perf_counter()
+        try:
+            pictures = await trio.to_thread.run_sync(
+                self._decoder.decode, encoded, limiter=self._limiter
+            )
+        except DecodeError:
+            self.stats.errors += 1
+            self.need_keyframe = True
+            return []
+        out: list[OutgoingFrame] = []
+        for picture in pictures:
+            if _is_av_frame(picture):
+                # The source's timing goes on: its RTP timestamp in its clock.
+                picture.pts = encoded.timestamp
+                picture.time_base = self._time_base
+            out.extend(
+                await trio.to_thread.run_sync(
+                    functools.partial(self._encoder.encode, picture, keyframe=keyframe),
+                    limiter=self._limiter,
+                )
+            )
+            keyframe = False
+        self.stats.count(keyframe=False, seconds=time.perf_counter() - started)
+        return out
+
+    async def aclose(self) -> None:
+        with trio.CancelScope(shield=True):
+            await trio.to_thread.run_sync(self._decoder.close, limiter=self._limiter)
+            await trio.to_thread.run_sync(self._encoder.close, limiter=self._limiter)
+
+
+class _Unwrapper:
+    """32-bit RTP timestamps → a count from the first frame (wraps and small reorderings)."""
+
+    __slots__ = ("_first", "_last", "_value")
+
+    def __init__(self) -> None:
+        self._first: int | None = None
+        self._last = 0
+        self._value = 0
+
+    def __call__(self, timestamp: int) -> int:
+        if self._first is None:
+            self._first = self._last = timestamp
+            return 0
+        delta = (timestamp - self._last) & 0xFFFF_FFFF
+        if delta >= 0x8000_0000:
+            delta -= 0x1_0000_0000
+        self._value += delta
+        self._last = timestamp
+        return self._value
+
+
+async def run_decoder(
+    track: MediaStreamTrack,
+    *,
+    receiver: RTCRtpReceiver | None = None,
+    registry: CodecRegistry | None = None,
+    stats: CodecStats | None = None,
+) -> None:
+    """Decode the remote ``track``'s assembled frames into its decoded queue until the track
+    ends (after the frames queued before the end). A frame the decoder refuses is dropped and
+    counted, a keyframe is requested, and decoding goes on."""
+    registry = registry or default_registry
+    stats = stats if stats is not None else CodecStats()
+    if receiver is not None:
+        receiver.decode_stats = stats
+    decoders: dict[str, tuple[Decoder, int]] = {}
+    limiter = trio.CapacityLimiter(1)
+    unwrap = _Unwrapper()
+    time_bases: dict[int, fractions.Fraction] = {}
+    try:
+        while True:
+            try:
+                encoded = await track.recv_encoded()
+            except trio.EndOfChannel:
+                break
+            mime = encoded.codec or ""
+            entry = decoders.get(mime)
+            if entry is None:
+                codec = _negotiated_codec(receiver, mime) or codec_for_mime(mime or track.kind)
+                try:
+                    decoder = registry.create_decoder(codec)
+                except CodecError as exc:
+                    stats.errors += 1
+                    track._decode_failed(exc)
+                    return
+                entry = decoders[mime] = (decoder, codec.clock_rate)
+            decoder, clock_rate = entry
+            started = time.perf_counter()
+            try:
+                pictures = await trio.to_thread.run_sync(decoder.decode, encoded, limiter=limiter)
+            except DecodeError as exc:
+                stats.errors += 1
+                if stats.errors == 1:
+                    logger.info("decoder %s dropped a frame: %s", decoder.mime_type, exc)
+                if track.kind == "video":
+                    track.request_keyframe()
+                continue
+            seconds = time.perf_counter() - started
+            position = unwrap(encoded.timestamp)
+            time_base = time_bases.get(clock_rate)
+            if time_base is None:
+                time_base = time_bases[clock_rate] = fractions.Fraction(1, clock_rate)
+            for index, picture in enumerate(pictures):
+                if _is_av_frame(picture):
+                    picture.pts = position
+                    picture.time_base = time_base
+                stats.count(
+                    keyframe=encoded.keyframe and track.kind == "video" and index == 0,
+                    seconds=seconds if index == 0 else 0.0,
+                    picture=picture,
+                )
+                track._deliver_decoded(picture)
+    finally:
+        track._decoded_end()
+        with trio.CancelScope(shield=True):
+            for decoder, _ in decoders.values():
+                await trio.to_thread.run_sync(decoder.close, limiter=limiter)
+
+
+def _negotiated_codec(receiver: RTCRtpReceiver | None, mime: str) -> NegotiatedCodec | None:
+    negotiated = receiver._negotiated if receiver is not None else None
+    if negotiated is None or not mime:
+        return None
+    name = mime.partition("/")[2].lower()
+    for codec in negotiated.media_codecs:
+        if codec.name.lower() == name:
+            return codec
+    return None
