@@ -106,9 +106,15 @@ def make_depacketizer(codec: NegotiatedCodec) -> Depacketizer | None:
 def sending_codec(negotiated: NegotiatedMedia) -> NegotiatedCodec:
     """The codec we send: the first media codec of the section that we can packetize (the
     answerer's preference order, RFC 3264 §6.1)."""
-    for codec in negotiated.media_codecs:
-        if codec.name.lower() in _PACKETIZERS:
-            return codec
+    usable = [c for c in negotiated.media_codecs if c.name.lower() in _PACKETIZERS]
+    for codec in usable:
+        # VP9 profile 2 is 10-bit: the built-in encoder makes profile 0 (8-bit), so it sends
+        # a profile 0 payload type when the section has one.
+        if codec.name.lower() == "vp9" and codec.parameters.get("profile-id", "0") != "0":
+            continue
+        return codec
+    if usable:
+        return usable[0]
     names = ", ".join(c.rtpmap for c in negotiated.codecs) or "none"
     raise ValueError(f"no codec this side can send was negotiated (the section has {names})")
 
