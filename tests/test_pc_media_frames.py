@@ -159,6 +159,14 @@ async def test_audio_source_arrives_as_decoded_sound(codec: str, rate: int) -> N
         step = rate // 50
         assert [f.pts - frames[0].pts for f in frames] == [i * step for i in range(25)]
         assert sum(f.samples for f in frames) == 25 * step
+        stats = await b.getStats()
+        [inbound] = [s for s in stats.values() if s["type"] == "inbound-rtp"]
+        assert inbound["totalSamplesReceived"] >= 25 * step
+        playout = stats[inbound["playoutId"]]
+        assert playout["type"] == "media-playout" and playout["kind"] == "audio"
+        assert playout["totalSamplesCount"] == 25 * step
+        assert abs(playout["totalSamplesDuration"] - 0.5) < 1e-9
+        assert playout["totalPlayoutDelay"] > 0
         nursery.cancel_scope.cancel()
 
 
@@ -301,7 +309,7 @@ async def test_a_slow_reader_keeps_the_newest_pictures_only() -> None:
             await trio.sleep(0.005)
         last_pts = frames[-1].timestamp - frames[0].timestamp
         with trio.fail_after(5):
-            await wait_for(lambda: bool(track._decoded) and track._decoded[-1].pts == last_pts)
+            await wait_for(lambda: bool(track._decoded) and track._decoded[-1][0].pts == last_pts)
         assert len(track._decoded) == track.max_decoded_queue == 3
         assert track.decoded_frames_dropped == 27
         newest = [await track.recv() for _ in range(3)]

@@ -1,14 +1,17 @@
 """``getStats()``: an RTCStatsReport with the standard stats types (webrtc-stats §2, §8):
 ``peer-connection``, ``transport``, ``candidate-pair``, ``local-candidate``,
 ``remote-candidate``, ``certificate``, ``data-channel`` and, once media flows, ``inbound-rtp``,
-``outbound-rtp``, ``remote-inbound-rtp``, ``remote-outbound-rtp``, ``codec`` and
-``media-source``.
+``outbound-rtp``, ``remote-inbound-rtp``, ``remote-outbound-rtp``, ``codec``, ``media-source``
+and ``media-playout``.
 
 The report is a read-only mapping from stats id to a plain dict whose keys are the spec's member
 names (``bytesSent``, ``selectedCandidatePairId``, …), as a browser's ``report.get(id)`` gives.
-Members whose value this stack cannot know (it neither encodes nor decodes nor plays out) are
-left out rather than filled with guesses; ``docs/media.md`` lists them. ``media-playout`` is not
-reported: received audio goes to the application as encoded frames, nothing is played out.
+Members whose value this stack cannot know (the codec members of a track sent or read as
+encoded frames, which nothing here encodes or decodes) are left out rather than filled with
+guesses; ``docs/media.md`` lists them. ``media-playout`` is
+reported for a remote audio track read with ``recv()``: the application is the playout device,
+so it counts the decoded samples ``recv()`` handed over and how long they waited since their
+packet arrived.
 """
 
 from __future__ import annotations
@@ -485,6 +488,25 @@ def _receiver_stats(
                 inbound["framesDecoded"] = counts.delivered if counts else 0
                 inbound["keyFramesDecoded"] = counts.keyframes_delivered if counts else 0
         _codec_counters(inbound, decoded, kind, "Decoded", "Decode")
+        if kind == "audio" and decoded is not None:
+            inbound["totalSamplesReceived"] = decoded.samples
+            inbound["concealedSamples"] = 0  # no concealment yet (lost audio is skipped)
+            playout = receiver.track.playout
+            playout_id = f"AP{mid}"
+            inbound["playoutId"] = playout_id
+            out.append(
+                {
+                    "id": playout_id,
+                    "type": "media-playout",
+                    "timestamp": timestamp,
+                    "kind": "audio",
+                    "synthesizedSamplesDuration": 0.0,
+                    "synthesizedSamplesEvents": 0,
+                    "totalSamplesDuration": playout.duration,
+                    "totalPlayoutDelay": playout.delay,
+                    "totalSamplesCount": playout.samples,
+                }
+            )
         codec = None
         if counts is not None and negotiated is not None:
             codec = negotiated.codec(counts.payload_type)

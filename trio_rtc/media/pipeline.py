@@ -81,6 +81,7 @@ class CodecStats:
         "keyframes",
         "qp_frames",
         "qp_sum",
+        "samples",
         "total_time",
         "width",
     )
@@ -95,6 +96,8 @@ class CodecStats:
         self.qp_frames = 0
         self.errors = 0
         self.dropped = 0
+        #: Audio samples (per channel) coded.
+        self.samples = 0
         self._recent: deque[float] = deque(maxlen=240)
 
     def __repr__(self) -> str:
@@ -112,6 +115,9 @@ class CodecStats:
         if isinstance(width, int):
             self.width = width
             self.height = getattr(picture, "height", None)
+        samples = getattr(picture, "samples", None)
+        if isinstance(samples, int):
+            self.samples += samples
 
     def frames_per_second(self) -> float | None:
         if not self._recent:
@@ -472,7 +478,7 @@ async def run_decoder(
                     seconds=seconds if index == 0 else 0.0,
                     picture=picture,
                 )
-                track._deliver_decoded(picture)
+                track._deliver_decoded(picture, encoded.arrival_time)
     finally:
         track._decoded_end()
         with trio.CancelScope(shield=True):

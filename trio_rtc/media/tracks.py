@@ -63,6 +63,17 @@ DEFAULT_DECODED_VIDEO_QUEUE = 3
 DEFAULT_DECODED_AUDIO_QUEUE = 50
 
 
+@attrs.define
+class PlayoutCounters:
+    """Audio samples ``recv()`` handed to the application (webrtc-stats RTCAudioPlayoutStats:
+    the application is the playout device here): their count and duration, and the sum over
+    samples of the time they waited between their packet's arrival and ``recv()``."""
+
+    samples: int = 0
+    duration: float = 0.0
+    delay: float = 0.0
+
+
 class _Wakeup:
     """Cancel scopes of tasks waiting for "something about this object changed".
 
@@ -357,7 +368,7 @@ class MediaStreamTrack(EventTarget):
         #: Remote frames dropped: reader too slow, track disabled, or waiting for a keyframe.
         self.frames_dropped = 0
         # Decoded frames (``recv()``): filled by the receiver's decoder task once asked for.
-        self._decoded: deque[Any] = deque()
+        self._decoded: deque[tuple[Any, float | None]] = deque()
         self._decoded_readers = trio.lowlevel.ParkingLot()
         self._decoding = False  # recv() was called: decode this track
         self._decoder_running = False
@@ -369,6 +380,8 @@ class MediaStreamTrack(EventTarget):
             DEFAULT_DECODED_VIDEO_QUEUE if kind == "video" else DEFAULT_DECODED_AUDIO_QUEUE
         )
         self.decoded_frames_dropped = 0
+        #: Decoded audio the application took with recv() (the ``media-playout`` stats).
+        self.playout = PlayoutCounters()
 
     def __repr__(self) -> str:
         where = "remote" if self._remote else "local"
@@ -474,7 +487,17 @@ class MediaStreamTrack(EventTarget):
                 raise MediaStreamError(f"track {self._id} has ended")
             await self._decoded_readers.park()
         await trio.lowlevel.checkpoint_if_cancelled()
-        return self._decoded.popleft()
+        frame, arrival_time = self._decoded.popleft()
+        samples = getattr(frame, "samples", None)
+        if isinstance(samples, int):
+            # Audio handed to the application is what plays out here (media-playout stats).
+            playout = self.playout
+            playout.samples += samples
+            rate = getattr(frame, "sample_rate", None) or 48_000
+            playout.duration += samples / rate
+            if arrival_time is not None:
+                playout.delay += (trio.current_time() - arrival_time) * samples
+        return frame
 
     def __aiter__(self) -> MediaStreamTrack:
         return self
@@ -490,12 +513,12 @@ class MediaStreamTrack(EventTarget):
         """True once ``recv()`` asked for decoded frames."""
         return self._decoding
 
-    def _deliver_decoded(self, frame: Any) -> None:
+    def _deliver_decoded(self, frame: Any, arrival_time: float | None = None) -> None:
         frames = self._decoded
         if len(frames) >= self.max_decoded_queue:
             frames.popleft()
             self.decoded_frames_dropped += 1
-        frames.append(frame)
+        frames.append((frame, arrival_time))
         self._decoded_readers.unpark_all()
 
     def _decoded_end(self) -> None:
