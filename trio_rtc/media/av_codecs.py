@@ -224,7 +224,9 @@ class _VideoEncoder:
         try:
             packets = context.encode(picture)
         finally:
-            picture.pts, picture.time_base, picture.pict_type = saved
+            picture.pts, time_base, picture.pict_type = saved
+            if time_base is not None:  # PyAV cannot set it back to "unset"
+                picture.time_base = time_base
         out = []
         for packet in packets:
             packet_ts = (
