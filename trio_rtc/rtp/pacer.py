@@ -1,0 +1,260 @@
+"""The pacer: spreads outgoing RTP packets over time at a rate derived from the bandwidth
+estimate, instead of sending each encoded frame as one burst that fills the bottleneck queue.
+
+Pure: no trio, no clock, no I/O; generic over what a packet is (the driver's RtpPacket, or a
+(sender, packet) pair). The driver:
+
+* sets the rate with :meth:`Pacer.set_estimate` whenever the estimator changes;
+* :meth:`Pacer.enqueue` the packets of a sender with their kind and size;
+* hands probe clusters from the estimator to :meth:`Pacer.add_probe_cluster`;
+* calls :meth:`Pacer.datagrams_to_send` when :meth:`Pacer.get_timer` has passed (and after each
+  enqueue), and sends what comes back in order, stamping each with a transport-wide sequence
+  number (``probe_cluster`` goes to the estimator's ``on_packet_sent``). A :class:`Paced` with
+  ``item=None`` asks for ``size`` bytes of padding (an RTX padding packet, RFC 4588 §4, or
+  RTP padding) for a probe.
+
+Rate: ``pacing_factor`` x the estimate (libwebrtc paces at 2.5x: the encoder's rate is the
+estimate, and pacing a frame faster than the average keeps the delay of each frame low while
+still breaking up its burst). Packets go in priority order: audio (never held back, but counted),
+retransmissions, video, and probe padding last. A queue holding more than ``max_queue_time`` of
+data at the pacing rate is drained faster so that it empties within that time (latency over
+rate), and beyond ``max_queue_packets`` the oldest video packets are dropped and counted
+(bounded memory whatever the encoder does).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+from collections.abc import Iterable
+from typing import Generic, TypeVar
+
+import attrs
+
+from .gcc import ProbeCluster
+
+__all__ = ["Paced", "Pacer", "PacketKind"]
+
+T = TypeVar("T")
+
+PACING_FACTOR = 2.5
+MAX_QUEUE_TIME = 2.0
+MAX_QUEUE_PACKETS = 10_000
+#: After an idle moment up to this much sending time may go at once.
+MAX_BURST = 0.005
+PADDING_PACKET_SIZE = 1200
+MAX_PROBE_CLUSTERS = 8
+# Floating point slack when comparing the debt with zero (bytes).
+_EPSILON = 1e-6
+
+
+class PacketKind(enum.IntEnum):
+    AUDIO = 0
+    RETRANSMISSION = 1
+    VIDEO = 2
+    PADDING = 3
+
+
+@attrs.define(slots=True)
+class Paced(Generic[T]):
+    """A packet released by the pacer (``item`` None: padding of ``size`` bytes for a probe)."""
+
+    item: T | None
+    size: int
+    kind: PacketKind
+    probe_cluster: int | None = None
+
+
+@attrs.define(slots=True)
+class _Probe:
+    cluster: ProbeCluster
+    started: float | None = None
+    bytes_sent: int = 0
+    packets_sent: int = 0
+
+
+@attrs.define
+class PacerCounters:
+    packets_sent: int = 0
+    bytes_sent: int = 0
+    padding_bytes_sent: int = 0
+    packets_dropped: int = 0
+    probe_clusters_sent: int = 0
+
+
+class Pacer(Generic[T]):
+    """Releases queued packets at the pacing rate, by priority."""
+
+    def __init__(
+        self,
+        estimate_bps: int,
+        *,
+        pacing_factor: float = PACING_FACTOR,
+        max_queue_time: float = MAX_QUEUE_TIME,
+        max_queue_packets: int = MAX_QUEUE_PACKETS,
+        max_burst: float = MAX_BURST,
+    ) -> None:
+        if estimate_bps <= 0 or pacing_factor <= 0 or max_queue_packets < 1:
+            raise ValueError("pacer rate and bounds must be positive")
+        self.pacing_factor = pacing_factor
+        self.max_queue_time = max_queue_time
+        self.max_queue_packets = max_queue_packets
+        self.max_burst = max_burst
+        self._estimate = float(estimate_bps)
+        #: Per kind (audio, retransmission, video): (item, size, enqueued at).
+        self._queues: tuple[deque[tuple[T, int, float]], ...] = (deque(), deque(), deque())
+        self._queued_bytes = 0
+        self._debt = 0.0  # bytes sent ahead of the pacing rate
+        self._last: float | None = None
+        self._probes: deque[_Probe] = deque()
+        self.counters = PacerCounters()
+
+    # --- configuration ----------------------------------------------------------------------
+
+    def set_estimate(self, estimate_bps: int) -> None:
+        """The bandwidth estimate (bits/s); the pacing rate follows it."""
+        if estimate_bps > 0:
+            self._estimate = float(estimate_bps)
+
+    @property
+    def pacing_rate(self) -> float:
+        """Bits/s at which queued packets leave now: ``pacing_factor`` x the estimate, more when
+        the queue would otherwise hold more than ``max_queue_time``."""
+        rate = self._estimate * self.pacing_factor
+        if self.max_queue_time > 0 and self._queued_bytes:
+            # libwebrtc's rule: send what is queued before its oldest packet has waited
+            # max_queue_time (a rate from the queue size alone would drain it ever slower).
+            oldest = min((q[0][2] for q in self._queues if q), default=self._last or 0.0)
+            waited = (self._last or 0.0) - oldest
+            left = max(self.max_queue_time - waited, 0.001)
+            rate = max(rate, self._queued_bytes * 8 / left)
+        return rate
+
+    @property
+    def queued_packets(self) -> int:
+        return sum(len(q) for q in self._queues)
+
+    @property
+    def queued_bytes(self) -> int:
+        return self._queued_bytes
+
+    @property
+    def expected_queue_time(self) -> float:
+        """How long the queue takes to drain at the pacing rate (seconds)."""
+        return self._queued_bytes * 8 / self.pacing_rate
+
+    # --- input ------------------------------------------------------------------------------
+
+    def enqueue(self, item: T, size: int, kind: PacketKind, now: float) -> None:
+        """Queue one packet of ``size`` bytes."""
+        self.enqueue_many([item], [size], kind, now)
+
+    def enqueue_many(
+        self, items: Iterable[T], sizes: Iterable[int], kind: PacketKind, now: float
+    ) -> None:
+        """Queue packets of one kind, in order."""
+        if kind is PacketKind.PADDING:
+            raise ValueError("padding is generated by the pacer, not queued")
+        self._advance(now)
+        queue = self._queues[kind]
+        for item, size in zip(items, sizes, strict=True):
+            queue.append((item, size, now))
+            self._queued_bytes += size
+        self._bound()
+
+    def _bound(self) -> None:
+        queues = self._queues
+        while sum(len(q) for q in queues) > self.max_queue_packets:
+            # Oldest video first, then old retransmissions: audio is small and most urgent.
+            for kind in (PacketKind.VIDEO, PacketKind.RETRANSMISSION, PacketKind.AUDIO):
+                if queues[kind]:
+                    _, size, _ = queues[kind].popleft()
+                    self._queued_bytes -= size
+                    self.counters.packets_dropped += 1
+                    break
+
+    def add_probe_cluster(self, cluster: ProbeCluster) -> None:
+        if len(self._probes) < MAX_PROBE_CLUSTERS:
+            self._probes.append(_Probe(cluster))
+
+    # --- timing -----------------------------------------------------------------------------
+
+    def _advance(self, now: float) -> None:
+        last = self._last
+        self._last = now
+        if last is None or now <= last:
+            return
+        burst = self.pacing_rate / 8 * self.max_burst
+        self._debt = max(self._debt - self.pacing_rate / 8 * (now - last), -burst)
+
+    def _probe_due(self, probe: _Probe, now: float) -> float:
+        if probe.started is None:
+            return now
+        return probe.started + probe.bytes_sent * 8 / probe.cluster.bitrate
+
+    def get_timer(self) -> float | None:
+        """When :meth:`datagrams_to_send` next releases something (None: nothing queued)."""
+        last = self._last if self._last is not None else 0.0
+        if self._queues[PacketKind.AUDIO]:
+            return last
+        if self._probes:
+            return self._probe_due(self._probes[0], last)
+        if self._queues[PacketKind.RETRANSMISSION] or self._queues[PacketKind.VIDEO]:
+            return last + max(self._debt, 0.0) * 8 / self.pacing_rate
+        return None
+
+    def handle_timer(self, now: float) -> list[Paced[T]]:
+        return self.datagrams_to_send(now)
+
+    def _pop_media(self) -> tuple[T, int, PacketKind] | None:
+        for kind in (PacketKind.RETRANSMISSION, PacketKind.VIDEO):
+            queue = self._queues[kind]
+            if queue:
+                item, size, _ = queue.popleft()
+                self._queued_bytes -= size
+                return item, size, kind
+        return None
+
+    def datagrams_to_send(self, now: float) -> list[Paced[T]]:
+        """The packets to send now, in order."""
+        self._advance(now)
+        out: list[Paced[T]] = []
+        counters = self.counters
+        audio = self._queues[PacketKind.AUDIO]
+        while audio:
+            item, size, _ = audio.popleft()
+            self._queued_bytes -= size
+            self._debt += size
+            out.append(Paced(item, size, PacketKind.AUDIO))
+        while self._probes:
+            probe = self._probes[0]
+            if probe.started is None:
+                probe.started = now
+                counters.probe_clusters_sent += 1
+            if self._probe_due(probe, now) > now + _EPSILON:
+                break
+            cluster = probe.cluster
+            media = self._pop_media()
+            if media is not None:
+                item, size, kind = media
+                out.append(Paced(item, size, kind, cluster.id))
+            else:
+                size = min(PADDING_PACKET_SIZE, max(cluster.min_bytes - probe.bytes_sent, 200))
+                counters.padding_bytes_sent += size
+                out.append(Paced(None, size, PacketKind.PADDING, cluster.id))
+            probe.bytes_sent += size
+            probe.packets_sent += 1
+            if probe.bytes_sent >= cluster.min_bytes and probe.packets_sent >= cluster.min_packets:
+                self._probes.popleft()
+        # While a probe runs, media leaves as part of it (at the probe's rate), so that the
+        # probe measures its own rate and not the sum with paced media.
+        while not self._probes and self._debt <= _EPSILON:
+            media = self._pop_media()
+            if media is None:
+                break
+            item, size, kind = media
+            self._debt += size
+            out.append(Paced(item, size, kind))
+        counters.packets_sent += len(out)
+        counters.bytes_sent += sum(p.size for p in out)
+        return out

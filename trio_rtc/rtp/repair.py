@@ -1,0 +1,356 @@
+"""Loss repair on the sending side: the packet history and the retransmitter (RFC 4585 generic
+NACK answered by plain retransmission or RFC 4588 RTX), and the RTX receive helper.
+
+Pure: no trio, no clock, no I/O. The driver hands every media packet it sends to
+:meth:`PacketHistory.put`, every received NACK's sequence numbers to
+:meth:`Retransmitter.receive_nack`, and sends what comes back.
+
+Bounds: the history keeps at most ``max_packets`` packets, ``max_bytes`` payload bytes and none
+older than ``max_age`` seconds behind the newest; a NACK from the peer can only point into that
+history, and the retransmitter's output is capped by a sliding-window rate limit, so a NACK storm
+costs at most the configured share of the media rate.
+
+Two ways to resend (RFC 4588 §1):
+
+* RTX negotiated: a new packet on the RTX SSRC with its own sequence numbers and the RTX payload
+  type paired with the original one (``a=fmtp:<rtx> apt=<original>``); its payload is the
+  original sequence number (2 bytes, network order) followed by the original payload (§4).
+* No RTX: the original packet again, unchanged. SRTP protects the same index twice, which is
+  only safe when the bytes are identical (see :mod:`trio_rtc.rtp.srtp`), so the driver must
+  serialize a plain retransmission exactly as the first time (same header extensions, no new
+  transport-wide sequence number).
+"""
+
+from __future__ import annotations
+
+import struct
+from collections import OrderedDict, deque
+from collections.abc import Iterable, Mapping
+
+import attrs
+
+from .errors import RtpError
+from .packet import FIXED_HEADER_LENGTH, RtpPacket
+from .sequence import SequenceUnwrapper
+
+__all__ = [
+    "PacketHistory",
+    "Retransmission",
+    "Retransmitter",
+    "RetransmitterCounters",
+    "unwrap_rtx_untrusted",
+    "wrap_rtx",
+]
+
+#: History bounds: about one second of 2-3 Mbit/s video (libwebrtc keeps 600 packets).
+MAX_PACKETS = 600
+MAX_AGE = 1.0
+MAX_BYTES = 2_000_000
+#: A packet is not resent again sooner than this, nor sooner than one RTT after the last resend.
+MIN_RESEND_INTERVAL = 0.010
+#: Retransmitted bytes per window at most this share of the media bytes sent in the window ...
+RETRANSMIT_RATIO = 0.5
+#: ... and at least this many bits/s, so a low-rate stream can still be repaired.
+RETRANSMIT_FLOOR_BPS = 100_000
+_RATE_WINDOW = 1.0
+_OSN = struct.Struct("!H")
+
+
+def wrap_rtx(
+    packet: RtpPacket, rtx_ssrc: int, rtx_payload_type: int, rtx_sequence_number: int
+) -> RtpPacket:
+    """The RTX packet (RFC 4588 §4) that carries ``packet``: same timestamp, marker, CSRCs and
+    header extensions (a copy), the RTX SSRC, payload type and sequence number, and as payload
+    the original sequence number followed by the original payload. Padding is not carried."""
+    return RtpPacket(
+        payload_type=rtx_payload_type,
+        sequence_number=rtx_sequence_number & 0xFFFF,
+        timestamp=packet.timestamp,
+        ssrc=rtx_ssrc,
+        payload=_OSN.pack(packet.sequence_number) + packet.payload,
+        marker=packet.marker,
+        csrcs=packet.csrcs,
+        extensions=dict(packet.extensions),
+    )
+
+
+def unwrap_rtx_untrusted(
+    packet: RtpPacket, media_ssrc: int, apt: Mapping[int, int]
+) -> RtpPacket | None:
+    """The original packet an RTX packet from the peer carries (RFC 4588 §4): ``media_ssrc``
+    (the stream the RTX SSRC repairs), the payload type that ``apt`` (RTX payload type ->
+    original payload type) pairs with the RTX one, and the sequence number from the first two
+    payload bytes. None for an RTX packet without payload after them (padding, sent for
+    bandwidth probing, RFC 4588 §4 allows it). Raises :class:`RtpError` for an unknown RTX
+    payload type or a payload shorter than 2 bytes."""
+    original_pt = apt.get(packet.payload_type)
+    if original_pt is None:
+        raise RtpError(f"RTX payload type {packet.payload_type} has no apt mapping")
+    payload = packet.payload
+    if len(payload) < 2:
+        if not payload and packet.padding_size:
+            return None
+        raise RtpError("RTX payload shorter than its 2-byte original sequence number")
+    if len(payload) == 2:
+        return None
+    (original_seq,) = _OSN.unpack_from(payload)
+    return RtpPacket(
+        payload_type=original_pt,
+        sequence_number=original_seq,
+        timestamp=packet.timestamp,
+        ssrc=media_ssrc,
+        payload=payload[2:],
+        marker=packet.marker,
+        csrcs=packet.csrcs,
+        extensions=packet.extensions,
+    )
+
+
+@attrs.define(slots=True)
+class _Stored:
+    packet: RtpPacket
+    size: int
+    sent_at: float
+    resent_at: float | None = None
+    resends: int = 0
+
+
+class PacketHistory:
+    """The media packets of one SSRC recently sent, by sequence number, for retransmission.
+
+    ``put`` stores the packet object itself (not a copy): the driver must not change it after
+    sending. ``size`` is what the packet costs on the wire (default: header + payload)."""
+
+    __slots__ = ("_bytes", "_packets", "_unwrapper", "max_age", "max_bytes", "max_packets")
+
+    def __init__(
+        self,
+        *,
+        max_packets: int = MAX_PACKETS,
+        max_age: float = MAX_AGE,
+        max_bytes: int = MAX_BYTES,
+    ) -> None:
+        if max_packets < 1 or max_age <= 0 or max_bytes < 1:
+            raise ValueError("packet history bounds must be positive")
+        self.max_packets = max_packets
+        self.max_age = max_age
+        self.max_bytes = max_bytes
+        self._unwrapper = SequenceUnwrapper()
+        #: extended sequence number -> stored packet, in the order sent.
+        self._packets: OrderedDict[int, _Stored] = OrderedDict()
+        self._bytes = 0
+
+    def __len__(self) -> int:
+        return len(self._packets)
+
+    @property
+    def bytes_stored(self) -> int:
+        return self._bytes
+
+    def put(self, packet: RtpPacket, now: float, size: int | None = None) -> None:
+        """Remember ``packet``, sent at ``now``; forget what falls out of the bounds."""
+        if size is None:
+            size = FIXED_HEADER_LENGTH + 4 * len(packet.csrcs) + len(packet.payload)
+        ext = self._unwrapper.unwrap(packet.sequence_number)
+        packets = self._packets
+        old = packets.pop(ext, None)
+        if old is not None:
+            self._bytes -= old.size
+        packets[ext] = _Stored(packet, size, now)
+        self._bytes += size
+        self._prune(now)
+
+    def _prune(self, now: float) -> None:
+        packets = self._packets
+        oldest = now - self.max_age
+        while packets:
+            stored = next(iter(packets.values()))
+            if (
+                len(packets) <= self.max_packets
+                and self._bytes <= self.max_bytes
+                and stored.sent_at >= oldest
+            ):
+                break
+            _, stored = packets.popitem(last=False)
+            self._bytes -= stored.size
+
+    def _lookup(self, sequence_number: int) -> _Stored | None:
+        highest = self._unwrapper.highest
+        if highest is None:
+            return None
+        # Place the 16-bit number next to the newest without moving the unwrapper (a NACK is
+        # peer input: it must not shift our own numbering).
+        delta = ((sequence_number - highest + 0x8000) & 0xFFFF) - 0x8000
+        return self._packets.get(highest + delta)
+
+    def get(self, sequence_number: int) -> RtpPacket | None:
+        """The packet sent with this 16-bit sequence number, if still kept."""
+        stored = self._lookup(sequence_number)
+        return None if stored is None else stored.packet
+
+
+@attrs.define
+class RetransmitterCounters:
+    """W3C outbound-rtp ``nackCount`` (NACK packets), ``retransmittedPacketsSent`` and
+    ``retransmittedBytesSent``, and why requested packets were not resent."""
+
+    nack_packets_received: int = 0
+    nacked_sequence_numbers: int = 0
+    retransmitted_packets_sent: int = 0
+    retransmitted_bytes_sent: int = 0
+    not_in_history: int = 0
+    too_soon: int = 0
+    rate_limited: int = 0
+
+
+@attrs.define(slots=True)
+class Retransmission:
+    """A packet to send again. ``rtx``: it is a new RTX packet (give it a fresh transport-wide
+    sequence number); otherwise it is the original packet, to serialize exactly as before."""
+
+    packet: RtpPacket
+    rtx: bool
+    original_sequence_number: int
+    size: int
+
+
+class Retransmitter:
+    """Answers generic NACKs (RFC 4585 §6.2.1) for one media SSRC from its :class:`PacketHistory`.
+
+    With ``rtx_ssrc`` and ``rtx_payload_types`` (original payload type -> RTX payload type) the
+    packets go over RTX; a payload type without an RTX mapping, or no ``rtx_ssrc``, resends the
+    original. ``rtx_sequence_start`` is the RTX stream's first sequence number (random, RFC 3550
+    §5.1).
+
+    A packet is resent at most once per ``max(rtt, min_interval)``: a NACK repeated before our
+    retransmission can have arrived is not answered twice. Retransmitted bytes within any
+    second are capped by ``max(ratio * media bytes sent in that second, floor_bps / 8)``, or by
+    :meth:`set_max_rate` when the bandwidth estimator gives one.
+    """
+
+    __slots__ = (
+        "_max_rate_bps",
+        "_media_window",
+        "_media_window_bytes",
+        "_resent_window",
+        "_resent_window_bytes",
+        "_rtx_seq",
+        "counters",
+        "floor_bps",
+        "history",
+        "min_interval",
+        "ratio",
+        "rtt",
+        "rtx_payload_types",
+        "rtx_ssrc",
+    )
+
+    def __init__(
+        self,
+        history: PacketHistory,
+        *,
+        rtx_ssrc: int | None = None,
+        rtx_payload_types: Mapping[int, int] | None = None,
+        rtx_sequence_start: int = 0,
+        min_interval: float = MIN_RESEND_INTERVAL,
+        ratio: float = RETRANSMIT_RATIO,
+        floor_bps: int = RETRANSMIT_FLOOR_BPS,
+    ) -> None:
+        self.history = history
+        self.rtx_ssrc = rtx_ssrc
+        self.rtx_payload_types = dict(rtx_payload_types or {})
+        self._rtx_seq = rtx_sequence_start & 0xFFFF
+        self.min_interval = min_interval
+        self.ratio = ratio
+        self.floor_bps = floor_bps
+        self._max_rate_bps: int | None = None
+        self.rtt: float | None = None
+        self.counters = RetransmitterCounters()
+        # (time, bytes) of media sent and of retransmissions, within the last _RATE_WINDOW.
+        self._media_window: deque[tuple[float, int]] = deque()
+        self._media_window_bytes = 0
+        self._resent_window: deque[tuple[float, int]] = deque()
+        self._resent_window_bytes = 0
+
+    @property
+    def rtx_sequence_number(self) -> int:
+        """The sequence number the next RTX packet will carry."""
+        return self._rtx_seq
+
+    def set_rtt(self, rtt: float | None) -> None:
+        self.rtt = rtt
+
+    def set_max_rate(self, bps: int | None) -> None:
+        """Cap retransmissions at ``bps`` (e.g. a share of the bandwidth estimate) instead of the
+        media-rate share; None goes back to the media-rate share."""
+        self._max_rate_bps = bps
+
+    def on_media_sent(self, packet: RtpPacket, now: float, size: int | None = None) -> None:
+        """Store a media packet just sent in the history and count it for the rate limit."""
+        if size is None:
+            size = FIXED_HEADER_LENGTH + 4 * len(packet.csrcs) + len(packet.payload)
+        self.history.put(packet, now, size)
+        self._media_window.append((now, size))
+        self._media_window_bytes += size
+        self._expire(now)
+
+    def _expire(self, now: float) -> None:
+        start = now - _RATE_WINDOW
+        media = self._media_window
+        while media and media[0][0] < start:
+            self._media_window_bytes -= media.popleft()[1]
+        # Also bounded by count: a burst of tiny packets must not grow the window without end.
+        while len(media) > 4 * self.history.max_packets:
+            self._media_window_bytes -= media.popleft()[1]
+        resent = self._resent_window
+        while resent and resent[0][0] < start:
+            self._resent_window_bytes -= resent.popleft()[1]
+
+    def _budget(self) -> float:
+        if self._max_rate_bps is not None:
+            return self._max_rate_bps / 8 * _RATE_WINDOW
+        return max(self.ratio * self._media_window_bytes, self.floor_bps / 8 * _RATE_WINDOW)
+
+    def receive_nack(self, sequence_numbers: Iterable[int], now: float) -> list[Retransmission]:
+        """The packets to resend for one received NACK (its lost sequence numbers, 16-bit)."""
+        counters = self.counters
+        counters.nack_packets_received += 1
+        self._expire(now)
+        interval = max(self.rtt or 0.0, self.min_interval)
+        budget = self._budget()
+        out: list[Retransmission] = []
+        # Each NACK item names at most 17 numbers and the history is bounded, so the work is
+        # bounded by the NACK's length; duplicates inside one NACK are skipped.
+        seen: set[int] = set()
+        for seq in sequence_numbers:
+            seq &= 0xFFFF
+            if seq in seen:
+                continue
+            seen.add(seq)
+            counters.nacked_sequence_numbers += 1
+            stored = self.history._lookup(seq)
+            if stored is None:
+                counters.not_in_history += 1
+                continue
+            if stored.resent_at is not None and now - stored.resent_at < interval:
+                counters.too_soon += 1
+                continue
+            packet = stored.packet
+            rtx_pt = self.rtx_payload_types.get(packet.payload_type)
+            rtx = self.rtx_ssrc is not None and rtx_pt is not None
+            size = stored.size + 2 if rtx else stored.size
+            if self._resent_window_bytes + size > budget:
+                counters.rate_limited += 1
+                continue
+            if rtx:
+                assert self.rtx_ssrc is not None and rtx_pt is not None
+                packet = wrap_rtx(packet, self.rtx_ssrc, rtx_pt, self._rtx_seq)
+                self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
+            stored.resent_at = now
+            stored.resends += 1
+            self._resent_window.append((now, size))
+            self._resent_window_bytes += size
+            counters.retransmitted_packets_sent += 1
+            counters.retransmitted_bytes_sent += len(stored.packet.payload)
+            out.append(Retransmission(packet, rtx, stored.packet.sequence_number, size))
+        return out
