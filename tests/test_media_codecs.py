@@ -5,17 +5,17 @@ changes, damaged input, and the codec registry."""
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
 from fractions import Fraction
 from typing import Any
 
+import av
 import pytest
 
-av = pytest.importorskip("av")
-
-from trio_rtc.jsep.codecs import NegotiatedCodec  # noqa: E402
-from trio_rtc.media import av_codecs  # noqa: E402
-from trio_rtc.media.coding import (  # noqa: E402
+from trio_rtc.jsep.codecs import NegotiatedCodec
+from trio_rtc.media import av_codecs
+from trio_rtc.media.coding import (
     CodecRegistry,
     DecodeError,
     Decoder,
@@ -23,8 +23,8 @@ from trio_rtc.media.coding import (  # noqa: E402
     EncoderSettings,
     default_registry,
 )
-from trio_rtc.media.tracks import OutgoingFrame  # noqa: E402
-from trio_rtc.rtp.codecs import (  # noqa: E402
+from trio_rtc.media.tracks import OutgoingFrame
+from trio_rtc.rtp.codecs import (
     Av1Depacketizer,
     Av1Packetizer,
     Depacketizer,
@@ -367,3 +367,28 @@ def test_g711_round_trip(name: str) -> None:
     }
     assert sum(f.samples for f in decoded) == 160 * len(encoded)
     assert dominant_frequency(decoded, (220.0, 440.0, 880.0, 1000.0)) == 440.0
+
+
+def test_no_codec_leaves_a_thread_real_time() -> None:
+    """SVT-AV1 run as root switches its threads (and the one opening it) to SCHED_FIFO 99;
+    the encoder puts them back, or a spinning codec thread and every browser started later
+    would starve the machine."""
+    realtime = {os.SCHED_FIFO, os.SCHED_RR}
+
+    def realtime_threads() -> list[int]:
+        found = []
+        for name in os.listdir("/proc/self/task"):
+            try:
+                if os.sched_getscheduler(int(name)) in realtime:
+                    found.append(int(name))
+            except OSError:
+                continue
+        return found
+
+    assert realtime_threads() == []
+    for name in ("AV1", "VP8", "H264", "VP9"):
+        encoder = default_registry.create_encoder(NegotiatedCodec(96, name, 90000))
+        for _ in range(3):
+            encoder.encode(av.VideoFrame(64, 64, "yuv420p"))
+        assert realtime_threads() == [], name
+        encoder.close()

@@ -9,17 +9,15 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+import av
 import pytest
+import trio
+import trio.testing
 
-av = pytest.importorskip("av")
-
-import trio  # noqa: E402
-import trio.testing  # noqa: E402
-
-from trio_rtc.media.frames import MediaStreamError  # noqa: E402
-from trio_rtc.media.player import MediaPlayer, avcc_to_annexb  # noqa: E402
-from trio_rtc.media.sources import TestPatternTrack, ToneTrack, read_frame_counter  # noqa: E402
-from trio_rtc.media.tracks import OutgoingFrame  # noqa: E402
+from trio_rtc.media.frames import MediaStreamError
+from trio_rtc.media.player import MediaPlayer, avcc_to_annexb
+from trio_rtc.media.sources import TestPatternTrack, ToneTrack, read_frame_counter
+from trio_rtc.media.tracks import OutgoingFrame
 
 FPS = 30
 

@@ -7,16 +7,14 @@ import random
 from pathlib import Path
 from typing import Any
 
+import av
 import pytest
+import trio
+import trio.testing
 
-av = pytest.importorskip("av")
-
-import trio  # noqa: E402
-import trio.testing  # noqa: E402
-
-from trio_rtc.media.frames import FrameTrack  # noqa: E402
-from trio_rtc.media.recorder import MediaRecorder  # noqa: E402
-from trio_rtc.media.sources import TestPatternTrack, ToneTrack, read_frame_counter  # noqa: E402
+from trio_rtc.media.frames import FrameTrack
+from trio_rtc.media.recorder import MediaRecorder
+from trio_rtc.media.sources import TestPatternTrack, ToneTrack, read_frame_counter
 
 
 def probe(path: Path) -> tuple[float, dict[str, str], list[int | None], int]:

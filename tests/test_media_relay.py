@@ -5,10 +5,8 @@ from __future__ import annotations
 import random
 from typing import Any
 
+import av  # noqa: F401 (the media extra)
 import pytest
-
-pytest.importorskip("av")
-
 import trio
 import trio.testing
 

@@ -436,6 +436,7 @@ async def run_decoder(
     limiter = trio.CapacityLimiter(1)
     unwrap = _Unwrapper()
     time_bases: dict[int, fractions.Fraction] = {}
+    broken = False  # video: a frame failed to decode, so everything up to a keyframe is skipped
     try:
         while True:
             try:
@@ -454,6 +455,12 @@ async def run_decoder(
                     return
                 entry = decoders[mime] = (decoder, codec.clock_rate)
             decoder, clock_rate = entry
+            if broken and not encoded.keyframe:
+                # The frames after a failed one reference what could not be decoded: they would
+                # come out damaged. Wait for the keyframe that was asked for.
+                stats.dropped += 1
+                continue
+            broken = False
             started = time.perf_counter()
             try:
                 pictures = await trio.to_thread.run_sync(decoder.decode, encoded, limiter=limiter)
@@ -462,6 +469,7 @@ async def run_decoder(
                 if stats.errors == 1:
                     logger.info("decoder %s dropped a frame: %s", decoder.mime_type, exc)
                 if track.kind == "video":
+                    broken = True
                     track.request_keyframe()
                 continue
             seconds = time.perf_counter() - started
