@@ -169,8 +169,11 @@ class IceAgent(GatheringMixin):
         pair = self.selected_pair
         if pair is not None:
             return None if self._consent_lost(pair) else pair
-        valid = [p for p in self._gen.pairs if p.valid]
-        return max(valid, key=lambda p: p.priority) if valid else None
+        for gen in (self._gen, self._previous):  # during a restart: the previous generation's
+            valid = [p for p in gen.pairs if p.valid] if gen is not None else []
+            if valid:
+                return max(valid, key=lambda p: p.priority)
+        return None
 
     def _consent_lost(self, pair: CandidatePair) -> bool:
         gen = self._gen if self._gen.selected is pair else self._previous
@@ -273,7 +276,10 @@ class IceAgent(GatheringMixin):
         """ICE restart (RFC 8445 §9): new credentials and a new check list; the current selected
         pair keeps carrying data until the new generation selects its own."""
         old = self._gen
-        self._previous = old if old.selected is not None and not old.consent_failed else None
+        # What carries data now (the selected pair, or before nomination a valid one) keeps
+        # doing so until the new generation has its own.
+        in_use = old.selected is not None or any(p.valid for p in old.pairs)
+        self._previous = old if in_use and not old.consent_failed else None
         for transaction in list(self._transactions.values()):
             if transaction.generation is old and transaction.kind != "consent":
                 del self._transactions[transaction.transaction_id]
@@ -848,6 +854,13 @@ class IceAgent(GatheringMixin):
                 self._set_state("completed")
             else:
                 self._set_state("connected")
+            return
+        if self.data_pair is not None:
+            # webrtc-pc §5.6 "connected": a usable connection was found while other pairs are
+            # still checked. Data (DTLS first) may flow on a valid pair before nomination
+            # (RFC 8445 §12), as browsers let it; it moves to the nominated pair when there is
+            # one (data_pair).
+            self._set_state("connected")
             return
         if (
             gen.remote_end_of_candidates

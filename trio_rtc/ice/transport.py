@@ -221,6 +221,7 @@ class RTCIceTransport(EventTarget, AsyncLifetime):
         self._mdns: MdnsResolver | None = None
         self._remote_rtc_candidates: list[RTCIceCandidate] = []
         self._selected: RTCIceCandidatePair | None = None
+        self._selected_core: CandidatePair | None = None
         own_send, own_receive = trio.open_memory_channel[Batch | None](CHANNEL_DEPTH)
         #: Received DTLS datagrams one at a time, when no ``dtls_channel`` was given.
         self.dtls_receive_channel = BatchReceiveChannel(own_receive)
@@ -428,8 +429,10 @@ class RTCIceTransport(EventTarget, AsyncLifetime):
 
     @property
     def selected_pair(self) -> CandidatePair | None:
-        """The core's view of the selected pair (addresses, state and statistics)."""
-        return self._agent.selected_pair
+        """The core's view of the pair data goes on (addresses, state and statistics): the
+        nominated pair, or before nomination completes the best valid one (what
+        ``getSelectedCandidatePair()`` describes). ``agent.selected_pair`` is the nominated one."""
+        return self._selected_core
 
     @property
     def agent(self) -> IceAgent:
@@ -739,6 +742,17 @@ class RTCIceTransport(EventTarget, AsyncLifetime):
                     endpoint.send_nowait(data, destination)
                 except (trio.ClosedResourceError, ValueError):
                     pass
+        # webrtc-pc §5.6: the selected pair is the one packets are sent on, which before
+        # nomination completes is the best valid pair (RFC 8445 §12). Updated before the state
+        # events so a `statechange` handler already sees it.
+        data_pair = agent.data_pair
+        if data_pair is not None and data_pair is not self._selected_core:
+            self._selected_core = data_pair
+            self._selected = RTCIceCandidatePair(
+                RTCIceCandidate.from_candidate(data_pair.local),
+                RTCIceCandidate.from_candidate(data_pair.remote),
+            )
+            self.dispatchEvent(Event("selectedcandidatepairchange"))
         while (event := agent.next_event()) is not None:
             if isinstance(event, LocalCandidateGathered):
                 rtc = RTCIceCandidate.from_candidate(event.candidate, usernameFragment=event.ufrag)
@@ -753,11 +767,7 @@ class RTCIceTransport(EventTarget, AsyncLifetime):
                 self._state = event.state
                 self.dispatchEvent(Event("statechange"))
             elif isinstance(event, SelectedPairChanged):
-                self._selected = RTCIceCandidatePair(
-                    RTCIceCandidate.from_candidate(event.pair.local),
-                    RTCIceCandidate.from_candidate(event.pair.remote),
-                )
-                self.dispatchEvent(Event("selectedcandidatepairchange"))
+                pass  # nomination: the data pair above already follows it
             elif isinstance(event, RoleChanged):
                 self._role_known = True
             elif isinstance(event, ServerError):
