@@ -119,6 +119,14 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
 
 
+async def track_ended(track: MediaStreamTrack | None) -> None:
+    if track is None or track.readyState == "ended":
+        return
+    ended = trio.Event()
+    track.addEventListener("ended", lambda event: ended.set())
+    await ended.wait()
+
+
 async def media_session(
     a: RTCPeerConnection,
     b: RTCPeerConnection,
@@ -133,7 +141,11 @@ async def media_session(
         nursery.start_soon(receive_video, incoming["video"], pattern, stats)
         nursery.start_soon(receive_audio, incoming["audio"], stats)
         await ping_alongside(local, remote, seconds, stats)
-        # The pattern ended after `seconds` (its track too); let the last frames arrive.
+        # The pattern and the tone end after `seconds` (their tracks too); then the last
+        # frames get through.
+        with trio.move_on_after(5):
+            for sender in a.getSenders():
+                await track_ended(sender.track)
         await trio.sleep(0.3)
         sent = await a.getStats()
         received = await b.getStats()

@@ -42,9 +42,10 @@ def test_loopback_demo_runs() -> None:
     )
     assert video, out
     sent, received, decoded = map(int, video.groups())
-    assert sent == 30
+    # On a loaded machine the pattern, like a camera, skips the pictures of slots it was late for.
+    assert 25 <= sent <= 30
     # Loopback loses nothing, but a loaded machine may make the receiver drop a late frame.
-    assert 27 <= decoded <= received <= sent
+    assert sent - 3 <= decoded <= received <= sent
     latency = re.search(
         r"glass-to-glass \(capture -> decoded\): median ([\d.]+) ms, p95 ([\d.]+)", out
     )
@@ -52,7 +53,8 @@ def test_loopback_demo_runs() -> None:
     assert 0 < float(latency[1]) <= float(latency[2])
     audio = re.search(r"audio: (\d+) Opus frames sent, (\d+) received, ([\d.]+) s decoded", out)
     assert audio, out
-    assert int(audio[1]) == 50 and 45 <= int(audio[2]) <= 50
+    # 50 frames of tone; Opus keeps its last frame as lookahead when the track ends.
+    assert 49 <= int(audio[1]) <= 50 and 45 <= int(audio[2]) <= int(audio[1]), out
     assert float(audio[3]) >= 0.9
     pings = re.search(r"data channel meanwhile: (\d+)/(\d+) pings echoed", out)
     assert pings, out

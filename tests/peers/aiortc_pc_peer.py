@@ -7,7 +7,9 @@ command line carries an ``id`` and is answered by ``{"type": "result", "id", "va
 ``datachannel``, ``open``, ``close``, ``message``, ``transfer``, ``ignored``, ``log``). Beyond the
 page's commands it has ``add_track`` (a generated audio or video track), ``add_transceiver`` (an audio/video m-section without a track) and
 ``transceivers``; for the media tests also ``receive_media``/``media_received`` (decode what
-arrives and count it), ``media_transceivers``, ``remove_track``, ``stop_transceiver`` and the
+arrives and count it; ``receive_media_counters``/``media_counters`` also read the frame counter
+of trio_rtc's test pattern from each picture), ``media_transceivers``, ``remove_track``,
+``stop_transceiver`` and the
 ``set_remote_rejecting``/``create_offer_rejecting``/``create_answer_rejecting`` variants that
 reject the m-sections of stopped transceivers as JSEP does and aiortc 1.16 does not (see each). The
 configuration is one JSON object on the command line: ``trickle``, ``echo``, ``allow``
@@ -43,6 +45,8 @@ from aiortc import RTCConfiguration, RTCDataChannel, RTCPeerConnection, RTCSessi
 from aiortc.sdp import candidate_from_sdp
 
 MAX_LINE = 16 << 20
+# Frame counters a media reader keeps for ``media_counters`` (the newest).
+COUNTERS_KEPT = 2000
 # Chunks of a send_bytes transfer wait below this much buffered data (aiortc buffers without
 # limit, so the sender must pace itself).
 HIGH_WATER = 1 << 20
@@ -228,6 +232,10 @@ class MediaReader:
         self.last: str | None = None
         self.ended = False
         self.error: str | None = None
+        # With ``receive_media_counters``: the frame counters read from the decoded pictures
+        # (trio_rtc's test pattern stamp), the newest COUNTERS_KEPT, and the pictures without one.
+        self.counters: list[int] | None = None
+        self.unreadable = 0
 
     async def run(self) -> None:
         from aiortc.mediastreams import MediaStreamError
@@ -240,12 +248,25 @@ class MediaReader:
                     size = f"{frame.width}x{frame.height}"
                     self.sizes[size] = self.sizes.get(size, 0) + 1
                     self.last = size
+                    if self.counters is not None:
+                        self.read_counter(frame)
                 else:
                     self.samples += frame.samples
         except MediaStreamError:
             self.ended = True
         except Exception as exc:  # reported to the test rather than lost in the event loop
             self.error = f"{type(exc).__name__}: {exc}"
+
+    def read_counter(self, frame: Any) -> None:
+        from trio_rtc.media.sources import read_frame_counter
+
+        counter = read_frame_counter(frame)
+        if counter is None:
+            self.unreadable += 1
+            return
+        assert self.counters is not None
+        self.counters.append(counter)
+        del self.counters[:-COUNTERS_KEPT]
 
     def info(self) -> dict[str, Any]:
         return {
@@ -339,6 +360,7 @@ class Peer:
             self.pc.on(event, self._state_reporter(event))
         self.pc.on("datachannel", self.on_datachannel)
         self.receiving_media = False
+        self.reading_counters = False
         self.readers: list[MediaReader] = []
         # Mids whose m-sections are rejected (stopped here, or port 0 from the remote).
         self.rejected: set[str] = set()
@@ -477,6 +499,8 @@ class Peer:
             return
         mid = next((t.mid for t in self.pc.getTransceivers() if t.receiver.track is track), None)
         reader = MediaReader(mid, track)
+        if self.reading_counters:
+            reader.counters = []
         self.readers.append(reader)
         task = asyncio.create_task(reader.run())
         self.tasks.add(task)
@@ -497,6 +521,31 @@ class Peer:
         """Per remote track read since ``receive_media``: mid, kind, decoded ``frames``, video
         ``sizes`` ({"WxH": frames}) and ``last`` size, audio ``samples``, ``ended``."""
         return [reader.info() for reader in self.readers]
+
+    async def cmd_receive_media_counters(self, message: dict[str, Any]) -> Any:
+        """``receive_media``, and the remote video tracks read from now on also read the frame
+        counter trio_rtc's test pattern stamps into each picture (``media_counters``)."""
+        self.reading_counters = True
+        for reader in self.readers:
+            if reader.counters is None:
+                reader.counters = []
+        return await self.cmd_receive_media(message)
+
+    async def cmd_media_counters(self, message: dict[str, Any]) -> Any:
+        """Per remote track read: mid, kind, decoded ``frames``, the stamped ``counters``
+        read (the newest 2000, in the order decoded) and the pictures without a readable one
+        (``unreadable``)."""
+        return [
+            {
+                "mid": reader.mid,
+                "kind": reader.track.kind,
+                "frames": reader.frames,
+                "counters": list(reader.counters or []),
+                "unreadable": reader.unreadable,
+                "error": reader.error,
+            }
+            for reader in self.readers
+        ]
 
     async def cmd_media_transceivers(self, message: dict[str, Any]) -> Any:
         """``transceivers`` and more: direction, stopped, the receiver track's readyState."""
