@@ -28,6 +28,7 @@ _KEYS = frozenset(
         "rtcpMuxPolicy",
         "certificates",
         "iceCandidatePoolSize",
+        "peerIdentity",
     }
 )
 _ICE_TRANSPORT_POLICIES = ("all", "relay")
@@ -45,6 +46,9 @@ class RTCConfiguration:
     rtcpMuxPolicy: str = "require"
     certificates: tuple[RTCCertificate, ...] = ()
     iceCandidatePoolSize: int = 0
+    #: webrtc-identity §8.2: the target peer identity; the connection is not established
+    #: unless the peer proves it (see docs/identity.md).
+    peerIdentity: str | None = None
 
     @classmethod
     def coerce(
@@ -74,6 +78,7 @@ class RTCConfiguration:
                 rtcpMuxPolicy=value.get("rtcpMuxPolicy", "require"),
                 certificates=tuple(certificates),
                 iceCandidatePoolSize=value.get("iceCandidatePoolSize", 0),
+                peerIdentity=value.get("peerIdentity"),
             )
         else:
             raise TypeError(
@@ -114,6 +119,13 @@ class RTCConfiguration:
                 )
         for server in self.iceServers:
             _validate_server(server)
+        if self.peerIdentity is not None and (
+            not isinstance(self.peerIdentity, str) or "@" not in self.peerIdentity
+        ):
+            raise TypeError(
+                f"peerIdentity must be an identity string such as 'bob@example.org', not "
+                f"{self.peerIdentity!r}"
+            )
 
     def check_update(self, new: RTCConfiguration, *, local_description_set: bool) -> None:
         """The restrictions of ``setConfiguration`` (webrtc-pc §4.4.1.6 steps 3-7)."""
@@ -150,6 +162,7 @@ class RTCConfiguration:
             "rtcpMuxPolicy": self.rtcpMuxPolicy,
             "certificates": list(self.certificates),
             "iceCandidatePoolSize": self.iceCandidatePoolSize,
+            **({"peerIdentity": self.peerIdentity} if self.peerIdentity is not None else {}),
         }
 
 

@@ -22,7 +22,7 @@ from ..exceptions import (
     InvalidStateError,
     OperationError,
 )
-from ..sdp import Fingerprint, SessionDescription, Setup, parse_sdp_untrusted
+from ..sdp import Attribute, Fingerprint, SessionDescription, Setup, parse_sdp_untrusted
 from .codecs import NegotiatedMedia
 from .decisions import (
     AddRemoteCandidate,
@@ -306,10 +306,13 @@ class JsepSession:
 
     # --- createOffer / createAnswer ----------------------------------------------------------------
 
-    def create_offer(self, local: LocalTransport, *, ice_restart: bool = False) -> str:
+    def create_offer(
+        self, local: LocalTransport, *, ice_restart: bool = False, identity: str | None = None
+    ) -> str:
         """An offer (RFC 8829 §5.2) with the negotiated m-lines and whatever is wanted now.
         ``local`` carries the ICE agent's current credentials; new ones replace them if an ICE
-        restart is requested (``ice_restart``, or restartIce())."""
+        restart is requested (``ice_restart``, or restartIce()). ``identity``: the value of a
+        session-level ``a=identity`` (RFC 8827 §7.4.1), made by the driver's IdP."""
         self._agent_credentials = (local.ice_ufrag, local.ice_pwd)
         if ice_restart or self.credentials_to_replace:
             if self._restart_credentials is None:
@@ -332,11 +335,14 @@ class JsepSession:
             session_id=self.session_id,
             version=self.session_version,
         )
+        if identity is not None:
+            model.attributes.append(Attribute("identity", identity))
         self.last_offer = model.serialize()
         return self.last_offer
 
-    def create_answer(self, local: LocalTransport) -> str:
-        """An answer (RFC 8829 §5.3) to the pending remote offer."""
+    def create_answer(self, local: LocalTransport, *, identity: str | None = None) -> str:
+        """An answer (RFC 8829 §5.3) to the pending remote offer; ``identity`` as for
+        :meth:`create_offer`."""
         if self.signaling_state not in ("have-remote-offer", "have-local-pranswer"):
             raise InvalidStateError(
                 "createAnswer() needs a remote offer (signalingState 'have-remote-offer' or "
@@ -363,6 +369,8 @@ class JsepSession:
             session_id=self.session_id,
             version=self.session_version,
         )
+        if identity is not None:
+            model.attributes.append(Attribute("identity", identity))
         self.last_answer = model.serialize()
         return self.last_answer
 

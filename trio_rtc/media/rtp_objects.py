@@ -28,6 +28,7 @@ from ..jsep.codecs import (
 )
 from ..stats import RTCStatsReport
 from .dtmf import RTCDTMFSender
+from .frames import FrameTrackLike
 from .parameters import (
     RTCRtpEncodingParameters,
     RTCRtpReceiveParameters,
@@ -143,7 +144,7 @@ class RTCRtpSender:
     def getCapabilities(kind: str) -> RTCRtpCapabilities | None:
         return _capabilities(kind)
 
-    async def replaceTrack(self, withTrack: MediaStreamTrack | None) -> None:
+    async def replaceTrack(self, withTrack: MediaStreamTrack | FrameTrackLike | None) -> None:
         """Send ``withTrack`` instead, without renegotiation (webrtc-pc §5.2 replaceTrack())."""
         if withTrack is not None:
             media_track = as_media_track(withTrack)

@@ -24,6 +24,7 @@ from ..ice.transport import (
     IceTransportOptions,
     RTCIceTransport,
 )
+from ..identity import IdentityProviderRegistry, PeerIdentity, default_registry
 from ..jsep import Description, JsepSession
 from ..rtp.driver import RtpTransport
 from ..sdp import Fingerprint
@@ -47,9 +48,17 @@ class PeerConnectionBase(EventTarget, abc.ABC):
         configuration: RTCConfiguration | Mapping[str, Any] | None = None,
         *,
         ice_options: IceTransportOptions | None = None,
+        identity_providers: IdentityProviderRegistry | None = None,
     ) -> None:
         self._config = RTCConfiguration.coerce(configuration)
         self._ice_options = ice_options
+        #: webrtc-identity: the IdP, our assertion, peerIdentity (trio_rtc/identity/session.py).
+        self._identity = PeerIdentity(
+            identity_providers if identity_providers is not None else default_registry,
+            self.dispatchEvent,
+            configured_peer_identity=self._config.peerIdentity,
+            remote_certificates=lambda: self._dtls.getRemoteCertificates() if self._dtls else [],
+        )
         self._certificate: RTCCertificate | None = (
             self._config.certificates[0] if self._config.certificates else None
         )

@@ -39,7 +39,9 @@ from ..ice.transport import (
     IceTransportOptions,
     RTCIceTransport,
 )
+from ..identity import IdentityPromise, PeerIdentity
 from ..media import MediaStream, MediaStreamTrack, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
+from ..media.frames import FrameTrackLike
 from ..media.tracks import as_media_track
 from ..rtp.driver import RtpTransport
 from ..sctp.transport import RTCSctpTransport
@@ -77,6 +79,11 @@ class RTCPeerConnection(Negotiation, AsyncLifetime):
     onnegotiationneeded = event_handler_property["RTCPeerConnection"]("negotiationneeded")
     onsignalingstatechange = event_handler_property["RTCPeerConnection"]("signalingstatechange")
     ontrack = event_handler_property["RTCPeerConnection"]("track")
+    # webrtc-identity (and the identity events of the older MDN page): see docs/identity.md.
+    onidentityresult = event_handler_property["RTCPeerConnection"]("identityresult")
+    onidpassertionerror = event_handler_property["RTCPeerConnection"]("idpassertionerror")
+    onidpvalidationerror = event_handler_property["RTCPeerConnection"]("idpvalidationerror")
+    onpeeridentity = event_handler_property["RTCPeerConnection"]("peeridentity")
 
     _failure: BaseException | None = None
     #: The DTLS task's inbox, made at start so the ICE transport can queue early datagrams.
@@ -111,8 +118,13 @@ class RTCPeerConnection(Negotiation, AsyncLifetime):
             new,
             local_description_set=self._jsep.local_description is not None,
         )
+        self._identity.check_configuration(new.peerIdentity)
         servers_changed = new.iceServers != self._config.iceServers
-        self._config = attrs.evolve(new, certificates=self._config.certificates)
+        self._config = attrs.evolve(
+            new,
+            certificates=self._config.certificates,
+            peerIdentity=new.peerIdentity or self._config.peerIdentity,
+        )
         if servers_changed and self._ice is not None:
             self._ice.set_ice_servers(self._config.iceServers)
 
@@ -172,6 +184,62 @@ class RTCPeerConnection(Negotiation, AsyncLifetime):
         """The RTCSctpTransport once a data m-section is negotiated, else None."""
         return self._data.sctp
 
+    # --- identity (webrtc-identity §8) ------------------------------------------------------------
+
+    def setIdentityProvider(
+        self,
+        provider: str,
+        options: Mapping[str, Any] | str | None = None,
+        usernameHint: str | None = None,
+    ) -> None:
+        """Use IdP ``provider`` (a domain registered in this connection's
+        ``IdentityProviderRegistry``) for our assertions. ``options``: ``protocol``,
+        ``usernameHint``, ``peerIdentity``; the older ``(domain, protocol, username)`` form is
+        accepted too. An unregistered (domain, protocol) raises RTCError ``idp-load-failure``
+        naming it; a protocol with '/' or '\\' raises SdpSyntaxError (the DOM SyntaxError)."""
+        self._check_not_closed("setIdentityProvider()")
+        if isinstance(options, str) or usernameHint is not None:
+            options = {"protocol": options or "default", "usernameHint": usernameHint}
+        self._identity.set_provider(provider, dict(options or {}))
+
+    async def getIdentityAssertion(self) -> str:
+        """Request an identity assertion from the IdP (or the one already made) and return the
+        ``a=identity`` value (base64 JSON). RTCError with an ``idp-*`` ``errorDetail`` when the
+        IdP fails (after an ``idpassertionerror`` event); InvalidStateError without an IdP."""
+        await trio.lowlevel.checkpoint()
+        self._check_not_closed("getIdentityAssertion()")
+        if self._certificate is None:
+            self._require_running("getIdentityAssertion()")
+        assert self._certificate is not None
+        fingerprints = [
+            Fingerprint(f.algorithm, f.value) for f in self._certificate.getFingerprints()
+        ]
+        return await self._identity.request(fingerprints)
+
+    @property
+    def peerIdentity(self) -> IdentityPromise:
+        """The peer's identity as an awaitable: ``identity = await pc.peerIdentity`` gives an
+        RTCIdentityAssertion (``idp``, ``name``) once the peer's ``a=identity`` validates, and
+        raises the error if validation fails (a new pending value replaces it unless a target
+        peer identity is set)."""
+        return self._identity.promise
+
+    @property
+    def idpLoginUrl(self) -> str | None:
+        """The login URL an IdP gave with ``idp-need-login``, else None."""
+        return self._identity.idpLoginUrl
+
+    @property
+    def idpErrorInfo(self) -> str | None:
+        """What the IdP said about its last error, else None."""
+        return self._identity.idpErrorInfo
+
+    @property
+    def identity(self) -> PeerIdentity:
+        """The identity state: the registry in use, the target peer identity, and counters of
+        malformed ``a=identity`` attributes dropped (``malformed``) and failed validations."""
+        return self._identity
+
     # --- media (webrtc-pc §5) -------------------------------------------------------------------
 
     def getSenders(self) -> list[RTCRtpSender]:
@@ -183,8 +251,11 @@ class RTCPeerConnection(Negotiation, AsyncLifetime):
     def getTransceivers(self) -> list[RTCRtpTransceiver]:
         return self._media.transceivers()
 
-    def addTrack(self, track: MediaStreamTrack, *streams: MediaStream) -> RTCRtpSender:
-        """Send ``track`` (webrtc-pc §4.4.1.6 addTrack); ``streams`` give its ``a=msid``."""
+    def addTrack(
+        self, track: MediaStreamTrack | FrameTrackLike, *streams: MediaStream
+    ) -> RTCRtpSender:
+        """Send ``track`` (webrtc-pc §4.4.1.6 addTrack); ``streams`` give its ``a=msid``. A
+        frame track (``kind`` and ``async recv()`` of raw frames) is encoded by the sender."""
         self._check_not_closed("addTrack()")
         media_track = as_media_track(track)
         if media_track is None:
@@ -199,14 +270,22 @@ class RTCPeerConnection(Negotiation, AsyncLifetime):
         self._media.remove_track(sender)
 
     def addTransceiver(
-        self, trackOrKind: MediaStreamTrack | str, init: Mapping[str, Any] | None = None
+        self,
+        trackOrKind: MediaStreamTrack | FrameTrackLike | str,
+        init: Mapping[str, Any] | None = None,
     ) -> RTCRtpTransceiver:
         """A transceiver for ``trackOrKind`` (webrtc-pc §4.4.1.6 addTransceiver); ``init``:
         direction, streams, sendEncodings."""
         self._check_not_closed("addTransceiver()")
-        if not isinstance(trackOrKind, str):
-            trackOrKind = as_media_track(trackOrKind) or trackOrKind
-        return self._media.add_transceiver(trackOrKind, init)
+        if isinstance(trackOrKind, str):
+            return self._media.add_transceiver(trackOrKind, init)
+        media_track = as_media_track(trackOrKind)
+        if media_track is None:
+            raise TypeError(
+                "addTransceiver() takes 'audio', 'video', a MediaStreamTrack or a frame track, "
+                f"not {trackOrKind!r}"
+            )
+        return self._media.add_transceiver(media_track, init)
 
     # --- obsolete media members (MDN "Obsolete methods/events"), on top of the above ------------
 
@@ -423,10 +502,20 @@ class RTCPeerConnection(Negotiation, AsyncLifetime):
         )
         dtls._handler_queue = self._handler_queue
         dtls.addEventListener("statechange", lambda _e: self._update_states())
+        dtls.addEventListener("statechange", self._check_identity_binding)
         self._dtls = dtls
         self._dtls_is_client = is_client
         self._nursery.start_soon(self._run_dtls, ice, dtls, name="trio_rtc.dtls")
         self._update_states()
+
+    def _check_identity_binding(self, _event: Event) -> None:
+        """Once DTLS connects, a validated peer identity must bind the certificate the peer
+        used; if it does not, the connection fails."""
+        if self._dtls is None or self._dtls.state != "connected":
+            return
+        error = self._identity.check_handshake()
+        if error is not None:
+            self._component_failed("identity", error, "fingerprint-failure")
 
     def _ensure_sctp(self, remote_port: int, remote_max_message_size: int) -> None:
         """Start the SCTP association over the DTLS transport (once); a renegotiation may

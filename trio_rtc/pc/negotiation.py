@@ -15,6 +15,7 @@ from ..events import Event
 from ..exceptions import OperationError
 from ..ice.rtc import RTCIceCandidate, RTCIceParameters
 from ..ice.transport import RTCIceTransport
+from ..identity.assertion import has_identity_attribute
 from ..sdp import Fingerprint, parse_sdp_untrusted
 from ..sessiondescription import RTCSessionDescription, coerce_description
 from .base import PeerConnectionBase
@@ -35,16 +36,35 @@ class Negotiation(PeerConnectionBase):
         """An offer (RFC 8829 §5.2). ``options``: ``iceRestart`` (legacy ``offerToReceive*`` keys
         are accepted and ignored: there is no media yet)."""
         async with self._operation("createOffer()") as ice:
+            identity = await self._identity_assertion()
             sdp = self._jsep.create_offer(
-                self._local_transport(ice), ice_restart=bool((options or {}).get("iceRestart"))
+                self._local_transport(ice),
+                ice_restart=bool((options or {}).get("iceRestart")),
+                identity=identity,
             )
             return RTCSessionDescription(type="offer", sdp=sdp)
 
     async def createAnswer(self, options: Mapping[str, Any] | None = None) -> RTCSessionDescription:
         async with self._operation("createAnswer()") as ice:
+            identity = await self._identity_assertion(answer=True)
             return RTCSessionDescription(
-                type="answer", sdp=self._jsep.create_answer(self._local_transport(ice))
+                type="answer",
+                sdp=self._jsep.create_answer(self._local_transport(ice), identity=identity),
             )
+
+    async def _identity_assertion(self, *, answer: bool = False) -> str | None:
+        """The ``a=identity`` value for an offer or answer when an IdP is set
+        (webrtc-identity §8.3-8.4); an IdP failure rejects the call with its RTCError."""
+        if self._identity.provider is None:
+            return None
+        answerable = ("have-remote-offer", "have-local-pranswer")
+        if answer and self._jsep.signaling_state not in answerable:
+            return None  # the core rejects the call with its InvalidStateError
+        assert self._certificate is not None
+        fingerprints = [
+            Fingerprint(f.algorithm, f.value) for f in self._certificate.getFingerprints()
+        ]
+        return await self._identity.request(fingerprints)
 
     def _local_transport(self, ice: RTCIceTransport) -> jsep.LocalTransport:
         """Our transport parameters as the core writes them: the ICE agent's credentials, the
@@ -75,11 +95,12 @@ class Negotiation(PeerConnectionBase):
                 return
             if init is None or not init.sdp:
                 sdp_type = init.type if init is not None else self._jsep.implicit_type()
+                identity = await self._identity_assertion(answer=sdp_type != "offer")
                 local = self._local_transport(ice)
                 if sdp_type == "offer":
-                    text = self._jsep.create_offer(local)
+                    text = self._jsep.create_offer(local, identity=identity)
                 else:
-                    text = self._jsep.create_answer(local)
+                    text = self._jsep.create_answer(local, identity=identity)
                 init = RTCSessionDescription(type=sdp_type, sdp=text)
             self._apply(ice, self._jsep.set_local_description(init.type, init.sdp))
 
@@ -103,7 +124,16 @@ class Negotiation(PeerConnectionBase):
                 self._require_running("setRemoteDescription()")
             else:
                 model = parse_sdp_untrusted(init.sdp)
+            # webrtc-identity §8.5: with a target peer identity the assertion is validated
+            # before the description applies (a failure rejects this call); without one it is
+            # validated alongside, and only peerIdentity hears the outcome.
+            blocking = self._identity.blocking
+            if blocking:
+                await self._identity.validate_remote(model)
+                self._require_running("setRemoteDescription()")
             self._apply(ice, self._jsep.set_remote_description(init.type, model))
+            if not blocking and self._nursery is not None and has_identity_attribute(model):
+                self._nursery.start_soon(self._identity.validate_remote, model)
 
     # --- the decisions of the core -----------------------------------------------------------------
 
