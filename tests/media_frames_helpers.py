@@ -4,13 +4,10 @@ living on an asyncio loop (aiortc's ``MediaPlayer``) be read from Trio."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import fractions
 import os
 import threading
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -107,55 +104,6 @@ def increasing_run(counters: list[int]) -> int:
 
 
 # --- an asyncio loop in a thread, for aiortc's tracks -----------------------------------------
-
-
-@contextlib.contextmanager
-def asyncio_loop_thread() -> Iterator[asyncio.AbstractEventLoop]:
-    """A running asyncio event loop in a thread of its own, stopped and closed on exit."""
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, name="asyncio loop", daemon=True)
-    thread.start()
-    try:
-        yield loop
-    finally:
-
-        async def cancel_all() -> None:
-            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-
-        asyncio.run_coroutine_threadsafe(cancel_all(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        loop.close()
-
-
-class AsyncioTrack:
-    """A frame track for Trio whose frames come from ``track`` (an aiortc track) running on
-    ``loop``: each ``recv`` runs ``track.recv()`` on that loop and waits for it in a worker
-    thread. aiortc's ``MediaStreamError`` at the end comes through as it is (trio_rtc takes any
-    exception of that name as the end); a cancelled ``recv`` cancels the asyncio one."""
-
-    def __init__(self, track: Any, loop: asyncio.AbstractEventLoop) -> None:
-        self.track = track
-        self.kind: str = track.kind
-        self.id: str = track.id
-        self._loop = loop
-        self.frames = 0
-
-    async def recv(self) -> Any:
-        future = asyncio.run_coroutine_threadsafe(self.track.recv(), self._loop)
-        try:
-            frame = await trio.to_thread.run_sync(future.result, abandon_on_cancel=True)
-        except trio.Cancelled:
-            future.cancel()
-            raise
-        self.frames += 1
-        return frame
-
-    def stop(self) -> None:
-        self._loop.call_soon_threadsafe(self.track.stop)
 
 
 # --- leaks: tasks, file descriptors, threads ----------------------------------------------------

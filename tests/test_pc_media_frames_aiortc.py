@@ -33,8 +33,6 @@ from aiortc.mediastreams import MediaStreamError as AiortcMediaStreamError
 from aiortc.mediastreams import MediaStreamTrack as AiortcMediaStreamTrack
 from aiortc.mediastreams import VideoStreamTrack as AiortcVideoStreamTrack
 from media_frames_helpers import (
-    AsyncioTrack,
-    asyncio_loop_thread,
     increasing_run,
     prefer_codec,
     write_test_file,
@@ -44,6 +42,7 @@ from pc_helpers import make_pc, pc_pair
 from pc_interop_helpers import InteropPeer, connect, open_trio_peer
 from peers.aiortc_pc_harness import AiortcPeer, open_aiortc_peer
 
+from trio_rtc.media.asyncio_bridge import AsyncioBridge
 from trio_rtc.media.player import MediaPlayer
 from trio_rtc.media.sources import TestPatternTrack, ToneTrack
 from trio_rtc.pc.media import RTCTrackEvent
@@ -279,18 +278,14 @@ async def test_aiortc_media_player_tracks_fail_under_trio_and_the_failure_is_con
 
 
 async def test_aiortc_media_player_on_its_own_asyncio_loop_feeds_our_pc(tmp_path: Path) -> None:
-    """What does work with aiortc's player: an asyncio loop of its own in a thread, its tracks
-    read from Trio through :class:`AsyncioTrack` (each ``recv`` awaited in a worker thread).
+    """What does work with aiortc's player: made on the asyncio loop of an AsyncioBridge, its
+    tracks read from Trio through ``bridge.track`` (each ``recv`` awaited in a worker thread).
     aiortc decodes the file's pictures (their stamped counters, in order) and its sound; when
     the file ends, aiortc's ``MediaStreamError`` ends our tracks."""
     path = write_test_file(tmp_path / "clip.webm", seconds=3)
-    with asyncio_loop_thread() as loop:
-
-        async def open_player() -> AiortcMediaPlayer:
-            return AiortcMediaPlayer(str(path))
-
-        player = asyncio.run_coroutine_threadsafe(open_player(), loop).result(10)
-        video, audio = AsyncioTrack(player.video, loop), AsyncioTrack(player.audio, loop)
+    async with AsyncioBridge() as bridge:
+        player = await bridge.run_sync(AiortcMediaPlayer, str(path))
+        video, audio = bridge.track(player.video), bridge.track(player.audio)
         with trio.fail_after(60):
             async with (
                 make_pc(0) as pc,
@@ -298,7 +293,7 @@ async def test_aiortc_media_player_on_its_own_asyncio_loop_feeds_our_pc(tmp_path
                 open_aiortc_peer(trickle=True) as theirs,
             ):
                 await theirs.request("receive_media_counters")
-                senders = [pc.addTrack(video), pc.addTrack(audio)]  # type: ignore[arg-type]
+                senders = [pc.addTrack(video), pc.addTrack(audio)]
                 ended = [trio.Event(), trio.Event()]
                 for sender, event in zip(senders, ended, strict=True):
                     assert sender.track is not None
@@ -315,7 +310,7 @@ async def test_aiortc_media_player_on_its_own_asyncio_loop_feeds_our_pc(tmp_path
                 received = {r["kind"]: r for r in await theirs.request("media_counters")}
                 assert increasing_run(received["video"]["counters"]) >= 45
                 assert received["video"]["error"] is None
-    assert "asyncio loop" not in thread_names() and "media-player" not in thread_names()
+    assert "asyncio bridge" not in thread_names() and "media-player" not in thread_names()
 
 
 class AiortcWrittenPattern(AiortcMediaStreamTrack):
