@@ -392,3 +392,21 @@ def test_no_codec_leaves_a_thread_real_time() -> None:
             encoder.encode(av.VideoFrame(64, 64, "yuv420p"))
         assert realtime_threads() == [], name
         encoder.close()
+
+
+@pytest.mark.parametrize("name", ["H264", "VP9", "AV1"])
+def test_streams_say_their_colour_space(name: str) -> None:
+    """BT.601 limited range is written into the stream, so a browser does not guess BT.709."""
+    codec = NegotiatedCodec(96, name, 90000, parameters={"packetization-mode": "1"})
+    encoder = default_registry.create_encoder(codec)
+    decoder = default_registry.create_decoder(codec)
+    pictures = []
+    for index in range(3):
+        for out in encoder.encode(av.VideoFrame(64, 64, "yuv420p")):
+            assert out.timestamp is not None
+            frame = EncodedFrame(out.data, out.timestamp, out.keyframe, index, index)
+            pictures.extend(decoder.decode(frame))
+    encoder.close()
+    decoder.close()
+    assert pictures
+    assert {(p.colorspace, p.color_range) for p in pictures} == {(6, 1)}

@@ -301,6 +301,13 @@ class _VideoEncoder:
         context.gop_size = _GOP_SIZE
         context.max_b_frames = 0
         context.thread_count = _threads(width, height)
+        # Say what the pictures are: BT.601 (SMPTE 170M) in limited range, as PyAV and FFmpeg
+        # make yuv420p from RGB. Without it H264/VP9/AV1 carry "unspecified", which browsers show
+        # as BT.709 (greens and reds shift); VP8 has no such field (it is BT.601 by definition).
+        context.colorspace = _SMPTE170M
+        context.color_primaries = _SMPTE170M
+        context.color_trc = _SMPTE170M
+        context.color_range = _LIMITED_RANGE
         context.options = self._options(width, height, bitrate, framerate)
         with _ordinary_scheduling():
             context.open()
@@ -325,6 +332,10 @@ class _VideoEncoder:
     def _bitstream(self, data: bytes, keyframe: bool) -> bytes:
         return data
 
+
+#: FFmpeg's AVCOL_SPC/AVCOL_PRI/AVCOL_TRC value for SMPTE 170M (BT.601), and AVCOL_RANGE_MPEG.
+_SMPTE170M = 6
+_LIMITED_RANGE = 1
 
 _REALTIME_POLICIES = frozenset(
     getattr(os, name) for name in ("SCHED_FIFO", "SCHED_RR") if hasattr(os, name)
