@@ -198,3 +198,18 @@ def test_certificate_with_an_unknown_x509_version_is_a_dtls_error() -> None:
     with pytest.raises(DtlsError) as caught:
         load_certificate_untrusted(mutated)
     assert caught.value.alert == 42
+
+
+@pytest.mark.parametrize("message_seq", [65535, 65534, 1000])
+def test_a_client_hello_numbered_near_the_16_bit_limit_is_dropped(message_seq: int) -> None:
+    """Issue 16: a ClientHello with message_seq 65535 made the server's own numbers (which follow
+    it) overflow: struct.error escaped the core. Now it is dropped and counted; a proper one
+    that follows is answered."""
+    _, server = pair()
+    hello = bytearray(client_hello_datagram([0xC02B]))
+    hello[13 + 4 : 13 + 6] = message_seq.to_bytes(2, "big")  # record header, then type+length
+    server.receive_datagram(bytes(hello), 0.0)
+    assert server.state == "connecting" and server.stats.content_dropped == 1
+    assert server.datagrams_to_send(0.0) == []
+    server.receive_datagram(client_hello_datagram([0xC02B], record_seq=1), 0.0)
+    assert server.state == "connecting" and server.datagrams_to_send(0.0)

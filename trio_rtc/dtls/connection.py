@@ -55,6 +55,12 @@ __all__ = [
     "HandshakeComplete",
 ]
 
+#: The highest handshake message_seq accepted from a peer. One DTLS 1.2 handshake numbers its
+#: messages from 0 (1 after a HelloVerifyRequest) up to about 8 per side, and renegotiation is
+#: refused, so anything far above is hostile or broken; accepting it would make our own numbers
+#: (which follow the ClientHello's, RFC 6347 §4.2.2) overflow the 16-bit field.
+MAX_MESSAGE_SEQ = 64
+
 #: Preference order: AES-GCM has hardware support nearly everywhere; ChaCha20 for the rest.
 DEFAULT_CIPHER_SUITES: tuple[int, ...] = (
     CipherSuite.ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
@@ -336,6 +342,11 @@ class DtlsConnection:
             return False
         old = False
         for fragment in fragments:
+            if fragment.message_seq > MAX_MESSAGE_SEQ:
+                # A DTLS 1.2 handshake (no renegotiation here) uses a handful of message
+                # numbers; counting on from a peer's 65535 would overflow the 16-bit field.
+                self.stats.content_dropped += 1
+                continue
             if self._flow.accepts_new_client_hello(fragment):
                 # A server waiting for a ClientHello keeps no state from an earlier one (it may
                 # have answered it with a stateless HelloVerifyRequest, RFC 6347 §4.2.1), so any
