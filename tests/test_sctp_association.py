@@ -10,7 +10,7 @@ from test_sctp_harness import Pair
 
 from trio_rtc.exceptions import InvalidStateError
 from trio_rtc.sctp.association import SctpAssociation
-from trio_rtc.sctp.chunks import verify_packet_untrusted
+from trio_rtc.sctp.chunks import ChunkType, decode_chunks_untrusted, verify_packet_untrusted
 from trio_rtc.sctp.events import (
     AssociationAborted,
     AssociationClosed,
@@ -421,3 +421,30 @@ def test_both_sides_send_and_reset_then_shut_down(seed: int) -> None:
         max_time=pair.now + 3600,
     )
     assert pair.of(pair.a, AssociationClosed) and pair.of(pair.b, AssociationClosed)
+
+
+def test_init_ack_travels_alone_in_a_collision() -> None:
+    """Issue 16, finding 2: when both ends send INIT at once, the INIT ACK went out bundled with
+    the COOKIE ECHO; stacks on usrsctp drop such a packet (RFC 9260 §6.10: INIT, INIT ACK and
+    SHUTDOWN COMPLETE travel alone) and setup waited a second for T1-cookie. Here ``a`` takes
+    ``b``'s INIT and then ``b``'s INIT ACK before it sends anything, so it has an INIT ACK and a
+    COOKIE ECHO to send at once."""
+    pair = Pair()
+    a, b = pair.a, pair.b
+    a.connect(0.0)
+    b.connect(0.0)
+    [a_init] = a.datagrams_to_send(0.0)
+    [b_init] = b.datagrams_to_send(0.0)
+    b.receive_datagram(a_init, 0.0)
+    [b_init_ack] = b.datagrams_to_send(0.0)
+    a.receive_datagram(b_init, 0.0)
+    a.receive_datagram(b_init_ack, 0.0)
+    packets = a.datagrams_to_send(0.0)
+    kinds = [[chunk.type for chunk in decode_chunks_untrusted(p)] for p in packets]
+    assert [ChunkType.INIT_ACK] in kinds and [ChunkType.COOKIE_ECHO] in kinds, kinds
+    alone = {ChunkType.INIT, ChunkType.INIT_ACK, ChunkType.SHUTDOWN_COMPLETE}
+    assert all(len(k) == 1 for k in kinds if alone & set(k)), kinds
+    for packet in packets:
+        b.receive_datagram(packet, 0.0)
+    pair.run(pair.established)
+    assert a.state is b.state is AssociationState.ESTABLISHED

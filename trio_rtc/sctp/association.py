@@ -63,6 +63,9 @@ __all__ = ["AssociationState", "SctpAssociation", "SctpStats"]
 _MASK32 = 0xFFFFFFFF
 # Chunks after which a packet must carry a real CRC32c even with RFC 9653 negotiated.
 _NEEDS_CRC = frozenset({ChunkType.INIT, ChunkType.INIT_ACK, ChunkType.COOKIE_ECHO})
+# RFC 9260 §6.10: INIT, INIT ACK and SHUTDOWN COMPLETE are never bundled with another chunk
+# (stacks built on usrsctp drop the whole packet when they are).
+_ALONE = frozenset({ChunkType.INIT, ChunkType.INIT_ACK, ChunkType.SHUTDOWN_COMPLETE})
 
 
 class SctpAssociation:
@@ -644,11 +647,13 @@ class SctpAssociation:
         size = 0
         tag = -1
         needs_crc = False
+        alone = False  # the packet being built holds a chunk that travels alone
         for chunk_tag, chunk in control:
             if chunks and (
-                chunk_tag != tag
+                alone
+                or chunk_tag != tag
                 or size + len(chunk) > budget
-                or chunk[0] == ChunkType.INIT
+                or chunk[0] in _ALONE
                 or chunk[0] == ChunkType.SACK
             ):
                 packets.append(
@@ -661,10 +666,11 @@ class SctpAssociation:
             chunks.append(chunk)
             size += len(chunk)
             needs_crc = needs_crc or chunk[0] in _NEEDS_CRC
+            alone = chunk[0] in _ALONE
         control.clear()
         if data_allowed:
             peer_tag = self.peer_tag
-            if chunks and tag != peer_tag:
+            if chunks and (tag != peer_tag or alone):
                 packets.append(
                     encode_packet(
                         local, remote, tag, chunks, zero_checksum=zero_ok and not needs_crc
