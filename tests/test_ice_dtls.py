@@ -48,3 +48,47 @@ async def test_dtls_over_ice_on_loopback() -> None:
             dtls_a.close()
             await dtls_b.wait_until(lambda: dtls_b.state == "closed")
             nursery.cancel_scope.cancel()
+
+
+async def test_a_dropped_client_hello_is_resent_after_tens_of_milliseconds() -> None:
+    """Issue 16, finding 3: the first flight's timer starts from the round trip ICE measured
+    (3 x RTT, at least 50 ms) instead of a fixed second, so a peer that drops our ClientHello
+    (some do, before their own ICE says connected) costs tens of milliseconds."""
+    opts = IceTransportOptions(interfaces=["127.0.0.1"])
+    cert_a = await RTCCertificate.generate()
+    cert_b = await RTCCertificate.generate()
+    with trio.fail_after(10):
+        async with (
+            RTCIceTransport(options=opts) as ice_a,
+            RTCIceTransport(options=opts) as ice_b,
+            trio.open_nursery() as nursery,
+        ):
+            await connect_pair(ice_a, ice_b, trickle=True)
+            dtls_a = RTCDtlsTransport(
+                ice_a, cert_a, is_client=True, remote_fingerprints=cert_b.getFingerprints()
+            )
+            dtls_b = RTCDtlsTransport(
+                ice_b, cert_b, is_client=False, remote_fingerprints=cert_a.getFingerprints()
+            )
+            dropped: list[bytes] = []
+
+            def send_dropping_the_first(data: bytes) -> bool:
+                if not dropped:
+                    dropped.append(data)  # the ClientHello never leaves
+                    return True
+                return ice_a.send(data)
+
+            nursery.start_soon(
+                lambda: dtls_a.run(
+                    receive_channel=ice_a.dtls_receive_channel, send=send_dropping_the_first
+                )
+            )
+            nursery.start_soon(
+                lambda: dtls_b.run(receive_channel=ice_b.dtls_receive_channel, send=ice_b.send)
+            )
+            await dtls_a.wait_connected()
+            await dtls_b.wait_connected()
+            assert dropped and dropped[0][0] == 22  # a handshake record
+            # The timer that resent it: 3 x the loopback RTT, floored at 50 ms (not 1 s).
+            assert 0.05 <= dtls_a.core.initial_retransmit_timeout <= 0.06
+            nursery.cancel_scope.cancel()

@@ -44,6 +44,10 @@ INBOX_DEPTH = 512
 _SEND_ERRORS = (OSError, trio.ClosedResourceError, trio.BrokenResourceError)
 
 
+#: The floor of the first retransmission timeout when ICE measured the path's round trip.
+MIN_RETRANSMIT_TIMEOUT = 0.05
+
+
 class RTCDtlsTransport(EventTarget):
     """The W3C ``RTCDtlsTransport`` (WebRTC §5.5), plus a trio-native ``run`` and data path.
 
@@ -95,6 +99,19 @@ class RTCDtlsTransport(EventTarget):
         self.outgoing_dropped = 0
         #: The unexpected exception that ended the task, if one did (see ``run``).
         self.crashed: BaseException | None = None
+
+    def _timeout_from_ice(self) -> None:
+        """Start the retransmission timer from the round trip ICE measured on the pair in use
+        (three times it, between 50 ms and the core's 1 s), still doubling on each expiry (RFC
+        6347 §4.2.4.1): a first flight the peer dropped (some stacks drop a ClientHello that
+        arrives before their own ICE says connected) then costs tens of milliseconds, not 1 s."""
+        pair = getattr(self._ice_transport, "selected_pair", None)
+        rtt = getattr(pair, "current_round_trip_time", None)
+        if isinstance(rtt, float) and rtt >= 0:
+            core = self.core
+            core.initial_retransmit_timeout = min(
+                core.initial_retransmit_timeout, max(MIN_RETRANSMIT_TIMEOUT, 3 * rtt)
+            )
 
     # --- W3C surface -----------------------------------------------------------------------
 
@@ -215,6 +232,7 @@ class RTCDtlsTransport(EventTarget):
                     await nursery.start(self._handler_queue.run)
                 if receive_channel is not None:
                     nursery.start_soon(self._forward, receive_channel)
+                self._timeout_from_ice()
                 core.start(trio.current_time())
                 self._after_core_step()
                 items: list[Batch | None] = []
