@@ -72,6 +72,7 @@ Audio:
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import math
 import os
@@ -155,7 +156,7 @@ def _packet_qp(packet: av.Packet[Any]) -> int | None:
     return round(int.from_bytes(stats[:4], "little") / _QP2LAMBDA)
 
 
-class _VideoEncoder:
+class _VideoEncoder(abc.ABC):
     """The common part of the video encoders: format, size, timestamps, keyframes, rate."""
 
     kind: str = "video"
@@ -326,8 +327,9 @@ class _VideoEncoder:
                 pass
             self._timestamps.clear()
 
+    @abc.abstractmethod
     def _options(self, width: int, height: int, bitrate: int, framerate: float) -> dict[str, str]:
-        raise NotImplementedError
+        """The codec's private options for this size and rate (each encoder has its own)."""
 
     def _bitstream(self, data: bytes, keyframe: bool) -> bytes:
         return data

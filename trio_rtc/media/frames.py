@@ -13,6 +13,7 @@ until the end.
 
 from __future__ import annotations
 
+import abc
 import uuid
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -50,7 +51,7 @@ def is_frame_track(obj: object) -> bool:
     return getattr(obj, "kind", None) in ("audio", "video") and callable(getattr(obj, "recv", None))
 
 
-class FrameTrack:
+class FrameTrack(abc.ABC):
     """Base class of a pull-based raw-frame track (see the module docstring).
 
     ``id`` (a uuid unless given), ``kind``, ``label``, ``readyState``; :meth:`stop` ends it (the
@@ -72,10 +73,10 @@ class FrameTrack:
     def readyState(self) -> Literal["live", "ended"]:
         return self._ready_state
 
+    @abc.abstractmethod
     async def recv(self) -> Any:
         """The next frame. Subclasses implement this; raise :class:`MediaStreamError` at the end
         (check :meth:`_check_live` first)."""
-        raise NotImplementedError
 
     def _check_live(self) -> None:
         if self._ready_state == "ended":
@@ -87,7 +88,7 @@ class FrameTrack:
         self._ready_state = "ended"
         self._on_stop()
 
-    def _on_stop(self) -> None:
+    def _on_stop(self) -> None:  # noqa: B027 (a hook: most tracks hold nothing to free)
         """Free what the track holds (called once, from :meth:`stop`)."""
 
     def __aiter__(self) -> FrameTrack:
