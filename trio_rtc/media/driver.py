@@ -477,7 +477,7 @@ async def run_receiver(
                             pt = packet.payload_type
                             if pt in rtx:
                                 receiver.packets_unhandled += (
-                                    1  # RTX comes with part 3 (retransmissions)
+                                    1  # retransmissions (RTX) are not used yet
                                 )
                                 continue
                             stream = streams.get(packet.ssrc)

@@ -336,7 +336,7 @@ class RTCRtpReceiver:
         self._mid: str | None = None
         self._wakeup = _Wakeup()
         self._stopped = False
-        #: Packets run_receiver could not use: RTX (retransmissions come later) or a payload
+        #: Packets run_receiver could not use: RTX (retransmissions are not used yet) or a payload
         #: type without a depacketizer.
         self.packets_unhandled = 0
         #: Per remote SSRC, frames run_receiver assembled and delivered (inbound-rtp stats).

@@ -1,6 +1,6 @@
 """The peer connection's media side: its RTCRtpTransceivers, paired with the JSEP core's records,
 the RTP task of the BUNDLE transport, and one sender/receiver task per transceiver that sends or
-receives (issue 11).
+receives.
 
 The JSEP core decides (directions, mids, codecs, SSRCs) and reports each applied description as
 a ``MediaChanged`` decision; :meth:`MediaSide.changed` applies it: the W3C objects learn their

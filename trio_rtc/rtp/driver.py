@@ -579,7 +579,7 @@ class RtpTransport(EventTarget):
                             # handlers, log it and let media go on.
                             logger.exception("on_keyframe_request of SSRC %d raised", sender.ssrc)
                 elif isinstance(packet, GenericNack):
-                    # Retransmission (RTX, RFC 4588) comes with part 3; counted meanwhile.
+                    # Retransmissions (RTX, RFC 4588) are not used yet; counted.
                     counters.nacks_received += len(packet.lost_sequence_numbers())
             elif isinstance(packet, SenderReport):
                 stats = self.inbound.get(route.ssrc)

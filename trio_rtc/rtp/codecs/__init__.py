@@ -1,4 +1,4 @@
-"""RTP packetizers and depacketizers (issue 11): pure, no trio, no clock, no PyAV.
+"""RTP packetizers and depacketizers: pure, no trio, no clock, no PyAV.
 
 See ``docs/rtp-codecs.md``. A :class:`Packetizer` turns encoded frames into RTP payloads; a
 :class:`FrameAssembler` driven by a :class:`Depacketizer` turns RTP packets back into
