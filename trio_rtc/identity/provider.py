@@ -144,12 +144,10 @@ class RTCIdentityProvider(Protocol):
     ) -> RTCIdentityAssertionResult:
         """An assertion that binds ``contents`` (opaque: a JSON string of DTLS fingerprints)
         to the local user, and the IdP details that can validate it."""
-        ...
 
     async def validate_assertion(self, assertion: str, origin: str) -> RTCIdentityValidationResult:
         """Check an assertion a peer sent; return the identity it proves and the ``contents``
         it binds. Raise if it does not verify."""
-        ...
 
 
 class IdentityProviderError(Exception):

@@ -11,7 +11,7 @@ Trio program has none. :class:`AsyncioBridge` runs one in a thread of its own fo
         player = await bridge.run_sync(MediaPlayer, "clip.mp4")   # made on the asyncio loop
         pc.addTrack(bridge.track(player.video))
         pc.addTrack(bridge.track(player.audio))
-        ...
+        await trio.sleep_forever()  # the call goes on until cancelled
 
 :meth:`AsyncioBridge.track` gives a frame track for Trio: each ``recv()`` runs the asyncio
 track's ``recv()`` on the bridge's loop and waits for it in a worker thread (the Trio loop never

@@ -5,7 +5,7 @@
     async with MediaPlayer("talk.mp4", loop=True) as player:
         pc.addTrack(player.video)   # None when the file has no video
         pc.addTrack(player.audio)
-        ...
+        await trio.sleep_forever()  # play until cancelled
 
 How it runs. There is no background task: a track's ``recv()`` pulls. When its queue is empty it
 runs one *pump* in a worker thread (``trio.to_thread.run_sync`` with the player's own

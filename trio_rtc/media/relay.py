@@ -5,7 +5,7 @@
     async with MediaRelay() as relay:
         for pc in viewers:
             pc.addTrack(relay.subscribe(remote_video))   # no decode, no re-encode
-        ...
+        await trio.sleep_forever()  # relay until cancelled
 
 A relay reads each source track once, in a task of its own nursery (so it is an ``async with``
 object; leaving the block stops the reading and ends every subscriber's track), and hands
