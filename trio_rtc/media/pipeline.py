@@ -35,6 +35,7 @@ import trio
 
 from ..jsep.codecs import NegotiatedCodec
 from ..rtp.codecs import EncodedFrame
+from ..rtp.sequence import TimestampUnwrapper
 from .coding import (
     CodecError,
     CodecRegistry,
@@ -396,28 +397,6 @@ class Transcoder:
             await trio.to_thread.run_sync(self._encoder.close, limiter=self._limiter)
 
 
-class _Unwrapper:
-    """32-bit RTP timestamps → a count from the first frame (wraps and small reorderings)."""
-
-    __slots__ = ("_first", "_last", "_value")
-
-    def __init__(self) -> None:
-        self._first: int | None = None
-        self._last = 0
-        self._value = 0
-
-    def __call__(self, timestamp: int) -> int:
-        if self._first is None:
-            self._first = self._last = timestamp
-            return 0
-        delta = (timestamp - self._last) & 0xFFFF_FFFF
-        if delta >= 0x8000_0000:
-            delta -= 0x1_0000_0000
-        self._value += delta
-        self._last = timestamp
-        return self._value
-
-
 async def run_decoder(
     track: MediaStreamTrack,
     *,
@@ -434,7 +413,8 @@ async def run_decoder(
         receiver.decode_stats = stats
     decoders: dict[str, tuple[Decoder, int]] = {}
     limiter = trio.CapacityLimiter(1)
-    unwrap = _Unwrapper()
+    unwrapper = TimestampUnwrapper()
+    first_timestamp: int | None = None  # pts count from the first frame
     time_bases: dict[int, fractions.Fraction] = {}
     broken = False  # video: a frame failed to decode, so everything up to a keyframe is skipped
     try:
@@ -473,7 +453,10 @@ async def run_decoder(
                     track.request_keyframe()
                 continue
             seconds = time.perf_counter() - started
-            position = unwrap(encoded.timestamp)
+            extended = unwrapper.unwrap(encoded.timestamp)
+            if first_timestamp is None:
+                first_timestamp = extended
+            position = extended - first_timestamp
             time_base = time_bases.get(clock_rate)
             if time_base is None:
                 time_base = time_bases[clock_rate] = fractions.Fraction(1, clock_rate)
