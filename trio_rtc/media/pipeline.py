@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from ..jsep.codecs import NegotiatedCodec
+from ..jsep.codecs import NegotiatedCodec, get_capabilities
 from ..rtp.codecs import EncodedFrame
 from ..rtp.sequence import TimestampUnwrapper
 from .coding import (
@@ -321,22 +321,15 @@ async def run_encoder(
             await trio.to_thread.run_sync(encoder.close, limiter=limiter)
 
 
-_MIME_CLOCK = {
-    "opus": (48_000, 2),
-    "pcmu": (8_000, None),
-    "pcma": (8_000, None),
-    "g722": (8_000, None),
-}
-
-
 def codec_for_mime(mime: str, payload_type: int = 0) -> NegotiatedCodec:
-    """A NegotiatedCodec for a MIME type ("video/VP8", "audio/opus") with the clock WebRTC
-    uses for it (what a relayed frame's ``codec`` names)."""
+    """A NegotiatedCodec for a MIME type ("video/VP8", "audio/opus") with the clock rate and
+    channels our capabilities give it (what a relayed frame's ``codec`` names)."""
     kind, _, name = mime.partition("/")
-    if kind == "video":
-        return NegotiatedCodec(payload_type, name, 90_000)
-    clock, channels = _MIME_CLOCK.get(name.lower(), (48_000, None))
-    return NegotiatedCodec(payload_type, name, clock, channels)
+    capabilities = get_capabilities(kind) if kind in ("audio", "video") else None
+    for capability in capabilities.codecs if capabilities is not None else ():
+        if capability.mimeType.lower() == mime.lower():
+            return NegotiatedCodec(payload_type, name, capability.clockRate, capability.channels)
+    return NegotiatedCodec(payload_type, name, 90_000 if kind == "video" else 48_000)
 
 
 class Transcoder:
