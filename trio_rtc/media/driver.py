@@ -103,6 +103,13 @@ def make_depacketizer(codec: NegotiatedCodec) -> Depacketizer | None:
     return factory(codec) if factory is not None else None
 
 
+def _feedback(negotiated: NegotiatedMedia, codec: NegotiatedCodec | None) -> set[str]:
+    """The ``a=rtcp-fb`` values of ``codec`` (RFC 4585 §4.2), or of every media codec of the
+    section when None (a receiver does not know in advance which one the peer sends)."""
+    codecs = [codec] if codec is not None else negotiated.media_codecs
+    return {value for c in codecs for value in c.rtcp_feedback}
+
+
 def sending_codec(negotiated: NegotiatedMedia) -> NegotiatedCodec:
     """The codec we send: the first media codec of the section that we can packetize (the
     answerer's preference order, RFC 3264 §6.1)."""
@@ -191,6 +198,7 @@ async def run_sender(
     ssrc: int,
     negotiated: NegotiatedMedia,
     *,
+    rtx_ssrc: int | None = None,
     max_payload_size: int = DEFAULT_MAX_PAYLOAD_SIZE,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
@@ -198,13 +206,27 @@ async def run_sender(
     transport ends. Frames are sent as they come; a video stream starts, and restarts after a
     new track, a disabled spell or an inactive encoding, at a keyframe (others are dropped and
     a keyframe is asked of the source), because frames before it reference frames the peer
-    never got."""
+    never got.
+
+    Loss repair follows the sending codec's ``a=rtcp-fb`` lines: with ``nack`` the RTP task
+    keeps a history and resends what the peer NACKs, over RTX (``rtx_ssrc``, the section's
+    RTX payload type for the codec) when negotiated."""
     codec = sending_codec(negotiated)
     packetizer = make_packetizer(codec)
     assert packetizer is not None
     sender.set_negotiated(negotiated)
+    feedback = _feedback(negotiated, codec)
+    rtx_payload_types = {apt: pt for pt, apt in negotiated.rtx.items()}
     rtp_sender = rtp_transport.open_sender(
-        mid, ssrc, codec.clock_rate, on_keyframe_request=sender._keyframe_requested
+        mid,
+        ssrc,
+        codec.clock_rate,
+        on_keyframe_request=sender._keyframe_requested,
+        kind=sender.kind,
+        nack="nack" in feedback,
+        rtx_ssrc=rtx_ssrc if codec.payload_type in rtx_payload_types else None,
+        rtx_payload_types=rtx_payload_types,
+        remb="goog-remb" in feedback,
     )
     sender._attach_rtp(rtp_transport, rtp_sender, mid)
     sender._sending_codec = codec
@@ -298,7 +320,9 @@ async def run_sender(
                     sequence = (sequence + len(packets)) & 0xFFFF
                     talkspurt = False
                     try:
-                        await rtp_sender.send_packets(packets)
+                        await rtp_sender.send_packets(
+                            packets, keyframe=frame.keyframe and not audio
+                        )
                     except Exception:
                         return  # the RTP transport ended: nothing will carry media any more
                     sender.frames_sent += 1
@@ -415,10 +439,14 @@ async def run_receiver(
     ends; the track then ends (its readers see the end of their iteration)."""
     receiver.set_negotiated(negotiated)
     codecs = {c.payload_type: c for c in negotiated.media_codecs}
-    rtx = set(negotiated.rtx)
     first = next(iter(codecs.values()), None)
     channel = rtp_transport.open_receiver(
-        mid, clock_rate=first.clock_rate if first is not None else 90_000
+        mid,
+        clock_rate=first.clock_rate if first is not None else 90_000,
+        # NACK where the section allows it; audio is not repaired that way (a resent 20 ms
+        # frame would arrive after its playout time).
+        nack=negotiated.kind == "video" and "nack" in _feedback(negotiated, None),
+        rtx=negotiated.rtx,
     )
     receiver._attach_rtp(rtp_transport, mid)
     level_id = next((i for i, uri in negotiated.extmap.items() if uri == URI_AUDIO_LEVEL), None)
@@ -475,11 +503,6 @@ async def run_receiver(
                     for batch in batches:
                         for packet in batch:
                             pt = packet.payload_type
-                            if pt in rtx:
-                                receiver.packets_unhandled += (
-                                    1  # retransmissions (RTX) are not used yet
-                                )
-                                continue
                             stream = streams.get(packet.ssrc)
                             if stream is None or stream.payload_type != pt:
                                 codec = codecs.get(pt)

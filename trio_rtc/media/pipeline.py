@@ -228,10 +228,21 @@ async def _read_source(producer: Any, mailbox: _Mailbox) -> None:
 
 
 def _encoding_target(sender: RTCRtpSender | None) -> tuple[int | None, float | None, float | None]:
+    """Bitrate, frame rate and scale for the encoder: the first encoding's limits, and the
+    share of the bandwidth estimate the RTP task gave this sender (congestion control) when it
+    is lower."""
     if sender is None or not sender._encodings:
         return None, None, None
     encoding = sender._encodings[0]
-    return encoding.maxBitrate, encoding.maxFramerate, encoding.scaleResolutionDownBy
+    bitrate = encoding.maxBitrate
+    rtp = sender._rtp_sender
+    estimate = rtp.target_bitrate if rtp is not None else None
+    if estimate is not None:
+        # Quantised to 5 %: the estimate moves with every feedback, the encoder need not.
+        step = max(estimate // 20, 1)
+        estimate = estimate // step * step
+        bitrate = estimate if bitrate is None else min(bitrate, estimate)
+    return bitrate, encoding.maxFramerate, encoding.scaleResolutionDownBy
 
 
 async def run_encoder(
@@ -430,8 +441,10 @@ async def run_decoder(
             decoder, clock_rate = entry
             if broken and not encoded.keyframe:
                 # The frames after a failed one reference what could not be decoded: they would
-                # come out damaged. Wait for the keyframe that was asked for.
+                # come out damaged. Wait for the keyframe that was asked for, and ask again
+                # (the request is rate-limited): the request or the keyframe may be lost.
                 stats.dropped += 1
+                track.request_keyframe()
                 continue
             broken = False
             started = time.perf_counter()

@@ -12,6 +12,8 @@ webrtc-pc §4.4.1.5 orders.
 
 from __future__ import annotations
 
+import functools
+
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
@@ -313,12 +315,15 @@ class MediaSide:
             if update.send and update.ssrc is not None and w3c not in self._sending:
                 self._sending.add(w3c)
                 nursery.start_soon(
-                    run_sender,
-                    w3c.sender,
-                    rtp,
-                    mid,
-                    update.ssrc,
-                    negotiated,
+                    functools.partial(
+                        run_sender,
+                        w3c.sender,
+                        rtp,
+                        mid,
+                        update.ssrc,
+                        negotiated,
+                        rtx_ssrc=update.rtx_ssrc,
+                    ),
                     name=f"trio_rtc.rtp.send {mid}",
                 )
 

@@ -44,8 +44,14 @@ from .extensions import (
     ExtensionMap,
     decode_transport_cc_untrusted,
     encode_sdes_text,
+    encode_transport_cc,
 )
+from .gcc import SendSideBandwidthEstimator
+from .keyframes import KeyframeRequester, KeyframeResponder
+from .nack import NackGenerator
+from .pacer import Paced, Pacer, PacketKind
 from .packet import RtpPacket, parse_rtp_untrusted
+from .repair import PacketHistory, Retransmission, Retransmitter, unwrap_rtx_untrusted
 from .reports import RtcpScheduler
 from .rtcp import (
     Bye,
@@ -57,6 +63,7 @@ from .rtcp import (
     parse_rtcp_untrusted,
     serialize_compound,
 )
+from .rtcp_feedback import Remb, RtcpFeedbackPacket, TwccFeedback
 from .srtp import SrtpSession
 from .stats import ReceiveStreamStatistics, SendStreamStatistics
 from .twcc import TwccRecorder
@@ -85,6 +92,7 @@ class _Send:
 
     sender: RtpSender
     packets: list[RtpPacket]
+    keyframe: bool = False
 
 
 @attrs.define(eq=False)
@@ -100,12 +108,47 @@ class _Close:
 #: A received burst (a plain list of datagrams), something to send, a command, or the end.
 InboxItem = Batch | _Send | _Keyframe | _Close | None
 
+#: Bits/s reserved for each audio sender when the estimate is shared out among video senders.
+AUDIO_ALLOWANCE = 64_000
+#: A video sender is never asked for less than this (the estimator's floor is lower).
+MIN_VIDEO_BITRATE = 50_000
+#: Bytes of header, SRTP tag and UDP/IP overhead added to a payload when accounting for it
+#: before it is serialized (the bandwidth estimator wants the size on the wire).
+_PACKET_OVERHEAD = 12 + 24 + 10 + 28
+#: The largest RTP padding a packet can carry (RFC 3550 §5.1: the count is one octet).
+_MAX_PADDING = 255
+
+
+def _keyframe_hold_off(rtt: float | None) -> float:
+    """How long after a key frame a request is taken to be about the frames before it: a
+    request sent before the key frame arrived reaches us within about one RTT of it."""
+    return min(max(1.5 * (rtt if rtt is not None else 0.05), 0.02), 0.3)
+
+
+@attrs.define(eq=False, slots=True)
+class _Outgoing:
+    """A packet waiting in the pacer: a media packet, or a retransmission (``rtx``: already
+    wrapped for the RTX stream; ``resend``: the original, to go out byte for byte again)."""
+
+    sender: RtpSender
+    packet: RtpPacket
+    rtx: bool = False
+    resend: bool = False
+
 
 class RtpSender:
     """Sends the packets of one local SSRC in one m-section, through the RTP task.
 
     ``on_keyframe_request`` is called (in the RTP task; it must not block) when the peer asks
-    for a key frame of this SSRC with PLI (RFC 4585 §6.3.1) or FIR (RFC 5104 §4.3.1).
+    for a key frame of this SSRC with PLI (RFC 4585 §6.3.1) or FIR (RFC 5104 §4.3.1); a burst
+    of requests makes one call (:class:`~trio_rtc.rtp.keyframes.KeyframeResponder`).
+
+    ``nack``: the peer may NACK this stream (``a=rtcp-fb:<pt> nack``): sent packets are kept
+    in a bounded history and resent, over RTX when ``rtx_ssrc`` and ``rtx_payload_types``
+    (media payload type → RTX payload type) say so, else as they were (RFC 4588 §1).
+
+    ``target_bitrate`` is this stream's share of the bandwidth estimate (None while no
+    congestion control runs); the encoder follows it.
     """
 
     def __init__(
@@ -115,44 +158,72 @@ class RtpSender:
         ssrc: int,
         clock_rate: int,
         on_keyframe_request: Callable[[], object] | None,
+        *,
+        kind: str = "video",
+        nack: bool = False,
+        rtx_ssrc: int | None = None,
+        rtx_payload_types: dict[int, int] | None = None,
+        rng: random.Random | None = None,
     ) -> None:
         self.transport = transport
         self.mid = mid
         self.ssrc = ssrc
+        self.kind = kind
         self.statistics = SendStreamStatistics(ssrc, clock_rate)
         self.on_keyframe_request = on_keyframe_request
         self.keyframe_requests = 0
+        self.pli_received = 0
+        self.fir_received = 0
+        self.nacks_received = 0
+        self.keyframes = KeyframeResponder(hold_off=_keyframe_hold_off(None))
+        self.rtx_ssrc = rtx_ssrc if rtx_payload_types else None
+        self.retransmitter: Retransmitter | None = None
+        if nack:
+            self.retransmitter = Retransmitter(
+                PacketHistory(),
+                rtx_ssrc=self.rtx_ssrc,
+                rtx_payload_types=rtx_payload_types,
+                rtx_sequence_start=(rng or random).getrandbits(16),
+            )
+        #: RTX packets sent carrying no media (bandwidth probes).
+        self.padding_packets_sent = 0
+        self.padding_bytes_sent = 0
+        self.target_bitrate: int | None = None
+        self._last_report: tuple[int, int] | None = None
         #: Packets dropped: inbox full, no keys yet, transport ended, or unprotectable.
         self.packets_dropped = 0
         self._warned = False
 
-    def send_packets_nowait(self, packets: list[RtpPacket]) -> bool:
+    def send_packets_nowait(self, packets: list[RtpPacket], *, keyframe: bool = False) -> bool:
         """Hand a burst to the RTP task; False (dropped and counted, as UDP would) when its
         inbox is full or it has ended. The packets are the task's from now on: it sets the mid
-        header extension on them."""
+        header extension on them. ``keyframe``: they carry a key frame (requests arriving
+        just after it are answered by it)."""
         try:
-            self.transport._inbox_send.send_nowait(_Send(self, packets))
+            self.transport._inbox_send.send_nowait(_Send(self, packets, keyframe))
         except (trio.WouldBlock, trio.ClosedResourceError, trio.BrokenResourceError):
             self.packets_dropped += len(packets)
             return False
         return True
 
-    async def send_packets(self, packets: list[RtpPacket]) -> None:
+    async def send_packets(self, packets: list[RtpPacket], *, keyframe: bool = False) -> None:
         """Like :meth:`send_packets_nowait`, but waits while the RTP task's inbox is full."""
         try:
-            await self.transport._inbox_send.send(_Send(self, packets))
+            await self.transport._inbox_send.send(_Send(self, packets, keyframe))
         except (trio.ClosedResourceError, trio.BrokenResourceError):
             self.packets_dropped += len(packets)
             raise InvalidStateError("the RTP transport has ended") from None
 
 
 class _Receiver:
-    __slots__ = ("clock_rate", "dropped", "receive", "send")
+    __slots__ = ("clock_rate", "dropped", "nack", "receive", "rtx", "send")
 
-    def __init__(self, clock_rate: int, depth: int) -> None:
+    def __init__(self, clock_rate: int, depth: int, nack: bool, rtx: dict[int, int]) -> None:
         self.send, self.receive = trio.open_memory_channel[list[RtpPacket]](depth)
         self.clock_rate = clock_rate
         self.dropped = 0
+        self.nack = nack
+        self.rtx = rtx
 
 
 @attrs.define
@@ -174,6 +245,12 @@ class RtpTransportCounters:
     keyframe_requests_sent: int = 0
     byes_received: int = 0
     twcc_feedback_sent: int = 0
+    twcc_feedback_received: int = 0
+    remb_received: int = 0
+    nacks_sent: int = 0
+    retransmissions_received: int = 0
+    rtx_malformed: int = 0
+    rtx_unpaired: int = 0
 
 
 class RtpTransport(EventTarget):
@@ -228,6 +305,19 @@ class RtpTransport(EventTarget):
         #: with the keys. Times are µs since ``_twcc_epoch`` (trio time).
         self.twcc: TwccRecorder | None = None
         self._twcc_epoch = 0.0
+        #: Receive side of loss repair: one NACK generator per remote media SSRC of a mid
+        #: that negotiated NACK, and the PLI/FIR rate limiter of every remote SSRC.
+        self._nack: dict[int, NackGenerator] = {}
+        self.keyframe_requester = KeyframeRequester()
+        #: Congestion control (draft-ietf-rmcat-gcc-02, in :mod:`trio_rtc.rtp.gcc`): created
+        #: when the first packet of a sender that has feedback (transport-cc, REMB) is sent;
+        #: the pacer spreads packets at its estimate.
+        self.estimator: SendSideBandwidthEstimator | None = None
+        self.pacer: Pacer[_Outgoing] | None = None
+        self._remb = False
+        #: The last estimate shared out among the senders (bits/s).
+        self.available_outgoing_bitrate: int | None = None
+        self._last_rtt: float | None = None
         self.counters = RtpTransportCounters()
         #: The unexpected exception that ended the task, if one did.
         self.crashed: BaseException | None = None
@@ -260,20 +350,35 @@ class RtpTransport(EventTarget):
         sections = []
         for section in self._sections:
             local = {s.ssrc for s in self._senders.values() if s.mid == section.mid}
+            local.update(
+                s.rtx_ssrc
+                for s in self._senders.values()
+                if s.mid == section.mid and s.rtx_ssrc is not None
+            )
             if not local <= section.local_ssrcs:
                 section = attrs.evolve(section, local_ssrcs=section.local_ssrcs | local)
             sections.append(section)
         self.demuxer = RtpDemuxer(sections)
 
     def open_receiver(
-        self, mid: str, *, clock_rate: int = DEFAULT_CLOCK_RATE, depth: int = RECEIVER_DEPTH
+        self,
+        mid: str,
+        *,
+        clock_rate: int = DEFAULT_CLOCK_RATE,
+        depth: int = RECEIVER_DEPTH,
+        nack: bool = False,
+        rtx: dict[int, int] | None = None,
     ) -> RtpReceiverChannel:
         """The channel of received packets of ``mid``: one ``list[RtpPacket]`` per wake-up of
         the task. Bounded: when full the oldest batch is dropped and counted, never blocking
-        the task. Ends (``EndOfChannel``) when the transport ends."""
+        the task. Ends (``EndOfChannel``) when the transport ends.
+
+        ``nack``: ask for lost packets with generic NACK (RFC 4585 §6.2.1). ``rtx``: RTX
+        payload type → the payload type it repairs (``a=fmtp:<rtx> apt=``); RTX packets are
+        unwrapped (RFC 4588 §4) and delivered as the packets they carry."""
         if mid in self._receivers:
             raise InvalidStateError(f"a receiver for mid {mid!r} is already open")
-        receiver = _Receiver(clock_rate, depth)
+        receiver = _Receiver(clock_rate, depth, nack, dict(rtx or {}))
         if self._state in ("closed", "failed"):
             receiver.send.close()
         self._receivers[mid] = receiver
@@ -286,14 +391,35 @@ class RtpTransport(EventTarget):
         clock_rate: int,
         *,
         on_keyframe_request: Callable[[], object] | None = None,
+        kind: str = "video",
+        nack: bool = False,
+        rtx_ssrc: int | None = None,
+        rtx_payload_types: dict[int, int] | None = None,
+        remb: bool = False,
     ) -> RtpSender:
-        """A sender of SSRC ``ssrc`` in m-section ``mid`` at ``clock_rate`` Hz."""
+        """A sender of SSRC ``ssrc`` in m-section ``mid`` at ``clock_rate`` Hz.
+
+        ``nack``, ``rtx_ssrc``, ``rtx_payload_types``: see :class:`RtpSender`. ``remb``: the
+        peer may send REMB (``goog-remb``), a bandwidth estimate for when transport-cc is not
+        negotiated."""
         if ssrc in self._senders:
             raise InvalidStateError(f"SSRC {ssrc} already has a sender")
-        sender = RtpSender(self, mid, ssrc, clock_rate, on_keyframe_request)
+        sender = RtpSender(
+            self,
+            mid,
+            ssrc,
+            clock_rate,
+            on_keyframe_request,
+            kind=kind,
+            nack=nack,
+            rtx_ssrc=rtx_ssrc,
+            rtx_payload_types=rtx_payload_types,
+            rng=self._rng,
+        )
+        self._remb = self._remb or remb
         self._senders[ssrc] = sender
         section = self.demuxer.sections.get(mid)
-        if section is not None and ssrc not in section.local_ssrcs:
+        if section is not None and not {ssrc, sender.rtx_ssrc} - {None} <= section.local_ssrcs:
             self._rebuild_demuxer()  # so RTCP about this SSRC finds its sender
         if self.scheduler is not None:
             self.scheduler.add_sender(sender.statistics)
@@ -382,9 +508,7 @@ class RtpTransport(EventTarget):
                         self._take(items, trio.current_time())
                         items.clear()
                     if self.scheduler is not None and self._state == "connected":
-                        now = trio.current_time()
-                        self._send_twcc(now)
-                        self._send_rtcp(self.scheduler.handle_timer(now))
+                        self._on_timers(trio.current_time())
                 nursery.cancel_scope.cancel()
         except Exception as exc:
             logger.exception("RTP transport task crashed")
@@ -471,7 +595,7 @@ class RtpTransport(EventTarget):
             elif type(item) is _Send:
                 self._send(item, now, outgoing)
             elif type(item) is _Keyframe:
-                outgoing.extend(self._keyframe_request(item.mid, now))
+                self._keyframe_request(item.mid, now)
             elif type(item) is _Close:
                 if self.scheduler is not None and self._state == "connected":
                     outgoing.extend(self._protect_rtcp(self.scheduler.bye(now, item.reason)))
@@ -520,24 +644,75 @@ class RtpTransport(EventTarget):
             if binding is None:
                 continue
             mid = binding.mid
-            stats = self.inbound.get(packet.ssrc)
-            if stats is None:
-                stats = self._new_inbound(packet.ssrc, mid)
-            stats.on_packet(packet, now, len(plain))
+            receiver = self._receivers.get(mid)
+            recovered = False
+            if binding.repair:
+                # RFC 4588: a retransmission. Its transport-wide number and arrival count for
+                # congestion control like any packet; the media packet inside goes on to the
+                # receiver as if it had arrived on time.
+                stats = self.inbound.get(packet.ssrc)
+                if stats is None:
+                    stats = self._new_inbound(packet.ssrc, mid)
+                stats.on_packet(packet, now, len(plain))
+                self._record_twcc(packet, twcc_id, arrival_us)
+                original = self._unwrap_rtx(packet, binding.primary_ssrc, receiver, now)
+                if original is None:
+                    continue
+                packet = original
+                recovered = True
+            else:
+                stats = self.inbound.get(packet.ssrc)
+                if stats is None:
+                    stats = self._new_inbound(packet.ssrc, mid)
+                stats.on_packet(packet, now, len(plain))
+                self._record_twcc(packet, twcc_id, arrival_us)
             counters.packets_received += 1
-            if twcc_id is not None:
-                raw = packet.extensions.get(twcc_id)
-                if raw is not None and len(raw) == 2:
-                    assert twcc is not None
-                    twcc.on_packet(decode_transport_cc_untrusted(raw), arrival_us, packet.ssrc)
-            if mid not in self._receivers:
+            if receiver is None:
                 counters.rtp_no_receiver += 1
                 continue
+            if receiver.nack:
+                generator = self._nack.get(packet.ssrc)
+                if generator is None:
+                    generator = self._nack[packet.ssrc] = NackGenerator()
+                    rtt = self._rtt()
+                    if rtt is not None:
+                        generator.set_rtt(rtt)
+                generator.receive_packet(packet.sequence_number, now, recovered=recovered)
             batch = delivered.get(mid)
             if batch is None:
                 delivered[mid] = [packet]
             else:
                 batch.append(packet)
+
+    def _record_twcc(self, packet: RtpPacket, twcc_id: int | None, arrival_us: int) -> None:
+        if twcc_id is not None:
+            raw = packet.extensions.get(twcc_id)
+            if raw is not None and len(raw) == 2:
+                assert self.twcc is not None
+                self.twcc.on_packet(decode_transport_cc_untrusted(raw), arrival_us, packet.ssrc)
+
+    def _unwrap_rtx(
+        self, packet: RtpPacket, primary: int | None, receiver: _Receiver | None, now: float
+    ) -> RtpPacket | None:
+        """The media packet an RTX packet carries, or None (padding, unpaired, malformed)."""
+        counters = self.counters
+        if not packet.payload:
+            return None  # padding only: a bandwidth probe (RFC 4588 §4, "RTX padding")
+        if primary is None or receiver is None or not receiver.rtx:
+            counters.rtx_unpaired += 1
+            return None
+        try:
+            original = unwrap_rtx_untrusted(packet, primary, receiver.rtx)
+        except RtpError:
+            counters.rtx_malformed += 1
+            return None
+        if original is None:
+            return None  # the original sequence number and nothing else: padding too
+        counters.retransmissions_received += 1
+        primary_stats = self.inbound.get(primary)
+        if primary_stats is not None:
+            primary_stats.on_packet(original, now, retransmitted=True)
+        return original
 
     def _new_inbound(self, ssrc: int, mid: str) -> ReceiveStreamStatistics:
         receiver = self._receivers.get(mid)
@@ -563,15 +738,47 @@ class RtpTransport(EventTarget):
         for route in self.demuxer.route_rtcp(packets):
             packet = route.packet
             if route.local:
+                if isinstance(packet, TwccFeedback):
+                    counters.twcc_feedback_received += 1
+                    if self.estimator is not None:
+                        self.estimator.receive_feedback(packet, now)
+                    continue
+                if isinstance(packet, Remb):
+                    counters.remb_received += 1
+                    if self.estimator is not None:
+                        self.estimator.receive_remb(packet.bitrate, now)
+                    continue
                 sender = self._senders.get(route.ssrc)
                 if sender is None:
                     continue
                 if route.report_block is not None:
-                    sender.statistics.on_report_block(route.report_block, now)
+                    block = route.report_block
+                    rtt = sender.statistics.on_report_block(block, now)
+                    if rtt is not None:
+                        self._on_rtt(rtt)
+                    if self.estimator is not None:
+                        # The interval's loss from the cumulative fields (RFC 3550 §6.4.1).
+                        last = sender._last_report
+                        sender._last_report = (block.highest_sequence, block.packets_lost)
+                        if last is not None:
+                            expected = block.highest_sequence - last[0]
+                            if 0 < expected < 0x10000:
+                                self.estimator.receive_loss_report(
+                                    block.packets_lost - last[1], expected, now
+                                )
                 elif isinstance(packet, PictureLossIndication | FullIntraRequest):
                     counters.keyframe_requests_received += 1
                     sender.keyframe_requests += 1
-                    if sender.on_keyframe_request is not None:
+                    if isinstance(packet, FullIntraRequest):
+                        sender.fir_received += 1
+                        entry = next(e for e in packet.entries if e.ssrc == route.ssrc)
+                        answer = sender.keyframes.receive_fir(
+                            packet.sender_ssrc, entry.sequence_number, now
+                        )
+                    else:
+                        sender.pli_received += 1
+                        answer = sender.keyframes.receive_pli(now)
+                    if answer and sender.on_keyframe_request is not None:
                         try:
                             sender.on_keyframe_request()
                         except Exception:
@@ -579,8 +786,12 @@ class RtpTransport(EventTarget):
                             # handlers, log it and let media go on.
                             logger.exception("on_keyframe_request of SSRC %d raised", sender.ssrc)
                 elif isinstance(packet, GenericNack):
-                    # Retransmissions (RTX, RFC 4588) are not used yet; counted.
-                    counters.nacks_received += len(packet.lost_sequence_numbers())
+                    lost = packet.lost_sequence_numbers()
+                    counters.nacks_received += len(lost)
+                    sender.nacks_received += 1
+                    retransmitter = sender.retransmitter
+                    if retransmitter is not None:
+                        self._retransmit(sender, retransmitter.receive_nack(lost, now), now)
             elif isinstance(packet, SenderReport):
                 stats = self.inbound.get(route.ssrc)
                 if stats is None and route.mid is not None:
@@ -626,59 +837,293 @@ class RtpTransport(EventTarget):
             sender.packets_dropped += len(item.packets)
             self.counters.dropped_before_keys += len(item.packets)
             return
-        ext_map = self._extension_map
         section = self.demuxer.sections.get(sender.mid)
         mid_id = section.mid_extension_id if section is not None else None
-        mid_value = encode_sdes_text(sender.mid) if mid_id is not None else b""
-        allow_mixed = ext_map.allow_mixed
-        stats = sender.statistics
-        sent = 0
-        for packet in item.packets:
-            if mid_id is not None:
+        if mid_id is not None:
+            mid_value = encode_sdes_text(sender.mid)
+            for packet in item.packets:
                 packet.extensions[mid_id] = mid_value
-            try:
-                plain = packet.serialize(extmap_allow_mixed=allow_mixed)
-                protected = session.protect_rtp(plain)
-            except ValueError as exc:
-                # Our caller's packet (too large, a field out of range): refused and counted,
-                # logged once per sender; the transport and the other streams carry on.
-                self.counters.send_refused += 1
-                sender.packets_dropped += 1
-                if not sender._warned:
-                    sender._warned = True
-                    logger.warning("RTP sender %d refused a packet: %s", sender.ssrc, exc)
-                continue
-            outgoing.append(protected)
-            stats.on_packet_sent(packet, now, size=len(plain))
-            sent += 1
-        self.counters.packets_sent += sent
+        if item.keyframe:
+            sender.keyframes.on_keyframe_sent(now)
+        pacer = self.pacer
+        if pacer is None and self._congestion_control():
+            pacer = self._start_congestion_control(now)
+        if pacer is None:
+            for packet in item.packets:
+                self._emit(sender, packet, now, outgoing)
+            return
+        kind = PacketKind.AUDIO if sender.kind == "audio" else PacketKind.VIDEO
+        pacer.enqueue_many(
+            [_Outgoing(sender, p) for p in item.packets],
+            [len(p.payload) + _PACKET_OVERHEAD for p in item.packets],
+            kind,
+            now,
+        )
+        self._release(now, outgoing)
 
-    def _keyframe_request(self, mid: str, now: float) -> list[bytes]:
+    def _congestion_control(self) -> bool:
+        """Whether the peer tells us how our packets fare: transport-wide feedback for the
+        transport-cc extension we stamp, or REMB."""
+        return self._remb or self._extension_map.id_of(URI_TRANSPORT_CC) is not None
+
+    def _start_congestion_control(self, now: float) -> Pacer[_Outgoing]:
+        estimator = self.estimator = SendSideBandwidthEstimator()
+        rtt = self._rtt()
+        if rtt is not None:
+            estimator.set_rtt(rtt)
+        pacer = self.pacer = Pacer[_Outgoing](estimator.estimate)
+        self._share_estimate(estimator.estimate)
+        return pacer
+
+    def _share_estimate(self, estimate: int) -> None:
+        """Give each video sender its share of ``estimate`` (what audio needs comes first);
+        the encoders follow ``target_bitrate``."""
+        self.available_outgoing_bitrate = estimate
+        senders = list(self._senders.values())
+        video = [s for s in senders if s.kind == "video"]
+        if not video:
+            return
+        audio = sum(AUDIO_ALLOWANCE for s in senders if s.kind == "audio")
+        share = max((estimate - audio) // len(video), MIN_VIDEO_BITRATE)
+        for sender in video:
+            sender.target_bitrate = share
+
+    def _release(self, now: float, outgoing: list[bytes]) -> None:
+        """Send what the pacer lets go now."""
+        pacer = self.pacer
+        if pacer is None:
+            return
+        estimator = self.estimator
+        if estimator is not None:
+            for cluster in estimator.probes_to_send(now):
+                pacer.add_probe_cluster(cluster)
+        for paced in pacer.datagrams_to_send(now):
+            item = paced.item
+            if item is None:
+                self._emit_padding(paced, now, outgoing)
+            elif item.resend or item.rtx:
+                self._emit_retransmission(item, now, outgoing, paced.probe_cluster)
+            else:
+                self._emit(item.sender, item.packet, now, outgoing, paced.probe_cluster)
+
+    def _stamp(self, packet: RtpPacket, now: float, probe_cluster: int | None) -> None:
+        """The transport-wide sequence number (draft-holmer-rmcat-transport-wide-cc-
+        extensions-01 §2), when congestion control runs and the extension is negotiated."""
+        estimator = self.estimator
+        if estimator is None:
+            return
+        twcc_id = self._extension_map.id_of(URI_TRANSPORT_CC)
+        if twcc_id is None:
+            return
+        size = len(packet.payload) + packet.padding_size + _PACKET_OVERHEAD
+        seq = estimator.on_packet_sent(size, now, probe_cluster=probe_cluster)
+        packet.extensions[twcc_id] = encode_transport_cc(seq)
+
+    def _protect(self, sender: RtpSender, packet: RtpPacket) -> tuple[bytes, int] | None:
+        session = self.session
+        assert session is not None
+        try:
+            plain = packet.serialize(extmap_allow_mixed=self._extension_map.allow_mixed)
+            return session.protect_rtp(plain), len(plain)
+        except ValueError as exc:
+            # Our caller's packet (too large, a field out of range): refused and counted,
+            # logged once per sender; the transport and the other streams carry on.
+            self.counters.send_refused += 1
+            sender.packets_dropped += 1
+            if not sender._warned:
+                sender._warned = True
+                logger.warning("RTP sender %d refused a packet: %s", sender.ssrc, exc)
+            return None
+
+    def _emit(
+        self,
+        sender: RtpSender,
+        packet: RtpPacket,
+        now: float,
+        outgoing: list[bytes],
+        probe_cluster: int | None = None,
+    ) -> None:
+        self._stamp(packet, now, probe_cluster)
+        done = self._protect(sender, packet)
+        if done is None:
+            return
+        protected, size = done
+        outgoing.append(protected)
+        sender.statistics.on_packet_sent(packet, now, size=size)
+        if sender.retransmitter is not None:
+            sender.retransmitter.on_media_sent(packet, now, size)
+        self.counters.packets_sent += 1
+
+    def _retransmit(self, sender: RtpSender, resends: list[Retransmission], now: float) -> None:
+        """Queue the answer to a NACK (before new video, RFC 4588 §1's point: it is late)."""
+        if not resends or self.session is None or self._state != "connected":
+            return
+        items = [_Outgoing(sender, r.packet, rtx=r.rtx, resend=not r.rtx) for r in resends]
+        pacer = self.pacer
+        if pacer is None:
+            outgoing: list[bytes] = []
+            for item in items:
+                self._emit_retransmission(item, now, outgoing, None)
+            self._write(outgoing)
+            return
+        pacer.enqueue_many(
+            items,
+            [r.size + _PACKET_OVERHEAD for r in resends],
+            PacketKind.RETRANSMISSION,
+            now,
+        )
+
+    def _emit_retransmission(
+        self, item: _Outgoing, now: float, outgoing: list[bytes], probe_cluster: int | None
+    ) -> None:
+        sender, packet = item.sender, item.packet
+        if item.rtx:
+            # A new packet of the RTX stream: its own transport-wide number, like any.
+            self._stamp(packet, now, probe_cluster)
+        # A plain resend goes out exactly as the first time (its transport-wide number too):
+        # SRTP protects the same index again, safe only for identical bytes.
+        done = self._protect(sender, packet)
+        if done is None:
+            return
+        outgoing.append(done[0])
+        sender.statistics.retransmitted_packets_sent += 1
+        sender.statistics.retransmitted_bytes_sent += len(packet.payload) - (2 if item.rtx else 0)
+        self.counters.packets_sent += 1
+
+    def _emit_padding(self, paced: Paced[_Outgoing], now: float, outgoing: list[bytes]) -> None:
+        """A probe asked for padding: RTX packets carrying only padding (RFC 4588 §4 allows
+        them), on a video sender that has an RTX stream; without one the probe goes without."""
+        sender = next(
+            (
+                s
+                for s in self._senders.values()
+                if s.rtx_ssrc is not None and s.retransmitter is not None
+            ),
+            None,
+        )
+        if sender is None:
+            return
+        retransmitter = sender.retransmitter
+        assert retransmitter is not None and sender.rtx_ssrc is not None
+        rtx_pt = next(iter(retransmitter.rtx_payload_types.values()))
+        left = paced.size
+        section = self.demuxer.sections.get(sender.mid)
+        mid_id = section.mid_extension_id if section is not None else None
+        while left > 0:
+            padding = min(_MAX_PADDING, max(left - _PACKET_OVERHEAD, 1))
+            packet = RtpPacket(
+                payload_type=rtx_pt,
+                sequence_number=retransmitter.take_rtx_sequence_number(),
+                timestamp=sender.statistics.last_timestamp,
+                ssrc=sender.rtx_ssrc,
+                payload=b"",
+                padding_size=padding,
+            )
+            if mid_id is not None:
+                packet.extensions[mid_id] = encode_sdes_text(sender.mid)
+            self._stamp(packet, now, paced.probe_cluster)
+            done = self._protect(sender, packet)
+            if done is None:
+                return
+            outgoing.append(done[0])
+            sender.padding_packets_sent += 1
+            sender.padding_bytes_sent += padding
+            left -= padding + _PACKET_OVERHEAD
+
+    # --- receive-side feedback -------------------------------------------------------------
+
+    def _rtt(self) -> float | None:
+        """The latest round-trip time from RTCP (SR/RR, RFC 3550 §6.4.1), if any."""
+        return self._last_rtt
+
+    def _on_rtt(self, rtt: float) -> None:
+        self._last_rtt = rtt
+        for generator in self._nack.values():
+            generator.set_rtt(rtt)
+        for sender in self._senders.values():
+            if sender.retransmitter is not None:
+                sender.retransmitter.set_rtt(rtt)
+            sender.keyframes.hold_off = _keyframe_hold_off(rtt)
+        if self.estimator is not None:
+            self.estimator.set_rtt(rtt)
+
+    def _keyframe_request(self, mid: str, now: float) -> None:
+        """Ask for a key frame of every media stream received in ``mid`` (rate-limited per
+        SSRC by the requester; sent by :meth:`_send_feedback`)."""
+        for ssrc, m in self._inbound_mid.items():
+            if m == mid and not self._is_repair(ssrc):
+                self.keyframe_requester.request_keyframe(ssrc, now)
+
+    def _our_ssrc(self) -> int:
+        scheduler = self.scheduler
+        assert scheduler is not None
+        return next(iter(self._senders), scheduler.receiver_ssrc)
+
+    def _send_feedback(self, now: float) -> None:
+        """NACKs and key frame requests that are due, in one RTCP packet when the rules allow
+        (RFC 4585 §3.5: reduced-size alone, else queued for the next compound)."""
         scheduler = self.scheduler
         if scheduler is None or self._state != "connected":
-            return []
-        sender_ssrc = next(iter(self._senders), scheduler.receiver_ssrc)
-        plis = [
-            PictureLossIndication(sender_ssrc, ssrc)
-            for ssrc, m in self._inbound_mid.items()
-            if m == mid and not self._is_repair(ssrc)
-        ]
-        self.counters.keyframe_requests_sent += len(plis)
-        return self._protect_rtcp(scheduler.send_feedback(plis, now))
+            return
+        ours = self._our_ssrc()
+        feedback: list[RtcpFeedbackPacket] = []
+        requester = self.keyframe_requester
+        for ssrc, generator in list(self._nack.items()):
+            if ssrc not in self.inbound:
+                del self._nack[ssrc]  # BYE, or the stream left the demultiplexer
+                continue
+            lost = generator.nacks_to_send(now)
+            if lost:
+                feedback.append(GenericNack.from_lost(ours, ssrc, lost))
+                self.counters.nacks_sent += 1
+            if generator.take_keyframe_request():
+                requester.request_keyframe(ssrc, now)
+        for ssrc in requester.requests_to_send(now):
+            feedback.append(PictureLossIndication(ours, ssrc))
+            self.counters.keyframe_requests_sent += 1
+        if feedback:
+            self._send_rtcp(scheduler.send_feedback(feedback, now))
 
     def _next_deadline(self) -> float | None:
-        """When the task must wake without input: the next RTCP report or TWCC feedback."""
+        """When the task must wake without input: the next RTCP report, TWCC feedback, NACK,
+        key frame request, paced packet or probe."""
         scheduler = self.scheduler
         if scheduler is None:
             return None
-        deadline = scheduler.get_timer()
-        twcc = self.twcc
-        if twcc is not None and self._state == "connected":
-            due = twcc.next_feedback_at
-            if due is not None:
-                at = self._twcc_epoch + due / 1_000_000
-                deadline = at if deadline is None else min(deadline, at)
-        return deadline
+        deadlines = [scheduler.get_timer()]
+        if self._state == "connected":
+            twcc = self.twcc
+            if twcc is not None:
+                due = twcc.next_feedback_at
+                if due is not None:
+                    deadlines.append(self._twcc_epoch + due / 1_000_000)
+            deadlines.extend(g.get_timer() for g in self._nack.values())
+            deadlines.append(self.keyframe_requester.get_timer())
+            if self.pacer is not None:
+                deadlines.append(self.pacer.get_timer())
+            if self.estimator is not None:
+                deadlines.append(self.estimator.get_timer())
+        present = [d for d in deadlines if d is not None]
+        return min(present) if present else None
+
+    def _on_timers(self, now: float) -> None:
+        """Everything time-driven, after each wake-up."""
+        self._send_twcc(now)
+        self._send_feedback(now)
+        estimator = self.estimator
+        if estimator is not None:
+            event = estimator.next_event()
+            if event is not None:
+                assert self.pacer is not None
+                self.pacer.set_estimate(event.bitrate)
+                self._share_estimate(event.bitrate)
+        if self.pacer is not None:
+            outgoing: list[bytes] = []
+            self._release(now, outgoing)
+            if outgoing:
+                self._write(outgoing)
+        assert self.scheduler is not None
+        self._send_rtcp(self.scheduler.handle_timer(now))
 
     def _send_twcc(self, now: float) -> None:
         """Send transport-wide feedback if it is due: alone with reduced-size RTCP, else
@@ -693,7 +1138,7 @@ class RtpTransport(EventTarget):
         if due is None or now_us < due - 1000:
             return
         # Ours, as for PLI: a sender's SSRC once there is one, else the receiver-only SSRC.
-        twcc.sender_ssrc = next(iter(self._senders), scheduler.receiver_ssrc)
+        twcc.sender_ssrc = self._our_ssrc()
         feedback = twcc.feedback(now_us)
         self.counters.twcc_feedback_sent += len(feedback)
         self._send_rtcp(scheduler.send_feedback(feedback, now))

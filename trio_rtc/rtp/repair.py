@@ -280,6 +280,13 @@ class Retransmitter:
     def set_rtt(self, rtt: float | None) -> None:
         self.rtt = rtt
 
+    def take_rtx_sequence_number(self) -> int:
+        """Allocate an RTX sequence number for a packet that is not a retransmission (RTX
+        padding sent as a bandwidth probe, RFC 4588 §4)."""
+        seq = self._rtx_seq
+        self._rtx_seq = (seq + 1) & 0xFFFF
+        return seq
+
     def set_max_rate(self, bps: int | None) -> None:
         """Cap retransmissions at ``bps`` (e.g. a share of the bandwidth estimate) instead of the
         media-rate share; None goes back to the media-rate share."""

@@ -100,6 +100,8 @@ class ReceiveStreamStatistics:
         "remote_octets_sent",
         "remote_packets_sent",
         "remote_reports",
+        "retransmitted_bytes_received",
+        "retransmitted_packets_received",
         "ssrc",
     )
 
@@ -120,6 +122,11 @@ class ReceiveStreamStatistics:
         self.remote_reports = 0
         #: Copies of a packet already counted, recognized within the last DUPLICATE_WINDOW.
         self.duplicates = 0
+        #: Packets recovered by retransmission (RTX, RFC 4588): counted as received (they were
+        #: not lost in the end) but kept out of the jitter estimate (W3C
+        #: ``retransmittedPacketsReceived``/``retransmittedBytesReceived``).
+        self.retransmitted_packets_received = 0
+        self.retransmitted_bytes_received = 0
         #: Packets not counted: during probation, or far out of sequence (A.1 "bad" packets).
         self.packets_discarded = 0
         #: A.8 ``jitter``, in RTP timestamp units, unrounded.
@@ -145,14 +152,39 @@ class ReceiveStreamStatistics:
 
     # --- RTP ---------------------------------------------------------------------------------
 
-    def on_packet(self, packet: RtpPacket, now: float, size: int | None = None) -> bool:
+    def on_packet(
+        self,
+        packet: RtpPacket,
+        now: float,
+        size: int | None = None,
+        *,
+        retransmitted: bool = False,
+    ) -> bool:
         """Account for one received packet of this SSRC; True when it counts (A.1 ``update_seq``).
 
         False means probation (a new or restarted source not yet confirmed) or a sequence number
         too far from the stream to trust. The caller may still play such a packet out; only the
         statistics ignore it. ``size`` is the whole datagram's length, for header byte counts.
+        ``retransmitted``: recovered from RTX; its lateness is the repair's, not jitter.
         """
         seq = packet.sequence_number
+        if retransmitted:
+            self.retransmitted_packets_received += 1
+            self.retransmitted_bytes_received += len(packet.payload)
+            if not self._initialized or self._probation:
+                return False
+            udelta = (seq - self._max_seq) & _SEQ_MASK
+            if udelta == 0 or udelta > _SEQ_MOD - MAX_MISORDER:
+                behind = 0 if udelta == 0 else _SEQ_MOD - udelta
+                if self._mark_old(behind):
+                    # Already here (a retransmission used as a bandwidth probe, or one that
+                    # crossed the original): nothing was lost, nothing more was received.
+                    self.duplicates += 1
+                    return False
+                self.packets_received += 1
+                self.bytes_received += len(packet.payload)
+                return True
+            return False  # a retransmission ahead of the stream: not ours to count
         self.last_packet_received_at = now
         if not self._initialized:
             # A.1: a new source starts on probation, as if the previous packet were seq - 1.
@@ -365,6 +397,8 @@ class SendStreamStatistics:
         "remote_fraction_lost",
         "remote_jitter",
         "remote_packets_lost",
+        "retransmitted_bytes_sent",
+        "retransmitted_packets_sent",
         "round_trip_time",
         "round_trip_time_measurements",
         "ssrc",
@@ -381,6 +415,10 @@ class SendStreamStatistics:
         self.octets_sent = 0
         #: Header (and padding) octets of the packets sent, when the driver gives their size.
         self.header_octets_sent = 0
+        #: Packets resent after a NACK (over RTX or as they were) and their payload bytes
+        #: (W3C ``retransmittedPacketsSent``/``retransmittedBytesSent``); not in the SR counts.
+        self.retransmitted_packets_sent = 0
+        self.retransmitted_bytes_sent = 0
         self._last_timestamp: int | None = None
         self._last_timestamp_at = 0.0
         # middle32 of the SR's NTP timestamp -> (its wallclock seconds, our clock when sent)
@@ -396,6 +434,11 @@ class SendStreamStatistics:
     @property
     def has_sent(self) -> bool:
         return self._last_timestamp is not None
+
+    @property
+    def last_timestamp(self) -> int:
+        """The RTP timestamp of the newest frame sent (0 before the first)."""
+        return self._last_timestamp or 0
 
     def on_packet_sent(self, packet: RtpPacket, now: float, size: int | None = None) -> None:
         """Count one packet sent on this SSRC at ``now`` (``size``: its serialized length, for
