@@ -216,6 +216,10 @@ def collect_stats(
                         prefix, candidate, transport_id, timestamp, ufrag
                     )
             stats = _pair_stats(pair, transport_id, timestamp, selected=pair is selected, ice=ice)
+            rtp = media.rtp if media is not None else None
+            if pair is selected and rtp is not None and rtp.available_outgoing_bitrate:
+                # The bandwidth estimate of congestion control (transport-wide CC or REMB).
+                stats["availableOutgoingBitrate"] = rtp.available_outgoing_bitrate
             report[stats["id"]] = stats
             if pair is selected:
                 selected_id = stats["id"]
@@ -385,12 +389,15 @@ def _sender_stats(
         "packetsSent": s.packets_sent,
         "bytesSent": s.octets_sent,
         "headerBytesSent": s.header_octets_sent,
-        "retransmittedPacketsSent": 0,  # no RTX is sent yet
-        "retransmittedBytesSent": 0,
-        # PLI and FIR together: the RTP task counts keyframe requests per sender, not by kind.
-        "pliCount": rtp.keyframe_requests,
+        "retransmittedPacketsSent": s.retransmitted_packets_sent,
+        "retransmittedBytesSent": s.retransmitted_bytes_sent,
+        "nackCount": rtp.nacks_received,
+        "pliCount": rtp.pli_received,
+        "firCount": rtp.fir_received,
         "active": bool(sender._encodings and sender._encodings[0].active),
     }
+    if rtp.target_bitrate is not None:
+        outbound["targetBitrate"] = rtp.target_bitrate
     if kind == "video":
         outbound["framesSent"] = sender.frames_sent
     _codec_counters(outbound, sender.encode_stats, kind, "Encoded", "Encode")
@@ -456,6 +463,7 @@ def _receiver_stats(
         if rtp._inbound_mid.get(ssrc) != mid or rtp._is_repair(ssrc):
             continue
         inbound_id = f"IT{mid}_{ssrc}"
+        nack = rtp._nack.get(ssrc)
         inbound: Stats = {
             "id": inbound_id,
             "type": "inbound-rtp",
@@ -472,10 +480,15 @@ def _receiver_stats(
             "headerBytesReceived": s.header_bytes_received,
             "packetsLost": s.packets_lost,
             "jitter": s.jitter_estimate / s.clock_rate,
-            "nackCount": 0,  # no NACK is sent yet
-            "firCount": 0,  # keyframes are asked for with PLI only
+            "nackCount": nack.counters.nack_packets if nack is not None else 0,
+            "firCount": 0,  # key frames are asked for with PLI only
             "pliCount": receiver.keyframe_requests_sent,
+            "retransmittedPacketsReceived": s.retransmitted_packets_received,
+            "retransmittedBytesReceived": s.retransmitted_bytes_received,
         }
+        held = receiver._jitter_buffer.get(ssrc)
+        if held is not None and kind == "video":
+            inbound["jitterBufferDelay"], inbound["jitterBufferEmittedCount"] = held
         if s.last_packet_received_at is not None:
             inbound["lastPacketReceivedTimestamp"] = _wallclock_ms(s.last_packet_received_at)
         counts = receiver.frame_counts.get(ssrc)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import math
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import attrs
@@ -31,6 +31,7 @@ from ..rtp.codecs import (
     Av1Depacketizer,
     Av1Packetizer,
     Depacketizer,
+    EncodedFrame,
     FrameAssembler,
     G711Depacketizer,
     G711Packetizer,
@@ -108,6 +109,14 @@ def _feedback(negotiated: NegotiatedMedia, codec: NegotiatedCodec | None) -> set
     section when None (a receiver does not know in advance which one the peer sends)."""
     codecs = [codec] if codec is not None else negotiated.media_codecs
     return {value for c in codecs for value in c.rtcp_feedback}
+
+
+def _frame_hold(rtp_transport: RtpTransport) -> float:
+    """How long a video frame behind a gap waits for its retransmission: a NACK goes out
+    within a few ms and the packet comes back in about one RTT; allow for a second try."""
+    rtt = rtp_transport.round_trip_time
+    rtt = 0.1 if rtt is None else rtt
+    return min(max(2.5 * rtt, 0.05), 0.5)
 
 
 def sending_codec(negotiated: NegotiatedMedia) -> NegotiatedCodec:
@@ -467,6 +476,36 @@ async def run_receiver(
             pending_request = True  # sent with the next batch after the interval
 
     track._keyframe_hook = ask_keyframe
+    # Video with NACK: a frame behind a gap waits for the retransmission (about an RTT)
+    # before the gap is given up; without repair nothing is worth waiting for.
+    hold = negotiated.kind == "video" and "nack" in _feedback(negotiated, None)
+    max_wait = 0.0
+
+    def deliver(
+        ssrc: int,
+        stream: _Stream,
+        frames: list[EncodedFrame],
+        now: float,
+        csrcs: Sequence[int],
+        level: float | None,
+    ) -> bool:
+        """Hand assembled frames to the track; True when a key frame should be asked for."""
+        want = False
+        for frame in frames:
+            frame = attrs.evolve(frame, codec=stream.mime_type, arrival_time=now)
+            before = track.frames_received
+            if track._deliver(frame):
+                want = True
+            receiver._count_frame(
+                ssrc, stream.payload_type, frame.keyframe, track.frames_received > before
+            )
+            receiver._saw_frame(ssrc, csrcs, frame.timestamp, level)
+        receiver._jitter_buffer[ssrc] = (
+            stream.assembler.jitter_buffer_delay,
+            stream.assembler.jitter_buffer_emitted_count,
+        )
+        return want
+
     async with trio.open_nursery() as nursery:
 
         def start_decoding() -> None:
@@ -489,6 +528,10 @@ async def run_receiver(
                         with scope:
                             if pending_request:
                                 scope.deadline = last_request + keyframe_interval
+                            for waiting in streams.values():
+                                due = waiting.assembler.get_timer()
+                                if due is not None:
+                                    scope.deadline = min(scope.deadline, due)
                             batches.append(await channel.receive())
                     finally:
                         receiver._wakeup.discard(scope)
@@ -500,6 +543,8 @@ async def run_receiver(
                             break
                     want_keyframe = pending_request
                     now = trio.current_time()
+                    if hold:
+                        max_wait = _frame_hold(rtp_transport)
                     for batch in batches:
                         for packet in batch:
                             pt = packet.payload_type
@@ -511,29 +556,34 @@ async def run_receiver(
                                     receiver.packets_unhandled += 1
                                     continue
                                 stream = streams[packet.ssrc] = _Stream(
-                                    pt, FrameAssembler(depacketizer)
+                                    pt,
+                                    FrameAssembler(
+                                        depacketizer, max_wait=max_wait if hold else 0.0
+                                    ),
                                 )
                                 stream.mime_type = f"{negotiated.kind}/{codec.name}"
-                            for frame in stream.assembler.receive_packet(packet):
-                                frame = attrs.evolve(
-                                    frame, codec=stream.mime_type, arrival_time=now
-                                )
-                                before = track.frames_received
-                                if track._deliver(frame):
-                                    want_keyframe = True
-                                receiver._count_frame(
-                                    packet.ssrc,
-                                    pt,
-                                    frame.keyframe,
-                                    track.frames_received > before,
-                                )
-                                receiver._saw_frame(
-                                    packet.ssrc,
-                                    packet.csrcs,
-                                    frame.timestamp,
-                                    _audio_level(packet, level_id),
-                                )
+                            elif hold and stream.assembler.max_wait != max_wait:
+                                stream.assembler.set_max_wait(max_wait)
+                            frames = stream.assembler.receive_packet(packet, now)
+                            if frames and deliver(
+                                packet.ssrc,
+                                stream,
+                                frames,
+                                now,
+                                packet.csrcs,
+                                _audio_level(packet, level_id),
+                            ):
+                                want_keyframe = True
                             if stream.assembler.keyframe_needed:
+                                want_keyframe = True
+                    for ssrc, held in streams.items():
+                        # Frames held behind a gap that repair did not fill in time.
+                        due = held.assembler.get_timer()
+                        if due is not None and due <= now:
+                            frames = held.assembler.handle_timer(now)
+                            if frames and deliver(ssrc, held, frames, now, (), None):
+                                want_keyframe = True
+                            if held.assembler.keyframe_needed:
                                 want_keyframe = True
                     if want_keyframe:
                         ask_keyframe()

@@ -343,6 +343,9 @@ class RTCRtpReceiver:
         self.frame_counts: dict[int, InboundFrameCounts] = {}
         #: Keyframe requests (PLI) run_receiver handed to the RTP task for this mid.
         self.keyframe_requests_sent = 0
+        #: Per remote SSRC: (jitterBufferDelay seconds, jitterBufferEmittedCount) of its
+        #: frame assembler (the video jitter buffer).
+        self._jitter_buffer: dict[int, tuple[float, int]] = {}
         #: The decoder's counters once the track is read with ``recv()`` (None before).
         self.decode_stats: CodecStats | None = None
 

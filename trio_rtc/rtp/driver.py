@@ -324,6 +324,11 @@ class RtpTransport(EventTarget):
         #: Why the transport failed (a crash, or DTLS connected without use_srtp).
         self.error: RTCError | None = None
 
+    @property
+    def round_trip_time(self) -> float | None:
+        """The latest round-trip time from RTCP reports (RFC 3550 §6.4.1), None before one."""
+        return self._last_rtt
+
     # --- configuration (any task; the demuxer is only read by the RTP task between items) ---
 
     @property
