@@ -67,3 +67,33 @@ async def test_video_is_repaired_at_ten_percent_loss() -> None:
     assert seen == sorted(seen)
     assert len(seen) >= 0.8 * FPS * 5, (len(seen), inbound, outbound)
     assert inbound["jitterBufferEmittedCount"] > 0
+
+
+async def test_the_estimate_follows_a_rate_limit() -> None:
+    """Transport-wide feedback both ways: behind a 1 Mbit/s bottleneck the sender's estimate
+    (``availableOutgoingBitrate``) and its encoder's target settle below the capacity, and
+    follow it down when it halves; the picture keeps coming."""
+    capacity = 1_000_000
+    async with pc_pair() as (a, b), trio.open_nursery() as nursery:
+        a.addTrack(TestPatternTrack(640, 480, FPS))  # type: ignore[arg-type]
+        events: list[RTCTrackEvent] = []
+        b.ontrack = events.append
+        with trio.fail_after(60):
+            async with connected_through_relay(a, b, seed=17) as relay:
+                await b.wait_until(lambda: bool(events))
+                remote = events[0].track
+                relay.set_conditions(LinkConditions(rate=capacity / 8, delay=0.01))
+                first = await read_counters(remote, 6.0)
+                settled = by_type(await a.getStats(), "candidate-pair")
+                outbound = by_type(await a.getStats(), "outbound-rtp")
+                relay.set_conditions(LinkConditions(rate=capacity / 16, delay=0.01))
+                second = await read_counters(remote, 4.0)
+                halved = by_type(await a.getStats(), "candidate-pair")
+        nursery.cancel_scope.cancel()
+    [estimate] = [p["availableOutgoingBitrate"] for p in settled if "availableOutgoingBitrate" in p]
+    assert 0.3 * capacity < estimate < 1.1 * capacity, estimate
+    [sender] = outbound
+    assert sender["targetBitrate"] <= estimate
+    [estimate] = [p["availableOutgoingBitrate"] for p in halved if "availableOutgoingBitrate" in p]
+    assert estimate < 0.6 * capacity, estimate
+    assert len(first) > FPS * 3 and len(second) > FPS * 2

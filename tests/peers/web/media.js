@@ -92,6 +92,9 @@ async function summarizeStats() {
   report.forEach((entry) => byId.set(entry.id, entry));
   const result = { inbound: {}, outbound: {} };
   report.forEach((entry) => {
+    if (entry.type === "candidate-pair" && entry.availableOutgoingBitrate !== undefined) {
+      result.availableOutgoingBitrate = entry.availableOutgoingBitrate;
+    }
     if (entry.type !== "inbound-rtp" && entry.type !== "outbound-rtp") {
       return;
     }
