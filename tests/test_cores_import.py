@@ -57,6 +57,8 @@ CORES = [
     "trio_rtc.rtp.keyframes",
     "trio_rtc.rtp.gcc",
     "trio_rtc.rtp.pacer",
+    "trio_rtc.rtp.jitter",
+    "trio_rtc.rtp.red",
     "trio_rtc.jsep.codecs",
     "trio_rtc.jsep.h264",
     "trio_rtc.sdp",

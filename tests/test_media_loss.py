@@ -8,13 +8,14 @@ asserted hold with a wide margin on a loaded machine.
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import trio
 from pc_helpers import pc_pair
 from relay_helpers import connected_through_relay
 
-from trio_rtc.media.sources import TestPatternTrack, read_frame_counter
+from trio_rtc.media.sources import TestPatternTrack, ToneTrack, read_frame_counter
 from trio_rtc.pc.media import RTCTrackEvent
 from trio_rtc.testing import LinkConditions
 
@@ -97,3 +98,37 @@ async def test_the_estimate_follows_a_rate_limit() -> None:
     [estimate] = [p["availableOutgoingBitrate"] for p in halved if "availableOutgoingBitrate" in p]
     assert estimate < 0.6 * capacity, estimate
     assert len(first) > FPS * 3 and len(second) > FPS * 2
+
+
+async def test_lost_audio_is_concealed_in_time() -> None:
+    """Opus at 10 % loss: the playout buffer keeps the sound going, one concealment per lost
+    packet, at the stream's own pace (48,000 samples a second, decoded or concealed)."""
+    async with pc_pair() as (a, b), trio.open_nursery() as nursery:
+        a.addTrack(ToneTrack())  # type: ignore[arg-type]
+        events: list[RTCTrackEvent] = []
+        b.ontrack = events.append
+        with trio.fail_after(60):
+            async with connected_through_relay(a, b, seed=19) as relay:
+                await b.wait_until(lambda: bool(events))
+                remote = events[0].track
+                pts: list[int] = []
+
+                async def listen() -> None:
+                    async for frame in remote:
+                        pts.append(frame.pts)
+
+                nursery.start_soon(listen)
+                await trio.sleep(1.0)
+                relay.set_conditions(LinkConditions(loss=0.1, delay=0.02, jitter=0.01))
+                await trio.sleep(4.0)
+                [inbound] = by_type(await b.getStats(), "inbound-rtp")
+                lost = relay.forward_stats.dropped_loss
+        nursery.cancel_scope.cancel()
+    assert lost > 10
+    assert inbound["concealedSamples"] >= 960 * 5, inbound
+    assert inbound["concealmentEvents"] > 0
+    assert inbound["jitterBufferEmittedCount"] > 0
+    # Decoded and concealed frames together keep the timeline whole: no gap in the pts
+    # beyond a frame, in order.
+    steps = {later - earlier for earlier, later in itertools.pairwise(pts)}
+    assert steps <= {960}, sorted(steps)

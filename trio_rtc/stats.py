@@ -503,7 +503,22 @@ def _receiver_stats(
         _codec_counters(inbound, decoded, kind, "Decoded", "Decode")
         if kind == "audio" and decoded is not None:
             inbound["totalSamplesReceived"] = decoded.samples
-            inbound["concealedSamples"] = 0  # no concealment yet (lost audio is skipped)
+            inbound["concealedSamples"] = 0
+            buffer = decoded.jitter_buffer
+            if buffer is not None:
+                # The playout buffer's view (webrtc-stats §8.6): concealment counts what it
+                # synthesized for lost packets; totalSamplesReceived includes those.
+                inbound["totalSamplesReceived"] = buffer.total_samples_received
+                inbound["concealedSamples"] = buffer.concealed_samples
+                inbound["silentConcealedSamples"] = buffer.silent_concealed_samples
+                inbound["concealmentEvents"] = buffer.concealment_events
+                inbound["insertedSamplesForDeceleration"] = buffer.inserted_samples_for_deceleration
+                inbound["removedSamplesForAcceleration"] = buffer.removed_samples_for_acceleration
+                inbound["jitterBufferDelay"] = buffer.jitter_buffer_delay
+                inbound["jitterBufferTargetDelay"] = buffer.jitter_buffer_target_delay
+                inbound["jitterBufferMinimumDelay"] = buffer.jitter_buffer_minimum_delay
+                inbound["jitterBufferEmittedCount"] = buffer.jitter_buffer_emitted_count
+                inbound["packetsDiscarded"] = buffer.packets_discarded
             playout = receiver.track.playout
             playout_id = f"AP{mid}"
             inbound["playoutId"] = playout_id

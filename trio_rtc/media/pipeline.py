@@ -27,14 +27,17 @@ from __future__ import annotations
 import fractions
 import functools
 import logging
+import math
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import trio
 
 from ..jsep.codecs import NegotiatedCodec, get_capabilities
 from ..rtp.codecs import EncodedFrame
+from ..rtp.jitter import AudioJitterBuffer, Concealment, JitterBufferStats, PlayoutFrame
 from ..rtp.sequence import TimestampUnwrapper
 from .coding import (
     CodecError,
@@ -79,6 +82,7 @@ class CodecStats:
         "errors",
         "frames",
         "height",
+        "jitter_buffer",
         "keyframes",
         "qp_frames",
         "qp_sum",
@@ -88,6 +92,8 @@ class CodecStats:
     )
 
     def __init__(self) -> None:
+        #: Audio decoding: the playout buffer's counters (W3C jitterBuffer*, concealment).
+        self.jitter_buffer: JitterBufferStats | None = None
         self.frames = 0
         self.keyframes = 0
         self.total_time = 0.0
@@ -421,66 +427,165 @@ async def run_decoder(
     first_timestamp: int | None = None  # pts count from the first frame
     time_bases: dict[int, fractions.Fraction] = {}
     broken = False  # video: a frame failed to decode, so everything up to a keyframe is skipped
+
+    def clock_rate_of(encoded: EncodedFrame) -> int:
+        mime = encoded.codec or ""
+        codec = _negotiated_codec(receiver, mime) or codec_for_mime(mime or track.kind)
+        return codec.clock_rate
+
+    async def decode(encoded: EncodedFrame) -> list[Any] | None:
+        """Decode one frame into the track's queue; its pictures (None: no decoder at all)."""
+        nonlocal broken, first_timestamp
+        mime = encoded.codec or ""
+        entry = decoders.get(mime)
+        if entry is None:
+            codec = _negotiated_codec(receiver, mime) or codec_for_mime(mime or track.kind)
+            try:
+                decoder = registry.create_decoder(codec)
+            except CodecError as exc:
+                stats.errors += 1
+                track._decode_failed(exc)
+                return None
+            entry = decoders[mime] = (decoder, codec.clock_rate)
+        decoder, clock_rate = entry
+        if broken and not encoded.keyframe:
+            # The frames after a failed one reference what could not be decoded: they would
+            # come out damaged. Wait for the keyframe that was asked for, and ask again
+            # (the request is rate-limited): the request or the keyframe may be lost.
+            stats.dropped += 1
+            track.request_keyframe()
+            return []
+        broken = False
+        started = time.perf_counter()
+        try:
+            pictures = await trio.to_thread.run_sync(decoder.decode, encoded, limiter=limiter)
+        except DecodeError as exc:
+            stats.errors += 1
+            if stats.errors == 1:
+                logger.info("decoder %s dropped a frame: %s", decoder.mime_type, exc)
+            if track.kind == "video":
+                broken = True
+                track.request_keyframe()
+            return []
+        seconds = time.perf_counter() - started
+        extended = unwrapper.unwrap(encoded.timestamp)
+        if first_timestamp is None:
+            first_timestamp = extended
+        position = extended - first_timestamp
+        time_base = time_bases.get(clock_rate)
+        if time_base is None:
+            time_base = time_bases[clock_rate] = fractions.Fraction(1, clock_rate)
+        for index, picture in enumerate(pictures):
+            if _is_av_frame(picture):
+                picture.pts = position
+                picture.time_base = time_base
+            stats.count(
+                keyframe=encoded.keyframe and track.kind == "video" and index == 0,
+                seconds=seconds if index == 0 else 0.0,
+                picture=picture,
+            )
+            track._deliver_decoded(picture, encoded.arrival_time)
+        return pictures
+
+    # Audio goes through a playout buffer that times it and conceals what was lost; video
+    # is decoded as soon as the frame assembler (its jitter buffer) lets it go.
+    playout = _AudioPlayout(track, receiver, clock_rate_of) if track.kind == "audio" else None
+    if playout is not None:
+        stats.jitter_buffer = playout.buffer_stats
+    concealer: Any = None
     try:
         while True:
+            items: list[EncodedFrame | Concealment[EncodedFrame]]
             try:
-                encoded = await track.recv_encoded()
+                if playout is None:
+                    items = [await track.recv_encoded()]
+                else:
+                    items = await playout.next_items()
             except trio.EndOfChannel:
                 break
-            mime = encoded.codec or ""
-            entry = decoders.get(mime)
-            if entry is None:
-                codec = _negotiated_codec(receiver, mime) or codec_for_mime(mime or track.kind)
-                try:
-                    decoder = registry.create_decoder(codec)
-                except CodecError as exc:
-                    stats.errors += 1
-                    track._decode_failed(exc)
+            for item in items:
+                if isinstance(item, Concealment):
+                    if concealer is None or playout is None or first_timestamp is None:
+                        continue  # nothing decoded yet: nothing to continue from
+                    picture = concealer.conceal(item.samples)
+                    picture.pts = unwrapper.unwrap(item.timestamp) - first_timestamp
+                    picture.time_base = fractions.Fraction(1, picture.sample_rate)
+                    track._deliver_decoded(picture, None)
+                    continue
+                pictures = await decode(item)
+                if pictures is None:
                     return
-                entry = decoders[mime] = (decoder, codec.clock_rate)
-            decoder, clock_rate = entry
-            if broken and not encoded.keyframe:
-                # The frames after a failed one reference what could not be decoded: they would
-                # come out damaged. Wait for the keyframe that was asked for, and ask again
-                # (the request is rate-limited): the request or the keyframe may be lost.
-                stats.dropped += 1
-                track.request_keyframe()
-                continue
-            broken = False
-            started = time.perf_counter()
-            try:
-                pictures = await trio.to_thread.run_sync(decoder.decode, encoded, limiter=limiter)
-            except DecodeError as exc:
-                stats.errors += 1
-                if stats.errors == 1:
-                    logger.info("decoder %s dropped a frame: %s", decoder.mime_type, exc)
-                if track.kind == "video":
-                    broken = True
-                    track.request_keyframe()
-                continue
-            seconds = time.perf_counter() - started
-            extended = unwrapper.unwrap(encoded.timestamp)
-            if first_timestamp is None:
-                first_timestamp = extended
-            position = extended - first_timestamp
-            time_base = time_bases.get(clock_rate)
-            if time_base is None:
-                time_base = time_bases[clock_rate] = fractions.Fraction(1, clock_rate)
-            for index, picture in enumerate(pictures):
-                if _is_av_frame(picture):
-                    picture.pts = position
-                    picture.time_base = time_base
-                stats.count(
-                    keyframe=encoded.keyframe and track.kind == "video" and index == 0,
-                    seconds=seconds if index == 0 else 0.0,
-                    picture=picture,
-                )
-                track._deliver_decoded(picture, encoded.arrival_time)
+                if playout is not None and pictures and _is_av_frame(pictures[-1]):
+                    if concealer is None:
+                        from .concealment import AudioConcealer
+
+                        concealer = AudioConcealer()
+                    concealer.observe(pictures[-1])
     finally:
         track._decoded_end()
         with trio.CancelScope(shield=True):
             for decoder, _ in decoders.values():
                 await trio.to_thread.run_sync(decoder.close, limiter=limiter)
+
+
+class _AudioPlayout:
+    """The audio side of :func:`run_decoder`: frames from the track into an
+    :class:`~trio_rtc.rtp.jitter.AudioJitterBuffer`, and out at their playout time (or a
+    concealment in place of a lost one). The buffer is made at the first frame, in its codec's
+    clock; ``jitterBufferTarget`` of the receiver is its floor."""
+
+    def __init__(
+        self,
+        track: MediaStreamTrack,
+        receiver: RTCRtpReceiver | None,
+        clock_rate_of: Callable[[EncodedFrame], int],
+    ) -> None:
+        self._track = track
+        self._receiver = receiver
+        self._clock_rate_of = clock_rate_of
+        self._buffer: AudioJitterBuffer[EncodedFrame] | None = None
+        self._ended = False
+        self.buffer_stats = JitterBufferStats()
+
+    def _floor(self) -> float | None:
+        receiver = self._receiver
+        target = receiver.jitterBufferTarget if receiver is not None else None
+        return None if target is None else target / 1000
+
+    async def next_items(self) -> list[EncodedFrame | Concealment[EncodedFrame]]:
+        """What is due now, waiting for it; ``EndOfChannel`` once the track ended and the
+        buffer is empty (what was queued at the end plays out at once)."""
+        while True:
+            buffer = self._buffer
+            if buffer is not None:
+                buffer.set_minimum_delay(self._floor())
+                now = trio.current_time()
+                due = buffer.pop(now)
+                if self._ended:
+                    while len(buffer):
+                        timer = buffer.get_timer()
+                        due += buffer.pop(max(now, timer if timer is not None else now))
+                if due:
+                    return [p.frame if isinstance(p, PlayoutFrame) else p for p in due]
+            if self._ended:
+                raise trio.EndOfChannel
+            timer = buffer.get_timer() if buffer is not None else None
+            with trio.move_on_at(timer if timer is not None else math.inf):
+                try:
+                    encoded = await self._track.recv_encoded()
+                except trio.EndOfChannel:
+                    self._ended = True
+                    continue
+                if buffer is None:
+                    buffer = self._buffer = AudioJitterBuffer(self._clock_rate_of(encoded))
+                    buffer.stats = self.buffer_stats
+                arrival = encoded.arrival_time
+                buffer.put(
+                    encoded.timestamp,
+                    encoded.first_sequence_number,
+                    encoded,
+                    arrival if arrival is not None else trio.current_time(),
+                )
 
 
 def _negotiated_codec(receiver: RTCRtpReceiver | None, mime: str) -> NegotiatedCodec | None:
