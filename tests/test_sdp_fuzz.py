@@ -143,6 +143,12 @@ extmaps = st.builds(
     direction=directions,
     attributes=st.none() | rest_text,
 )
+rid_restrictions = st.tuples(
+    st.text(alphabet=string.ascii_letters + string.digits + "-", min_size=1, max_size=8).filter(
+        lambda name: name != "pt"
+    ),
+    st.none() | st.text(alphabet=[chr(c) for c in range(0x21, 0x7F) if c != 0x3B], max_size=8),
+)
 unknown_attributes = st.builds(
     Attribute,
     name=st.text(alphabet=TOKEN_CHARS, min_size=1, max_size=8).map(lambda s: "x-" + s),
@@ -170,13 +176,19 @@ def codecs(draw: st.DrawFn) -> dict[int, Codec]:
     return result
 
 
-simulcast_list = st.lists(
-    st.lists(
-        st.builds(SimulcastFormat, rid=rid_id, paused=st.booleans()), min_size=1, max_size=3
-    ).map(tuple),
-    max_size=3,
-).map(tuple)
-simulcasts = st.builds(Simulcast, send=simulcast_list, recv=simulcast_list).filter(
+@st.composite
+def simulcast_list(draw: st.DrawFn) -> tuple[tuple[SimulcastFormat, ...], ...]:
+    # RFC 8853 §5.1: a rid appears once; at most 8 (MAX_RIDS) per direction.
+    rids = draw(st.lists(rid_id, unique=True, max_size=8))
+    streams: list[tuple[SimulcastFormat, ...]] = []
+    while rids:
+        size = draw(st.integers(1, min(3, len(rids))))
+        streams.append(tuple(SimulcastFormat(r, draw(st.booleans())) for r in rids[:size]))
+        rids = rids[size:]
+    return tuple(streams)
+
+
+simulcasts = st.builds(Simulcast, send=simulcast_list(), recv=simulcast_list()).filter(
     lambda s: bool(s.send or s.recv)
 )
 
@@ -251,11 +263,13 @@ def media_descriptions(draw: st.DrawFn) -> MediaDescription:
             st.lists(
                 st.builds(
                     Rid,
-                    id=token,
+                    id=rid_id,
                     direction=st.sampled_from(RidDirection),
-                    restrictions=st.none() | rest_text,
+                    payload_types=st.lists(st.integers(0, 127), max_size=3).map(tuple),
+                    restrictions=st.lists(rid_restrictions, max_size=3).map(tuple),
                 ),
                 max_size=3,
+                unique_by=lambda r: (r.id, r.direction),
             )
         ),
         simulcast=draw(st.none() | simulcasts),

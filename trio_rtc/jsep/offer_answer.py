@@ -136,6 +136,8 @@ def _media_section(slot: MediaSlot, local: LocalTransport, setup: Setup) -> Medi
         negotiated.write_to(media)
     else:
         _codec_lines(media, slot.codec)
+    media.rids = list(slot.rids)
+    media.simulcast = slot.simulcast
     if slot.sender is not None:
         _sender_lines(
             media,

@@ -14,8 +14,18 @@ from collections.abc import Collection, Sequence
 
 import attrs
 
-from ..sdp import Codec, Direction, Fingerprint, MediaDescription, SessionDescription
-from .codecs import NegotiatedMedia, answer_codecs
+from ..sdp import (
+    Codec,
+    Direction,
+    Fingerprint,
+    MediaDescription,
+    Rid,
+    RidDirection,
+    SessionDescription,
+    Simulcast,
+    SimulcastFormat,
+)
+from .codecs import URI_RID, NegotiatedMedia, answer_codecs
 
 __all__ = [
     "DATA_FORMAT",
@@ -23,12 +33,17 @@ __all__ = [
     "DEFAULT_SCTP_PORT",
     "LocalTransport",
     "MediaSlot",
+    "NegotiatedSimulcast",
     "Sender",
+    "SimulcastLayer",
     "accepted_sections",
     "answer_direction",
+    "answer_simulcast",
     "intersect_directions",
     "is_data_section",
     "is_media_section",
+    "negotiated_simulcast",
+    "offer_simulcast",
     "plan_answer",
     "plan_offer",
     "recyclable",
@@ -121,6 +136,9 @@ class MediaSlot:
     negotiated: NegotiatedMedia | None = None
     direction: Direction = Direction.INACTIVE
     sender: Sender | None = None
+    #: The ``a=rid`` lines and the ``a=simulcast`` line a live audio/video section writes.
+    rids: tuple[Rid, ...] = ()
+    simulcast: Simulcast | None = None
 
     @property
     def live(self) -> bool:
@@ -268,6 +286,7 @@ def plan_answer(offer: SessionDescription) -> list[MediaSlot]:
         if live and not data:
             slot.negotiated = answer_codecs(media, session=offer)
             slot.direction = answer_direction(offer.direction_for(media), Direction.RECVONLY)
+            slot.rids, slot.simulcast = answer_simulcast(media, slot.negotiated, slot.direction)
         slots.append(slot)
     return slots
 
@@ -297,3 +316,135 @@ def slots_of(local: SessionDescription, remote: SessionDescription | None) -> li
             slot.direction = local.direction_for(media)
         slots.append(slot)
     return slots
+
+
+# --- simulcast (RFC 8853) with rids (RFC 8851) ----------------------------------------------------
+
+#: The restrictions of RFC 8851 §4 an answer keeps on a rid it accepts; others (``depend``,
+#: unknown ones) are removed, as an answerer does with restrictions it does not support.
+_ANSWERED_RESTRICTIONS = frozenset(
+    ("max-width", "max-height", "max-fps", "max-fs", "max-br", "max-pps", "max-bpp")
+)
+
+
+@attrs.frozen
+class SimulcastLayer:
+    """One negotiated simulcast RTP stream: its rid, whether it is paused (``~``, RFC 8853
+    §5.1) and its ``a=rid`` line as the side that wrote the applied answer gave it (payload
+    types and restrictions, RFC 8851)."""
+
+    rid: str
+    paused: bool = False
+    restrictions: Rid | None = None
+
+
+@attrs.frozen
+class NegotiatedSimulcast:
+    """The simulcast streams an applied answer negotiated for one m-section, seen from our side.
+
+    ``send``: the streams we send, in our encodings' order (the rids of the sender's
+    encodings that the answer kept). ``recv``: the peer's streams we accept, in its order; the
+    demultiplexer routes by these rids (``MediaSection.rids``). Both are empty without
+    simulcast."""
+
+    send: tuple[SimulcastLayer, ...] = ()
+    recv: tuple[SimulcastLayer, ...] = ()
+
+    @property
+    def send_rids(self) -> tuple[str, ...]:
+        return tuple(layer.rid for layer in self.send)
+
+    @property
+    def recv_rids(self) -> tuple[str, ...]:
+        return tuple(layer.rid for layer in self.recv)
+
+
+def _layers(media: MediaDescription, direction: RidDirection) -> list[SimulcastLayer]:
+    """The streams of one direction of ``media``'s ``a=simulcast``, alternatives flattened in
+    order; a rid without an ``a=rid`` line of that direction is left out (RFC 8853 §5.1)."""
+    if media.simulcast is None:
+        return []
+    streams = media.simulcast.send if direction == RidDirection.SEND else media.simulcast.recv
+    defined = {r.id: r for r in media.rids if r.direction == direction}
+    return [
+        SimulcastLayer(f.rid, f.paused, defined[f.rid])
+        for alternatives in streams
+        for f in alternatives
+        if f.rid in defined
+    ]
+
+
+def negotiated_simulcast(
+    local: MediaDescription, remote: MediaDescription, *, local_is_answer: bool
+) -> NegotiatedSimulcast:
+    """What an applied offer/answer pair negotiated. Our answer says it all (it kept only what
+    we accept of the offer); to our offer, the answer's ``recv`` list names which of our
+    ``send`` streams it takes and its ``send`` list which of our ``recv`` ones (RFC 8853 §5.3),
+    with the answerer's pause flags."""
+    send = _layers(local, RidDirection.SEND)
+    recv = _layers(local, RidDirection.RECV)
+    if local_is_answer:
+        return NegotiatedSimulcast(tuple(send), tuple(recv))
+    takes = {layer.rid: layer for layer in _layers(remote, RidDirection.RECV)}
+    gives = {layer.rid: layer for layer in _layers(remote, RidDirection.SEND)}
+    return NegotiatedSimulcast(
+        tuple(attrs.evolve(s, paused=takes[s.rid].paused) for s in send if s.rid in takes),
+        tuple(attrs.evolve(r, paused=gives[r.rid].paused) for r in recv if r.rid in gives),
+    )
+
+
+def offer_simulcast(rids: Sequence[str]) -> tuple[tuple[Rid, ...], Simulcast | None]:
+    """The lines an offer that sends simulcast writes (RFC 8829 §5.2.1, RFC 8853 §5.2): one
+    ``a=rid:<id> send`` per encoding and ``a=simulcast:send <id>;<id>…`` in encoding order."""
+    if not rids:
+        return (), None
+    lines = tuple(Rid(rid, RidDirection.SEND) for rid in rids)
+    return lines, Simulcast(send=tuple((SimulcastFormat(rid),) for rid in rids))
+
+
+def _answer_rid(offered: Rid, payload_types: Collection[int]) -> Rid | None:
+    """Our ``a=rid:<id> recv`` for an offered send rid (RFC 8851 §6.2, the rid-aware answerer):
+    the ``pt=`` list limited to the payload types the answer keeps (none left: the rid cannot
+    be taken), the restrictions we understand kept."""
+    kept = tuple(pt for pt in offered.payload_types if pt in payload_types)
+    if offered.payload_types and not kept:
+        return None
+    restrictions = tuple(r for r in offered.restrictions if r[0] in _ANSWERED_RESTRICTIONS)
+    return Rid(offered.id, RidDirection.RECV, kept, restrictions)
+
+
+def answer_simulcast(
+    offered: MediaDescription, negotiated: NegotiatedMedia | None, direction: Direction
+) -> tuple[tuple[Rid, ...], Simulcast | None]:
+    """The ``a=rid``/``a=simulcast`` lines of our answer to an offered section (RFC 8853
+    §5.3.2): the offer's ``send`` streams we can receive come back as ``recv``, each stream's
+    alternatives in the offerer's order. A rid is dropped if it has no ``a=rid:<id> send``
+    line, if its ``pt=`` list names none of the payload types we answer, or if the section does
+    not receive. Without the RtpStreamId header extension (RFC 8852) the streams could not be
+    told apart, so nothing is taken. We do not send simulcast in answers (an offer's ``recv``
+    list is not answered)."""
+    if (
+        offered.simulcast is None
+        or negotiated is None
+        or negotiated.rejected
+        or not _receives(direction)
+        or all(e.uri != URI_RID for e in negotiated.extmaps)
+    ):
+        return (), None
+    sent = {r.id: r for r in offered.rids if r.direction == RidDirection.SEND}
+    payload_types = {c.payload_type for c in negotiated.media_codecs}
+    rids: list[Rid] = []
+    streams: list[tuple[SimulcastFormat, ...]] = []
+    for alternatives in offered.simulcast.send:
+        kept: list[SimulcastFormat] = []
+        for fmt in alternatives:
+            rid = sent.get(fmt.rid)
+            answered = _answer_rid(rid, payload_types) if rid is not None else None
+            if answered is not None:
+                rids.append(answered)
+                kept.append(fmt)
+        if kept:
+            streams.append(tuple(kept))
+    if not streams:
+        return (), None
+    return tuple(rids), Simulcast(recv=tuple(streams))

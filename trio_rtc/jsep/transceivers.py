@@ -31,11 +31,15 @@ from .codecs import NegotiatedMedia, RTCRtpCodecCapability, answer_codecs, offer
 from .decisions import TransceiverUpdate
 from .sections import (
     MediaSlot,
+    NegotiatedSimulcast,
     Sender,
     _next_mid,
     answer_direction,
+    answer_simulcast,
     intersect_directions,
     is_media_section,
+    negotiated_simulcast,
+    offer_simulcast,
     recyclable,
     reverse_direction,
 )
@@ -74,7 +78,13 @@ class JsepTransceiver:
     send: ``stream_ids``, ``track_id`` (None: no track, no ``a=msid``), ``ssrc`` and
     ``rtx_ssrc`` (random, chosen by the driver). What the peer sends, from the last remote
     description: ``remote_*``. ``fired_direction`` is [[FiredDirection]], which decides when a
-    ``track`` event is due."""
+    ``track`` event is due.
+
+    Simulcast: ``send_rids`` are the rids of the sender's encodings when it has several
+    (webrtc-pc §5.1 addTransceiver sendEncodings; empty otherwise), which our offers send as
+    ``a=rid``/``a=simulcast`` (RFC 8853); an applied answer shrinks them to the streams it
+    accepted (webrtc-pc §4.4.1.5), and empties them if it accepted none. ``simulcast`` is what
+    the last applied answer negotiated: the rids we send and those of the peer we receive."""
 
     kind: str
     direction: str = "sendrecv"
@@ -97,6 +107,8 @@ class JsepTransceiver:
     fired_direction: str | None = None
     #: Created by a remote offer (removed again if that offer is rolled back).
     created_by_remote: bool = False
+    send_rids: tuple[str, ...] = ()
+    simulcast: NegotiatedSimulcast = attrs.Factory(NegotiatedSimulcast)
 
     def __attrs_post_init__(self) -> None:
         # The SSRCs this transceiver sends with, should it ever send (RFC 3550 §8.1: random);
@@ -105,6 +117,12 @@ class JsepTransceiver:
             self.ssrc = secrets.randbits(32) or 1
         if self.rtx_ssrc is None and self.kind == "video":
             self.rtx_ssrc = secrets.randbits(32) or 1
+
+    @property
+    def receive_rids(self) -> tuple[str, ...]:
+        """The peer's simulcast rids we accepted (RFC 8851/8853), to demultiplex by; empty
+        without simulcast."""
+        return self.simulcast.recv_rids
 
     @property
     def sending(self) -> bool:
@@ -268,6 +286,7 @@ def decorate_answer(
             slot.negotiated = negotiated
         wanted = Direction(transceiver.direction)
         slot.direction = answer_direction(offer.direction_for(media), wanted)
+        slot.rids, slot.simulcast = answer_simulcast(media, slot.negotiated, slot.direction)
         if wanted in (Direction.SENDRECV, Direction.SENDONLY):
             slot.sender = transceiver.sender(cname)
 
@@ -343,6 +362,8 @@ def offer_media_slots(
         slot.direction = Direction(transceiver.direction)
         if slot.direction in (Direction.SENDRECV, Direction.SENDONLY):
             slot.sender = transceiver.sender(cname)
+            # Simulcast only where we send: RFC 8853 §5.1 ties the send list to the direction.
+            slot.rids, slot.simulcast = offer_simulcast(transceiver.send_rids)
     return planned
 
 
@@ -389,6 +410,7 @@ def apply_answer(
             continue
         transceiver.negotiated = result
         transceiver.mline_index = index
+        _apply_simulcast(transceiver, media, theirs, local_is_answer=local_is_answer)
         if local_is_answer:
             direction = local.direction_for(media)
         else:
@@ -396,6 +418,27 @@ def apply_answer(
                 reverse_direction(remote.direction_for(theirs)), local.direction_for(media)
             )
         transceiver.current_direction = direction.value
+
+
+def _apply_simulcast(
+    transceiver: JsepTransceiver,
+    local: MediaDescription,
+    remote: MediaDescription,
+    *,
+    local_is_answer: bool,
+) -> None:
+    """An answer negotiated ``transceiver.simulcast``. webrtc-pc §4.4.1.5 ("set the
+    description", an answer, when [[SendEncodings]] has more than one encoding): the encodings
+    whose stream the answer rejected are removed; if it takes none (no ``a=simulcast`` at all),
+    only the first is kept (the driver removes its rid). Our offer without simulcast (a
+    direction that does not send) leaves the encodings as they are."""
+    negotiated = negotiated_simulcast(local, remote, local_is_answer=local_is_answer)
+    transceiver.simulcast = negotiated
+    offered = negotiated_simulcast(local, local, local_is_answer=True).send_rids
+    if not transceiver.send_rids or (not local_is_answer and not offered):
+        return
+    accepted = set(negotiated.send_rids)
+    transceiver.send_rids = tuple(rid for rid in transceiver.send_rids if rid in accepted)
 
 
 def stopped_to_remove(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
@@ -26,6 +26,7 @@ from ..jsep.codecs import (
     check_codec_preferences,
     get_capabilities,
 )
+from ..sdp.media import MAX_RID_LENGTH, is_rid_id
 from ..stats import RTCStatsReport
 from .dtmf import RTCDTMFSender
 from .frames import FrameTrackLike
@@ -33,6 +34,7 @@ from .parameters import (
     RTCRtpEncodingParameters,
     RTCRtpReceiveParameters,
     RTCRtpSendParameters,
+    _check_encoding,
     check_send_parameters,
     codec_parameters,
 )
@@ -49,6 +51,7 @@ __all__ = [
     "RTCRtpSynchronizationSource",
     "RTCRtpTransceiver",
     "RTCRtpTransceiverDirection",
+    "send_encodings",
 ]
 
 RTCRtpTransceiverDirection = str  # "sendrecv" | "sendonly" | "recvonly" | "inactive" | "stopped"
@@ -57,6 +60,76 @@ _SETTABLE_DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
 SOURCE_LIFETIME_MS = 10_000
 #: webrtc-pc §5.3 jitterBufferTarget: 0..4000 ms.
 MAX_JITTER_BUFFER_TARGET = 4000.0
+
+
+#: webrtc-pc §5.1 addTransceiver "maxN": the most encodings (simulcast streams) a sender of
+#: the kind takes; longer sendEncodings are truncated, as the spec says. Audio has no simulcast.
+MAX_SEND_ENCODINGS = {"audio": 1, "video": 4}
+_ENCODING_MEMBERS = frozenset(attrs.fields_dict(RTCRtpEncodingParameters))
+
+
+def _encoding_of(item: object) -> RTCRtpEncodingParameters:
+    if isinstance(item, RTCRtpEncodingParameters):
+        return attrs.evolve(item)
+    if isinstance(item, Mapping):
+        unknown = sorted(str(k) for k in item if k not in _ENCODING_MEMBERS)
+        if unknown:
+            raise TypeError(
+                f"RTCRtpEncodingParameters has no member(s) {unknown}; "
+                f"expected some of {sorted(_ENCODING_MEMBERS)}"
+            )
+        return RTCRtpEncodingParameters(**item)
+    raise TypeError(f"sendEncodings holds RTCRtpEncodingParameters or dicts, not {item!r}")
+
+
+def send_encodings(
+    kind: str, sendEncodings: Sequence[RTCRtpEncodingParameters | Mapping[str, Any]] | None
+) -> list[RTCRtpEncodingParameters]:
+    """The [[SendEncodings]] of a new sender: webrtc-pc §5.1 addTransceiver's checks of
+    ``sendEncodings`` (dicts or RTCRtpEncodingParameters), in the spec's order.
+
+    TypeError: a rid that is not an RFC 8851 §10 rid-id (letters, digits, ``-``, ``_``; at most
+    255 characters here), rids on some encodings but not all, a repeated rid, an unknown
+    member. RangeError (``ValueError``, as for setParameters): ``scaleResolutionDownBy`` below
+    1.0, ``maxFramerate`` below 0. Then: the video-only members are removed for audio; more
+    than :data:`MAX_SEND_ENCODINGS` encodings are truncated; video encodings without any
+    ``scaleResolutionDownBy`` get 2^(n - index - 1) (4:2:1 for three), missing ones 1.0; a lone
+    encoding loses its rid (simulcast needs two)."""
+    items: object = sendEncodings if sendEncodings is not None else ()
+    if isinstance(items, str | bytes | Mapping) or not isinstance(items, Sequence):
+        raise TypeError(f"sendEncodings must be a sequence of encodings, not {sendEncodings!r}")
+    encodings = [_encoding_of(item) for item in items]
+    rids = [e.rid for e in encodings if e.rid is not None]
+    for rid in rids:
+        if not isinstance(rid, str) or not is_rid_id(rid):
+            raise TypeError(
+                f"sendEncodings rid {rid!r} is not an RFC 8851 rid-id: 1 to {MAX_RID_LENGTH} "
+                "ASCII letters, digits, '-' or '_'"
+            )
+    if rids and len(rids) != len(encodings):
+        raise TypeError(
+            f"sendEncodings: {len(rids)} of {len(encodings)} encodings have a rid; with "
+            "simulcast every encoding needs one"
+        )
+    repeated = sorted({rid for rid in rids if rids.count(rid) > 1})
+    if repeated:
+        raise TypeError(f"sendEncodings: rid {repeated[0]!r} is used by more than one encoding")
+    if kind == "audio":
+        for encoding in encodings:
+            encoding.maxFramerate = encoding.scaleResolutionDownBy = None
+    for encoding in encodings:
+        _check_encoding(kind, encoding)
+    encodings = encodings[: MAX_SEND_ENCODINGS.get(kind, 1)] or [RTCRtpEncodingParameters()]
+    if kind == "video":
+        unscaled = all(e.scaleResolutionDownBy is None for e in encodings)
+        for index, encoding in enumerate(encodings):
+            if unscaled:
+                encoding.scaleResolutionDownBy = float(2 ** (len(encodings) - index - 1))
+            elif encoding.scaleResolutionDownBy is None:
+                encoding.scaleResolutionDownBy = 1.0
+    if len(encodings) == 1:
+        encodings[0].rid = None
+    return encodings
 
 
 def _capabilities(kind: str) -> RTCRtpCapabilities | None:
@@ -79,7 +152,7 @@ class RTCRtpSender:
         self,
         trackOrKind: MediaStreamTrack | str,
         *,
-        sendEncodings: Sequence[RTCRtpEncodingParameters] | None = None,
+        sendEncodings: Sequence[RTCRtpEncodingParameters | Mapping[str, Any]] | None = None,
         streams: Sequence[Any] = (),
     ) -> None:
         if isinstance(trackOrKind, MediaStreamTrack):
@@ -90,14 +163,7 @@ class RTCRtpSender:
             self._kind = trackOrKind
         else:
             raise TypeError(f"a sender needs a track or 'audio'/'video', not {trackOrKind!r}")
-        encodings = [attrs.evolve(e) for e in sendEncodings or ()] or [RTCRtpEncodingParameters()]
-        for encoding in encodings:
-            if self._kind == "audio":
-                # webrtc-pc §5.1 addTransceiver: video-only members are removed for audio.
-                encoding.maxFramerate = encoding.scaleResolutionDownBy = None
-            elif encoding.scaleResolutionDownBy is None:
-                encoding.scaleResolutionDownBy = 1.0
-        self._encodings = encodings
+        self._encodings = send_encodings(self._kind, sendEncodings)
         self._stream_ids = [getattr(s, "id", s) for s in streams]
         self._transport: Any = None
         self._negotiated: NegotiatedMedia | None = None
@@ -269,6 +335,25 @@ class RTCRtpSender:
 
     def set_negotiated(self, negotiated: NegotiatedMedia | None) -> None:
         self._negotiated = negotiated
+
+    @property
+    def simulcast_rids(self) -> tuple[str, ...]:
+        """The rids of the encodings, which only simulcast (several encodings) has."""
+        return tuple(e.rid for e in self._encodings if e.rid is not None)
+
+    def keep_simulcast_rids(self, rids: Sequence[str]) -> None:
+        """An applied answer negotiated the simulcast streams ``rids`` (webrtc-pc §4.4.1.5 "set
+        the description", [[SendEncodings]] longer than one): the other encodings are removed;
+        if none is left, only the first stays, without its rid. The encoding count changes, so
+        an earlier getParameters() result can no longer be set."""
+        current = self.simulcast_rids
+        if len(self._encodings) < 2 or tuple(rids) == current:
+            return
+        wanted = set(rids)
+        kept = [e for e in self._encodings if e.rid in wanted]
+        self._encodings = kept or [attrs.evolve(self._encodings[0], rid=None)]
+        self._last_returned = None
+        self._wakeup.wake()
 
     def _attach_rtp(self, transport: RtpTransport, rtp_sender: RtpSender, mid: str) -> None:
         self._rtp_transport = transport
@@ -501,7 +586,7 @@ class RTCRtpTransceiver:
         trackOrKind: MediaStreamTrack | str,
         *,
         direction: str = "sendrecv",
-        sendEncodings: Sequence[RTCRtpEncodingParameters] | None = None,
+        sendEncodings: Sequence[RTCRtpEncodingParameters | Mapping[str, Any]] | None = None,
         streams: Sequence[Any] = (),
         on_negotiation_needed: Callable[[], object] | None = None,
     ) -> None:

@@ -13,7 +13,6 @@ webrtc-pc §4.4.1.5 orders.
 from __future__ import annotations
 
 import functools
-
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
@@ -112,6 +111,7 @@ class MediaSide:
             stream_ids=[getattr(s, "id", s) for s in streams],
             track_id=track.id if track is not None else None,
         )
+        record.send_rids = w3c.sender.simulcast_rids
         self._pairs.append((w3c, record))
         self._watch_preferences(w3c, record)
         self._on_negotiation_needed()
@@ -193,6 +193,7 @@ class MediaSide:
             w3c.set_mid(update.mid)
             if update.transceiver is not None:
                 w3c.set_current_direction(update.transceiver.current_direction)
+                w3c.sender.keep_simulcast_rids(update.transceiver.send_rids)
             if update.track_removed:
                 # webrtc-pc §4.4.1.5 "process the removal of a remote track": out of its streams.
                 for stream in self._remote_streams.values():
@@ -272,7 +273,7 @@ class MediaSide:
                     rtx_payload_types=negotiated.rtx.keys(),
                     ssrcs=remote,
                     fid_groups=update.remote_rtx_ssrcs,
-                    rids=update.remote_rids,
+                    rids=update.transceiver.receive_rids if update.transceiver else (),
                     local_ssrcs=local,
                     mid_extension_id=update.mid_extension,
                     rid_extension_id=update.rid_extension,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from trio_rtc.sdp.model import (
     Attribute,
     Codec,
@@ -33,7 +35,15 @@ from trio_rtc.sdp.values import (
     split_attribute,
 )
 
-__all__ = ["MediaBuilder"]
+__all__ = [
+    "MAX_RIDS",
+    "MAX_RID_LENGTH",
+    "MAX_RID_RESTRICTIONS",
+    "MediaBuilder",
+    "is_rid_id",
+    "parse_rid_untrusted",
+    "parse_simulcast_untrusted",
+]
 
 _DIRECTIONS = {d.value: d for d in Direction}
 # Property attributes whose field is the name with "_" for "-".
@@ -77,21 +87,85 @@ def _payload_type(name: str, text: str) -> int:
         raise Invalid(f"expected a={name}:<payload type 0-127> …, got {show(text)}") from None
 
 
+#: Most ``a=rid`` lines kept per m-section, and most rids one ``a=simulcast`` direction may
+#: list: browsers send at most four layers, and a peer must not make us track more.
+MAX_RIDS = 8
+#: RFC 8851 §10 leaves the length of a rid-id open; the RTP header extension that carries it
+#: holds at most 255 bytes (RFC 8285 §4.3, RFC 8852 §3).
+MAX_RID_LENGTH = 255
+#: Most restrictions one ``a=rid`` line may carry.
+MAX_RID_RESTRICTIONS = 32
+# RFC 8851 §10: rid-id = 1*(alpha-numeric / "-" / "_"); rid-param-other's name is
+# 1*(alpha-numeric / "-"); param-val = *(%x20-3A / %x3C-7E), printable but ";".
+_RID_ID = re.compile(rf"[A-Za-z0-9_-]{{1,{MAX_RID_LENGTH}}}")
+_RID_PARAM_NAME = re.compile(r"[A-Za-z0-9-]+")
+_RID_PARAM_VALUE = re.compile(r"[\x20-\x3a\x3c-\x7e]*")
+_RID_DIRECTIONS = {d.value: d for d in RidDirection}
+
+
+def is_rid_id(text: str) -> bool:
+    """Whether ``text`` is a rid-id of RFC 8851 §10 within :data:`MAX_RID_LENGTH`."""
+    return _RID_ID.fullmatch(text) is not None
+
+
+def parse_rid_untrusted(value: str | None) -> Rid:
+    """An ``a=rid`` value (RFC 8851 §10): ``<id> send|recv [pt=<fmt>,…][;<name>[=<value>]…]``.
+    Raises :class:`Invalid` for anything else."""
+    shape = "a=rid:<id> send|recv [pt=<fmt>,…;<restriction>=<value>…]"
+    parts = require_value("rid", value, "<id> send|recv [<restrictions>]").split(None, 2)
+    if len(parts) < 2 or parts[1] not in _RID_DIRECTIONS:
+        raise Invalid(f"expected {shape}, got {show(value or '')}")
+    if not is_rid_id(parts[0]):
+        raise Invalid(
+            f"expected a rid-id of 1 to {MAX_RID_LENGTH} letters, digits, '-' or '_', "
+            f"got {show(parts[0])}"
+        )
+    payload_types: tuple[int, ...] = ()
+    restrictions: list[tuple[str, str | None]] = []
+    items = parts[2].split(";") if len(parts) == 3 else []
+    if len(items) > MAX_RID_RESTRICTIONS:
+        raise Invalid(f"more than {MAX_RID_RESTRICTIONS} restrictions in a=rid:{parts[0]}")
+    for index, item in enumerate(items):
+        name, equals, text = item.partition("=")
+        if name == "pt" and equals and index == 0:
+            # rid-fmt-list = %s"pt=" fmt *("," fmt): payload types of the m-line.
+            payload_types = tuple(_payload_type("rid", pt) for pt in text.split(","))
+            continue
+        if (
+            name == "pt"
+            or not _RID_PARAM_NAME.fullmatch(name)
+            or not _RID_PARAM_VALUE.fullmatch(text)
+        ):
+            raise Invalid(f"expected {shape}, got {show(value or '')}")
+        restrictions.append((name, text if equals else None))
+    return Rid(parts[0], _RID_DIRECTIONS[parts[1]], payload_types, tuple(restrictions))
+
+
 def _parse_simulcast_list(text: str) -> tuple[tuple[SimulcastFormat, ...], ...]:
+    # RFC 8853 §5.1: sc-str-list = sc-alt-list *(";" sc-alt-list),
+    # sc-alt-list = sc-id *("," sc-id), sc-id = ["~"] rid-id.
     streams = []
+    seen: set[str] = set()
     for stream in text.split(";"):
         alternatives = []
         for item in stream.split(","):
             paused = item.startswith("~")
             rid = item[1:] if paused else item
-            if not rid or "~" in rid:
+            if not is_rid_id(rid):
                 raise Invalid(f"expected a simulcast list like 'a;b,~c', got {show(text)}")
+            if rid in seen:
+                raise Invalid(f"rid {show(rid)} appears twice in a simulcast list")
+            seen.add(rid)
             alternatives.append(SimulcastFormat(rid, paused))
         streams.append(tuple(alternatives))
+    if len(seen) > MAX_RIDS:
+        raise Invalid(f"a simulcast list of {len(seen)} rids; at most {MAX_RIDS} accepted")
     return tuple(streams)
 
 
-def _parse_simulcast(value: str | None) -> Simulcast:
+def parse_simulcast_untrusted(value: str | None) -> Simulcast:
+    """An ``a=simulcast`` value (RFC 8853 §5.1): ``send <list> [recv <list>]`` or the other way
+    round. Raises :class:`Invalid` for anything else."""
     tokens = require_tokens("simulcast", value, "send <list> [recv <list>]")
     if len(tokens) not in (2, 4):
         raise Invalid(f"expected a=simulcast:send <list> [recv <list>], got {show(value or '')}")
@@ -179,7 +253,7 @@ class MediaBuilder:
             case "setup":
                 m.setup = parse_setup(value)
             case "simulcast":
-                m.simulcast = _parse_simulcast(value)
+                return self._simulcast(value)
             case "sctp-port":
                 m.sctp_port = parse_int(require_token(name, value, "port"), "an SCTP port", 65535)
             case "max-message-size":
@@ -225,8 +299,7 @@ class MediaBuilder:
                 m.ssrc_groups.append(SsrcGroup(tokens[0], ssrcs))
                 return ("ssrc-group", len(m.ssrc_groups) - 1)
             case "rid":
-                m.rids.append(self._rid(value))
-                return ("rid", len(m.rids) - 1)
+                return self._rid(value)
         m.attributes.append(Attribute(name, value))
         return ("a", len(m.attributes) - 1)
 
@@ -289,12 +362,32 @@ class MediaBuilder:
             parse_int(parts[0], "an SSRC", _MAX_SSRC), attribute, attribute_value if colon else None
         )
 
-    @staticmethod
-    def _rid(value: str | None) -> Rid:
-        parts = require_value("rid", value, "<id> send|recv [<restrictions>]").split(None, 2)
-        directions = {d.value: d for d in RidDirection}
-        if len(parts) < 2 or parts[1] not in directions:
-            raise Invalid(
-                f"expected a=rid:<id> send|recv [<restrictions>], got {show(value or '')}"
-            )
-        return Rid(parts[0], directions[parts[1]], parts[2] if len(parts) == 3 else None)
+    # RFC 8851 and RFC 8853 lines a peer gets wrong cost it those streams, not the session: an
+    # unusable line is kept as an unmodelled attribute and counted
+    # (MediaDescription.dropped_simulcast_lines), and negotiation goes on without it.
+
+    def _drop(self, name: str, value: str | None) -> LineKey:
+        self.media.attributes.append(Attribute(name, value))
+        return ("a", len(self.media.attributes) - 1)
+
+    def _rid(self, value: str | None) -> LineKey:
+        m = self.media
+        try:
+            rid = parse_rid_untrusted(value)
+        except Invalid:
+            return self._drop("rid", value)
+        if len(m.rids) >= MAX_RIDS or any(
+            r.id == rid.id and r.direction == rid.direction for r in m.rids
+        ):
+            return self._drop("rid", value)
+        m.rids.append(rid)
+        return ("rid", len(m.rids) - 1)
+
+    def _simulcast(self, value: str | None) -> LineKey:
+        if self.media.simulcast is not None:
+            return self._drop("simulcast", value)
+        try:
+            self.media.simulcast = parse_simulcast_untrusted(value)
+        except Invalid:
+            return self._drop("simulcast", value)
+        return ("simulcast",)

@@ -18,6 +18,7 @@ The layout takes no part in equality.
 from __future__ import annotations
 
 import enum
+import re
 
 import attrs
 
@@ -222,11 +223,60 @@ class RtcpAddress:
 
 @attrs.frozen
 class Rid:
-    """``a=rid:<id> <send|recv> [<restrictions>]`` (RFC 8851 §4); restrictions kept as written."""
+    """``a=rid:<id> send|recv [pt=<fmt>,…][;<restriction>[=<value>]…]`` (RFC 8851 §4, §10).
+
+    ``payload_types`` is the ``pt=`` list (empty: every payload type of the m-line);
+    ``restrictions`` the other parameters in order, as ``(name, value)`` with ``value`` None for
+    a bare name. The typed properties read the ones RFC 8851 §4 defines; a value that does not
+    fit its grammar reads as None (the ABNF still admits it as an unknown parameter)."""
 
     id: str
     direction: RidDirection
-    restrictions: str | None = None
+    payload_types: tuple[int, ...] = ()
+    restrictions: tuple[tuple[str, str | None], ...] = ()
+
+    def restriction(self, name: str) -> str | None:
+        """The value of restriction ``name`` (the first one), or None."""
+        return next((value for key, value in self.restrictions if key == name), None)
+
+    def _integer(self, name: str) -> int | None:
+        value = self.restriction(name)
+        if value is None or not (value.isascii() and value.isdigit()) or len(value) > 12:
+            return None
+        return int(value)
+
+    @property
+    def max_width(self) -> int | None:
+        return self._integer("max-width")
+
+    @property
+    def max_height(self) -> int | None:
+        return self._integer("max-height")
+
+    @property
+    def max_fps(self) -> float | None:
+        value = self.restriction("max-fps")
+        if value is None or not re.fullmatch(r"[0-9]{1,12}(\.[0-9]{1,12})?", value):
+            return None
+        return float(value)
+
+    @property
+    def max_fs(self) -> int | None:
+        return self._integer("max-fs")
+
+    @property
+    def max_br(self) -> int | None:
+        return self._integer("max-br")
+
+    @property
+    def max_pps(self) -> int | None:
+        return self._integer("max-pps")
+
+    @property
+    def depend(self) -> tuple[str, ...]:
+        """The rids this one depends on (``depend=``, RFC 8851 §4)."""
+        value = self.restriction("depend")
+        return tuple(value.split(",")) if value else ()
 
 
 @attrs.frozen
@@ -315,6 +365,14 @@ class MediaDescription:
     bundle_only: bool = False
     attributes: list[Attribute] = attrs.Factory(list)
     layout: Layout | None = attrs.field(default=None, eq=False, repr=False)
+
+    @property
+    def dropped_simulcast_lines(self) -> int:
+        """How many ``a=rid``/``a=simulcast`` lines the parser could not use (malformed, over
+        the limits of :mod:`trio_rtc.sdp.media`, or a repeated rid). They are dropped from
+        ``rids``/``simulcast`` — negotiation goes on without them, as if the peer had not
+        offered those streams — and kept as text in ``attributes`` so that nothing is lost."""
+        return sum(1 for a in self.attributes if a.name in ("rid", "simulcast"))
 
     @property
     def is_rtp(self) -> bool:

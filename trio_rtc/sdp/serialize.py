@@ -17,6 +17,7 @@ from trio_rtc.sdp.model import (
     Layout,
     LineKey,
     MediaDescription,
+    Rid,
     SessionDescription,
     Simulcast,
     SimulcastFormat,
@@ -83,6 +84,13 @@ def _extmap(e: Extmap) -> str:
 
 def _attribute(a: Attribute) -> str:
     return f"a={a.name}" if a.value is None else f"a={a.name}:{a.value}"
+
+
+def _rid(rid: Rid) -> str:
+    items = [f"pt={','.join(str(pt) for pt in rid.payload_types)}"] if rid.payload_types else []
+    items.extend(name if value is None else f"{name}={value}" for name, value in rid.restrictions)
+    text = f"a=rid:{rid.id} {rid.direction.value}"
+    return f"{text} {';'.join(items)}" if items else text
 
 
 def _simulcast_list(streams: tuple[tuple[SimulcastFormat, ...], ...]) -> str:
@@ -244,11 +252,7 @@ def media_lines(m: MediaDescription) -> list[Line]:
         if ssrc.value is not None:
             text += f":{ssrc.value}"
         lines.append((("ssrc", i), text))
-    for i, rid in enumerate(m.rids):
-        text = f"a=rid:{rid.id} {rid.direction.value}"
-        if rid.restrictions is not None:
-            text += f" {rid.restrictions}"
-        lines.append((("rid", i), text))
+    lines.extend((("rid", i), _rid(rid)) for i, rid in enumerate(m.rids))
     if m.simulcast is not None:
         lines.append((("simulcast",), _simulcast(m.simulcast)))
     if m.sctp_port is not None:
