@@ -16,6 +16,7 @@ Both return when their transceiver stops (or the transport ends) and leave nothi
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import secrets
@@ -425,14 +426,17 @@ def _audio_level(packet: RtpPacket, level_id: int | None) -> float | None:
 
 
 class _Stream:
-    """The assembler of one remote SSRC, for its current payload type."""
+    """The assembler of one remote SSRC, for its current payload type; with simulcast, the
+    stream's rid and whether the receiver's track takes its frames."""
 
-    __slots__ = ("assembler", "mime_type", "payload_type")
+    __slots__ = ("assembler", "forwarding", "mime_type", "payload_type", "rid")
 
-    def __init__(self, payload_type: int, assembler: FrameAssembler) -> None:
+    def __init__(self, payload_type: int, assembler: FrameAssembler, rid: str | None) -> None:
         self.payload_type = payload_type
         self.assembler = assembler
         self.mime_type: str | None = None
+        self.rid = rid
+        self.forwarding = False
 
 
 async def run_receiver(
@@ -491,8 +495,24 @@ async def run_receiver(
     ) -> bool:
         """Hand assembled frames to the track; True when a key frame should be asked for."""
         want = False
+        layer = receiver._layers.get(stream.rid) if stream.rid is not None else None
         for frame in frames:
             frame = attrs.evolve(frame, codec=stream.mime_type, arrival_time=now)
+            if layer is not None:
+                # Simulcast: every layer has its own track; the receiver's track follows the
+                # selected one, switching at a key frame (frames of two encodings do not mix).
+                if layer._deliver(frame):
+                    want = True
+                if stream.rid != receiver._selected_rid:
+                    stream.forwarding = False
+                    receiver._count_frame(ssrc, stream.payload_type, frame.keyframe, False)
+                    continue
+                if not stream.forwarding:
+                    if not frame.keyframe:
+                        want = True
+                        receiver._count_frame(ssrc, stream.payload_type, frame.keyframe, False)
+                        continue
+                    stream.forwarding = True
             before = track.frames_received
             if track._deliver(frame):
                 want = True
@@ -516,6 +536,27 @@ async def run_receiver(
         track._decode_starter = start_decoding
         if track.decoding:
             start_decoding()  # recv() was called before the section was negotiated
+
+        def sync_layers() -> None:
+            """The simulcast layers of the section (renegotiation may change them)."""
+            section = rtp_transport.demuxer.sections.get(mid)
+            rids = section.rids if section is not None else ()
+            if tuple(receiver._layers) == rids:
+                return
+            receiver._set_layers(rids)
+            for layer in receiver._layers.values():
+                if layer._decode_starter is None and layer.readyState == "live":
+                    layer._keyframe_hook = ask_keyframe
+                    layer._decode_starter = functools.partial(start_layer_decoding, layer)
+
+        def start_layer_decoding(layer: MediaStreamTrack) -> None:
+            if not layer._decoder_running:
+                layer._decoder_running = True
+                nursery.start_soon(
+                    _decode_layer, layer, name=f"trio_rtc.media.decode {mid} {layer.label}"
+                )
+
+        sync_layers()
         task_status.started()
         try:
             with channel:
@@ -543,6 +584,7 @@ async def run_receiver(
                             break
                     want_keyframe = pending_request
                     now = trio.current_time()
+                    sync_layers()
                     if hold:
                         max_wait = _frame_hold(rtp_transport)
                     for batch in batches:
@@ -555,11 +597,13 @@ async def run_receiver(
                                 if codec is None or depacketizer is None:
                                     receiver.packets_unhandled += 1
                                     continue
+                                binding = rtp_transport.demuxer.binding(packet.ssrc)
                                 stream = streams[packet.ssrc] = _Stream(
                                     pt,
                                     FrameAssembler(
                                         depacketizer, max_wait=max_wait if hold else 0.0
                                     ),
+                                    binding.rid if binding is not None else None,
                                 )
                                 stream.mime_type = f"{negotiated.kind}/{codec.name}"
                             elif hold and stream.assembler.max_wait != max_wait:
@@ -593,6 +637,16 @@ async def run_receiver(
             track._keyframe_hook = None
             track._decode_starter = None
             track._end(fire=True)
+            for layer in receiver._layers.values():
+                layer._keyframe_hook = None
+                layer._decode_starter = None
+                layer._end(fire=True)
+
+
+async def _decode_layer(track: MediaStreamTrack) -> None:
+    from .pipeline import run_decoder
+
+    await run_decoder(track)
 
 
 async def _decode(track: MediaStreamTrack, receiver: RTCRtpReceiver) -> None:

@@ -421,8 +421,7 @@ class RTCRtpReceiver:
         self._mid: str | None = None
         self._wakeup = _Wakeup()
         self._stopped = False
-        #: Packets run_receiver could not use: RTX (retransmissions are not used yet) or a payload
-        #: type without a depacketizer.
+        #: Packets run_receiver could not use: a payload type without a depacketizer.
         self.packets_unhandled = 0
         #: Per remote SSRC, frames run_receiver assembled and delivered (inbound-rtp stats).
         self.frame_counts: dict[int, InboundFrameCounts] = {}
@@ -433,9 +432,48 @@ class RTCRtpReceiver:
         self._jitter_buffer: dict[int, tuple[float, int]] = {}
         #: The decoder's counters once the track is read with ``recv()`` (None before).
         self.decode_stats: CodecStats | None = None
+        #: Simulcast (RFC 8853): one remote track per negotiated rid, and the rid whose
+        #: frames ``track`` carries.
+        self._layers: dict[str, MediaStreamTrack] = {}
+        self._selected_rid: str | None = None
 
     def __repr__(self) -> str:
         return f"<RTCRtpReceiver {self._kind} track={self._track.id}>"
+
+    # --- simulcast (a trio_rtc addition: browsers do not receive simulcast, SFUs do) ----------
+
+    def layer_tracks(self) -> dict[str, MediaStreamTrack]:
+        """When the peer sends simulcast (RFC 8853), one remote track per rid we accepted, in
+        the peer's order; each can be read (``recv()``, ``recv_encoded()``) on its own. Empty
+        without simulcast. ``track`` carries the :attr:`selected_layer`."""
+        return dict(self._layers)
+
+    @property
+    def selected_layer(self) -> str | None:
+        """The rid whose frames :attr:`track` carries (the first negotiated one unless
+        :meth:`select_layer` chose another); None without simulcast."""
+        return self._selected_rid
+
+    def select_layer(self, rid: str) -> None:
+        """Make :attr:`track` carry simulcast layer ``rid`` from its next key frame on (one
+        is asked for)."""
+        if rid not in self._layers:
+            known = ", ".join(self._layers) or "none (the peer sends no simulcast)"
+            raise ValueError(f"no simulcast layer {rid!r}; the layers are {known}")
+        if rid != self._selected_rid:
+            self._selected_rid = rid
+            self._track.request_keyframe()
+
+    def _set_layers(self, rids: Sequence[str]) -> None:
+        for rid in rids:
+            if rid not in self._layers:
+                self._layers[rid] = MediaStreamTrack(
+                    self._kind, f"remote {self._kind} {rid}", remote=True
+                )
+        for rid in [r for r in self._layers if r not in rids]:
+            self._layers.pop(rid)._end(fire=True)
+        if self._selected_rid not in self._layers:
+            self._selected_rid = next(iter(rids), None)
 
     @property
     def track(self) -> MediaStreamTrack:
@@ -456,7 +494,8 @@ class RTCRtpReceiver:
     @property
     def jitterBufferTarget(self) -> float | None:
         """webrtc-pc §5.3: the application's wish for the jitter buffer's delay, in ms (None:
-        the UA decides). Kept; no jitter buffer sits between the assembler and the track yet."""
+        the UA decides). Audio: the playout buffer's delay never goes below it. Video frames
+        are decoded as soon as they are complete (and repaired), so it does not delay them."""
         return self._jitter_buffer_target
 
     @jitterBufferTarget.setter

@@ -134,6 +134,19 @@ Object.assign(commands, {
   set_codec_preferences(m) {
     return setCodecPreferences(m.trackKind, m.codec);
   },
+  // The camera's video track sent as simulcast: addTransceiver(track, {sendEncodings}).
+  add_simulcast_video(m) {
+    if (localStream === null) {
+      throw new Error("get_user_media first");
+    }
+    const [track] = localStream.getVideoTracks();
+    pc.addTransceiver(track, {
+      direction: "sendonly",
+      streams: [localStream],
+      sendEncodings: m.encodings,
+    });
+    return { transceivers: pc.getTransceivers().map(transceiverInfo) };
+  },
   // RTCRtpSender.setParameters({degradationPreference}) on every sender with a track of kind
   // `trackKind` ("kind" would clash with the command name on the Python side).
   async set_degradation_preference(m) {
