@@ -68,6 +68,9 @@ async def test_video_is_repaired_at_ten_percent_loss() -> None:
     assert seen == sorted(seen)
     assert len(seen) >= 0.8 * FPS * 5, (len(seen), inbound, outbound)
     assert inbound["jitterBufferEmittedCount"] > 0
+    # A freeze (webrtc-stats: a gap of 3 frames or 150 ms more than usual) comes only from a
+    # gap repair could not fill in time; one in ten packets was lost.
+    assert inbound["freezeCount"] < lost / 5, inbound
 
 
 async def test_the_estimate_follows_a_rate_limit() -> None:
@@ -94,7 +97,7 @@ async def test_the_estimate_follows_a_rate_limit() -> None:
     [estimate] = [p["availableOutgoingBitrate"] for p in settled if "availableOutgoingBitrate" in p]
     assert 0.3 * capacity < estimate < 1.1 * capacity, estimate
     [sender] = outbound
-    assert sender["targetBitrate"] <= estimate
+    assert sender["targetBitrate"] <= estimate / 0.9  # it follows a fall below 90 % at once
     [estimate] = [p["availableOutgoingBitrate"] for p in halved if "availableOutgoingBitrate" in p]
     assert estimate < 0.6 * capacity, estimate
     assert len(first) > FPS * 3 and len(second) > FPS * 2

@@ -501,6 +501,13 @@ def _receiver_stats(
                 inbound["framesDecoded"] = counts.delivered if counts else 0
                 inbound["keyFramesDecoded"] = counts.keyframes_delivered if counts else 0
         _codec_counters(inbound, decoded, kind, "Decoded", "Decode")
+        if kind == "video" and decoded is not None:
+            inbound["freezeCount"] = decoded.freeze_count
+            inbound["totalFreezesDuration"] = decoded.total_freezes_duration
+            inbound["pauseCount"] = decoded.pause_count
+            inbound["totalPausesDuration"] = decoded.total_pauses_duration
+            inbound["totalInterFrameDelay"] = decoded.total_inter_frame_delay
+            inbound["totalSquaredInterFrameDelay"] = decoded.total_squared_inter_frame_delay
         if kind == "audio" and decoded is not None:
             inbound["totalSamplesReceived"] = decoded.samples
             inbound["concealedSamples"] = 0

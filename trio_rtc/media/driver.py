@@ -114,10 +114,12 @@ def _feedback(negotiated: NegotiatedMedia, codec: NegotiatedCodec | None) -> set
 
 def _frame_hold(rtp_transport: RtpTransport) -> float:
     """How long a video frame behind a gap waits for its retransmission: a NACK goes out
-    within a few ms and the packet comes back in about one RTT; allow for a second try."""
+    after a short reorder allowance and the packet comes back in about one RTT; room for a
+    second try (the retransmission can be lost too) before the gap is given up and a key
+    frame is needed."""
     rtt = rtp_transport.round_trip_time
     rtt = 0.1 if rtt is None else rtt
-    return min(max(2.5 * rtt, 0.05), 0.5)
+    return min(max(3 * rtt + 0.03, 0.08), 0.5)
 
 
 def sending_codec(negotiated: NegotiatedMedia) -> NegotiatedCodec:

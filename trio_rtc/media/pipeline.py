@@ -70,6 +70,10 @@ AUDIO_MAILBOX = 10
 VIDEO_MAILBOX = 1
 
 
+#: webrtc-stats: a gap between two pictures longer than this is a pause, not a freeze.
+PAUSE_SECONDS = 5.0
+
+
 class CodecStats:
     """What an encoder or decoder did, for ``getStats()`` (webrtc-stats §8.2, §8.4):
     frames and keyframes out, seconds spent in the codec, the last picture size, the sum of
@@ -77,16 +81,24 @@ class CodecStats:
     (newest-wins). ``frames_per_second`` counts frames of the last second."""
 
     __slots__ = (
+        "_frame_durations",
+        "_last_frame_at",
         "_recent",
         "dropped",
         "errors",
         "frames",
+        "freeze_count",
         "height",
         "jitter_buffer",
         "keyframes",
+        "pause_count",
         "qp_frames",
         "qp_sum",
         "samples",
+        "total_freezes_duration",
+        "total_inter_frame_delay",
+        "total_pauses_duration",
+        "total_squared_inter_frame_delay",
         "total_time",
         "width",
     )
@@ -106,6 +118,16 @@ class CodecStats:
         #: Audio samples (per channel) coded.
         self.samples = 0
         self._recent: deque[float] = deque(maxlen=240)
+        #: Decoded video (webrtc-stats RTCInboundRtpStreamStats): freezes and pauses between
+        #: consecutive pictures, and the inter-frame delay sums.
+        self.freeze_count = 0
+        self.total_freezes_duration = 0.0
+        self.pause_count = 0
+        self.total_pauses_duration = 0.0
+        self.total_inter_frame_delay = 0.0
+        self.total_squared_inter_frame_delay = 0.0
+        self._last_frame_at: float | None = None
+        self._frame_durations: deque[float] = deque(maxlen=30)
 
     def __repr__(self) -> str:
         return (
@@ -122,9 +144,31 @@ class CodecStats:
         if isinstance(width, int):
             self.width = width
             self.height = getattr(picture, "height", None)
+            self._picture_at(self._recent[-1])
         samples = getattr(picture, "samples", None)
         if isinstance(samples, int):
             self.samples += samples
+
+    def _picture_at(self, now: float) -> None:
+        """A video picture came out at ``now``. webrtc-stats: a pause is a gap of more than
+        5 s; otherwise a freeze is a gap of at least max(3 x, 150 ms +) the average of the
+        last 30 gaps."""
+        last, self._last_frame_at = self._last_frame_at, now
+        if last is None:
+            return
+        gap = now - last
+        self.total_inter_frame_delay += gap
+        self.total_squared_inter_frame_delay += gap * gap
+        durations = self._frame_durations
+        if gap > PAUSE_SECONDS:
+            self.pause_count += 1
+            self.total_pauses_duration += gap
+        elif durations:
+            average = sum(durations) / len(durations)
+            if gap >= max(3 * average, average + 0.150):
+                self.freeze_count += 1
+                self.total_freezes_duration += gap
+        durations.append(gap)
 
     def frames_per_second(self) -> float | None:
         if not self._recent:

@@ -111,6 +111,8 @@ InboxItem = Batch | _Send | _Keyframe | _Close | None
 #: Bits/s reserved for each audio sender when the estimate is shared out among video senders.
 AUDIO_ALLOWANCE = 64_000
 #: A video sender is never asked for less than this (the estimator's floor is lower).
+#: Its target moves with the estimate at once when it falls below 90 % of the target, and
+#: only when it rises above 130 % of it otherwise (see ``_share_estimate``).
 MIN_VIDEO_BITRATE = 50_000
 #: Bytes of header, SRTP tag and UDP/IP overhead added to a payload when accounting for it
 #: before it is serialized (the bandwidth estimator wants the size on the wire).
@@ -566,6 +568,8 @@ class RtpTransport(EventTarget):
             video=self._video,
             minimum_interval=self._minimum_interval,
             reduced_size=self.reduced_size,
+            # NACK and PLI are worth nothing late: a WebRTC session has two members.
+            immediate_feedback=True,
             # SR NTP timestamps are wallclock (RFC 3550 §6.4.1); the core only sees ``now``.
             wallclock_offset=time.time() - now,
         )
@@ -891,7 +895,11 @@ class RtpTransport(EventTarget):
         audio = sum(AUDIO_ALLOWANCE for s in senders if s.kind == "audio")
         share = max((estimate - audio) // len(video), MIN_VIDEO_BITRATE)
         for sender in video:
-            sender.target_bitrate = share
+            # Hysteresis: most encoders take a new rate only by reopening, which costs a key
+            # frame; follow a fall at once (the link cannot carry more), a rise in steps.
+            current = sender.target_bitrate
+            if current is None or share < 0.9 * current or share > 1.3 * current:
+                sender.target_bitrate = share
 
     def _release(self, now: float, outgoing: list[bytes]) -> None:
         """Send what the pacer lets go now."""

@@ -112,6 +112,7 @@ class RtcpScheduler:
         reduced_size: bool = False,
         wallclock_offset: float = 0.0,
         max_packet_size: int = 1200,
+        immediate_feedback: bool = False,
     ) -> None:
         if minimum_interval is None:
             minimum_interval = VIDEO_MINIMUM_INTERVAL if video else AUDIO_MINIMUM_INTERVAL
@@ -124,6 +125,10 @@ class RtcpScheduler:
         self.minimum_interval = minimum_interval
         self.session_bandwidth_bps = session_bandwidth_bps
         self.reduced_size = reduced_size
+        #: RFC 4585 §3.5.2 Immediate Feedback mode (a two-party session, as WebRTC's are, RFC
+        #: 8834 §5.1.1): without rtcp-rsize, each feedback goes at once in a compound of its
+        #: own, instead of one early compound per report interval (Early RTCP mode).
+        self.immediate_feedback = immediate_feedback
         self.wallclock_offset = wallclock_offset
         self.max_packet_size = max_packet_size
         self.avg_rtcp_size = _INITIAL_AVG_RTCP_SIZE
@@ -234,6 +239,8 @@ class RtcpScheduler:
         self._pending_feedback.extend(packets)
         # Our own queue, so bounded by our own rate of requests; the oldest are the stalest.
         del self._pending_feedback[:-_MAX_PENDING_FEEDBACK]
+        if self.immediate_feedback:
+            return self._compounds(now, self._take_feedback())
         if not self._allow_early:
             return []
         self._allow_early = False
