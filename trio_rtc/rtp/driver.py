@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import random
 import secrets
 import time
@@ -320,6 +321,7 @@ class RtpTransport(EventTarget):
         #: The last estimate shared out among the senders (bits/s).
         self.available_outgoing_bitrate: int | None = None
         self._last_rtt: float | None = None
+        self._ice_rtt_checked = -math.inf
         self.counters = RtpTransportCounters()
         #: The unexpected exception that ended the task, if one did.
         self.crashed: BaseException | None = None
@@ -328,8 +330,9 @@ class RtpTransport(EventTarget):
 
     @property
     def round_trip_time(self) -> float | None:
-        """The latest round-trip time from RTCP reports (RFC 3550 §6.4.1), None before one."""
-        return self._last_rtt
+        """The latest round-trip time from RTCP reports (RFC 3550 §6.4.1), else the ICE
+        pair's; None before either was measured."""
+        return self._rtt()
 
     # --- configuration (any task; the demuxer is only read by the RTP task between items) ---
 
@@ -1046,8 +1049,24 @@ class RtpTransport(EventTarget):
     # --- receive-side feedback -------------------------------------------------------------
 
     def _rtt(self) -> float | None:
-        """The latest round-trip time from RTCP (SR/RR, RFC 3550 §6.4.1), if any."""
-        return self._last_rtt
+        """The latest round-trip time from RTCP (SR/RR, RFC 3550 §6.4.1), else the ICE
+        pair's (its STUN checks measure it too): a side that only receives has no SR of its
+        own to measure with."""
+        if self._last_rtt is not None:
+            return self._last_rtt
+        pair = getattr(self._ice, "selected_pair", None)
+        rtt = getattr(pair, "current_round_trip_time", None)
+        return rtt if isinstance(rtt, float) and rtt > 0 else None
+
+    def _refresh_ice_rtt(self, now: float) -> None:
+        """Without an RTCP round-trip time, pass the ICE pair's on (once a second)."""
+        if self._last_rtt is not None or now < self._ice_rtt_checked + 1.0:
+            return
+        self._ice_rtt_checked = now
+        rtt = self._rtt()
+        if rtt is not None:
+            for generator in self._nack.values():
+                generator.set_rtt(rtt)
 
     def _on_rtt(self, rtt: float) -> None:
         self._last_rtt = rtt
@@ -1121,6 +1140,7 @@ class RtpTransport(EventTarget):
 
     def _on_timers(self, now: float) -> None:
         """Everything time-driven, after each wake-up."""
+        self._refresh_ice_rtt(now)
         self._send_twcc(now)
         self._send_feedback(now)
         estimator = self.estimator
