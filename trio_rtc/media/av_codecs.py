@@ -127,11 +127,6 @@ _MIN_VIDEO_BITRATE = 30_000
 _MAX_VIDEO_BITRATE = 50_000_000
 
 
-#: A video encoder's rate never exceeds this many times :func:`default_video_bitrate` of its
-#: picture size, whatever target it is given.
-MAX_BITRATE_FACTOR = 2
-
-
 def default_video_bitrate(width: int, height: int, framerate: float = _DEFAULT_FRAMERATE) -> int:
     """What a video encoder aims at without a target: 1 Mbit/s at 640x480 and 30 fps, scaled
     by the pixel rate (linear in pixels, square root in frame rate: a higher rate means smaller
@@ -208,10 +203,7 @@ class _VideoEncoder(abc.ABC):
         if width < 2 or height < 2:
             raise ValueError(f"a {frame.width}x{frame.height} picture is too small to encode")
         framerate = self._wanted_framerate
-        default = default_video_bitrate(width, height, framerate)
-        # A target above twice the default buys nothing visible at this size (a bandwidth
-        # estimate can be far higher than a small picture needs) and makes every keyframe huge.
-        bitrate = min(self._wanted_bitrate or default, MAX_BITRATE_FACTOR * default)
+        bitrate = self._wanted_bitrate or default_video_bitrate(width, height, framerate)
         if self._context is None or (width, height) != self._size:
             self._open(width, height, bitrate, framerate)
             keyframe = True

@@ -42,6 +42,7 @@ __all__ = [
     "EncoderSettings",
     "av_available",
     "default_registry",
+    "max_video_bitrate",
 ]
 
 
@@ -202,3 +203,19 @@ class CodecRegistry:
 
 #: The registry the peer connection uses unless told otherwise.
 default_registry = CodecRegistry()
+
+
+def max_video_bitrate(width: int, height: int) -> int:
+    """The most congestion control asks of a video encoder for a picture of this size (the
+    common WebRTC ceilings: 600 kbit/s up to 320x240, 1.7 Mbit/s up to 640x480, 2 Mbit/s up
+    to 960x540, 2.5 Mbit/s above). A bandwidth estimate can be far above what the picture
+    needs; more buys nothing visible and makes every keyframe a burst the link must queue.
+    An encoding's ``maxBitrate`` set by the application replaces it."""
+    pixels = width * height
+    if pixels <= 320 * 240:
+        return 600_000
+    if pixels <= 640 * 480:
+        return 1_700_000
+    if pixels <= 960 * 540:
+        return 2_000_000
+    return 2_500_000

@@ -46,6 +46,7 @@ from .coding import (
     Decoder,
     EncoderSettings,
     default_registry,
+    max_video_bitrate,
 )
 from .tracks import OutgoingFrame
 
@@ -277,10 +278,22 @@ async def _read_source(producer: Any, mailbox: _Mailbox) -> None:
         mailbox.end()
 
 
-def _encoding_target(sender: RTCRtpSender | None) -> tuple[int | None, float | None, float | None]:
+def _scaled_size(frame: Any, scale: float | None) -> tuple[int, int] | None:
+    """The size of a video frame after ``scaleResolutionDownBy``; None for audio."""
+    width, height = getattr(frame, "width", None), getattr(frame, "height", None)
+    if not isinstance(width, int) or not isinstance(height, int):
+        return None
+    factor = scale if scale is not None and scale > 1 else 1.0
+    return int(width / factor), int(height / factor)
+
+
+def _encoding_target(
+    sender: RTCRtpSender | None, size: tuple[int, int] | None = None
+) -> tuple[int | None, float | None, float | None]:
     """Bitrate, frame rate and scale for the encoder: the first encoding's limits, and the
     share of the bandwidth estimate the RTP task gave this sender (congestion control) when it
-    is lower."""
+    is lower. ``size``: the picture's, which bounds what an estimate may ask
+    (:func:`~trio_rtc.media.coding.max_video_bitrate`) unless ``maxBitrate`` is set."""
     if sender is None or not sender._encodings:
         return None, None, None
     encoding = sender._encodings[0]
@@ -291,6 +304,8 @@ def _encoding_target(sender: RTCRtpSender | None) -> tuple[int | None, float | N
         # Quantised to 5 %: the estimate moves with every feedback, the encoder need not.
         step = max(estimate // 20, 1)
         estimate = estimate // step * step
+        if bitrate is None and size is not None:
+            bitrate = max_video_bitrate(*size)
         bitrate = estimate if bitrate is None else min(bitrate, estimate)
     return bitrate, encoding.maxFramerate, encoding.scaleResolutionDownBy
 
@@ -341,7 +356,7 @@ async def run_encoder(
                 except trio.EndOfChannel:
                     source.close()  # the source ended: so does the track (`ended` fires)
                     break
-                bitrate, framerate, scale = _encoding_target(sender)
+                bitrate, framerate, scale = _encoding_target(sender, _scaled_size(frame, scale))
                 if (bitrate, framerate) != target:
                     target = (bitrate, framerate)
                     encoder.set_target(bitrate=bitrate, framerate=framerate)
