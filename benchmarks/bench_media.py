@@ -287,6 +287,11 @@ def peer_arguments() -> argparse.Namespace:
     parser.add_argument("--duration", type=float, required=True, help="seconds of media to send")
     parser.add_argument("--bitrate", type=int, default=0, help="bits/s; 0: the stack's default")
     parser.add_argument("--no-watchdog", action="store_true")
+    parser.add_argument(
+        "--announce-start",
+        action="store_true",
+        help="sender: write a STARTED line on stdout as it hands over its first frame",
+    )
     parser.add_argument("--out", required=True)
     return parser.parse_args()
 

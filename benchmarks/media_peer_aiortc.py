@@ -57,8 +57,9 @@ def hold_bitrate(bitrate: int) -> None:
 class PatternTrack(MediaStreamTrack):
     """The test pattern (or tone bursts), paced in real time, logging each hand-over."""
 
-    def __init__(self, kind: str, log: PeerLog, duration: float) -> None:
+    def __init__(self, kind: str, log: PeerLog, duration: float, announce: bool = False) -> None:
         super().__init__()
+        self.announce = announce
         self.kind = kind
         self.log = log
         self.interval = 1 / FPS if kind == "video" else AUDIO_FRAME_SECONDS
@@ -82,6 +83,8 @@ class PatternTrack(MediaStreamTrack):
             await asyncio.sleep(delay)
         index = self.index
         self.index += 1
+        if index == 0 and self.announce:
+            emit("STARTED", {"t": time.monotonic()})
         if self.pattern is not None:
             frame = self.pattern.picture(index)
             self.log.data["frames"].append([index, time.monotonic()])
@@ -151,7 +154,7 @@ async def run_sender(args: Any, log: PeerLog) -> None:
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     tasks: list[asyncio.Task[Any]] = []
     try:
-        track = PatternTrack(kind, log, args.duration)
+        track = PatternTrack(kind, log, args.duration, args.announce_start)
         pc.addTrack(track)
         [transceiver] = pc.getTransceivers()
         prefer(transceiver, kind, args.codec)

@@ -115,6 +115,8 @@ async def run_sender(args: Any, log: PeerLog) -> None:
         begin = trio.current_time()
         for index in range(count):
             await trio.sleep_until(begin + index * interval)
+            if index == 0 and args.announce_start:
+                emit("STARTED", {"t": clock()})
             if kind == "video":
                 frame = pattern.picture(index)
                 frames.append([index, clock()])
