@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+import pytest
 import trio
 from pc_helpers import pc_pair
 from relay_helpers import connected_through_relay
@@ -135,3 +136,39 @@ async def test_lost_audio_is_concealed_in_time() -> None:
     # beyond a frame, in order.
     steps = {later - earlier for earlier, later in itertools.pairwise(pts)}
     assert steps <= {960}, sorted(steps)
+
+
+@pytest.mark.parametrize(
+    ("preference", "smaller", "slower"),
+    [("maintain-framerate", True, False), ("maintain-resolution", False, True)],
+)
+async def test_a_narrow_link_costs_what_degradation_preference_says(
+    preference: str, smaller: bool, slower: bool
+) -> None:
+    """Behind 150 kbit/s a 640x480 picture at 30 fps cannot keep both: the sender gives up
+    the resolution or the frame rate, as ``degradationPreference`` asks, and says so in
+    ``qualityLimitationReason``."""
+    async with pc_pair() as (a, b), trio.open_nursery() as nursery:
+        sender = a.addTrack(TestPatternTrack(640, 480, FPS))  # type: ignore[arg-type]
+        parameters = sender.getParameters()
+        parameters.degradationPreference = preference
+        await sender.setParameters(parameters)
+        events: list[RTCTrackEvent] = []
+        b.ontrack = events.append
+        with trio.fail_after(60):
+            async with connected_through_relay(a, b, seed=23) as relay:
+                await b.wait_until(lambda: bool(events))
+                remote = events[0].track
+                relay.set_conditions(LinkConditions(rate=150_000 / 8, delay=0.01))
+                sizes: list[tuple[int, int]] = []
+                with trio.move_on_after(9.0):
+                    async for picture in remote:
+                        sizes.append((picture.width, picture.height))
+                [outbound] = by_type(await a.getStats(), "outbound-rtp")
+                [inbound] = by_type(await b.getStats(), "inbound-rtp")
+        nursery.cancel_scope.cancel()
+    assert outbound["qualityLimitationReason"] == "bandwidth", outbound
+    assert outbound["qualityLimitationDurations"]["bandwidth"] > 0
+    assert (sizes[-1] != (640, 480)) == smaller, sizes[-1]
+    assert (outbound["qualityLimitationResolutionChanges"] > 0) == smaller
+    assert (inbound["framesPerSecond"] < 20) == slower, inbound

@@ -400,6 +400,11 @@ def _sender_stats(
         outbound["targetBitrate"] = rtp.target_bitrate
     if kind == "video":
         outbound["framesSent"] = sender.frames_sent
+        adaptation = sender.adaptation
+        if adaptation is not None:
+            outbound["qualityLimitationReason"] = adaptation.reason
+            outbound["qualityLimitationDurations"] = dict(adaptation.durations)
+            outbound["qualityLimitationResolutionChanges"] = adaptation.resolution_changes
     _codec_counters(outbound, sender.encode_stats, kind, "Encoded", "Encode")
     codec = sender._sending_codec
     if codec is not None:

@@ -79,6 +79,9 @@ class RTCRtpSendParameters(RTCRtpReceiveParameters):
 
     transactionId: str = ""
     encodings: list[RTCRtpEncodingParameters] = attrs.Factory(list)
+    #: webrtc-extensions §6: what to give up first when the bandwidth is short for the
+    #: picture: "maintain-framerate", "maintain-resolution" or "balanced".
+    degradationPreference: str = "balanced"
 
 
 def codec_parameters(
@@ -135,6 +138,10 @@ def _check_encoding(kind: str, encoding: RTCRtpEncodingParameters) -> None:
         raise ValueError(f"RangeError: scaleResolutionDownBy must be >= 1.0, not {scale!r}")
 
 
+#: webrtc-extensions RTCDegradationPreference.
+DEGRADATION_PREFERENCES = ("maintain-framerate", "maintain-resolution", "balanced")
+
+
 def check_send_parameters(
     kind: str, parameters: RTCRtpSendParameters, last: RTCRtpSendParameters
 ) -> None:
@@ -159,6 +166,11 @@ def check_send_parameters(
             raise InvalidModificationError(
                 f"the rid of an encoding is read-only ({old.rid!r} changed to {new.rid!r})"
             )
+    if parameters.degradationPreference not in DEGRADATION_PREFERENCES:
+        raise TypeError(
+            f"degradationPreference must be one of {', '.join(DEGRADATION_PREFERENCES)}, "
+            f"not {parameters.degradationPreference!r}"
+        )
     for name in ("codecs", "headerExtensions", "rtcp"):
         if getattr(parameters, name) != getattr(last, name):
             raise InvalidModificationError(

@@ -310,6 +310,91 @@ def _encoding_target(
     return bitrate, encoding.maxFramerate, encoding.scaleResolutionDownBy
 
 
+#: Bits per pixel and frame below which a picture looks broken up in the codecs here: the
+#: floor of :class:`_Adaptation` (about 280 kbit/s for 640x480 at 30 fps).
+MIN_BITS_PER_PIXEL = 0.03
+#: The ladders of (extra resolution divisor, frame rate divisor) per degradationPreference.
+_LADDERS: dict[str, tuple[tuple[int, int], ...]] = {
+    "maintain-framerate": ((1, 1), (2, 1), (4, 1)),
+    "maintain-resolution": ((1, 1), (1, 2), (1, 4)),
+    "balanced": ((1, 1), (1, 2), (2, 2), (4, 2)),
+}
+#: Seconds between two adaptation steps (a resolution step costs a keyframe).
+_ADAPT_INTERVAL = 2.0
+
+
+class _Adaptation:
+    """Frame rate, then resolution, lowered when the bitrate congestion control allows is too
+    low for the picture, in the order the sender's ``degradationPreference`` says
+    (webrtc-extensions §6): ``maintain-framerate`` halves the resolution, ``maintain-resolution``
+    halves the frame rate, ``balanced`` (the default) first halves the frame rate, then the
+    resolution. A step down when the bitrate is under the floor for the current level (see
+    :data:`MIN_BITS_PER_PIXEL`), a step up when it is 2.5 times the floor of the level above;
+    at most one step per :data:`_ADAPT_INTERVAL` seconds. Counted as webrtc-stats
+    ``qualityLimitation*``."""
+
+    __slots__ = (
+        "_fps",
+        "_last_frame",
+        "_last_step",
+        "_skip",
+        "durations",
+        "level",
+        "resolution_changes",
+    )
+
+    def __init__(self) -> None:
+        self.level = 0
+        self._last_step = -math.inf
+        self._last_frame: float | None = None
+        self._fps = 30.0
+        self._skip = 0
+        self.resolution_changes = 0
+        #: Seconds spent limited and not (webrtc-stats qualityLimitationDurations).
+        self.durations = {"none": 0.0, "bandwidth": 0.0}
+
+    @property
+    def reason(self) -> str:
+        return "bandwidth" if self.level else "none"
+
+    def step(
+        self, preference: str, bitrate: int | None, size: tuple[int, int] | None, now: float
+    ) -> tuple[int, int]:
+        """The (resolution divisor, frame rate divisor) for a frame arriving at ``now``."""
+        ladder = _LADDERS.get(preference, _LADDERS["balanced"])
+        last = self._last_frame
+        self._last_frame = now
+        if last is not None and now > last:
+            gap = now - last
+            self.durations[self.reason] += gap
+            self._fps += (min(1 / gap, 120.0) - self._fps) / 16
+        self.level = min(self.level, len(ladder) - 1)
+        if bitrate is None or size is None or now - self._last_step < _ADAPT_INTERVAL:
+            return ladder[self.level]
+
+        def floor(level: int) -> float:
+            scale, fps_divisor = ladder[level]
+            pixels = size[0] * size[1] / (scale * scale)
+            return MIN_BITS_PER_PIXEL * pixels * self._fps / fps_divisor
+
+        before = ladder[self.level]
+        if bitrate < floor(self.level) and self.level + 1 < len(ladder):
+            self.level += 1
+        elif self.level > 0 and bitrate > 2.5 * floor(self.level - 1):
+            self.level -= 1
+        after = ladder[self.level]
+        if after != before:
+            self._last_step = now
+            if after[0] != before[0]:
+                self.resolution_changes += 1
+        return after
+
+    def keep(self, fps_divisor: int) -> bool:
+        """Whether this frame is encoded (every ``fps_divisor``-th one is)."""
+        self._skip = (self._skip + 1) % fps_divisor if fps_divisor > 1 else 0
+        return self._skip == 0
+
+
 async def run_encoder(
     track: MediaStreamTrack,
     producer: Any,
@@ -342,6 +427,9 @@ async def run_encoder(
         logger.warning("cannot encode %s for track %s: %s", codec.rtpmap, track.id, exc)
         return
     video = track.kind == "video"
+    adaptation = _Adaptation()
+    if sender is not None:
+        sender.adaptation = adaptation
     mailbox = _Mailbox(VIDEO_MAILBOX if video else AUDIO_MAILBOX, newest_wins=video, stats=stats)
     limiter = trio.CapacityLimiter(1)
     try:
@@ -357,6 +445,17 @@ async def run_encoder(
                     source.close()  # the source ended: so does the track (`ended` fires)
                     break
                 bitrate, framerate, scale = _encoding_target(sender, _scaled_size(frame, scale))
+                if video and sender is not None:
+                    down, every = adaptation.step(
+                        sender._degradation_preference,
+                        bitrate if sender._rtp_sender is not None else None,
+                        _scaled_size(frame, scale),
+                        trio.current_time(),
+                    )
+                    if not adaptation.keep(every):
+                        stats.dropped += 1
+                        continue
+                    scale = (scale or 1.0) * down
                 if (bitrate, framerate) != target:
                     target = (bitrate, framerate)
                     encoder.set_target(bitrate=bitrate, framerate=framerate)

@@ -171,6 +171,10 @@ class RTCRtpSender:
         self._stopping = False
         self._wakeup = _Wakeup()
         self._rtp_sender: RtpSender | None = None
+        self._degradation_preference = "balanced"
+        #: The encoder's frame rate/resolution adaptation (``qualityLimitation*`` stats),
+        #: once run_encoder runs.
+        self.adaptation: Any = None
         self._rtp_transport: RtpTransport | None = None
         self._mid: str | None = None
         #: Set by the RTCRtpTransceiver that made this sender (DTMF reads its direction).
@@ -246,6 +250,7 @@ class RTCRtpSender:
             codecs=codecs,
             transactionId=secrets.token_hex(8),
             encodings=[attrs.evolve(e) for e in self._encodings],
+            degradationPreference=self._degradation_preference,
         )
         self._last_returned = attrs.evolve(
             parameters, encodings=[attrs.evolve(e) for e in parameters.encodings]
@@ -281,6 +286,7 @@ class RTCRtpSender:
         check_send_parameters(self._kind, parameters, last)
         self._last_returned = None
         self._encodings = [attrs.evolve(e) for e in parameters.encodings]
+        self._degradation_preference = parameters.degradationPreference
         self._wakeup.wake()
         await trio.lowlevel.checkpoint()
 
