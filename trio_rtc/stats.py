@@ -369,8 +369,22 @@ def _sender_stats(
     sender: Any, media: MediaSide, transport_id: str, timestamp: float
 ) -> list[Stats]:
     """``outbound-rtp`` (with its ``codec``, ``media-source`` and, once the peer reported on
-    the stream, ``remote-inbound-rtp``) of a sender whose run_sender task runs."""
-    rtp = sender._rtp_sender
+    the stream, ``remote-inbound-rtp``) of a sender whose run_sender task runs; one per
+    simulcast layer (with its ``rid``) when it sends several."""
+    layers = sender._rtp_layers or [sender._rtp_sender]
+    out: list[Stats] = []
+    seen: set[str] = set()
+    for rtp in layers:
+        for stats in _stream_stats(sender, rtp, media, transport_id, timestamp):
+            if stats["id"] not in seen:  # the codec and media source are shared by layers
+                seen.add(stats["id"])
+                out.append(stats)
+    return out
+
+
+def _stream_stats(
+    sender: Any, rtp: Any, media: MediaSide, transport_id: str, timestamp: float
+) -> list[Stats]:
     mid = sender._mid
     if rtp is None or rtp.transport is not media.rtp:
         return []
@@ -396,6 +410,11 @@ def _sender_stats(
         "firCount": rtp.fir_received,
         "active": bool(sender._encodings and sender._encodings[0].active),
     }
+    if rtp.rid is not None:
+        outbound["rid"] = rtp.rid
+        encoding = next((e for e in sender._encodings if e.rid == rtp.rid), None)
+        # A layer congestion control paused sends nothing, as an inactive one.
+        outbound["active"] = bool(encoding and encoding.active) and rtp.target_bitrate != 0
     if rtp.target_bitrate is not None:
         outbound["targetBitrate"] = rtp.target_bitrate
     if kind == "video":

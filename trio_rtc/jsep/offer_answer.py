@@ -105,6 +105,10 @@ def _sender_lines(media: MediaDescription, sender: Sender, *, rtx: bool, sends: 
         media.msids = [Msid(s, sender.track_id) for s in sender.stream_ids or ("-",)]
     if sender.ssrc is None or not sends:
         return
+    if media.simulcast is not None and media.simulcast.send:
+        # Simulcast streams are told apart by their rid header extension (RFC 8853 §5.2), each
+        # on an SSRC of its own that no a=ssrc line could name in advance.
+        return
     ssrcs = [sender.ssrc]
     if rtx and sender.rtx_ssrc is not None:
         ssrcs.append(sender.rtx_ssrc)

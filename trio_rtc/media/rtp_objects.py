@@ -171,6 +171,8 @@ class RTCRtpSender:
         self._stopping = False
         self._wakeup = _Wakeup()
         self._rtp_sender: RtpSender | None = None
+        #: Simulcast: the RTP sender of every layer (the first is ``_rtp_sender``).
+        self._rtp_layers: list[RtpSender] = []
         self._degradation_preference = "balanced"
         #: The encoder's frame rate/resolution adaptation (``qualityLimitation*`` stats),
         #: once run_encoder runs.

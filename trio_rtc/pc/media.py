@@ -31,6 +31,7 @@ from ..media import (
     run_receiver,
     run_sender,
 )
+from ..media.simulcast import run_simulcast_sender
 from ..rtp.demux import MediaSection
 from ..rtp.driver import RtpTransport
 from ..rtp.extensions import ExtensionMap
@@ -312,6 +313,28 @@ class MediaSide:
                     mid,
                     negotiated,
                     name=f"trio_rtc.rtp.recv {mid}",
+                )
+            send_rids = update.transceiver.simulcast.send_rids if update.transceiver else ()
+            if (
+                update.send
+                and update.ssrc is not None
+                and w3c not in self._sending
+                and send_rids
+                and update.kind == "video"
+            ):
+                self._sending.add(w3c)
+                nursery.start_soon(
+                    functools.partial(
+                        run_simulcast_sender,
+                        w3c.sender,
+                        rtp,
+                        mid,
+                        update.ssrc,
+                        negotiated,
+                        send_rids,
+                        rtx_ssrc=update.rtx_ssrc,
+                    ),
+                    name=f"trio_rtc.rtp.send {mid}",
                 )
             if update.send and update.ssrc is not None and w3c not in self._sending:
                 self._sending.add(w3c)

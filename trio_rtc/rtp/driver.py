@@ -41,6 +41,8 @@ from ..exceptions import InvalidStateError, RTCError
 from .demux import MediaSection, RtpDemuxer
 from .errors import RtpError
 from .extensions import (
+    URI_REPAIRED_RID,
+    URI_RID,
     URI_TRANSPORT_CC,
     ExtensionMap,
     decode_transport_cc_untrusted,
@@ -167,6 +169,7 @@ class RtpSender:
         rtx_ssrc: int | None = None,
         rtx_payload_types: dict[int, int] | None = None,
         rng: random.Random | None = None,
+        rid: str | None = None,
     ) -> None:
         self.transport = transport
         self.mid = mid
@@ -192,6 +195,12 @@ class RtpSender:
         self.padding_packets_sent = 0
         self.padding_bytes_sent = 0
         self.target_bitrate: int | None = None
+        #: Simulcast (RFC 8853): the stream's rid (sent in the rid header extension, and as
+        #: repaired-rid on its RTX packets), its rank among the section's layers (0: the
+        #: smallest picture, served first) and the most it should get of the estimate.
+        self.rid = rid
+        self.layer_rank: int | None = None
+        self.layer_max_bitrate: int | None = None
         self._last_report: tuple[int, int] | None = None
         #: Packets dropped: inbox full, no keys yet, transport ended, or unprotectable.
         self.packets_dropped = 0
@@ -406,6 +415,7 @@ class RtpTransport(EventTarget):
         rtx_ssrc: int | None = None,
         rtx_payload_types: dict[int, int] | None = None,
         remb: bool = False,
+        rid: str | None = None,
     ) -> RtpSender:
         """A sender of SSRC ``ssrc`` in m-section ``mid`` at ``clock_rate`` Hz.
 
@@ -425,6 +435,7 @@ class RtpTransport(EventTarget):
             rtx_ssrc=rtx_ssrc,
             rtx_payload_types=rtx_payload_types,
             rng=self._rng,
+            rid=rid,
         )
         self._remb = self._remb or remb
         self._senders[ssrc] = sender
@@ -855,6 +866,12 @@ class RtpTransport(EventTarget):
             mid_value = encode_sdes_text(sender.mid)
             for packet in item.packets:
                 packet.extensions[mid_id] = mid_value
+        if sender.rid is not None:
+            rid_id = self._extension_map.id_of(URI_RID)
+            if rid_id is not None:
+                rid_value = encode_sdes_text(sender.rid)
+                for packet in item.packets:
+                    packet.extensions[rid_id] = rid_value
         if item.keyframe:
             sender.keyframes.on_keyframe_sent(now)
         pacer = self.pacer
@@ -896,13 +913,44 @@ class RtpTransport(EventTarget):
         if not video:
             return
         audio = sum(AUDIO_ALLOWANCE for s in senders if s.kind == "audio")
-        share = max((estimate - audio) // len(video), MIN_VIDEO_BITRATE)
+        # One share per video source: a plain sender, or the simulcast layers of one section.
+        sources: dict[str, list[RtpSender]] = {}
         for sender in video:
-            # Hysteresis: most encoders take a new rate only by reopening, which costs a key
-            # frame; follow a fall at once (the link cannot carry more), a rise in steps.
-            current = sender.target_bitrate
-            if current is None or share < 0.9 * current or share > 1.3 * current:
-                sender.target_bitrate = share
+            key = sender.mid if sender.layer_rank is not None else f"ssrc {sender.ssrc}"
+            sources.setdefault(key, []).append(sender)
+        share = max((estimate - audio) // len(sources), MIN_VIDEO_BITRATE)
+        for group in sources.values():
+            if len(group) == 1 and group[0].layer_rank is None:
+                self._retarget(group[0], share)
+            else:
+                self._share_layers(group, share)
+
+    @staticmethod
+    def _retarget(sender: RtpSender, share: int) -> None:
+        # Hysteresis: most encoders take a new rate only by reopening, which costs a key
+        # frame; follow a fall at once (the link cannot carry more), a rise in steps.
+        current = sender.target_bitrate
+        if current is None or share < 0.9 * current or share > 1.3 * current:
+            sender.target_bitrate = share
+
+    def _share_layers(self, layers: list[RtpSender], share: int) -> None:
+        """Simulcast: the smallest picture first, each layer up to its maximum; a layer that
+        cannot get a third of its maximum is paused (target 0) rather than sent starved, and
+        the ones above it too (a receiver switching up needs them all)."""
+        left = share
+        starved = False
+        for sender in sorted(layers, key=lambda s: s.layer_rank or 0):
+            ceiling = sender.layer_max_bitrate or share
+            if starved or (left < ceiling / 3 and sender.layer_rank):
+                starved = True
+                sender.target_bitrate = 0
+                continue
+            given = min(left, ceiling)
+            left -= given
+            if sender.target_bitrate == 0:
+                sender.target_bitrate = given  # resumed
+            else:
+                self._retarget(sender, given)
 
     def _release(self, now: float, outgoing: list[bytes]) -> None:
         """Send what the pacer lets go now."""
@@ -994,6 +1042,13 @@ class RtpTransport(EventTarget):
     ) -> None:
         sender, packet = item.sender, item.packet
         if item.rtx:
+            if sender.rid is not None:
+                # RFC 8852 §3.2: an RTX packet names the stream it repairs by repaired-rid.
+                rid_id = self._extension_map.id_of(URI_RID)
+                repaired_id = self._extension_map.id_of(URI_REPAIRED_RID)
+                value = packet.extensions.pop(rid_id, None) if rid_id is not None else None
+                if repaired_id is not None and value is not None:
+                    packet.extensions[repaired_id] = value
             # A new packet of the RTX stream: its own transport-wide number, like any.
             self._stamp(packet, now, probe_cluster)
         # A plain resend goes out exactly as the first time (its transport-wide number too):
