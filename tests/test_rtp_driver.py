@@ -201,6 +201,29 @@ async def test_pli_reaches_the_senders_keyframe_callback(reduced_size: bool) -> 
             assert pair.rtp_b.counters.keyframe_requests_sent == 1
 
 
+async def test_fir_for_a_peer_without_pli() -> None:
+    """A receiver opened with ``fir=True`` (the peer negotiated ``ccm fir`` only) asks with a
+    FIR (RFC 5104 §4.3.1); the sender's callback fires once for it and once for the next
+    request, which carries a new sequence number."""
+    with trio.fail_after(10):
+        async with rtp_pair() as pair:
+            requests: list[float] = []
+            sender = pair.rtp_a.open_sender(
+                "0", SSRC_A, 90000, on_keyframe_request=lambda: requests.append(1)
+            )
+            sender.keyframes.hold_off = 0.0
+            channel = pair.rtp_b.open_receiver("0", fir=True)
+            await sender.send_packets([audio(SSRC_A, i) for i in range(3)])
+            await receive(channel, 3)
+            assert pair.rtp_b.request_keyframe("0")
+            await sender.transport.wait_until(lambda: sender.fir_received == 1)
+            pair.rtp_b.keyframe_requester.min_interval = 0.0
+            assert pair.rtp_b.request_keyframe("0")
+            await sender.transport.wait_until(lambda: sender.fir_received == 2)
+            assert (sender.pli_received, len(requests)) == (0, 2)
+            assert pair.rtp_b.counters.fir_sent == 2
+
+
 async def test_garbage_replays_and_tampering_are_dropped_and_counted() -> None:
     with trio.fail_after(10):
         async with rtp_pair() as pair:

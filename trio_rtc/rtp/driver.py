@@ -228,14 +228,17 @@ class RtpSender:
 
 
 class _Receiver:
-    __slots__ = ("clock_rate", "dropped", "nack", "receive", "rtx", "send")
+    __slots__ = ("clock_rate", "dropped", "fir", "nack", "receive", "rtx", "send")
 
-    def __init__(self, clock_rate: int, depth: int, nack: bool, rtx: dict[int, int]) -> None:
+    def __init__(
+        self, clock_rate: int, depth: int, nack: bool, rtx: dict[int, int], fir: bool
+    ) -> None:
         self.send, self.receive = trio.open_memory_channel[list[RtpPacket]](depth)
         self.clock_rate = clock_rate
         self.dropped = 0
         self.nack = nack
         self.rtx = rtx
+        self.fir = fir
 
 
 @attrs.define
@@ -260,6 +263,7 @@ class RtpTransportCounters:
     twcc_feedback_received: int = 0
     remb_received: int = 0
     nacks_sent: int = 0
+    fir_sent: int = 0
     retransmissions_received: int = 0
     rtx_malformed: int = 0
     rtx_unpaired: int = 0
@@ -387,6 +391,7 @@ class RtpTransport(EventTarget):
         depth: int = RECEIVER_DEPTH,
         nack: bool = False,
         rtx: dict[int, int] | None = None,
+        fir: bool = False,
     ) -> RtpReceiverChannel:
         """The channel of received packets of ``mid``: one ``list[RtpPacket]`` per wake-up of
         the task. Bounded: when full the oldest batch is dropped and counted, never blocking
@@ -394,10 +399,12 @@ class RtpTransport(EventTarget):
 
         ``nack``: ask for lost packets with generic NACK (RFC 4585 §6.2.1). ``rtx``: RTX
         payload type → the payload type it repairs (``a=fmtp:<rtx> apt=``); RTX packets are
-        unwrapped (RFC 4588 §4) and delivered as the packets they carry."""
+        unwrapped (RFC 4588 §4) and delivered as the packets they carry. ``fir``: ask for key
+        frames with FIR (RFC 5104 §4.3.1), for a peer that negotiated ``ccm fir`` and not
+        ``nack pli``; PLI otherwise."""
         if mid in self._receivers:
             raise InvalidStateError(f"a receiver for mid {mid!r} is already open")
-        receiver = _Receiver(clock_rate, depth, nack, dict(rtx or {}))
+        receiver = _Receiver(clock_rate, depth, nack, dict(rtx or {}), fir)
         if self._state in ("closed", "failed"):
             receiver.send.close()
         self._receivers[mid] = receiver
@@ -1166,7 +1173,12 @@ class RtpTransport(EventTarget):
             if generator.take_keyframe_request():
                 requester.request_keyframe(ssrc, now)
         for ssrc in requester.requests_to_send(now):
-            feedback.append(PictureLossIndication(ours, ssrc))
+            receiver = self._receivers.get(self._inbound_mid.get(ssrc, ""))
+            if receiver is not None and receiver.fir:
+                feedback.append(FullIntraRequest(ours, [requester.fir_entry(ssrc)]))
+                self.counters.fir_sent += 1
+            else:
+                feedback.append(PictureLossIndication(ours, ssrc))
             self.counters.keyframe_requests_sent += 1
         if feedback:
             self._send_rtcp(scheduler.send_feedback(feedback, now))
