@@ -321,6 +321,8 @@ _LADDERS: dict[str, tuple[tuple[int, int], ...]] = {
 }
 #: Seconds between two adaptation steps (a resolution step costs a keyframe).
 _ADAPT_INTERVAL = 2.0
+#: Seconds the bitrate must stay under the floor before a step down.
+_SUSTAINED_SHORTAGE = 1.0
 
 
 class _Adaptation:
@@ -328,8 +330,9 @@ class _Adaptation:
     low for the picture, in the order the sender's ``degradationPreference`` says
     (webrtc-extensions §6): ``maintain-framerate`` halves the resolution, ``maintain-resolution``
     halves the frame rate, ``balanced`` (the default) first halves the frame rate, then the
-    resolution. A step down when the bitrate is under the floor for the current level (see
-    :data:`MIN_BITS_PER_PIXEL`), a step up when it is 2.5 times the floor of the level above;
+    resolution. A step down when the bitrate has stayed under the floor for the current level
+    (see :data:`MIN_BITS_PER_PIXEL`) for :data:`_SUSTAINED_SHORTAGE`, a step up when it is 2.5
+    times the floor of the level above;
     at most one step per :data:`_ADAPT_INTERVAL` seconds. Counted as webrtc-stats
     ``qualityLimitation*``."""
 
@@ -337,6 +340,7 @@ class _Adaptation:
         "_fps",
         "_last_frame",
         "_last_step",
+        "_low_since",
         "_skip",
         "durations",
         "level",
@@ -346,6 +350,7 @@ class _Adaptation:
     def __init__(self) -> None:
         self.level = 0
         self._last_step = -math.inf
+        self._low_since: float | None = None
         self._last_frame: float | None = None
         self._fps = 30.0
         self._skip = 0
@@ -379,9 +384,17 @@ class _Adaptation:
 
         before = ladder[self.level]
         if bitrate < floor(self.level) and self.level + 1 < len(ladder):
-            self.level += 1
-        elif self.level > 0 and bitrate > 2.5 * floor(self.level - 1):
-            self.level -= 1
+            # Only a shortage that lasts: at the start the estimate is low for a moment
+            # while probing finds the link.
+            if self._low_since is None:
+                self._low_since = now
+            elif now - self._low_since >= _SUSTAINED_SHORTAGE:
+                self.level += 1
+                self._low_since = None
+        else:
+            self._low_since = None
+            if self.level > 0 and bitrate > 2.5 * floor(self.level - 1):
+                self.level -= 1
         after = ladder[self.level]
         if after != before:
             self._last_step = now
