@@ -125,6 +125,7 @@ def test_audio_capabilities() -> None:
     caps = get_capabilities("audio")
     assert [(c.mimeType, c.clockRate, c.channels, c.sdpFmtpLine) for c in caps.codecs] == [
         ("audio/opus", 48000, 2, "minptime=10;useinbandfec=1"),
+        ("audio/red", 48000, 2, None),
         ("audio/PCMU", 8000, 1, None),
         ("audio/PCMA", 8000, 1, None),
         ("audio/telephone-event", 48000, 1, None),
@@ -183,11 +184,12 @@ def test_answer_chromium_audio(name: str) -> None:
     assert not answer.rejected
     assert summary(answer) == [
         (111, "opus/48000/2", "minptime=10;useinbandfec=1"),
+        (63, "red/48000/2", "111/111"),
         (0, "PCMU/8000", ""),
         (8, "PCMA/8000", ""),
         (110, "telephone-event/48000", ""),
         (126, "telephone-event/8000", ""),
-    ]  # red 63, G722 9 and CN 13 dropped
+    ]  # G722 9 and CN 13 dropped
     assert codec_of(answer, 111).rtcp_feedback == ("transport-cc",)
     assert answer.extmap == {1: AUDIO_LEVEL, 2: ABS_SEND_TIME, 3: TWCC, 4: MID}
     assert answer.rtcp_rsize and answer.extmap_allow_mixed  # session-level extmap-allow-mixed
@@ -266,7 +268,7 @@ def test_answer_firefox() -> None:
 def test_answer_every_codec_chromium_lists() -> None:
     offer = sample("chromium_offer_every_codec.sdp")
     audio = answer_codecs(offer.media[0], session=offer)
-    assert audio.payload_types == [111, 0, 8, 110, 126]
+    assert audio.payload_types == [111, 63, 0, 8, 110, 126]
     video = answer_codecs(offer.media[1], session=offer)
     assert video.payload_types == [
         96, 97,  # VP8
@@ -589,6 +591,7 @@ def test_offer_payload_types() -> None:
     audio = offer_codecs("audio")
     assert summary(audio) == [
         (96, "opus/48000/2", "minptime=10;useinbandfec=1"),
+        (63, "red/48000/2", "96/96"),
         (0, "PCMU/8000", ""),
         (8, "PCMA/8000", ""),
         (97, "telephone-event/48000", ""),

@@ -109,9 +109,10 @@ def test_chromium_audio_video_data_offer_is_answered_with_negotiated_codecs() ->
     decisions = core.set_local_description("answer", text)
     answer = parse_sdp_untrusted(text)
     audio, video, data = answer.media
-    # Offerer's payload types and order; G722, red, CN, ulpfec and red's RTX are dropped.
+    # Offerer's payload types and order; G722, CN, video red, ulpfec and red's RTX are dropped.
     assert codec_names(audio) == [
         "111 opus",
+        "63 red",
         "0 PCMU",
         "8 PCMA",
         "110 telephone-event",

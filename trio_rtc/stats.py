@@ -532,6 +532,11 @@ def _receiver_stats(
             inbound["totalPausesDuration"] = decoded.total_pauses_duration
             inbound["totalInterFrameDelay"] = decoded.total_inter_frame_delay
             inbound["totalSquaredInterFrameDelay"] = decoded.total_squared_inter_frame_delay
+        if kind == "audio":
+            # trio_rtc addition: Opus frames rebuilt from RED (RFC 2198) redundancy because
+            # their own packet was lost. webrtc-stats has no member for it: fecPacketsReceived
+            # and fecPacketsDiscarded count FEC packets, not what they repaired.
+            inbound["redFramesRecovered"] = receiver.red_frames_recovered.get(ssrc, 0)
         if kind == "audio" and decoded is not None:
             inbound["totalSamplesReceived"] = decoded.samples
             inbound["concealedSamples"] = 0

@@ -5,7 +5,7 @@
 * :func:`answer_codecs` answers a remote offer's section: the offered codecs we support, with the
   *offerer's* payload types and extension ids (RFC 3264 §6.1, RFC 8285 §6).
 * :func:`offer_codecs` writes our offer's codecs: payload types assigned once and kept across
-  renegotiations (RFC 3264 §8.3.2), RTX right after its codec.
+  renegotiations (RFC 3264 §8.3.2), RTX right after its codec, RED (RFC 2198) naming our Opus.
 * :class:`NegotiatedMedia` is the result; it writes itself into a
   :class:`~trio_rtc.sdp.MediaDescription`, reads itself back, and checks a remote answer
   against our offer (:meth:`NegotiatedMedia.from_answer`).
@@ -41,6 +41,7 @@ __all__ = [
     "get_capabilities",
     "offer_codecs",
     "parse_fmtp",
+    "red_payload_types",
 ]
 
 
@@ -126,10 +127,14 @@ _VIDEO_CODECS = (
     _video("AV1", "level-idx=5;profile=0;tier=0"),
     RTCRtpCodecCapability("video/rtx", 90000),
 )
+# RED (RFC 2198) right after Opus, as Chromium lists it: Opus stays the preferred codec, and a
+# RED listed after it is received but not sent (see ``trio_rtc.media.driver``). Its fmtp names
+# the Opus payload type, which only an offer or answer knows, so the capability has none.
 _AUDIO_CODECS = (
     RTCRtpCodecCapability(
         "audio/opus", 48000, 2, "minptime=10;useinbandfec=1", (RTCRtcpFeedback("transport-cc"),)
     ),
+    RTCRtpCodecCapability("audio/red", 48000, 2),
     RTCRtpCodecCapability("audio/PCMU", 8000, 1),
     RTCRtpCodecCapability("audio/PCMA", 8000, 1),
     RTCRtpCodecCapability("audio/telephone-event", 48000, 1),
@@ -186,6 +191,32 @@ def parse_fmtp(text: str | None) -> dict[str, str]:
 def format_fmtp(parameters: Mapping[str, str]) -> str:
     """The fmtp text of ``parameters``, in their order; :func:`parse_fmtp` reads it back."""
     return ";".join(key if value == "" else f"{key}={value}" for key, value in parameters.items())
+
+
+#: Most payload types a RED fmtp may name: the primary and a few redundant encodings.
+_MAX_RED_FORMATS = 8
+
+
+def red_payload_types(codec: NegotiatedCodec) -> tuple[int, ...] | None:
+    """The payload types a RED codec's fmtp names, primary first (RFC 2198 §5:
+    ``a=fmtp:63 111/111``); None when ``codec`` is not RED or its fmtp is absent or malformed
+    (then nobody can tell what its blocks carry)."""
+    if codec.name.lower() != "red":
+        return None
+    parts = format_fmtp(codec.parameters).split("/")
+    if not 1 <= len(parts) <= _MAX_RED_FORMATS:
+        return None
+    if not all(p.isascii() and p.isdigit() and len(p) <= 3 and int(p) <= 127 for p in parts):
+        return None
+    return tuple(int(p) for p in parts)
+
+
+def _red_is_complete(codec: NegotiatedCodec, media: Iterable[NegotiatedCodec]) -> bool:
+    """Whether every payload type RED ``codec`` names is a real codec of ``media`` (as RTX needs
+    its ``apt``): a RED whose blocks would carry something unnegotiated is left out."""
+    named = red_payload_types(codec)
+    real = {c.payload_type for c in media if _is_real_codec(c)}
+    return named is not None and all(pt in real for pt in named)
 
 
 # -- the result ------------------------------------------------------------------------------
@@ -351,6 +382,7 @@ class NegotiatedMedia:
             wanted = feedback_of[pt]
             feedback = tuple(f for f in theirs.rtcp_feedback if _norm(f) in wanted)
             kept.append(attrs.evolve(theirs, rtcp_feedback=feedback))
+        kept = [c for c in kept if c.name.lower() != "red" or _red_is_complete(c, kept)]
         answered = {c.payload_type for c in kept}
         kept = [c for c in kept if not c.is_rtx or c.apt in answered]
         if not any(_is_real_codec(c) for c in kept):
@@ -596,6 +628,10 @@ def answer_codecs(
             rtcp_feedback=tuple(f for f in codec.rtcp_feedback if _norm(f) in allowed),
         )
         kept[codec.payload_type] = (answered, rank.get(capability, 0))
+    kept_codecs = [c for c, _ in kept.values()]
+    for pt in [pt for pt, (c, _) in kept.items() if c.name.lower() == "red"]:
+        if not _red_is_complete(kept[pt][0], kept_codecs):
+            del kept[pt]
 
     rtx_of: dict[int, NegotiatedCodec] = {}  # apt → RTX codec
     if allow_rtx:
@@ -646,6 +682,9 @@ def answer_codecs(
 # be mistaken for RTCP packet types on a muxed port (RFC 5761 §4). Chromium uses them the same way.
 _DYNAMIC_PAYLOAD_TYPES: tuple[int, ...] = (*range(96, 128), *range(35, 64))
 _STATIC_FOR = {("pcmu", 8000): 0, ("pcma", 8000): 8}
+# Chromium's number for RED, taken when free: it keeps the other codecs' numbers where they
+# were before RED was offered (it is the last of the ranges above).
+_CUSTOMARY_FOR = {("red", 48000): 63}
 _EXTMAP_IDS: tuple[int, ...] = (
     *range(1, 15),
     *range(16, 256),
@@ -719,7 +758,11 @@ def offer_codecs(
             ),
             None,
         )
-        static = _STATIC_FOR.get((capability.name.lower(), capability.clockRate))
+        encoding = (capability.name.lower(), capability.clockRate)
+        static = _STATIC_FOR.get(encoding)
+        customary = _CUSTOMARY_FOR.get(encoding)
+        if static is None and customary is not None and customary not in reserved:
+            static = customary
         pt = allocate(earlier.payload_type if earlier is not None else static)
         if pt is None:
             break
@@ -732,6 +775,7 @@ def offer_codecs(
                 break
             codecs.append(NegotiatedCodec(rtx_pt, rtx.name, rtx.clockRate, None, {"apt": str(pt)}))
 
+    codecs = _name_red_primary(codecs)
     if not any(_is_real_codec(c) for c in codecs):
         return NegotiatedMedia(kind, rejected_reason=f"we have no {kind} codec to offer")
     return NegotiatedMedia(
@@ -741,6 +785,18 @@ def offer_codecs(
         rtcp_rsize=True,
         extmap_allow_mixed=True,
     )
+
+
+def _name_red_primary(codecs: list[NegotiatedCodec]) -> list[NegotiatedCodec]:
+    """Our offer's RED with the fmtp that names our Opus payload type as the primary and the
+    one redundant block (``{pt}/{pt}``, RFC 2198 §5; Chromium writes ``111/111``); without
+    Opus in the offer there is nothing for RED to carry and it is left out."""
+    opus = next((c.payload_type for c in codecs if c.name.lower() == "opus"), None)
+    return [
+        attrs.evolve(c, parameters={f"{opus}/{opus}": ""}) if c.name.lower() == "red" else c
+        for c in codecs
+        if c.name.lower() != "red" or opus is not None
+    ]
 
 
 def _offer_extmaps(

@@ -26,7 +26,7 @@ from typing import Any
 import attrs
 import trio
 
-from ..jsep.codecs import NegotiatedCodec, NegotiatedMedia
+from ..jsep.codecs import NegotiatedCodec, NegotiatedMedia, red_payload_types
 from ..rtp.codecs import (
     DEFAULT_MAX_PAYLOAD_SIZE,
     Av1Depacketizer,
@@ -51,6 +51,7 @@ from ..rtp.driver import RtpTransport
 from ..rtp.errors import RtpError
 from ..rtp.extensions import URI_AUDIO_LEVEL, decode_audio_level_untrusted
 from ..rtp.packet import RtpPacket
+from ..rtp.red import RedDecoder, RedEncoder
 from .rtp_objects import RTCRtpReceiver, RTCRtpSender
 from .tracks import EncodedSource, MediaStreamTrack, OutgoingFrame
 
@@ -61,6 +62,7 @@ __all__ = [
     "run_receiver",
     "run_sender",
     "sending_codec",
+    "sending_red",
 ]
 
 logger = logging.getLogger("trio_rtc.media")
@@ -136,6 +138,27 @@ def sending_codec(negotiated: NegotiatedMedia) -> NegotiatedCodec:
         return usable[0]
     names = ", ".join(c.rtpmap for c in negotiated.codecs) or "none"
     raise ValueError(f"no codec this side can send was negotiated (the section has {names})")
+
+
+def sending_red(negotiated: NegotiatedMedia, codec: NegotiatedCodec) -> int | None:
+    """The RED (RFC 2198) payload type to send ``codec``'s frames in, or None to send them as
+    they are.
+
+    RED is sent only for Opus, and only when the section lists a RED whose fmtp names nothing
+    but ``codec`` (``111/111``) *before* it: as libwebrtc does, the order of the negotiated
+    codecs says which to send, so a peer (or our ``setCodecPreferences``) that puts RED first
+    asks for it, and the default order (Opus first, as Chromium and we offer) sends plain Opus.
+    Each frame then carries a copy of the one before (distance 1), which roughly doubles the
+    audio bitrate."""
+    if codec.name.lower() != "opus":
+        return None
+    for listed in negotiated.media_codecs:
+        if listed.payload_type == codec.payload_type:
+            return None
+        named = red_payload_types(listed)
+        if named is not None and set(named) == {codec.payload_type}:
+            return listed.payload_type
+    return None
 
 
 class _Timeline:
@@ -246,6 +269,8 @@ async def run_sender(
     sequence = secrets.randbelow(0x10000)
     payload_type = codec.payload_type
     audio = sender.kind == "audio"
+    red_payload_type = sending_red(negotiated, codec)
+    red = RedEncoder(1, max_payload_size=max_payload_size) if red_payload_type is not None else None
     talkspurt = True  # RFC 3551 §4.1: the marker flags the first audio packet after silence
     need_keyframe = not audio
     current: EncodedSource | None = None
@@ -263,6 +288,8 @@ async def run_sender(
                     tones = dtmf._poll(now, ssrc, sequence, timeline.position, codec.clock_rate)
                     if tones:
                         sequence = (sequence + len(tones)) & 0xFFFF
+                        if red is not None:
+                            red.reset()  # a redundant block is the packet just before it
                         try:
                             await rtp_sender.send_packets(tones)
                         except Exception:
@@ -329,6 +356,19 @@ async def run_sender(
                         if sender.frames_dropped == 1:
                             logger.warning("sender of mid %s dropped a frame: %s", mid, exc)
                         continue
+                    if red is not None and red_payload_type is not None:
+                        # RFC 2198: the header stays the Opus frame's; the payload gains a copy
+                        # of the previous frame, none after a pause (it would be stale).
+                        if talkspurt:
+                            red.reset()
+                        packets = [
+                            attrs.evolve(
+                                p,
+                                payload_type=red_payload_type,
+                                payload=red.encode(p.payload_type, p.timestamp, p.payload),
+                            )
+                            for p in packets
+                        ]
                     sequence = (sequence + len(packets)) & 0xFFFF
                     talkspurt = False
                     try:
@@ -427,6 +467,65 @@ def _audio_level(packet: RtpPacket, level_id: int | None) -> float | None:
     return 0.0 if level == 127 else 10 ** (-level / 20)
 
 
+class _RedUnwrapper:
+    """The RED (RFC 2198) payload types of a section, each with the payload types its fmtp
+    names, and a :class:`RedDecoder` per remote SSRC: a RED packet becomes one packet per frame
+    it delivers (recovered ones first, then the primary), numbered and stamped as that frame's
+    own packet was, so the frame assembler sees the stream as if it had been sent plain."""
+
+    __slots__ = ("_decoders", "_named")
+
+    def __init__(self, negotiated: NegotiatedMedia) -> None:
+        self._named = {
+            c.payload_type: named
+            for c in negotiated.media_codecs
+            if (named := red_payload_types(c)) is not None
+        }
+        self._decoders: dict[int, RedDecoder] = {}
+
+    def unwrap(self, batch: Sequence[RtpPacket], receiver: RTCRtpReceiver) -> list[RtpPacket]:
+        if not self._named:
+            return list(batch)
+        out: list[RtpPacket] = []
+        for packet in batch:
+            named = self._named.get(packet.payload_type)
+            if named is None:
+                out.append(packet)
+                continue
+            if not packet.payload:
+                # Padding: no frame, but its sequence number was not lost.
+                out.append(attrs.evolve(packet, payload_type=named[0]))
+                continue
+            decoder = self._decoders.get(packet.ssrc)
+            if decoder is None:
+                decoder = self._decoders[packet.ssrc] = RedDecoder()
+            try:
+                frames = decoder.receive(packet.sequence_number, packet.timestamp, packet.payload)
+            except RtpError:
+                receiver.packets_unhandled += 1
+                continue
+            for frame in frames:
+                if frame.payload_type not in named:
+                    # A block of a format the fmtp did not announce: nothing says how to read it.
+                    if not frame.recovered:
+                        receiver.packets_unhandled += 1
+                    continue
+                if frame.recovered:
+                    recovered = receiver.red_frames_recovered
+                    recovered[packet.ssrc] = recovered.get(packet.ssrc, 0) + 1
+                out.append(
+                    attrs.evolve(
+                        packet,
+                        payload_type=frame.payload_type,
+                        sequence_number=frame.sequence_number,
+                        timestamp=frame.timestamp,
+                        payload=frame.data,
+                        marker=packet.marker and not frame.recovered,
+                    )
+                )
+        return out
+
+
 class _Stream:
     """The assembler of one remote SSRC, for its current payload type; with simulcast, the
     stream's rid and whether the receiver's track takes its frames."""
@@ -465,6 +564,7 @@ async def run_receiver(
     )
     receiver._attach_rtp(rtp_transport, mid)
     level_id = next((i for i, uri in negotiated.extmap.items() if uri == URI_AUDIO_LEVEL), None)
+    red = _RedUnwrapper(negotiated)
     track = receiver.track
     streams: dict[int, _Stream] = {}
     last_request = -float("inf")
@@ -590,7 +690,7 @@ async def run_receiver(
                     if hold:
                         max_wait = _frame_hold(rtp_transport)
                     for batch in batches:
-                        for packet in batch:
+                        for packet in red.unwrap(batch, receiver):
                             pt = packet.payload_type
                             stream = streams.get(packet.ssrc)
                             if stream is None or stream.payload_type != pt:

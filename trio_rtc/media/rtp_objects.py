@@ -429,8 +429,12 @@ class RTCRtpReceiver:
         self._mid: str | None = None
         self._wakeup = _Wakeup()
         self._stopped = False
-        #: Packets run_receiver could not use: a payload type without a depacketizer.
+        #: Packets run_receiver could not use: a payload type without a depacketizer, or a
+        #: malformed RED (RFC 2198) payload.
         self.packets_unhandled = 0
+        #: Per remote SSRC, the audio frames run_receiver recovered from the redundancy of RED
+        #: packets because their own packet was lost.
+        self.red_frames_recovered: dict[int, int] = {}
         #: Per remote SSRC, frames run_receiver assembled and delivered (inbound-rtp stats).
         self.frame_counts: dict[int, InboundFrameCounts] = {}
         #: Keyframe requests (PLI) run_receiver handed to the RTP task for this mid.
