@@ -561,6 +561,9 @@ async def run_receiver(
         # frame would arrive after its playout time).
         nack=negotiated.kind == "video" and "nack" in _feedback(negotiated, None),
         rtx=negotiated.rtx,
+        # RFC 5104 §4.3.1: FIR for a peer that takes it and not PLI (RFC 4585 §6.3.1).
+        fir="ccm fir" in _feedback(negotiated, None)
+        and "nack pli" not in _feedback(negotiated, None),
     )
     receiver._attach_rtp(rtp_transport, mid)
     level_id = next((i for i, uri in negotiated.extmap.items() if uri == URI_AUDIO_LEVEL), None)
