@@ -648,8 +648,11 @@ async def run_decoder(
             time_base = time_bases[clock_rate] = fractions.Fraction(1, clock_rate)
         for index, picture in enumerate(pictures):
             if _is_av_frame(picture):
-                picture.pts = position
-                picture.time_base = time_base
+                if playout is not None and isinstance(getattr(picture, "samples", None), int):
+                    _stamp_playout(picture)
+                else:
+                    picture.pts = position
+                    picture.time_base = time_base
             stats.count(
                 keyframe=encoded.keyframe and track.kind == "video" and index == 0,
                 seconds=seconds if index == 0 else 0.0,
@@ -657,6 +660,16 @@ async def run_decoder(
             )
             track._deliver_decoded(picture, encoded.arrival_time)
         return pictures
+
+    played = 0  # audio samples given to the track (decoded and concealed)
+
+    def _stamp_playout(picture: Any) -> None:
+        """Audio through the playout buffer: pts counts the samples played out, concealed
+        and inserted ones included, so the timeline has no hole and never goes back."""
+        nonlocal played
+        picture.pts = played
+        picture.time_base = fractions.Fraction(1, picture.sample_rate)
+        played += picture.samples
 
     # Audio goes through a playout buffer that times it and conceals what was lost; video
     # is decoded as soon as the frame assembler (its jitter buffer) lets it go.
@@ -679,8 +692,7 @@ async def run_decoder(
                     if concealer is None or playout is None or first_timestamp is None:
                         continue  # nothing decoded yet: nothing to continue from
                     picture = concealer.conceal(item.samples)
-                    picture.pts = unwrapper.unwrap(item.timestamp) - first_timestamp
-                    picture.time_base = fractions.Fraction(1, picture.sample_rate)
+                    _stamp_playout(picture)
                     track._deliver_decoded(picture, None)
                     continue
                 pictures = await decode(item)
