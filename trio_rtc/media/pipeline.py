@@ -323,6 +323,10 @@ _LADDERS: dict[str, tuple[tuple[int, int], ...]] = {
 _ADAPT_INTERVAL = 2.0
 #: Seconds the bitrate must stay under the floor before a step down.
 _SUSTAINED_SHORTAGE = 1.0
+#: A step up needs this many times the floor of the level above: the estimate grows by at
+#: most 1.5 times what the (adapted) stream really sends, so a larger margin could never be
+#: reached from below.
+_STEP_UP_MARGIN = 1.4
 
 
 class _Adaptation:
@@ -331,8 +335,8 @@ class _Adaptation:
     (webrtc-extensions §6): ``maintain-framerate`` halves the resolution, ``maintain-resolution``
     halves the frame rate, ``balanced`` (the default) first halves the frame rate, then the
     resolution. A step down when the bitrate has stayed under the floor for the current level
-    (see :data:`MIN_BITS_PER_PIXEL`) for :data:`_SUSTAINED_SHORTAGE`, a step up when it is 2.5
-    times the floor of the level above;
+    (see :data:`MIN_BITS_PER_PIXEL`) for :data:`_SUSTAINED_SHORTAGE`, a step up when it is
+    :data:`_STEP_UP_MARGIN` times the floor of the level above;
     at most one step per :data:`_ADAPT_INTERVAL` seconds. Counted as webrtc-stats
     ``qualityLimitation*``."""
 
@@ -393,7 +397,7 @@ class _Adaptation:
                 self._low_since = None
         else:
             self._low_since = None
-            if self.level > 0 and bitrate > 2.5 * floor(self.level - 1):
+            if self.level > 0 and bitrate > _STEP_UP_MARGIN * floor(self.level - 1):
                 self.level -= 1
         after = ladder[self.level]
         if after != before:
