@@ -291,3 +291,23 @@ async def test_cancelling_at_random_points_leaves_nothing_behind() -> None:
         assert task_count() == tasks_before
     # Cancelled both before the SCTP transports existed and after.
     assert {(True, False), (True, True)} <= outcomes
+
+
+async def test_a_channel_opened_as_the_association_ends_is_no_crash(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A channel created in the same turn as the association ends (the close race a random
+    cancellation found) closes with the transport; nothing is logged at ERROR and the
+    transport is not marked crashed."""
+    with trio.fail_after(10):
+        async with sctp_pair() as stack:
+            first = RTCDataChannel("first")
+            stack.sctp_a.add_channel(first)
+            await first.wait_open()
+            stack.sctp_a._association.abort("test")
+            late = RTCDataChannel("late")
+            stack.sctp_a.add_channel(late)
+            await stack.sctp_a.wait_until(lambda: stack.sctp_a.state == "closed")
+            await late.wait_until(lambda: late.readyState == "closed")
+    assert stack.sctp_a.crashed is None
+    assert [r for r in caplog.records if r.levelname == "ERROR"] == []

@@ -647,6 +647,11 @@ class RTCSctpTransport(EventTarget):
             self._dcep.open_channel(stream.parameters, now=trio.current_time())
         except ValueError as error:
             raise OperationError(f"data channel id {stream.stream_id} is already in use") from error
+        except InvalidStateError:
+            # The association ended in this same wake-up (the peer aborted, or our close
+            # raced the open): the channel closes with the transport like every other one.
+            # Closing is not a crash.
+            return
         stream.attached = True
         self.data_channels_opened += 1
         # RFC 8832 §6: the opener may send right after DATA_CHANNEL_OPEN (ordered until the ACK
