@@ -190,3 +190,33 @@ async def test_ice_restart_started_by_the_answerer() -> None:
             assert await remote.receive() == "after the answerer's restart"
             assert a.connectionState == "connected" and b.connectionState == "connected"
         nursery.cancel_scope.cancel()
+
+
+async def test_close_shuts_the_association_down_and_delivers_what_was_sent(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """``close()`` right after a burst of sends: the association is closed gracefully (SHUTDOWN,
+    not ABORT), so the peer gets every message and its channel closes without an error; ours
+    closes without events, as webrtc-pc says."""
+    async with pc_pair() as (a, b), trio.open_nursery() as nursery:
+        with trio.fail_after(30):
+            local, remote = await open_channel(a, b, nursery)
+            ours: list[str] = []
+            local.onclose = lambda event: ours.append("close")
+            errors: list[object] = []
+            remote.onerror = errors.append
+            for i in range(200):
+                local.send(f"message {i}" * 20)
+            await a.close()
+            assert local.readyState == "closed" and a.connectionState == "closed"
+            received = []
+            with trio.move_on_after(5):
+                while len(received) < 200:
+                    received.append(await remote.receive())
+            await b.wait_until(lambda: remote.readyState == "closed")
+            sctp = b.sctp
+        nursery.cancel_scope.cancel()
+    assert received == [f"message {i}" * 20 for i in range(200)]
+    assert errors == [] and ours == []
+    assert sctp is not None and sctp.crashed is None
+    assert [r for r in caplog.records if r.levelname == "ERROR"] == []

@@ -63,6 +63,10 @@ class MediaStreamEvent(Event):
         self.stream = stream
 
 
+#: The longest ``close()`` waits for the SCTP association's graceful SHUTDOWN before aborting.
+GRACEFUL_CLOSE_SECONDS = 0.5
+
+
 class RTCPeerConnection(Negotiation, AsyncLifetime):
     """The W3C ``RTCPeerConnection`` on trio. See ``docs/peerconnection.md``."""
 
@@ -458,9 +462,30 @@ class RTCPeerConnection(Negotiation, AsyncLifetime):
             self._close_now()
 
     async def close(self) -> None:
-        """Close the connection (webrtc-pc §4.4.1.3): every task stops, every socket closes."""
-        self._close_now()
+        """Close the connection (webrtc-pc §4.4.1.3): every task stops, every socket closes.
+
+        An established SCTP association is first closed gracefully (RFC 9260 §9.2: what is
+        queued is delivered, then SHUTDOWN), for at most :data:`GRACEFUL_CLOSE_SECONDS` or
+        three round trips, whichever is less; then, or if the peer does not answer, it is
+        aborted. Cancelling the wait closes at once."""
+        try:
+            if not self._closed:
+                await self._close_sctp_gracefully()
+        finally:
+            self._close_now()
         await trio.lowlevel.checkpoint()
+
+    async def _close_sctp_gracefully(self) -> None:
+        sctp = self._data.sctp
+        if sctp is None or not sctp.shutdown():
+            return
+        pair = self._ice.selected_pair if self._ice is not None else None
+        rtt = getattr(pair, "current_round_trip_time", None)
+        bound = GRACEFUL_CLOSE_SECONDS
+        if isinstance(rtt, float) and rtt > 0:
+            bound = min(bound, max(3 * rtt, 0.05))
+        with trio.move_on_after(bound):
+            await sctp.wait_until(lambda: sctp.closed)
 
     def _close_now(self) -> None:
         if self._closed:

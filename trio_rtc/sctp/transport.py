@@ -180,6 +180,7 @@ class RTCSctpTransport(EventTarget):
         self.data_channels_closed = 0
         #: The unexpected exception that ended the task, if one did (see ``run``).
         self.crashed: BaseException | None = None
+        self._shutting_down = False
 
     # --- W3C surface -----------------------------------------------------------------------
 
@@ -215,6 +216,29 @@ class RTCSctpTransport(EventTarget):
         self._remote_max_message_size = value
         remote = math.inf if value == 0 else value
         self._max_message_size = int(min(remote, self._local_max_message_size))
+
+    def shutdown(self) -> bool:
+        """Start a graceful close (RFC 9260 §9.2): what is queued is delivered, then SHUTDOWN,
+        and the peer's channels reach ``closed`` with every acknowledged message delivered.
+        True when an established association is closing so (wait for :attr:`closed`, then
+        :meth:`stop` in any case); False when there is nothing to close gracefully. Ours end
+        without events, as ``RTCPeerConnection.close()`` says."""
+        if (
+            self._state != "connected"
+            or self._association.state is not AssociationState.ESTABLISHED
+        ):
+            return False
+        self._shutting_down = True
+        # What the channels sent and the task has not pumped yet goes in first: after
+        # SHUTDOWN the association takes no new message (RFC 9260 §9.2).
+        self._move_outbox(trio.current_time())
+        self._association.shutdown()
+        self._request_flush()
+        return True
+
+    @property
+    def closed(self) -> bool:
+        return self._state == "closed"
 
     def stop(self) -> None:
         """Abort the association and close every channel at once, without events (as
@@ -569,7 +593,9 @@ class RTCSctpTransport(EventTarget):
                 )
                 self._finish(error=error, fire=True)
             elif kind is AssociationClosed:
-                self._finish(error=None, fire=True)
+                # Closed by our own shutdown() (the peer connection closing): no events, as
+                # RTCPeerConnection.close() fires none; by the peer's SHUTDOWN: events.
+                self._finish(error=None, fire=not self._shutting_down)
             # BufferedAmountChanged needs nothing: watched channels are checked after each pump.
 
     def _on_dcep_events(self, events: list[DcepEvent]) -> None:
