@@ -5,11 +5,10 @@ from __future__ import annotations
 import array
 from fractions import Fraction
 
+import av
 import pytest
 
-av = pytest.importorskip("av")
-
-from trio_rtc.media.concealment import (  # noqa: E402
+from trio_rtc.media.concealment import (
     AudioConcealer,
     opus_plc_packet,
     opus_plc_supported,
