@@ -21,33 +21,16 @@ import struct
 
 import trio
 from pc_helpers import pc_pair
+from relay_helpers import connected_through_relay
 
 from trio_rtc.media import MediaStreamTrack
 from trio_rtc.media.dtmf import END_PACKETS, TONE_EVENTS, RTCDTMFToneChangeEvent
 from trio_rtc.rtp.packet import RtpPacket
-from trio_rtc.testing import LinkConditions, UdpRelay
+from trio_rtc.testing import LinkConditions
 
 TONES = "1234567890*#ABCD"
 CLOCK_RATE = 48000
 TONE_UNITS = CLOCK_RATE // 10  # 100 ms
-
-
-def without_candidates(sdp: str) -> str:
-    return "".join(
-        line
-        for line in sdp.splitlines(keepends=True)
-        if not line.startswith(("a=candidate:", "a=end-of-candidates"))
-    )
-
-
-def udp_host_candidate(sdp: str) -> tuple[str, int]:
-    """The first UDP host candidate line (without ``a=``) and its port."""
-    for line in sdp.splitlines():
-        if line.startswith("a=candidate:"):
-            fields = line[2:].split()
-            if fields[2].lower() == "udp" and fields[7] == "host" and fields[4] == "127.0.0.1":
-                return line[2:], int(fields[5])
-    raise AssertionError(f"no UDP host candidate on 127.0.0.1 in\n{sdp}")
 
 
 def decode_events(packets: list[RtpPacket]) -> list[tuple[int, int, int | None]]:
@@ -72,27 +55,8 @@ async def test_every_tone_survives_twenty_percent_loss() -> None:
         dtmf = sender.dtmf
         assert dtmf is not None
         with trio.fail_after(30):
-            await a.setLocalDescription()
-            await a.wait_gathering_complete()
-            assert a.localDescription is not None
-            offer = without_candidates(a.localDescription.sdp)
-            await b.setRemoteDescription({"type": "offer", "sdp": offer})
-            await b.setLocalDescription()
-            await b.wait_gathering_complete()
-            assert b.localDescription is not None
-            answer = b.localDescription.sdp
-            candidate, port = udp_host_candidate(answer)
-            async with UdpRelay(target=("127.0.0.1", port), seed=4733) as relay:
-                await a.setRemoteDescription({"type": "answer", "sdp": without_candidates(answer)})
-                relay_host, relay_port = relay.address[:2]
-                fields = candidate.split()
-                fields[4], fields[5] = relay_host, str(relay_port)
-                mid = a.getTransceivers()[0].mid
-                await a.addIceCandidate({"candidate": " ".join(fields), "sdpMid": mid})
-                await a.wait_connection_state("connected")
-                await b.wait_connection_state("connected")
+            async with connected_through_relay(a, b, seed=4733) as relay:
                 assert dtmf.canInsertDTMF
-                assert list(relay.mappings) != []  # the path is the relay's
 
                 negotiated = sender._negotiated
                 assert negotiated is not None

@@ -13,18 +13,15 @@ from typing import Any
 
 import pytest
 import trio
+from lossy_media_helpers import by_type, lossy_audio
 from pc_helpers import pc_pair
 from relay_helpers import connected_through_relay
 
-from trio_rtc.media.sources import TestPatternTrack, ToneTrack, read_frame_counter
+from trio_rtc.media.sources import TestPatternTrack, read_frame_counter
 from trio_rtc.pc.media import RTCTrackEvent
 from trio_rtc.testing import LinkConditions
 
 WIDTH, HEIGHT, FPS = 320, 240, 30
-
-
-def by_type(report: Any, kind: str) -> list[dict[str, Any]]:
-    return [s for s in report.values() if s["type"] == kind]
 
 
 async def read_counters(track: Any, seconds: float) -> list[int]:
@@ -107,27 +104,7 @@ async def test_the_estimate_follows_a_rate_limit() -> None:
 async def test_lost_audio_is_concealed_in_time() -> None:
     """Opus at 10 % loss: the playout buffer keeps the sound going, one concealment per lost
     packet, at the stream's own pace (48,000 samples a second, decoded or concealed)."""
-    async with pc_pair() as (a, b), trio.open_nursery() as nursery:
-        a.addTrack(ToneTrack())  # type: ignore[arg-type]
-        events: list[RTCTrackEvent] = []
-        b.ontrack = events.append
-        with trio.fail_after(60):
-            async with connected_through_relay(a, b, seed=19) as relay:
-                await b.wait_until(lambda: bool(events))
-                remote = events[0].track
-                pts: list[int] = []
-
-                async def listen() -> None:
-                    async for frame in remote:
-                        pts.append(frame.pts)
-
-                nursery.start_soon(listen)
-                await trio.sleep(1.0)
-                relay.set_conditions(LinkConditions(loss=0.1, delay=0.02, jitter=0.01))
-                await trio.sleep(4.0)
-                [inbound] = by_type(await b.getStats(), "inbound-rtp")
-                lost = relay.forward_stats.dropped_loss
-        nursery.cancel_scope.cancel()
+    inbound, lost, _, pts = await lossy_audio(red_first=False, seed=19)
     assert lost > 10
     assert inbound["concealedSamples"] >= 960 * 5, inbound
     assert inbound["concealmentEvents"] > 0
