@@ -262,11 +262,14 @@ def _scaled(frame: Any, scale: float | None) -> Any:
     return scaled
 
 
-async def _read_source(producer: Any, mailbox: _Mailbox) -> None:
+async def _read_source(producer: Any, *mailboxes: _Mailbox) -> None:
+    """Read ``producer``'s raw frames into every mailbox (one per encoder: several for
+    simulcast) until it ends; then end them."""
     try:
         while True:
             frame = await producer.recv()
-            await mailbox.put(frame)
+            for mailbox in mailboxes:
+                await mailbox.put(frame)
     except trio.EndOfChannel:
         pass
     except Exception as exc:
@@ -275,7 +278,31 @@ async def _read_source(producer: Any, mailbox: _Mailbox) -> None:
         if type(exc).__name__ != "MediaStreamError":
             logger.warning("the frame source %r failed: %r; its track ends", producer, exc)
     finally:
-        mailbox.end()
+        for mailbox in mailboxes:
+            mailbox.end()
+
+
+async def _encode_in_thread(
+    encoder: Any,
+    frame: Any,
+    keyframe: bool,
+    limiter: trio.CapacityLimiter,
+    stats: CodecStats,
+    what: str,
+) -> tuple[list[OutgoingFrame], float] | None:
+    """One picture through ``encoder`` on its worker thread: what it made and the seconds it
+    took, or None when it refused the picture (counted, said once as ``what``)."""
+    started = time.perf_counter()
+    try:
+        encoded: list[OutgoingFrame] = await trio.to_thread.run_sync(
+            functools.partial(encoder.encode, frame, keyframe=keyframe), limiter=limiter
+        )
+    except CodecError as exc:
+        stats.errors += 1
+        if stats.errors == 1:
+            logger.warning("%s failed on a frame: %s", what, exc)
+        return None
+    return encoded, time.perf_counter() - started
 
 
 def _scaled_size(frame: Any, scale: float | None) -> tuple[int, int] | None:
@@ -480,18 +507,12 @@ async def run_encoder(
                     frame = _blank_like(frame)
                 frame = _scaled(frame, scale)
                 keyframe = video and source.keyframe_requested.is_set()
-                started = time.perf_counter()
-                try:
-                    encoded = await trio.to_thread.run_sync(
-                        functools.partial(encoder.encode, frame, keyframe=keyframe),
-                        limiter=limiter,
-                    )
-                except CodecError as exc:
-                    stats.errors += 1
-                    if stats.errors == 1:
-                        logger.warning("encoder %s failed on a frame: %s", encoder.mime_type, exc)
+                done = await _encode_in_thread(
+                    encoder, frame, keyframe, limiter, stats, f"encoder {encoder.mime_type}"
+                )
+                if done is None:
                     continue
-                seconds = time.perf_counter() - started
+                encoded, seconds = done
                 for index, out in enumerate(encoded):
                     stats.count(
                         keyframe=out.keyframe and video,

@@ -21,10 +21,8 @@ not simulcast; its frames go out on the first layer.
 
 from __future__ import annotations
 
-import functools
 import logging
 import secrets
-import time
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -176,27 +174,19 @@ async def _send_layers(
 ) -> None:
     """Read the track's raw pictures once and encode them for every layer until the source
     ends (returns) or ``scope`` is cancelled (new track, new parameters, stop)."""
-    from .pipeline import CodecStats, _blank_like, _Mailbox, _scaled
+    from .pipeline import (
+        CodecStats,
+        _blank_like,
+        _encode_in_thread,
+        _Mailbox,
+        _read_source,
+        _scaled,
+    )
 
     stats = CodecStats()
     sender.encode_stats = stats
     mailboxes = [_Mailbox(1, newest_wins=True, stats=CodecStats()) for _ in layers]
     producer = track.frame_source
-
-    async def read() -> None:
-        try:
-            while True:
-                frame = await producer.recv()
-                for mailbox in mailboxes:
-                    await mailbox.put(frame)
-        except trio.EndOfChannel:
-            pass
-        except Exception as exc:
-            if type(exc).__name__ != "MediaStreamError":
-                logger.warning("the frame source %r failed: %r", producer, exc)
-        finally:
-            for mailbox in mailboxes:
-                mailbox.end()
 
     async def encode(layer: _Layer, mailbox: Any) -> None:
         from .driver import _Timeline
@@ -229,19 +219,17 @@ async def _send_layers(
                 ceiling = encoding.maxBitrate or max_video_bitrate(frame.width, frame.height)
                 bitrate = ceiling if target is None else min(ceiling, target)
                 encoder.set_target(bitrate=bitrate, framerate=encoding.maxFramerate)
-                keyframe = layer.keyframe_wanted.value
-                started = time.perf_counter()
-                try:
-                    encoded = await trio.to_thread.run_sync(
-                        functools.partial(encoder.encode, frame, keyframe=keyframe),
-                        limiter=limiter,
-                    )
-                except CodecError as exc:
-                    stats.errors += 1
-                    if stats.errors == 1:
-                        logger.warning("simulcast layer %s: %s", layer.rid, exc)
+                done = await _encode_in_thread(
+                    encoder,
+                    frame,
+                    layer.keyframe_wanted.value,
+                    limiter,
+                    stats,
+                    f"simulcast layer {layer.rid}",
+                )
+                if done is None:
                     continue
-                seconds = time.perf_counter() - started
+                encoded, seconds = done
                 for out in encoded:
                     if out.keyframe:
                         layer.keyframe_wanted.value = False
@@ -281,4 +269,4 @@ async def _send_layers(
     async with trio.open_nursery() as nursery:
         for layer, mailbox in zip(layers, mailboxes, strict=True):
             nursery.start_soon(encode, layer, mailbox, name=f"trio_rtc.media.simulcast {layer.rid}")
-        await read()
+        await _read_source(producer, *mailboxes)

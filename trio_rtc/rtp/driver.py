@@ -308,6 +308,8 @@ class RtpTransport(EventTarget):
         self._inbox_send, self._inbox = trio.open_memory_channel[InboxItem](inbox_depth)
         self._sections: list[MediaSection] = list(sections)
         self._extension_map = extension_map or ExtensionMap()
+        #: The transport-wide-cc extension id (None: not negotiated), looked up per map.
+        self._twcc_id = self._extension_map.id_of(URI_TRANSPORT_CC)
         self.demuxer = RtpDemuxer(self._sections)
         self._senders: dict[int, RtpSender] = {}
         self._receivers: dict[str, _Receiver] = {}
@@ -367,6 +369,7 @@ class RtpTransport(EventTarget):
         self._sections = list(sections)
         if extension_map is not None:
             self._extension_map = extension_map
+            self._twcc_id = extension_map.id_of(URI_TRANSPORT_CC)
         self._rebuild_demuxer()
 
     def _rebuild_demuxer(self) -> None:
@@ -652,7 +655,7 @@ class RtpTransport(EventTarget):
         counters = self.counters
         route = self.demuxer.route_rtp
         twcc = self.twcc
-        twcc_id = self._extension_map.id_of(URI_TRANSPORT_CC) if twcc is not None else None
+        twcc_id = self._twcc_id if twcc is not None else None
         arrival_us = int((now - self._twcc_epoch) * 1_000_000)
         for data in datagrams:
             # RFC 5761 §4: with rtcp-mux, RTCP's packet types 200-207 (192-223 to be safe)
@@ -675,27 +678,25 @@ class RtpTransport(EventTarget):
                 continue
             mid = binding.mid
             receiver = self._receivers.get(mid)
+            stats = self.inbound.get(packet.ssrc)
+            if stats is None:
+                stats = self._new_inbound(packet.ssrc, mid)
+            stats.on_packet(packet, now, len(plain))
+            if twcc_id is not None:
+                raw = packet.extensions.get(twcc_id)
+                if raw is not None and len(raw) == 2:
+                    assert twcc is not None
+                    twcc.on_packet(decode_transport_cc_untrusted(raw), arrival_us, packet.ssrc)
             recovered = False
             if binding.repair:
-                # RFC 4588: a retransmission. Its transport-wide number and arrival count for
-                # congestion control like any packet; the media packet inside goes on to the
-                # receiver as if it had arrived on time.
-                stats = self.inbound.get(packet.ssrc)
-                if stats is None:
-                    stats = self._new_inbound(packet.ssrc, mid)
-                stats.on_packet(packet, now, len(plain))
-                self._record_twcc(packet, twcc_id, arrival_us)
+                # RFC 4588: a retransmission. Its transport-wide number and arrival counted
+                # above for congestion control like any packet's; the media packet inside goes
+                # on to the receiver as if it had arrived on time.
                 original = self._unwrap_rtx(packet, binding.primary_ssrc, receiver, now)
                 if original is None:
                     continue
                 packet = original
                 recovered = True
-            else:
-                stats = self.inbound.get(packet.ssrc)
-                if stats is None:
-                    stats = self._new_inbound(packet.ssrc, mid)
-                stats.on_packet(packet, now, len(plain))
-                self._record_twcc(packet, twcc_id, arrival_us)
             counters.packets_received += 1
             if receiver is None:
                 counters.rtp_no_receiver += 1
@@ -713,13 +714,6 @@ class RtpTransport(EventTarget):
                 delivered[mid] = [packet]
             else:
                 batch.append(packet)
-
-    def _record_twcc(self, packet: RtpPacket, twcc_id: int | None, arrival_us: int) -> None:
-        if twcc_id is not None:
-            raw = packet.extensions.get(twcc_id)
-            if raw is not None and len(raw) == 2:
-                assert self.twcc is not None
-                self.twcc.on_packet(decode_transport_cc_untrusted(raw), arrival_us, packet.ssrc)
 
     def _unwrap_rtx(
         self, packet: RtpPacket, primary: int | None, receiver: _Receiver | None, now: float
@@ -900,7 +894,7 @@ class RtpTransport(EventTarget):
     def _congestion_control(self) -> bool:
         """Whether the peer tells us how our packets fare: transport-wide feedback for the
         transport-cc extension we stamp, or REMB."""
-        return self._remb or self._extension_map.id_of(URI_TRANSPORT_CC) is not None
+        return self._remb or self._twcc_id is not None
 
     def _start_congestion_control(self, now: float) -> Pacer[_Outgoing]:
         estimator = self.estimator = SendSideBandwidthEstimator()
@@ -983,7 +977,7 @@ class RtpTransport(EventTarget):
         estimator = self.estimator
         if estimator is None:
             return
-        twcc_id = self._extension_map.id_of(URI_TRANSPORT_CC)
+        twcc_id = self._twcc_id
         if twcc_id is None:
             return
         size = len(packet.payload) + packet.padding_size + _PACKET_OVERHEAD
