@@ -3,17 +3,14 @@ of the transforms on `cryptography`, keys from the real DTLS exporter, and the d
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import random
 import struct
 from typing import cast
 
 import pylibsrtp
 import pytest
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from dtls_sim import Link, pair
+from srtp_reference import independent_unprotect_rtcp, independent_unprotect_rtp
 
 from trio_rtc.dtls import HandshakeComplete
 from trio_rtc.dtls.crypto import SRTP_PROFILES, SrtpKeys, SrtpProfile
@@ -27,7 +24,6 @@ from trio_rtc.rtp.srtp import (
 )
 
 PROFILES = list(SrtpProfile)
-CM_PROFILES = (SrtpProfile.SRTP_AES128_CM_HMAC_SHA1_80, SrtpProfile.SRTP_AES128_CM_HMAC_SHA1_32)
 
 
 def keys_pair(profile: SrtpProfile, seed: int = 0) -> tuple[SrtpKeys, SrtpKeys]:
@@ -133,71 +129,12 @@ def test_interop_with_a_separately_built_pylibsrtp_session(profile: SrtpProfile)
         assert their_rx.unprotect_rtcp(session.protect_rtcp(report)) == report
 
 
-def _aes_ctr(key: bytes, iv: bytes, data: bytes) -> bytes:
-    encryptor = Cipher(algorithms.AES(key), modes.CTR(iv)).encryptor()
-    return encryptor.update(data) + encryptor.finalize()
-
-
-def _xor(a: bytes, b: bytes) -> bytes:
-    return bytes(x ^ y for x, y in zip(a, b, strict=True))
-
-
-def _session_key(master_key: bytes, master_salt: bytes, label: int, length: int) -> bytes:
-    """RFC 3711 §4.3.1 key derivation with key_derivation_rate 0, written from the RFC: the AES-CM
-    PRF keyed by the master key, at IV (label << 48 XOR master salt) * 2^16. A 96-bit GCM master
-    salt occupies the high bits of the 112-bit field (RFC 7714 §11)."""
-    x = bytearray(master_salt.ljust(14, b"\0"))
-    x[7] ^= label
-    return _aes_ctr(master_key, bytes(x) + b"\0\0", bytes(length))
-
-
-def independent_unprotect_rtp(profile: SrtpProfile, key: bytes, salt: bytes, data: bytes) -> bytes:
-    """Decrypts and verifies an SRTP packet of ROC 0 with a fixed 12-byte header, from the RFCs
-    alone (RFC 3711 §4.1.1, §4.2; RFC 7714 §8.1)."""
-    seq, ssrc = struct.unpack_from("!H4xI", data, 2)
-    header = data[:12]
-    if profile in CM_PROFILES:
-        tag_length = 10 if profile == SrtpProfile.SRTP_AES128_CM_HMAC_SHA1_80 else 4
-        auth_key = _session_key(key, salt, 1, 20)
-        tag = hmac.digest(auth_key, data[:-tag_length] + bytes(4), hashlib.sha1)[:tag_length]
-        assert hmac.compare_digest(tag, data[-tag_length:])
-        session_salt = _session_key(key, salt, 2, 14)
-        iv = int.from_bytes(session_salt + b"\0\0") ^ (ssrc << 64) ^ (seq << 16)
-        return header + _aes_ctr(
-            _session_key(key, salt, 0, 16), iv.to_bytes(16), data[12:-tag_length]
-        )
-    session_salt = _session_key(key, salt, 2, 12)
-    nonce = _xor(session_salt, struct.pack("!HIIH", 0, ssrc, 0, seq))
-    aead = AESGCM(_session_key(key, salt, 0, len(key)))
-    return header + aead.decrypt(nonce, data[12:], header)
-
-
-def independent_unprotect_rtcp(profile: SrtpProfile, key: bytes, salt: bytes, data: bytes) -> bytes:
-    """The SRTCP counterpart (RFC 3711 §3.4, §4.1.1; RFC 7714 §9.1): labels 3-5, the 31-bit SRTCP
-    index with the E flag, which follows the tag in the AEAD layout and precedes it otherwise."""
-    ssrc = struct.unpack_from("!I", data, 4)[0]
-    header = data[:8]
-    if profile in CM_PROFILES:
-        e_index = data[-14:-10]
-        tag = hmac.digest(_session_key(key, salt, 4, 20), data[:-10], hashlib.sha1)[:10]
-        assert hmac.compare_digest(tag, data[-10:])
-        index = int.from_bytes(e_index) & 0x7FFFFFFF
-        assert e_index[0] & 0x80
-        iv = int.from_bytes(_session_key(key, salt, 5, 14) + b"\0\0") ^ (ssrc << 64) ^ (index << 16)
-        return header + _aes_ctr(_session_key(key, salt, 3, 16), iv.to_bytes(16), data[8:-14])
-    e_index = data[-4:]
-    assert e_index[0] & 0x80
-    index = int.from_bytes(e_index) & 0x7FFFFFFF
-    nonce = _xor(_session_key(key, salt, 5, 12), struct.pack("!HIHI", 0, ssrc, 0, index))
-    aead = AESGCM(_session_key(key, salt, 3, len(key)))
-    return header + aead.decrypt(nonce, data[8:-4], header + e_index)
-
-
 @pytest.mark.parametrize("profile", PROFILES, ids=lambda p: p.name)
 def test_output_matches_an_independent_implementation_of_the_rfcs(profile: SrtpProfile) -> None:
     """RFC 3711 B.3 and RFC 7714 §16 vectors test libsrtp's internals with session keys we cannot
-    hand to pylibsrtp; instead the key derivation and both transforms are re-done here on
-    `cryptography`, which checks libsrtp, our key/salt plumbing and direction all at once."""
+    hand to pylibsrtp; instead the key derivation and both transforms are re-done on
+    `cryptography` (srtp_reference, itself checked against those vectors in
+    test_srtp_rfc_vectors), which checks libsrtp, our key/salt plumbing and direction at once."""
     ours, _ = keys_pair(profile, seed=11)
     session = SrtpSession(ours)
     for seq in (0, 1, 4660, 65535):

@@ -282,8 +282,9 @@ class SrtpSession:
 
     def _count_drop(self, reason: str) -> None:
         # Anything not known to be a replay or a parse failure counts as failed authentication:
-        # libsrtp reports GCM tag failures as "cipher failure" and SRTCP without the E flag, when
-        # the profile encrypts, as "unable to perform desired validation".
+        # libsrtp reports GCM tag failures as "cipher failure", and SRTCP without the E flag
+        # under the AES-CM profiles as "unable to perform desired validation". (Under the GCM
+        # profiles it accepts authenticated, unencrypted SRTCP, which RFC 3711 §3.4 allows.)
         if reason in _REPLAY_ERRORS:
             self.stats.dropped_replay += 1
         elif reason in _MALFORMED_ERRORS:
