@@ -88,10 +88,14 @@ class AiortcPeer(PeerControl):
         m-section of that kind."""
         return dict(await self.request("add_transceiver", media=kind, direction=direction))
 
-    async def add_track(self, kind: str) -> dict[str, Any]:
+    async def add_track(self, kind: str, *, noise: bool = False) -> dict[str, Any]:
         """aiortc's ``addTrack`` with its generated track of ``kind`` (silence, a blank
-        picture): media flows once negotiated."""
-        return dict(await self.request("add_track", media=kind))
+        picture; ``noise``: random pixels): media flows once negotiated."""
+        return dict(await self.request("add_track", media=kind, noise=noise))
+
+    async def sender_bitrates(self) -> list[int | None]:
+        """Each sender's encoder target bitrate (aiortc follows the REMB it receives)."""
+        return list(await self.request("sender_bitrates"))
 
     async def transceivers(self) -> list[dict[str, Any]]:
         """Each transceiver's mid, kind and currentDirection."""

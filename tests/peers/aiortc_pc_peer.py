@@ -178,6 +178,21 @@ class Channel:
         return {"sha256": hashlib.sha256(data).hexdigest(), "bytes": nbytes}
 
 
+def NoiseVideoTrack() -> Any:  # noqa: N802 - a factory standing in for a class
+    """A 640x480 track of random pixels at aiortc's pace (30 fps). aiortc is imported where
+    it is used in this script, so the class is made here."""
+    from aiortc.mediastreams import VideoStreamTrack
+
+    class Noise(VideoStreamTrack):  # type: ignore[misc]
+        async def recv(self) -> Any:
+            frame = await super().recv()
+            for plane in frame.planes:
+                plane.update(os.urandom(plane.buffer_size))
+            return frame
+
+    return Noise()
+
+
 def split_candidates(sdp: str) -> tuple[str, list[dict[str, Any]]]:
     """The SDP without candidate lines, and its candidates as ``candidate.toJSON()`` dicts.
 
@@ -471,13 +486,29 @@ class Peer:
 
     async def cmd_add_track(self, message: dict[str, Any]) -> Any:
         """aiortc's generated track (silence for audio, a blank picture for video), sent with
-        ``addTrack``: the next offer or answer sends it."""
+        ``addTrack``: the next offer or answer sends it. ``noise``: video of random pixels
+        instead, which no encoder can squeeze below the bitrate it is given."""
         from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack
 
         media = str(message["media"])
-        track = AudioStreamTrack() if media == "audio" else VideoStreamTrack()
+        track: Any
+        if media == "audio":
+            track = AudioStreamTrack()
+        elif message.get("noise"):
+            track = NoiseVideoTrack()
+        else:
+            track = VideoStreamTrack()
         sender = self.pc.addTrack(track)
         return {"kind": sender.track.kind if sender.track is not None else media}
+
+    async def cmd_sender_bitrates(self, message: dict[str, Any]) -> Any:
+        """The target bitrate of each video sender's encoder (bits/s; aiortc sets it from the
+        REMB it receives, within its encoder's 250 kbit/s .. 1.5 Mbit/s), None before one."""
+        rates = []
+        for sender in self.pc.getSenders():
+            encoder = getattr(sender, "_RTCRtpSender__encoder", None)
+            rates.append(getattr(encoder, "target_bitrate", None))
+        return rates
 
     async def cmd_transceivers(self, message: dict[str, Any]) -> Any:
         """The transceivers after negotiation: mid, kind, and the negotiated direction."""

@@ -564,6 +564,8 @@ async def run_receiver(
         # RFC 5104 §4.3.1: FIR for a peer that takes it and not PLI (RFC 4585 §6.3.1).
         fir="ccm fir" in _feedback(negotiated, None)
         and "nack pli" not in _feedback(negotiated, None),
+        # A peer without transport-cc learns the link from our REMB (goog-remb).
+        remb="goog-remb" in _feedback(negotiated, None),
     )
     receiver._attach_rtp(rtp_transport, mid)
     level_id = next((i for i, uri in negotiated.extmap.items() if uri == URI_AUDIO_LEVEL), None)

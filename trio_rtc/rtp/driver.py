@@ -41,11 +41,14 @@ from ..exceptions import InvalidStateError, RTCError
 from .demux import MediaSection, RtpDemuxer
 from .errors import RtpError
 from .extensions import (
+    URI_ABS_SEND_TIME,
     URI_REPAIRED_RID,
     URI_RID,
     URI_TRANSPORT_CC,
     ExtensionMap,
+    abs_send_time_from_seconds,
     decode_transport_cc_untrusted,
+    encode_abs_send_time,
     encode_sdes_text,
     encode_transport_cc,
 )
@@ -54,6 +57,7 @@ from .keyframes import KeyframeRequester, KeyframeResponder
 from .nack import NackGenerator
 from .pacer import Paced, Pacer, PacketKind
 from .packet import RtpPacket, parse_rtp_untrusted
+from .remb import ReceiveSideEstimator
 from .repair import PacketHistory, Retransmission, Retransmitter, unwrap_rtx_untrusted
 from .reports import RtcpScheduler
 from .rtcp import (
@@ -120,6 +124,8 @@ MIN_VIDEO_BITRATE = 50_000
 #: Bytes of header, SRTP tag and UDP/IP overhead added to a payload when accounting for it
 #: before it is serialized (the bandwidth estimator wants the size on the wire).
 _PACKET_OVERHEAD = 12 + 24 + 10 + 28
+#: IPv4 and UDP headers, added to a received datagram's size for the receive-side estimate.
+_UDP_OVERHEAD = 28
 #: The largest RTP padding a packet can carry (RFC 3550 §5.1: the count is one octet).
 _MAX_PADDING = 255
 
@@ -228,10 +234,16 @@ class RtpSender:
 
 
 class _Receiver:
-    __slots__ = ("clock_rate", "dropped", "fir", "nack", "receive", "rtx", "send")
+    __slots__ = ("clock_rate", "dropped", "fir", "nack", "receive", "remb", "rtx", "send")
 
     def __init__(
-        self, clock_rate: int, depth: int, nack: bool, rtx: dict[int, int], fir: bool
+        self,
+        clock_rate: int,
+        depth: int,
+        nack: bool,
+        rtx: dict[int, int],
+        fir: bool,
+        remb: bool = False,
     ) -> None:
         self.send, self.receive = trio.open_memory_channel[list[RtpPacket]](depth)
         self.clock_rate = clock_rate
@@ -239,6 +251,7 @@ class _Receiver:
         self.nack = nack
         self.rtx = rtx
         self.fir = fir
+        self.remb = remb
 
 
 @attrs.define
@@ -262,6 +275,7 @@ class RtpTransportCounters:
     twcc_feedback_sent: int = 0
     twcc_feedback_received: int = 0
     remb_received: int = 0
+    remb_sent: int = 0
     nacks_sent: int = 0
     fir_sent: int = 0
     retransmissions_received: int = 0
@@ -308,8 +322,10 @@ class RtpTransport(EventTarget):
         self._inbox_send, self._inbox = trio.open_memory_channel[InboxItem](inbox_depth)
         self._sections: list[MediaSection] = list(sections)
         self._extension_map = extension_map or ExtensionMap()
-        #: The transport-wide-cc extension id (None: not negotiated), looked up per map.
+        #: The transport-wide-cc and abs-send-time extension ids (None: not negotiated),
+        #: looked up per map.
         self._twcc_id = self._extension_map.id_of(URI_TRANSPORT_CC)
+        self._abs_send_time_id = self._extension_map.id_of(URI_ABS_SEND_TIME)
         self.demuxer = RtpDemuxer(self._sections)
         self._senders: dict[int, RtpSender] = {}
         self._receivers: dict[str, _Receiver] = {}
@@ -333,6 +349,10 @@ class RtpTransport(EventTarget):
         self.estimator: SendSideBandwidthEstimator | None = None
         self.pacer: Pacer[_Outgoing] | None = None
         self._remb = False
+        #: The receive side of REMB (draft-alvestrand-rmcat-remb-03): created when a packet
+        #: with abs-send-time arrives for a receiver that negotiated goog-remb while the
+        #: group has no transport-cc (with it the sender estimates for itself).
+        self.remb: ReceiveSideEstimator | None = None
         #: The last estimate shared out among the senders (bits/s).
         self.available_outgoing_bitrate: int | None = None
         self._last_rtt: float | None = None
@@ -370,6 +390,7 @@ class RtpTransport(EventTarget):
         if extension_map is not None:
             self._extension_map = extension_map
             self._twcc_id = extension_map.id_of(URI_TRANSPORT_CC)
+            self._abs_send_time_id = extension_map.id_of(URI_ABS_SEND_TIME)
         self._rebuild_demuxer()
 
     def _rebuild_demuxer(self) -> None:
@@ -395,6 +416,7 @@ class RtpTransport(EventTarget):
         nack: bool = False,
         rtx: dict[int, int] | None = None,
         fir: bool = False,
+        remb: bool = False,
     ) -> RtpReceiverChannel:
         """The channel of received packets of ``mid``: one ``list[RtpPacket]`` per wake-up of
         the task. Bounded: when full the oldest batch is dropped and counted, never blocking
@@ -404,10 +426,12 @@ class RtpTransport(EventTarget):
         payload type → the payload type it repairs (``a=fmtp:<rtx> apt=``); RTX packets are
         unwrapped (RFC 4588 §4) and delivered as the packets they carry. ``fir``: ask for key
         frames with FIR (RFC 5104 §4.3.1), for a peer that negotiated ``ccm fir`` and not
-        ``nack pli``; PLI otherwise."""
+        ``nack pli``; PLI otherwise. ``remb``: the peer takes REMB (``goog-remb``); when the
+        group has abs-send-time and no transport-cc, we estimate what reaches us and send it
+        (:mod:`trio_rtc.rtp.remb`)."""
         if mid in self._receivers:
             raise InvalidStateError(f"a receiver for mid {mid!r} is already open")
-        receiver = _Receiver(clock_rate, depth, nack, dict(rtx or {}), fir)
+        receiver = _Receiver(clock_rate, depth, nack, dict(rtx or {}), fir, remb)
         if self._state in ("closed", "failed"):
             receiver.send.close()
         self._receivers[mid] = receiver
@@ -657,6 +681,7 @@ class RtpTransport(EventTarget):
         twcc = self.twcc
         twcc_id = self._twcc_id if twcc is not None else None
         arrival_us = int((now - self._twcc_epoch) * 1_000_000)
+        abs_id = self._abs_send_time_id if self._twcc_id is None else None
         for data in datagrams:
             # RFC 5761 §4: with rtcp-mux, RTCP's packet types 200-207 (192-223 to be safe)
             # sit in the second byte where RTP has M + payload type; RTP avoids 64-95.
@@ -687,6 +712,15 @@ class RtpTransport(EventTarget):
                 if raw is not None and len(raw) == 2:
                     assert twcc is not None
                     twcc.on_packet(decode_transport_cc_untrusted(raw), arrival_us, packet.ssrc)
+            elif abs_id is not None and receiver is not None and receiver.remb:
+                raw = packet.extensions.get(abs_id)
+                if raw is not None and len(raw) == 3:
+                    remb = self.remb
+                    if remb is None:
+                        remb = self._start_remb()
+                    remb.on_packet(
+                        int.from_bytes(raw, "big"), now, len(data) + _UDP_OVERHEAD, packet.ssrc
+                    )
             recovered = False
             if binding.repair:
                 # RFC 4588: a retransmission. Its transport-wide number and arrival counted
@@ -972,8 +1006,12 @@ class RtpTransport(EventTarget):
                 self._emit(item.sender, item.packet, now, outgoing, paced.probe_cluster)
 
     def _stamp(self, packet: RtpPacket, now: float, probe_cluster: int | None) -> None:
-        """The transport-wide sequence number (draft-holmer-rmcat-transport-wide-cc-
-        extensions-01 §2), when congestion control runs and the extension is negotiated."""
+        """The send time in abs-send-time when it is negotiated (a REMB peer estimates from
+        it), and the transport-wide sequence number (draft-holmer-rmcat-transport-wide-cc-
+        extensions-01 §2) when congestion control runs and the extension is negotiated."""
+        abs_id = self._abs_send_time_id
+        if abs_id is not None:
+            packet.extensions[abs_id] = encode_abs_send_time(abs_send_time_from_seconds(now))
         estimator = self.estimator
         if estimator is None:
             return
@@ -1123,6 +1161,8 @@ class RtpTransport(EventTarget):
         if rtt is not None:
             for generator in self._nack.values():
                 generator.set_rtt(rtt)
+            if self.remb is not None:
+                self.remb.set_rtt(rtt)
 
     def _on_rtt(self, rtt: float) -> None:
         self._last_rtt = rtt
@@ -1134,6 +1174,8 @@ class RtpTransport(EventTarget):
             sender.keyframes.hold_off = _keyframe_hold_off(rtt)
         if self.estimator is not None:
             self.estimator.set_rtt(rtt)
+        if self.remb is not None:
+            self.remb.set_rtt(rtt)
 
     def _keyframe_request(self, mid: str, now: float) -> None:
         """Ask for a key frame of every media stream received in ``mid`` (rate-limited per
@@ -1196,6 +1238,8 @@ class RtpTransport(EventTarget):
                 deadlines.append(self.pacer.get_timer())
             if self.estimator is not None:
                 deadlines.append(self.estimator.get_timer())
+            if self.remb is not None:
+                deadlines.append(self.remb.get_timer())
         present = [d for d in deadlines if d is not None]
         return min(present) if present else None
 
@@ -1204,6 +1248,7 @@ class RtpTransport(EventTarget):
         self._refresh_ice_rtt(now)
         self._send_twcc(now)
         self._send_feedback(now)
+        self._send_remb(now)
         estimator = self.estimator
         if estimator is not None:
             event = estimator.next_event()
@@ -1218,6 +1263,24 @@ class RtpTransport(EventTarget):
                 self._write(outgoing)
         assert self.scheduler is not None
         self._send_rtcp(self.scheduler.handle_timer(now))
+
+    def _start_remb(self) -> ReceiveSideEstimator:
+        remb = self.remb = ReceiveSideEstimator()
+        remb.set_rtt(self._rtt())
+        return remb
+
+    def _send_remb(self, now: float) -> None:
+        """Our receive-side estimate to the sender, when one is due (at once when it falls)."""
+        remb, scheduler = self.remb, self.scheduler
+        if remb is None or scheduler is None or self._state != "connected":
+            return
+        remb.handle_timer(now)
+        due = remb.remb_to_send(now)
+        if due is None:
+            return
+        bitrate, ssrcs = due
+        self.counters.remb_sent += 1
+        self._send_rtcp(scheduler.send_feedback([Remb(self._our_ssrc(), bitrate, ssrcs)], now))
 
     def _send_twcc(self, now: float) -> None:
         """Send transport-wide feedback if it is due: alone with reduced-size RTCP, else
