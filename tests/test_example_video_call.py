@@ -1,12 +1,13 @@
 """The video call example (``examples/video_call``), run for real against headless Chromium.
 
-The example server runs as a user would start it (a subprocess, here inside the browser's network
-namespace so that it serves the page on that namespace's 127.0.0.1 and gathers candidates
-there); DevTools opens the page, whose camera and microphone are Chromium's fake devices (the
-session's ``chromium_loopback`` has ``--use-fake-device-for-media-stream`` and
-``--use-fake-ui-for-media-stream``). The server prints what it decodes of the camera and what
-the page reports playing of the server's picture; both must pass 30 frames. Ctrl-C then stops
-the server cleanly.
+The example server runs as a user would start it (a subprocess with its default options, here
+inside the browser's network namespace so that it serves the page on that namespace's 127.0.0.1
+and gathers candidates there). The browser has the default settings of a user with a camera who
+allowed its use: no WebRTC switch, only Chromium's fake devices (``--use-fake-device-for-media-stream``)
+and the permission granted (``--use-fake-ui-for-media-stream``), in a namespace with a network
+besides loopback (see ``test_example_browser_echo``). DevTools opens the page; the server prints
+what it decodes of the camera and what the page reports playing of the server's picture; both
+must pass 30 frames. Ctrl-C then stops the server cleanly.
 """
 
 from __future__ import annotations
@@ -15,20 +16,17 @@ import re
 import signal
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import trio
 import trio.lowlevel
-from peers.chromium import ChromiumBrowser, chromium_loopback
+from peers.chromium import ChromiumBrowser
 from peers.signaling import open_service_nursery
-from test_example_browser_echo import Output
+from test_example_browser_echo import Output, launch_with_default_flags
 
 pytestmark = pytest.mark.interop
-
-# Session fixtures live in peers/chromium.py; naming them here registers them for this module.
-__all__ = ["chromium_loopback"]
 
 SERVER = Path(__file__).resolve().parent.parent / "examples" / "video_call" / "server.py"
 TIMEOUT = 60.0
@@ -40,6 +38,20 @@ CAMERA = re.compile(
 PAGE = re.compile(
     r"peer 1: the page plays our video (\d+)x(\d+), (\d+) frames decoded, (\d+) audio"
 )
+
+
+@pytest.fixture(scope="module")
+def chromium_with_camera(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChromiumBrowser]:
+    browser = launch_with_default_flags(
+        "mdns",
+        tmp_path_factory.mktemp("chromium-camera"),
+        "--use-fake-device-for-media-stream",
+        "--use-fake-ui-for-media-stream",
+    )
+    try:
+        yield browser
+    finally:
+        browser.close()
 
 
 def at_least(pattern: re.Pattern[str], group: int, count: int) -> Callable[[str], bool]:
@@ -54,10 +66,10 @@ def at_least(pattern: re.Pattern[str], group: int, count: int) -> Callable[[str]
 
 @pytest.mark.parametrize("codec", [None, "H264"])
 async def test_video_call_page_against_the_example_server(
-    chromium_loopback: ChromiumBrowser, codec: str | None
+    chromium_with_camera: ChromiumBrowser, codec: str | None
 ) -> None:
-    browser = chromium_loopback
-    command = [sys.executable, "-u", str(SERVER), "--port", "0", "--interface", "127.0.0.1"]
+    browser = chromium_with_camera
+    command = [sys.executable, "-u", str(SERVER), "--port", "0"]
     if codec is not None:
         command += ["--codec", codec]
     process = await trio.lowlevel.open_process(

@@ -1,14 +1,18 @@
 // The browser side of examples/browser_echo: one RTCPeerConnection, one data channel "echo",
-// signalling over a WebSocket with the messages of trio_rtc.signaling:
-// {"description": {type, sdp}} and {"candidate": candidate.toJSON() | null}.
+// signalling over a WebSocket with the messages of trio_rtc.signaling (docs/signaling.md):
+// {"description": {type, sdp}} and {"candidate": candidate.toJSON() | null}, plus
+// {"log": text}, which the server prints (the page's own diagnosis when nothing connects).
 // With ?selftest in the URL the page checks the echo by itself and sends a verdict line.
 
 "use strict";
 
 const logBox = document.getElementById("log");
+const statusBox = document.getElementById("status");
 const textInput = document.getElementById("text");
 const sendButton = document.getElementById("send");
 const bulkButton = document.getElementById("bulk");
+const signalingUrl = document.body.dataset.signaling;
+const connectTimeout = Number(document.body.dataset.connectTimeout) || 5;
 
 function log(text) {
   const line = document.createElement("div");
@@ -17,10 +21,19 @@ function log(text) {
   console.log(text);
 }
 
-const ws = new WebSocket(document.body.dataset.signaling);
+// kind: "waiting" (grey), "connected" (green) or "failed" (red).
+function setStatus(kind, text) {
+  statusBox.className = kind === "waiting" ? "" : kind;
+  statusBox.textContent = text;
+}
+
+const ws = new WebSocket(signalingUrl);
 const pc = new RTCPeerConnection();
 const channel = pc.createDataChannel("echo");
 channel.binaryType = "arraybuffer";
+let wsOpened = false;
+let localCandidates = 0;
+let remoteCandidates = 0;
 
 // Echoed messages, in order, for whoever waits for them.
 const inbox = [];
@@ -46,13 +59,32 @@ channel.onmessage = (event) => {
 };
 
 function signal(message) {
-  ws.send(JSON.stringify(message));
+  if (ws.readyState === WebSocket.OPEN) {
+    ws.send(JSON.stringify(message));
+  }
 }
 
 pc.onicecandidate = (event) => {
+  if (event.candidate && event.candidate.candidate) {
+    localCandidates += 1;
+    const { address, type, protocol } = event.candidate;
+    log(`local candidate: ${type} ${address} ${protocol}`);
+  }
   signal({ candidate: event.candidate ? event.candidate.toJSON() : null });
 };
-pc.onconnectionstatechange = () => log(`connection: ${pc.connectionState}`);
+pc.onicegatheringstatechange = () => {
+  log(`ICE gathering: ${pc.iceGatheringState} (${localCandidates} candidates)`);
+};
+pc.onconnectionstatechange = () => {
+  log(`connection: ${pc.connectionState}`);
+  if (pc.connectionState === "connected") {
+    setStatus("connected", "connected to the trio_rtc server");
+  } else if (pc.connectionState === "disconnected") {
+    setStatus("waiting", "connection interrupted; waiting for it to come back…");
+  } else if (pc.connectionState === "failed") {
+    setStatus("failed", "the connection failed (see the log below and the server's output)");
+  }
+};
 
 ws.onmessage = async (event) => {
   const message = JSON.parse(event.data);
@@ -60,6 +92,9 @@ ws.onmessage = async (event) => {
     if (message.description) {
       await pc.setRemoteDescription(message.description);
     } else if ("candidate" in message) {
+      if (message.candidate && message.candidate.candidate) {
+        remoteCandidates += 1;
+      }
       // null is end-of-candidates; browsers take an empty init for that.
       await pc.addIceCandidate(message.candidate || {});
     }
@@ -69,10 +104,51 @@ ws.onmessage = async (event) => {
 };
 
 ws.onopen = async () => {
+  wsOpened = true;
+  log(`signalling connected to ${signalingUrl}`);
   await pc.setLocalDescription(await pc.createOffer());
   signal({ description: pc.localDescription.toJSON() });
 };
-ws.onclose = () => log("signalling closed");
+ws.onclose = () => {
+  log("signalling closed");
+  if (!wsOpened) {
+    setStatus("failed", `cannot reach the server at ${signalingUrl}: is server.py running?`);
+  }
+};
+
+// Why nothing connected, in one line: the commonest causes first.
+function diagnosis() {
+  if (!wsOpened) {
+    return `cannot reach the server at ${signalingUrl}: is server.py running?`;
+  }
+  const waited = `no connection after ${connectTimeout} s`;
+  // A browser with no usable interface may not even end its gathering: none is none.
+  if (localCandidates === 0) {
+    return (
+      `${waited}: this browser gathered no ICE candidates. Browsers leave loopback out by ` +
+      "default, so on a machine whose only network is loopback they have nothing to connect " +
+      "with: join any network (no internet needed), or start Chromium with " +
+      "--disable-features=WebRtcHideLocalIpsWithMdns --allow-loopback-in-peer-connection"
+    );
+  }
+  if (pc.remoteDescription === null) {
+    return `${waited}: the server has not answered the offer (see its output)`;
+  }
+  return (
+    `${waited} (ICE ${pc.iceConnectionState}): this browser offered ${localCandidates} ` +
+    `candidates and the server ${remoteCandidates}, but no pair of them worked; see the ` +
+    "server's output"
+  );
+}
+
+setTimeout(() => {
+  if (pc.connectionState !== "connected" && pc.connectionState !== "closed") {
+    const text = diagnosis();
+    setStatus("failed", text);
+    log(text);
+    signal({ log: text });
+  }
+}, connectTimeout * 1000);
 
 async function sha256Hex(bytes) {
   const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
@@ -135,6 +211,7 @@ async function selfTest() {
   channel.send(verdict);
   await nextMessage();
   log(verdict);
+  setStatus("connected", "self-test passed");
   document.title = "self-test passed";
   channel.close();
 }
@@ -145,6 +222,7 @@ channel.onopen = () => {
   if (new URLSearchParams(location.search).has("selftest")) {
     selfTest().catch((error) => {
       log(`self-test FAILED: ${error}`);
+      setStatus("failed", `self-test FAILED: ${error}`);
       channel.send(`self-test FAILED: ${error}`);
     });
   } else {

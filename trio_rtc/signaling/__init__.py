@@ -4,11 +4,12 @@ loop (:func:`negotiate_over`)."""
 
 from __future__ import annotations
 
-from .client import SignalingChannel, negotiate_over, open_signaling
+from .client import SignalingChannel, SignalingError, negotiate_over, open_signaling
 from .server import SignalingServer, serve_signaling
 
 __all__ = [
     "SignalingChannel",
+    "SignalingError",
     "SignalingServer",
     "negotiate_over",
     "open_signaling",

@@ -2,7 +2,8 @@
 runs the W3C "perfect negotiation" pattern for one peer connection over such a channel.
 
 Messages are ``{"description": {"type", "sdp"}}`` and ``{"candidate": <candidate.toJSON()> |
-null}``, the shapes browsers' signalling code commonly uses, so a page can be the other side.
+null}``, the shapes browsers' signalling code commonly uses, so a page can be the other side;
+end-of-candidates is sent once, as ``null``.
 """
 
 from __future__ import annotations
@@ -21,12 +22,53 @@ from ..exceptions import DOMException
 from ..pc import RTCPeerConnection, RTCPeerConnectionIceEvent
 from .server import MAX_MESSAGE_SIZE
 
-__all__ = ["SignalingChannel", "negotiate_over", "open_signaling"]
+__all__ = ["SignalingChannel", "SignalingError", "negotiate_over", "open_signaling"]
 
 logger = logging.getLogger("trio_rtc.signaling")
 
 #: Remote candidates held while their description has not arrived yet.
 MAX_EARLY_CANDIDATES = 256
+
+
+class SignalingError(trio_websocket.HandshakeError):
+    """:func:`open_signaling` could not reach the relay, or the relay refused the connection.
+
+    The message says which URL and why, in one line a program can print as it is. It is a
+    ``trio_websocket.HandshakeError``, so code that caught that before still catches it."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def _describe_open_failure(url: str, exc: trio_websocket.HandshakeError) -> str:
+    if isinstance(exc, trio_websocket.ConnectionRejected):
+        body = (exc.body or b"").decode("utf-8", "replace").strip()
+        reason = f"{exc.status_code} {body}".strip()
+        return f"the signalling relay at {url} refused the connection: {reason}"
+    if isinstance(exc, trio_websocket.ConnectionTimeout):
+        return f"the signalling relay at {url} did not answer in time"
+    reasons: list[str] = []
+    cause = exc.__cause__
+    # trio.open_tcp_stream says "all attempts to connect ... failed" and keeps each attempt's
+    # OSError (connection refused, no route, ...) in the group it chains from.
+    attempts = cause.__cause__ if cause is not None else None
+    if isinstance(attempts, BaseExceptionGroup):
+        for attempt in attempts.exceptions:
+            text = attempt.strerror if isinstance(attempt, OSError) else None
+            reason = text or str(attempt)
+            if reason not in reasons:
+                reasons.append(reason)
+    elif cause is not None:
+        reasons.append(str(cause))
+    why = f" ({', '.join(reasons)})" if reasons else ""
+    return (
+        f"cannot reach the signalling relay at {url}{why}: is a relay running there? "
+        "(trio_rtc.signaling.serve_signaling runs one)"
+    )
 
 
 class SignalingChannel:
@@ -62,8 +104,17 @@ class SignalingChannel:
 
 @contextlib.asynccontextmanager
 async def open_signaling(url: str) -> AsyncIterator[SignalingChannel]:
-    """``async with open_signaling("ws://127.0.0.1:8765/room") as channel:``"""
-    async with trio_websocket.open_websocket_url(url, max_message_size=MAX_MESSAGE_SIZE) as ws:
+    """``async with open_signaling("ws://127.0.0.1:8765/room") as channel:``
+
+    Raises :class:`SignalingError` when the relay cannot be reached or refuses the connection
+    (``ValueError`` for a URL that is not ``ws://`` or ``wss://``)."""
+    async with contextlib.AsyncExitStack() as stack:
+        try:
+            ws = await stack.enter_async_context(
+                trio_websocket.open_websocket_url(url, max_message_size=MAX_MESSAGE_SIZE)
+            )
+        except trio_websocket.HandshakeError as exc:
+            raise SignalingError(_describe_open_failure(url, exc)) from exc
         yield SignalingChannel(ws)
 
 
@@ -105,6 +156,12 @@ async def negotiate_over(
 
     def on_candidate(event: RTCPeerConnectionIceEvent) -> None:
         candidate = event.candidate
+        if candidate is not None and not candidate.candidate:
+            # The per-m-section end marker (candidate ""): Firefox's ICE tries to parse it when
+            # it arrives with an sdpMid and logs "Couldn't parse trickle candidate". The null
+            # that follows says end-of-candidates for every m-section, and every browser takes
+            # it (addIceCandidate(null) or {}), so only that one is sent.
+            return
         outbox_send.send_nowait({"candidate": candidate.toJSON() if candidate else None})
 
     async def send_all() -> None:

@@ -4,7 +4,9 @@
 It relays text messages (JSON, at most :data:`MAX_MESSAGE_SIZE` bytes) unchanged to every other
 peer of the room. Messages sent while a peer is alone in its room are kept (at most
 :data:`MAX_QUEUED` of them) and delivered to the next peer that joins, so the first peer can send
-its offer before the second one connected. Rooms hold at most :data:`MAX_PEERS` peers.
+its offer before the second one connected. A peer that leaves before anyone joined takes its kept
+messages with it: they were meant for a conversation that never happened, and a later peer must
+not mistake them for a live one. Rooms hold at most :data:`MAX_PEERS` peers.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ MAX_ROOMS = 1024
 @attrs.define(eq=False)
 class _Room:
     peers: list[trio_websocket.WebSocketConnection] = attrs.Factory(list)
-    queued: list[str] = attrs.Factory(list)
+    # Messages sent while their sender was alone, with that sender.
+    queued: list[tuple[trio_websocket.WebSocketConnection, str]] = attrs.Factory(list)
 
 
 @attrs.define(eq=False)
@@ -58,7 +61,7 @@ class SignalingServer:
         room.peers.append(connection)
         try:
             queued, room.queued = room.queued, []
-            for text in queued:
+            for _sender, text in queued:
                 await connection.send_message(text)
             while True:
                 received = await connection.get_message()
@@ -68,7 +71,7 @@ class SignalingServer:
                 others = [peer for peer in room.peers if peer is not connection]
                 if not others:
                     if len(room.queued) < MAX_QUEUED:
-                        room.queued.append(message)
+                        room.queued.append((connection, message))
                     continue
                 for peer in others:
                     try:
@@ -79,6 +82,7 @@ class SignalingServer:
             pass
         finally:
             room.peers.remove(connection)
+            room.queued = [item for item in room.queued if item[0] is not connection]
             if not room.peers and not room.queued:
                 self.rooms.pop(room_name, None)
 
