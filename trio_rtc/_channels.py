@@ -18,12 +18,14 @@ its own) the same channel one item at a time, as a ``trio.abc.ReceiveChannel``.
 
 from __future__ import annotations
 
+import math
 from collections import deque
+from collections.abc import Callable
 from typing import Generic, TypeVar
 
 import trio
 
-__all__ = ["Batch", "BatchReceiveChannel", "Outgoing"]
+__all__ = ["Batch", "BatchReceiveChannel", "Outgoing", "WakeTimer"]
 
 T = TypeVar("T")
 
@@ -110,3 +112,40 @@ class BatchReceiveChannel(trio.abc.ReceiveChannel[T], Generic[T]):
     async def aclose(self) -> None:
         self.close()
         await trio.lowlevel.checkpoint()
+
+
+class WakeTimer:
+    """Wakes a component's task at its core's next deadline, so the task's loop waits on its
+    inbox alone instead of entering a cancel scope for every wait (a scope costs about 3 µs;
+    a data channel's round trip wakes the SCTP tasks three times).
+
+    :meth:`run` is a child task of the component; it calls ``wake`` (which puts a marker on
+    the component's inbox) when the armed deadline passes. :meth:`arm`, after each wake-up of
+    the component, makes the timer fire no later than ``deadline``: an earlier deadline moves
+    the timer (one assignment), a later one is left for the next firing, which finds nothing
+    due and re-arms — cores push their deadlines later far more often than earlier (a
+    retransmission timer restarted by every acknowledgement).
+    """
+
+    __slots__ = ("_armed", "_scope", "_wake")
+
+    def __init__(self, wake: Callable[[], object]) -> None:
+        self._wake = wake
+        self._armed = math.inf
+        self._scope: trio.CancelScope | None = None
+
+    def arm(self, deadline: float | None) -> None:
+        if deadline is not None and deadline < self._armed:
+            self._armed = deadline
+            if self._scope is not None:
+                self._scope.deadline = deadline
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        while True:
+            with trio.CancelScope(deadline=self._armed) as scope:
+                self._scope = scope
+                await trio.sleep_forever()
+            self._scope = None
+            self._armed = math.inf
+            self._wake()

@@ -18,6 +18,7 @@ handler running in this task needs no wake-up at all: the pump loops once more.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 from collections.abc import Callable
@@ -26,7 +27,7 @@ from typing import Any, Literal
 import attrs
 import trio
 
-from .._channels import Batch, Outgoing
+from .._channels import Batch, Outgoing, WakeTimer
 from .._supervision import unwrap
 from ..dtls.driver import RTCDtlsTransport
 from ..events import (
@@ -78,6 +79,8 @@ class _Wake:
 
 
 _WAKE = _Wake()
+#: The inbox item of the timer task: a deadline of the association may have passed.
+_TIMER = _Wake()
 
 
 #: Makes the channel for a stream the peer opened (the layer above gives it; see streams.py).
@@ -173,6 +176,7 @@ class RTCSctpTransport(EventTarget):
         self._pumping = False
         self._again = False
         self._wake_pending = False
+        self._timer = WakeTimer(self._wake_timer)
         self._run_scope: trio.CancelScope | None = None
         #: Channels opened (by either side) and closed over this transport's life, for
         #: RTCPeerConnectionStats' dataChannelsOpened / dataChannelsClosed.
@@ -400,6 +404,7 @@ class RTCSctpTransport(EventTarget):
                     stream.user.on_stream_attached(self, self._handler_queue)
                 task_status.started()
                 if self._state != "closed":
+                    await nursery.start(self._timer.run)
                     await self._run_association()
                 # Done: what still runs in here (async handlers of our own queue) ends too.
                 nursery.cancel_scope.cancel()
@@ -436,21 +441,15 @@ class RTCSctpTransport(EventTarget):
         core = self._association
         feed = core.receive_datagram
         inbox = self._inbox
+        arm = self._timer.arm
         items: list[Batch | _Wake | None] = []
         while True:
             self._pump()
             if self._state == "closed":
                 return
-            deadline = core.get_timer()
-            if deadline is None:
-                items.append(await inbox.receive())
-            else:
-                with trio.CancelScope(deadline=deadline):
-                    items.append(await inbox.receive())
+            arm(core.get_timer())
+            items.append(await inbox.receive())
             now = trio.current_time()
-            if not items:
-                core.handle_timer(now)
-                continue
             # Everything that queued up meanwhile, in the same wake-up.
             while True:
                 try:
@@ -460,6 +459,8 @@ class RTCSctpTransport(EventTarget):
             for item in items:
                 if item is _WAKE:
                     self._wake_pending = False
+                elif item is _TIMER:
+                    pass
                 elif item is None:
                     self._on_dtls_closed()
                     return
@@ -468,8 +469,13 @@ class RTCSctpTransport(EventTarget):
                     for packet in item:
                         feed(packet, now)
             items.clear()
+            deadline = core.get_timer()
             if deadline is not None and now >= deadline:
                 core.handle_timer(now)
+
+    def _wake_timer(self) -> None:
+        with contextlib.suppress(trio.WouldBlock, trio.ClosedResourceError):
+            self._inbox_send.send_nowait(_TIMER)
 
     def _on_dtls_closed(self) -> None:
         failed = self._dtls.state == "failed"
