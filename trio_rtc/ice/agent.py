@@ -170,10 +170,21 @@ class IceAgent(GatheringMixin):
         if pair is not None:
             return None if self._consent_lost(pair) else pair
         for gen in (self._gen, self._previous):  # during a restart: the previous generation's
-            valid = [p for p in gen.pairs if p.valid] if gen is not None else []
-            if valid:
-                return max(valid, key=lambda p: p.priority)
+            if gen is not None and not gen.consent_failed:
+                pair = self._consent_pair(gen)
+                if pair is not None:
+                    return pair
         return None
+
+    @staticmethod
+    def _consent_pair(gen: Generation) -> CandidatePair | None:
+        """The pair of ``gen`` that consent freshness watches (RFC 7675 §5.1): the selected one,
+        or before nomination the best valid pair, which data may already use — a peer that
+        vanishes before it nominates must still turn the connection disconnected, then failed."""
+        if gen.selected is not None:
+            return gen.selected
+        valid = [p for p in gen.pairs if p.valid]
+        return max(valid, key=lambda p: p.priority) if valid else None
 
     def _consent_lost(self, pair: CandidatePair) -> bool:
         gen = self._gen if self._gen.selected is pair else self._previous
@@ -328,7 +339,7 @@ class IceAgent(GatheringMixin):
         ):
             deadlines.append(gen.first_valid_at + self.nomination_delay)
         for g in (gen, self._previous):
-            if g is not None and g.selected is not None and not g.consent_failed:
+            if g is not None and self._consent_pair(g) is not None and not g.consent_failed:
                 if g.next_consent is not None:
                     deadlines.append(g.next_consent)
                 if self.state != "disconnected":
@@ -359,13 +370,13 @@ class IceAgent(GatheringMixin):
         if gen.remote_pwd is not None and now >= self._next_check_at:
             self._send_next_check(gen, now)
         for g in (gen, self._previous):
-            if g is not None and g.selected is not None and not g.consent_failed:
+            if g is not None and self._consent_pair(g) is not None and not g.consent_failed:
                 if g.next_consent is not None and now >= g.next_consent:
                     self._send_consent(g, now)
                 if now >= g.last_consent + self.consent_timeout:
                     # RFC 7675 §5.1: consent expired; stop sending on this pair.
                     g.consent_failed = True
-                    logger.info("consent expired on %r", g.selected)
+                    logger.info("consent expired on %r", self._consent_pair(g))
         self._update_state(now)
 
     # --- input: STUN datagrams ----------------------------------------------------------------
@@ -568,6 +579,10 @@ class IceAgent(GatheringMixin):
             pair.valid = True
             if gen.first_valid_at is None:
                 gen.first_valid_at = now
+            if gen.selected is None and gen.next_consent is None:
+                # Consent starts with the first valid pair (RFC 7675 §5.1), not at nomination.
+                gen.last_consent = now
+                gen.next_consent = now + self._consent_delay()
             # RFC 8445 §7.2.5.3.3: unfreeze pairs sharing the foundation.
             for other in gen.pairs:
                 if other.state == PairState.FROZEN and other.foundation == pair.foundation:
@@ -743,7 +758,7 @@ class IceAgent(GatheringMixin):
         return self.consent_interval * self._rng.uniform(0.8, 1.2)
 
     def _send_consent(self, gen: Generation, now: float) -> None:
-        pair = gen.selected
+        pair = self._consent_pair(gen)
         assert pair is not None
         gen.next_consent = now + self._consent_delay()
         if gen.remote_ufrag is None or gen.remote_pwd is None:
@@ -855,12 +870,20 @@ class IceAgent(GatheringMixin):
             else:
                 self._set_state("connected")
             return
-        if self.data_pair is not None:
+        early = next(
+            (g for g in (gen, self._previous) if g is not None and self._consent_pair(g)), None
+        )
+        if early is not None:
             # webrtc-pc §5.6 "connected": a usable connection was found while other pairs are
             # still checked. Data (DTLS first) may flow on a valid pair before nomination
             # (RFC 8445 §12), as browsers let it; it moves to the nominated pair when there is
-            # one (data_pair).
-            self._set_state("connected")
+            # one (data_pair). Consent is watched on it meanwhile.
+            if early.consent_failed:
+                self._set_state("failed")
+            elif now >= early.last_consent + self.disconnected_timeout:
+                self._set_state("disconnected")
+            else:
+                self._set_state("connected")
             return
         if (
             gen.remote_end_of_candidates
