@@ -11,7 +11,7 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trio_rtc.ice.agent import MAX_REMOTE_CANDIDATES, IceAgent
+from trio_rtc.ice.agent import MAX_REMOTE_CANDIDATES, NO_PAIR_GRACE, IceAgent
 from trio_rtc.ice.candidate import Candidate, candidate_priority, pair_priority
 from trio_rtc.ice.pairs import RoleChanged, SelectedPairChanged, StateChanged
 from trio_rtc.stun import Attr, Method, StunMessage
@@ -247,6 +247,39 @@ def test_all_pairs_failing_after_end_of_candidates_gives_failed() -> None:
     assert a.state == "failed"
     # RFC 8489 §6.2.1 schedule with RTO 500 ms: the check fails at 39.5 s.
     assert 39.0 < now < 40.0
+
+
+def test_end_of_candidates_before_any_candidate_waits_for_the_peers_checks() -> None:
+    """The peer says end-of-candidates before we learn any of its candidates (or while its
+    mDNS names still resolve): no pair at all is not a failure yet; its checks bring one."""
+    a, b, wire = make_pair()
+    a.set_remote_credentials(b.local_ufrag, b.local_pwd)
+    b.set_remote_credentials(a.local_ufrag, a.local_pwd)
+    for candidate in a.local_candidates:
+        b.add_remote_candidate(candidate, 0.0)
+    b.add_remote_candidate(None, 0.0)
+    a.add_remote_candidate(None, 0.0)  # a knows no candidate of b's
+    assert a.state != "failed"
+    assert a.get_timer() == NO_PAIR_GRACE  # it will look again then
+    wire.run(0.0, 2.0)
+    # b's checks made a peer-reflexive pair on a, and both connected.
+    assert a.selected_pair is not None and b.selected_pair is not None
+    assert a.selected_pair.remote.type == "prflx"
+    assert a.state in ("connected", "completed")
+
+
+def test_no_pair_at_all_fails_after_the_grace() -> None:
+    a = IceAgent(controlling=True)
+    a.add_host_address(A_BASE, now=0.0)
+    a.finish_host_gathering(0.0)
+    a.set_remote_credentials("rufrag", "rpwd" * 6)
+    a.add_remote_candidate(None, 1.0)
+    assert a.state != "failed"
+    deadline = a.get_timer()
+    assert deadline == 1.0 + NO_PAIR_GRACE
+    a.handle_timer(deadline)
+    assert a.state == "failed"
+    assert a.get_timer() is None
 
 
 def test_wrong_source_for_a_response_is_dropped() -> None:

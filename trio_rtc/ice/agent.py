@@ -64,6 +64,11 @@ __all__ = [
 
 logger = logging.getLogger("trio_rtc.ice")
 
+#: Seconds a check list with no pair at all waits, after both sides said end-of-candidates,
+#: before it fails: the peer's checks still create peer-reflexive pairs (RFC 8445 §7.3.1.3),
+#: and a remote mDNS name may still be resolving (its end-of-candidates often arrives first).
+NO_PAIR_GRACE = 5.0
+
 
 class IceAgent(GatheringMixin):
     """A full ICE agent for one component. See the module docstring for how it is driven.
@@ -254,6 +259,8 @@ class IceAgent(GatheringMixin):
         unresolved, they are ignored (RFC 8445 §5.1.1 requires IP addresses for checks)."""
         gen = self._gen
         if candidate is None:
+            if not gen.remote_end_of_candidates:
+                gen.remote_end_at = now
             gen.remote_end_of_candidates = True
             self._update_state(now)
             return
@@ -345,7 +352,15 @@ class IceAgent(GatheringMixin):
                 if self.state != "disconnected":
                     deadlines.append(g.last_consent + self.disconnected_timeout)
                 deadlines.append(g.last_consent + self.consent_timeout)
+        if self._waiting_for_a_pair(gen) and self.state != "failed":
+            deadlines.append(gen.remote_end_at + NO_PAIR_GRACE)
         return min(deadlines) if deadlines else None
+
+    @staticmethod
+    def _waiting_for_a_pair(gen: Generation) -> bool:
+        """Both sides said end-of-candidates and there is no pair at all: the peer's checks
+        (peer-reflexive candidates) or a name still being resolved may yet bring one."""
+        return gen.remote_end_of_candidates and gen.gathering_state == "complete" and not gen.pairs
 
     def handle_timer(self, now: float) -> None:
         if self._closed:
@@ -889,6 +904,7 @@ class IceAgent(GatheringMixin):
             gen.remote_end_of_candidates
             and gen.gathering_state == "complete"
             and all(p.state == PairState.FAILED for p in gen.pairs)
+            and (gen.pairs or now >= gen.remote_end_at + NO_PAIR_GRACE)
             and not any(
                 t.generation is gen and t.kind == "check" for t in self._transactions.values()
             )

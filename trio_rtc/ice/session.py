@@ -101,6 +101,8 @@ class Generation:
     local_candidates: list[Candidate] = attrs.Factory(list)
     remote_candidates: list[Candidate] = attrs.Factory(list)
     remote_end_of_candidates: bool = False
+    #: When the remote end-of-candidates arrived (the no-pair grace counts from it).
+    remote_end_at: float = 0.0
     pairs: list[CandidatePair] = attrs.Factory(list)
     triggered: collections.deque[CandidatePair] = attrs.Factory(collections.deque)
     selected: CandidatePair | None = None
