@@ -12,6 +12,7 @@ import trio.testing
 from dtls_peer_openssl import OpenSSLPeer
 from dtls_sim import certs
 
+from trio_rtc._channels import Outgoing
 from trio_rtc.dtls import RTCCertificate
 from trio_rtc.dtls.driver import RTCDtlsTransport
 from trio_rtc.events import Event, RTCErrorEvent
@@ -264,3 +265,38 @@ async def test_a_crashing_send_fails_the_transport_visibly() -> None:
         await transport.run(receive_channel=receive_channel, send=broken_send)
     assert transport.state == "failed"
     assert "ICE transport is gone" in str(errors[0].error)
+
+
+async def test_data_queued_behind_the_peers_close_notify_is_dropped_not_a_crash() -> None:
+    """A close_notify and data to send in the same wake-up: the core closes on the first, the
+    data is counted as dropped (it used to crash the task: cannot send in state closed)."""
+    a, b = certs()
+    pipe_a, pipe_b = UdpPipe(), UdpPipe()
+    pipe_a.peer, pipe_b.peer = pipe_b.address, pipe_a.address
+    ice = object()
+    client = RTCDtlsTransport(ice, a, is_client=True, remote_fingerprints=b.getFingerprints())
+    server = RTCDtlsTransport(ice, b, is_client=False, remote_fingerprints=a.getFingerprints())
+    with trio.fail_after(10), pipe_a.raw, pipe_b.raw:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(pipe_a.pump)
+            nursery.start_soon(pipe_b.pump)
+            nursery.start_soon(
+                lambda: client.run(receive_channel=pipe_a.receive_channel, send=pipe_a.send)
+            )
+            nursery.start_soon(
+                lambda: server.run(receive_channel=pipe_b.receive_channel, send=pipe_b.send)
+            )
+            await client.wait_connected()
+            await server.wait_connected()
+            # The client's goodbye, made by its core, and data the server's upper layer hands
+            # over right behind it: one wake-up of the server's task takes both.
+            client.core.close()
+            [goodbye] = client.core.datagrams_to_send(trio.current_time())
+            server._inbox_send.send_nowait([goodbye])
+            server._inbox_send.send_nowait(Outgoing([b"late"]))
+            with trio.fail_after(5):
+                await server.wait_until(lambda: server.state != "connected")
+            nursery.cancel_scope.cancel()
+    assert server.crashed is None
+    assert server.state == "closed"
+    assert server.outgoing_dropped == 1

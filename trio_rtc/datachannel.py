@@ -19,7 +19,8 @@ peer slows down, so a reader that falls behind never makes us buffer without lim
 from __future__ import annotations
 
 from collections import deque
-from typing import Literal
+from collections.abc import Collection
+from typing import Literal, TypedDict, get_args
 
 import trio
 
@@ -27,9 +28,11 @@ from .events import (
     Event,
     EventTarget,
     HandlerQueue,
+    RefuseUnknownHandlers,
     RTCDataChannelEvent,
     RTCErrorEvent,
-    event_handler_property,
+    on_event,
+    require_trio,
 )
 from .exceptions import InvalidStateError, RTCError
 from .sctp.dcep import DataChannelParameters
@@ -39,12 +42,29 @@ __all__ = [
     "MessageEvent",
     "RTCDataChannel",
     "RTCDataChannelEvent",
+    "RTCDataChannelInit",
     "RTCDataChannelState",
     "RTCPriorityType",
 ]
 
 RTCDataChannelState = Literal["connecting", "open", "closing", "closed"]
 RTCPriorityType = Literal["very-low", "low", "medium", "high"]
+
+
+class RTCDataChannelInit(TypedDict, total=False):
+    """The options of ``createDataChannel`` (webrtc-pc §6.2 RTCDataChannelInit, and
+    ``priority`` from webrtc-priority), as a dict or as keywords."""
+
+    ordered: bool
+    maxPacketLifetime: int | None
+    maxRetransmits: int | None
+    protocol: str
+    negotiated: bool
+    id: int | None
+    priority: RTCPriorityType
+
+
+_READY_STATES: tuple[RTCDataChannelState, ...] = get_args(RTCDataChannelState)
 
 # RFC 8832 §5.1 priority values for the W3C priorities (webrtc-priority §4.1).
 PRIORITY_TO_DCEP: dict[str, int] = {"very-low": 128, "low": 256, "medium": 512, "high": 1024}
@@ -66,6 +86,35 @@ class MessageEvent(Event):
         self.data = data
 
 
+class _Traffic:
+    """A channel's per-message bookkeeping, in slots: RTCDataChannel checks every attribute
+    assignment on itself (it refuses unknown ``on*`` names), which the per-message path does
+    not pay for here."""
+
+    __slots__ = (
+        "buffered_hint",
+        "bytes_received",
+        "bytes_sent",
+        "inbox_bytes",
+        "messages_received",
+        "messages_sent",
+        "receives_since_yield",
+        "sends_since_yield",
+    )
+
+    def __init__(self) -> None:
+        #: bufferedAmount after our last send: it only overestimates (the buffer drains).
+        self.buffered_hint = 0
+        #: Unread bytes in the inbox.
+        self.inbox_bytes = 0
+        self.sends_since_yield = 0
+        self.receives_since_yield = 0
+        self.messages_sent = 0
+        self.bytes_sent = 0
+        self.messages_received = 0
+        self.bytes_received = 0
+
+
 def _utf8_length(text: str) -> int:
     return len(text) if text.isascii() else len(text.encode())
 
@@ -79,22 +128,22 @@ def _unsigned_short(name: str, value: int | None) -> int | None:
     return min(value, _UNSIGNED_SHORT)
 
 
-class RTCDataChannel(EventTarget, trio.abc.ReceiveChannel[str | bytes]):
+class RTCDataChannel(RefuseUnknownHandlers, EventTarget, trio.abc.ReceiveChannel[str | bytes]):
     """A WebRTC data channel (webrtc-pc §6.2), also usable as a ``trio.abc.ReceiveChannel``.
 
     Spec surface: every attribute, ``send()`` (synchronous; raises the spec's errors),
     ``close()``, and the events ``open``, ``message``, ``bufferedamountlow``, ``error``,
     ``closing`` and ``close``. Trio-native additions: ``await send_message(data)`` waits for
     buffer room, ``await receive()`` / ``async for message in channel`` read the inbox,
-    ``await wait_open()`` and ``await aclose()``.
+    ``await wait_open()``, ``await wait_for(readyState=...)`` and ``await aclose()``.
     """
 
-    onopen = event_handler_property["RTCDataChannel"]("open")
-    onmessage = event_handler_property["RTCDataChannel"]("message")
-    onbufferedamountlow = event_handler_property["RTCDataChannel"]("bufferedamountlow")
-    onerror = event_handler_property["RTCDataChannel"]("error")
-    onclosing = event_handler_property["RTCDataChannel"]("closing")
-    onclose = event_handler_property["RTCDataChannel"]("close")
+    onopen = on_event[Event]("open")
+    onmessage = on_event[MessageEvent]("message")
+    onbufferedamountlow = on_event[Event]("bufferedamountlow")
+    onerror = on_event[RTCErrorEvent]("error")
+    onclosing = on_event[Event]("closing")
+    onclose = on_event[Event]("close")
 
     #: ``send_message`` waits while ``bufferedAmount`` is at least this many bytes, and resumes
     #: once it fell to half of it.
@@ -147,22 +196,38 @@ class RTCDataChannel(EventTarget, trio.abc.ReceiveChannel[str | bytes]):
         self._transport: RTCSctpTransport | None = None
         self._closed_with_error = False
         self._low_armed = False
-        self._buffered_hint = 0
         #: Bytes given to send() that the transport's task has not yet taken into the association.
         self._unsent = 0
         self._inbox: deque[str | bytes] = deque()
-        self._inbox_bytes = 0
         self._inbox_waiters = trio.lowlevel.ParkingLot()
         self._room_waiters = trio.lowlevel.ParkingLot()
-        self._sends_since_yield = 0
-        self._receives_since_yield = 0
-        self.messages_sent = 0
-        self.bytes_sent = 0
-        self.messages_received = 0
-        self.bytes_received = 0
+        self._traffic = _Traffic()
 
     def __repr__(self) -> str:
         return f"<RTCDataChannel {self._label!r} id={self._id} {self._ready_state}>"
+
+    # --- counters (RTCDataChannelStats) ------------------------------------------------------
+
+    @property
+    def messages_sent(self) -> int:
+        return self._traffic.messages_sent
+
+    @property
+    def bytes_sent(self) -> int:
+        return self._traffic.bytes_sent
+
+    @property
+    def messages_received(self) -> int:
+        return self._traffic.messages_received
+
+    @property
+    def bytes_received(self) -> int:
+        return self._traffic.bytes_received
+
+    @property
+    def _inbox_bytes(self) -> int:
+        """Unread bytes in the inbox."""
+        return self._traffic.inbox_bytes
 
     # --- W3C attributes ----------------------------------------------------------------------
 
@@ -262,13 +327,14 @@ class RTCDataChannel(EventTarget, trio.abc.ReceiveChannel[str | bytes]):
                 f"message of {size} bytes exceeds maxMessageSize ({transport.maxMessageSize})"
             )
         buffered = transport.send_message(self, data, size, max_buffered=MAX_SEND_QUEUE)
-        self._buffered_hint = buffered
+        traffic = self._traffic
+        traffic.buffered_hint = buffered
         if buffered > self._buffered_amount_low_threshold and not self._low_armed:
             # Armed once per fall: the transport watches the stream until the event fired.
             self._low_armed = True
             transport.watch_buffered(self)
-        self.messages_sent += 1
-        self.bytes_sent += size
+        traffic.messages_sent += 1
+        traffic.bytes_sent += size
 
     def close(self) -> None:
         """Start closing (webrtc-pc §6.2 ``close``): readyState becomes ``closing``; ``close``
@@ -288,22 +354,42 @@ class RTCDataChannel(EventTarget, trio.abc.ReceiveChannel[str | bytes]):
 
     async def wait_open(self) -> None:
         """Return once the channel is open; raise InvalidStateError if it closed instead."""
+        if self._ready_state == "connecting":
+            require_trio("RTCDataChannel.wait_open()")
         await self.wait_until(lambda: self._ready_state != "connecting")
         if self._ready_state != "open":
             raise InvalidStateError(f"data channel is {self._ready_state}, not open")
 
+    async def wait_for(
+        self, *, readyState: RTCDataChannelState | Collection[RTCDataChannelState]
+    ) -> RTCDataChannelState:
+        """Wait until ``readyState`` has a value, or one of several, and return it:
+        ``await channel.wait_for(readyState="closed")``. ValueError for a value it never takes;
+        InvalidStateError if the channel closes first (unless ``"closed"`` is wanted)."""
+        state: RTCDataChannelState = await self._wait_for_value(
+            {"readyState": readyState},
+            _READY_STATES,
+            lambda: self._ready_state == "closed",
+        )
+        return state
+
     async def send_message(self, data: str | bytes | bytearray | memoryview) -> None:
         """Send with backpressure: wait until the channel is open and ``bufferedAmount`` is
         below :attr:`send_high_water`, then :meth:`send`."""
-        await trio.lowlevel.checkpoint_if_cancelled()
+        try:
+            await trio.lowlevel.checkpoint_if_cancelled()
+        except RuntimeError:
+            require_trio("RTCDataChannel.send_message()")
+            raise
         if self._ready_state == "connecting":
             await self.wait_open()
         # The hint (bufferedAmount after our last send) only overestimates: the buffer drains
         # between sends. It spares a lookup per message while far below the mark.
         high_water = self.send_high_water
+        traffic = self._traffic
         if (
             self._ready_state == "open"
-            and self._buffered_hint >= high_water
+            and traffic.buffered_hint >= high_water
             and self.bufferedAmount >= high_water
         ):
             transport = self._transport
@@ -311,13 +397,13 @@ class RTCDataChannel(EventTarget, trio.abc.ReceiveChannel[str | bytes]):
             while self._ready_state == "open" and self.bufferedAmount > self.send_high_water // 2:
                 transport.watch_buffered(self)
                 await self._room_waiters.park()
-            self._sends_since_yield = 0
+            traffic.sends_since_yield = 0
             self.send(data)
             return
         self.send(data)
-        self._sends_since_yield += 1
-        if self._sends_since_yield >= _YIELD_EVERY:
-            self._sends_since_yield = 0
+        traffic.sends_since_yield += 1
+        if traffic.sends_since_yield >= _YIELD_EVERY:
+            traffic.sends_since_yield = 0
             await trio.lowlevel.cancel_shielded_checkpoint()
 
     def receive_nowait(self) -> str | bytes:
@@ -326,11 +412,12 @@ class RTCDataChannel(EventTarget, trio.abc.ReceiveChannel[str | bytes]):
         inbox = self._inbox
         if inbox:
             data = inbox.popleft()
-            self._inbox_bytes -= len(data)
+            traffic = self._traffic
+            traffic.inbox_bytes -= len(data)
             transport = self._transport
             if (
                 transport is not None
-                and self._inbox_bytes <= self.receive_high_water // 2
+                and traffic.inbox_bytes <= self.receive_high_water // 2
                 and transport.is_paused_by(self)
             ):
                 transport.resume_reading(self)
@@ -344,23 +431,28 @@ class RTCDataChannel(EventTarget, trio.abc.ReceiveChannel[str | bytes]):
     async def receive(self) -> str | bytes:
         """The next message (``str`` or ``bytes``); ``trio.EndOfChannel`` once the channel closed
         and every message was read, ``trio.BrokenResourceError`` if it closed by a failure."""
-        await trio.lowlevel.checkpoint_if_cancelled()
+        try:
+            await trio.lowlevel.checkpoint_if_cancelled()
+        except RuntimeError:
+            require_trio("RTCDataChannel.receive()")
+            raise
+        traffic = self._traffic
         while True:
             inbox = self._inbox
             if inbox and self._transport is not None and not self._transport.is_paused_by(self):
                 # The common case, inline: a message is there and nothing to resume.
                 data = inbox.popleft()
-                self._inbox_bytes -= len(data)
+                traffic.inbox_bytes -= len(data)
             else:
                 try:
                     data = self.receive_nowait()
                 except trio.WouldBlock:
                     await self._inbox_waiters.park()
-                    self._receives_since_yield = 0
+                    traffic.receives_since_yield = 0
                     continue
-            self._receives_since_yield += 1
-            if self._receives_since_yield >= _YIELD_EVERY:
-                self._receives_since_yield = 0
+            traffic.receives_since_yield += 1
+            if traffic.receives_since_yield >= _YIELD_EVERY:
+                traffic.receives_since_yield = 0
                 await trio.lowlevel.cancel_shielded_checkpoint()
             return data
 
@@ -372,6 +464,7 @@ class RTCDataChannel(EventTarget, trio.abc.ReceiveChannel[str | bytes]):
 
     async def aclose(self) -> None:
         """Close and wait until ``readyState`` is ``closed``."""
+        require_trio("RTCDataChannel.aclose()")
         self.close()
         await self.wait_until(lambda: self._ready_state == "closed")
 
@@ -437,17 +530,18 @@ class RTCDataChannel(EventTarget, trio.abc.ReceiveChannel[str | bytes]):
         )
 
     def on_stream_message(self, data: str | bytes, size: int) -> None:
-        self.messages_received += 1
-        self.bytes_received += size
+        traffic = self._traffic
+        traffic.messages_received += 1
+        traffic.bytes_received += size
         if self._has_message_listeners():
             self.dispatchEvent(MessageEvent("message", data))
             return
         self._inbox.append(data)
-        self._inbox_bytes += len(data)
+        traffic.inbox_bytes += len(data)
         if self._inbox_waiters:
             self._inbox_waiters.unpark_all()
         transport = self._transport
-        if self._inbox_bytes > self.receive_high_water and transport is not None:
+        if traffic.inbox_bytes > self.receive_high_water and transport is not None:
             transport.pause_reading(self)
 
     def on_stream_closing(self) -> None:
@@ -493,10 +587,10 @@ class RTCDataChannel(EventTarget, trio.abc.ReceiveChannel[str | bytes]):
             "protocol": self._protocol,
             "dataChannelIdentifier": self._id,
             "state": self._ready_state,
-            "messagesSent": self.messages_sent,
-            "bytesSent": self.bytes_sent,
-            "messagesReceived": self.messages_received,
-            "bytesReceived": self.bytes_received,
+            "messagesSent": self._traffic.messages_sent,
+            "bytesSent": self._traffic.bytes_sent,
+            "messagesReceived": self._traffic.messages_received,
+            "bytesReceived": self._traffic.bytes_received,
         }
 
 

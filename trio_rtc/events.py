@@ -11,13 +11,22 @@ the protocol code that fired the event.
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import logging
+import re
+import sys
 import types
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, Generic, TypeVar, overload
+from collections.abc import Awaitable, Callable, Collection, Coroutine
+from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar, cast, overload
 
 import trio
+
+from .exceptions import InvalidStateError
+
+if TYPE_CHECKING:
+    from .datachannel import RTCDataChannel
 
 __all__ = [
     "Event",
@@ -26,7 +35,10 @@ __all__ = [
     "HandlerQueue",
     "RTCDataChannelEvent",
     "RTCErrorEvent",
+    "RefuseUnknownHandlers",
     "event_handler_property",
+    "on_event",
+    "require_trio",
 ]
 
 logger = logging.getLogger("trio_rtc.events")
@@ -318,39 +330,174 @@ class EventTarget:
 
     async def wait_until(self, predicate: Callable[[], bool]) -> None:
         """Return as soon as ``predicate()`` is true; it is re-checked after every event."""
+        if not predicate():
+            require_trio(f"{type(self).__name__}.wait_until()")
         while not predicate():
             changed = self.__dict__.get("_changed")
             if changed is None:
                 changed = self.__dict__["_changed"] = trio.Event()
             await changed.wait()
 
+    async def _wait_for_value(
+        self,
+        conditions: dict[str, object],
+        valid: Collection[str],
+        ended: Callable[[], bool],
+    ) -> Any:
+        """The body of every ``wait_for(attribute=value_or_values)``: one keyword, naming a
+        state attribute of this object, whose wanted values are checked against ``valid``
+        (a misspelt state would otherwise wait forever). Returns the attribute's value once it
+        is one of them; InvalidStateError once ``ended()`` says it never will be."""
+        owner = type(self).__name__
+        require_trio(f"{owner}.wait_for()")
+        given = {name: value for name, value in conditions.items() if value is not None}
+        if len(given) != 1:
+            raise TypeError(
+                f"{owner}.wait_for() takes exactly one of {', '.join(conditions)} as a keyword, "
+                f"for example wait_for({next(iter(conditions))}={next(iter(valid))!r})"
+            )
+        ((attribute, wanted),) = given.items()
+        values = frozenset((wanted,) if isinstance(wanted, str) else cast(Collection[str], wanted))
+        for value in values:
+            if value not in valid:
+                close = difflib.get_close_matches(str(value), valid, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                raise ValueError(
+                    f"{owner}.{attribute} is never {value!r}{hint} "
+                    f"(its values: {', '.join(repr(v) for v in valid)})"
+                )
+
+        def reached() -> bool:
+            return getattr(self, attribute) in values or ended()
+
+        if reached():
+            await trio.lowlevel.checkpoint()  # a Trio async function always checkpoints
+        else:
+            await self.wait_until(reached)
+        current = getattr(self, attribute)
+        if current not in values:
+            wanted_text = " or ".join(repr(v) for v in sorted(values))
+            raise InvalidStateError(
+                f"{owner}.{attribute} is {current!r} and the {owner} has ended: it will never be "
+                f"{wanted_text}"
+            )
+        return current
+
 
 T = TypeVar("T", bound=EventTarget)
+E = TypeVar("E", bound=Event)
+
+#: What can be assigned to an ``on<type>`` attribute whose events are ``E``: a plain function or
+#: an ``async def`` taking the event (or None to remove it).
+Handler = Callable[[E], object]
 
 
-class event_handler_property(Generic[T]):
-    """Descriptor for an ``on<type>`` attribute: ``pc.onicecandidate = handler``."""
+class on_event(Generic[E]):
+    """Descriptor for an ``on<type>`` attribute whose handler receives an ``E``:
+    ``onmessage = on_event[MessageEvent]("message")`` lets a type checker see that
+    ``channel.onmessage = handler`` needs a handler taking a :class:`MessageEvent`."""
 
     def __init__(self, event_type: str) -> None:
         self.event_type = event_type
         self.slot = "_on_" + event_type
 
     @overload
-    def __get__(self, obj: None, objtype: type[T]) -> event_handler_property[T]: ...
+    def __get__(self, obj: None, objtype: type[Any]) -> Self: ...
     @overload
-    def __get__(self, obj: T, objtype: type[T]) -> EventHandler | None: ...
-    def __get__(
-        self, obj: T | None, objtype: type[T]
-    ) -> EventHandler | event_handler_property[T] | None:
+    def __get__(self, obj: object, objtype: type[Any]) -> Handler[E] | None: ...
+    def __get__(self, obj: object | None, objtype: type[Any]) -> Self | Handler[E] | None:
         if obj is None:
             return self
-        handler: EventHandler | None = obj.__dict__.get(self.slot)
+        handler: Handler[E] | None = obj.__dict__.get(self.slot)
         return handler
 
-    def __set__(self, obj: T, value: EventHandler | None) -> None:
+    def __set__(self, obj: object, value: Handler[E] | None) -> None:
         if value is not None and not callable(value):
             raise TypeError(f"on{self.event_type} must be a callable or None, not {value!r}")
         obj.__dict__[self.slot] = value
+
+
+class event_handler_property(on_event[Any], Generic[T]):
+    """An ``on<type>`` attribute whose events a type checker sees as ``Any``:
+    ``event_handler_property["Owner"]("ping")``. Prefer :class:`on_event`, which names the
+    event class."""
+
+
+#: ``on`` and lowercase letters: the shape of every DOM event handler attribute.
+_HANDLER_NAME = re.compile(r"on[a-z]+")
+
+
+def _declares(cls: type, name: str) -> bool:
+    """Whether ``name`` is an attribute or an annotation of ``cls`` or one of its bases."""
+    return hasattr(cls, name) or any(
+        name in inspect.get_annotations(klass) for klass in cls.__mro__
+    )
+
+
+def _unknown_handler_message(cls: type, name: str) -> str:
+    names = set(dir(cls)).union(*(inspect.get_annotations(klass) for klass in cls.__mro__))
+    known = sorted(n for n in names if _HANDLER_NAME.fullmatch(n))
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    return (
+        f"{cls.__name__} has no event handler attribute {name!r}: {hint}"
+        f"its on* attributes are {', '.join(known)}. "
+        "(A subclass may declare an on* attribute of its own.)"
+    )
+
+
+class RefuseUnknownHandlers:
+    """Mix-in for the objects users hang handlers on: assigning an ``on<lowercase>`` attribute
+    the class does not have raises AttributeError naming the nearest one, so
+    ``pc.ondatachanel = handler`` fails where it is written instead of never being called.
+
+    Every other attribute is set as usual; a subclass that declares an ``on*`` attribute (a
+    class attribute or an annotation) may set it. The check costs a Python call per attribute
+    assignment, so a class using this mix-in keeps its per-message counters elsewhere."""
+
+    if not TYPE_CHECKING:  # a type checker then reports unknown attributes itself
+
+        def __setattr__(self, name: str, value: object) -> None:
+            if (
+                name[:2] == "on"
+                and _HANDLER_NAME.fullmatch(name)
+                and not _declares(type(self), name)
+            ):
+                raise AttributeError(
+                    _unknown_handler_message(type(self), name), name=name, obj=self
+                )
+            super().__setattr__(name, value)
+
+
+def require_trio(what: str) -> None:
+    """Raise a RuntimeError that says so if we are not running in a Trio task (for example
+    under asyncio, where Trio's own error would not say what is wrong)."""
+    try:
+        trio.lowlevel.current_task()
+    except RuntimeError:
+        pass
+    else:
+        return
+    library = _running_event_loop()
+    where = f"this code runs under {library}" if library else "no Trio run is active"
+    raise RuntimeError(
+        f"{what} needs Trio, but {where}. trio_rtc is built on Trio: start your program with "
+        "trio.run(main) and use trio_rtc from Trio tasks. To combine it with asyncio code, "
+        "run Trio as the main loop and reach the asyncio parts through trio-asyncio."
+    ) from None
+
+
+def _running_event_loop() -> str | None:
+    """The name of another event loop running in this thread, if we can tell."""
+    asyncio = sys.modules.get("asyncio")
+    if asyncio is not None:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        else:
+            return "asyncio"
+    return None
 
 
 class RTCErrorEvent(Event):
@@ -366,6 +513,8 @@ class RTCErrorEvent(Event):
 class RTCDataChannelEvent(Event):
     """The ``datachannel`` event: ``channel`` is the RTCDataChannel the peer opened."""
 
-    def __init__(self, type: str, channel: Any) -> None:
+    def __init__(self, type: str, channel: object) -> None:
         super().__init__(type)
-        self.channel = channel
+        # The peer connection's SCTP transport makes RTCDataChannels; one used on its own
+        # carries whatever its stream_factory made.
+        self.channel = cast("RTCDataChannel", channel)

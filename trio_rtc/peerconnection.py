@@ -2,6 +2,22 @@
 
 from __future__ import annotations
 
-from .pc import RTCPeerConnection, RTCPeerConnectionIceErrorEvent, RTCPeerConnectionIceEvent
+from .pc import (
+    RTCIceConnectionState,
+    RTCIceGatheringState,
+    RTCPeerConnection,
+    RTCPeerConnectionIceErrorEvent,
+    RTCPeerConnectionIceEvent,
+    RTCPeerConnectionState,
+    RTCSignalingState,
+)
 
-__all__ = ["RTCPeerConnection", "RTCPeerConnectionIceErrorEvent", "RTCPeerConnectionIceEvent"]
+__all__ = [
+    "RTCIceConnectionState",
+    "RTCIceGatheringState",
+    "RTCPeerConnection",
+    "RTCPeerConnectionIceErrorEvent",
+    "RTCPeerConnectionIceEvent",
+    "RTCPeerConnectionState",
+    "RTCSignalingState",
+]

@@ -178,7 +178,7 @@ class Channel:
         return {"sha256": hashlib.sha256(data).hexdigest(), "bytes": nbytes}
 
 
-def NoiseVideoTrack() -> Any:  # noqa: N802 - a factory standing in for a class
+def noise_video_track() -> Any:
     """A 640x480 track of random pixels at aiortc's pace (30 fps). aiortc is imported where
     it is used in this script, so the class is made here."""
     from aiortc.mediastreams import VideoStreamTrack
@@ -495,7 +495,7 @@ class Peer:
         if media == "audio":
             track = AudioStreamTrack()
         elif message.get("noise"):
-            track = NoiseVideoTrack()
+            track = noise_video_track()
         else:
             track = VideoStreamTrack()
         sender = self.pc.addTrack(track)

@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
-from typing import Any, Literal
+from collections.abc import Callable, Collection, Sequence
+from typing import Any, Literal, get_args
 
 import trio
 
 from .._channels import Batch, BatchReceiveChannel, Outgoing
 from .._supervision import unwrap
-from ..events import Event, EventTarget, HandlerQueue, RTCErrorEvent, event_handler_property
+from ..events import Event, EventTarget, HandlerQueue, RTCErrorEvent, on_event
 from ..exceptions import InvalidStateError, RTCError
 from .certificate import RTCCertificate, RTCDtlsFingerprint
 from .connection import DtlsConnection
@@ -37,6 +37,7 @@ __all__ = ["RTCDtlsTransport", "RTCDtlsTransportState"]
 logger = logging.getLogger("trio_rtc.dtls")
 
 RTCDtlsTransportState = Literal["new", "connecting", "connected", "closed", "failed"]
+_STATES: tuple[RTCDtlsTransportState, ...] = get_args(RTCDtlsTransportState)
 
 #: Batches queued for the DTLS task (from ICE and from the layer above) before more are dropped.
 INBOX_DEPTH = 512
@@ -58,8 +59,8 @@ class RTCDtlsTransport(EventTarget):
     :attr:`application_data_receive_channel`.
     """
 
-    onstatechange = event_handler_property["RTCDtlsTransport"]("statechange")
-    onerror = event_handler_property["RTCDtlsTransport"]("error")
+    onstatechange = on_event[Event]("statechange")
+    onerror = on_event[RTCErrorEvent]("error")
 
     def __init__(
         self,
@@ -149,6 +150,18 @@ class RTCDtlsTransport(EventTarget):
         await self.wait_until(lambda: self._state not in ("new", "connecting"))
         if self._state != "connected":
             raise RTCError(f"DTLS transport is {self._state}", errorDetail="dtls-failure")
+
+    async def wait_for(
+        self, *, state: RTCDtlsTransportState | Collection[RTCDtlsTransportState]
+    ) -> RTCDtlsTransportState:
+        """Wait until ``state`` has a value, or one of several, and return it:
+        ``await dtls.wait_for(state=("connected", "failed"))``. ValueError for a value it never
+        takes; InvalidStateError if the transport ends (``closed`` or ``failed``) first unless
+        that state is wanted. :meth:`wait_connected` is the shorthand that raises RTCError."""
+        value: RTCDtlsTransportState = await self._wait_for_value(
+            {"state": state}, _STATES, lambda: self._state in ("closed", "failed")
+        )
+        return value
 
     async def send_application_data(self, data: bytes) -> None:
         """Protect ``data`` in one record and send it (from the transport's task). Raises
@@ -290,7 +303,9 @@ class RTCDtlsTransport(EventTarget):
                 core.close()
                 return
             if type(item) is Outgoing:
-                if self._state == "connected":
+                # The core's state, not ours: a close_notify earlier in this same wake-up
+                # closed it, and our state follows only after the batch.
+                if core.state == "connected":
                     core.send_application_data_many(item)
                 else:
                     self.outgoing_dropped += len(item)

@@ -19,15 +19,15 @@ import contextlib
 import logging
 import math
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from typing import Any, Protocol
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
+from typing import Any, Literal, Protocol, cast, get_args, overload
 
 import attrs
 import trio
 
 from .._channels import Batch, BatchReceiveChannel
 from .._lifetime import AsyncLifetime
-from ..events import Event, EventTarget, HandlerQueue, event_handler_property
+from ..events import Event, EventTarget, HandlerQueue, on_event
 from ..exceptions import InvalidStateError
 from ..turn.driver import TurnAllocation, TurnAllocationError, open_turn_allocation
 from ..udp import UdpEndpoint, open_udp_endpoint
@@ -51,11 +51,24 @@ __all__ = [
     "IceCandidateErrorEvent",
     "IceCandidateEvent",
     "IceTransportOptions",
+    "RTCIceGathererState",
     "RTCIceTransport",
+    "RTCIceTransportState",
     "TransportStats",
 ]
 
 logger = logging.getLogger("trio_rtc.ice")
+
+#: ``RTCIceTransport.state`` (webrtc-pc §5.6.2).
+RTCIceTransportState = Literal[
+    "new", "checking", "connected", "completed", "disconnected", "failed", "closed"
+]
+#: ``RTCIceTransport.gatheringState`` (webrtc-pc §5.6.1).
+RTCIceGathererState = Literal["new", "gathering", "complete"]
+_STATE_VALUES: dict[str, tuple[str, ...]] = {
+    "state": get_args(RTCIceTransportState),
+    "gatheringState": get_args(RTCIceGathererState),
+}
 
 #: Batches queued for the DTLS/SRTP layers before further ones are dropped (UDP semantics).
 CHANNEL_DEPTH = 256
@@ -170,13 +183,11 @@ class RTCIceTransport(EventTarget, AsyncLifetime):
     """The W3C ``RTCIceTransport`` (webrtc-pc §5.6 and the webrtc-ice extension's ``gather``,
     ``start``, ``addRemoteCandidate`` and ``stop``), driven by trio."""
 
-    onstatechange = event_handler_property["RTCIceTransport"]("statechange")
-    ongatheringstatechange = event_handler_property["RTCIceTransport"]("gatheringstatechange")
-    onselectedcandidatepairchange = event_handler_property["RTCIceTransport"](
-        "selectedcandidatepairchange"
-    )
-    onicecandidate = event_handler_property["RTCIceTransport"]("icecandidate")
-    onicecandidateerror = event_handler_property["RTCIceTransport"]("icecandidateerror")
+    onstatechange = on_event[Event]("statechange")
+    ongatheringstatechange = on_event[Event]("gatheringstatechange")
+    onselectedcandidatepairchange = on_event[Event]("selectedcandidatepairchange")
+    onicecandidate = on_event[IceCandidateEvent]("icecandidate")
+    onicecandidateerror = on_event[IceCandidateErrorEvent]("icecandidateerror")
 
     def __init__(
         self,
@@ -250,12 +261,13 @@ class RTCIceTransport(EventTarget, AsyncLifetime):
         return "rtp"
 
     @property
-    def state(self) -> str:
-        return self._state
+    def state(self) -> RTCIceTransportState:
+        # The agent keeps its states as plain strings; they are the spec's.
+        return cast(RTCIceTransportState, self._state)
 
     @property
-    def gatheringState(self) -> str:
-        return self._gathering_state
+    def gatheringState(self) -> RTCIceGathererState:
+        return cast(RTCIceGathererState, self._gathering_state)
 
     def getLocalCandidates(self) -> list[RTCIceCandidate]:
         ufrag = self._agent.local_ufrag
@@ -439,10 +451,35 @@ class RTCIceTransport(EventTarget, AsyncLifetime):
         """The sans-IO core, for inspection (stats, pairs). Do not drive it directly."""
         return self._agent
 
+    @overload
+    async def wait_for(
+        self, *, state: RTCIceTransportState | Collection[RTCIceTransportState]
+    ) -> RTCIceTransportState: ...
+    @overload
+    async def wait_for(
+        self, *, gatheringState: RTCIceGathererState | Collection[RTCIceGathererState]
+    ) -> RTCIceGathererState: ...
+    async def wait_for(
+        self,
+        *,
+        state: str | Collection[str] | None = None,
+        gatheringState: str | Collection[str] | None = None,
+    ) -> str:
+        """Wait until ``state`` or ``gatheringState`` has a value, or one of several, and
+        return it: ``await ice.wait_for(state=("connected", "completed"))``. ValueError for a
+        value it never takes; InvalidStateError if the transport closes first (unless
+        ``"closed"`` is wanted)."""
+        conditions: dict[str, object] = {"state": state, "gatheringState": gatheringState}
+        valid = _STATE_VALUES["gatheringState" if state is None else "state"]
+        value: str = await self._wait_for_value(conditions, valid, lambda: self._state == "closed")
+        return value
+
     async def wait_for_state(self, *states: str) -> str:
-        """Wait until ``state`` is one of ``states``; return it."""
-        await self.wait_until(lambda: self._state in states)
-        return self._state
+        """The older spelling of ``wait_for(state=states)``."""
+        value: str = await self._wait_for_value(
+            {"state": states}, _STATE_VALUES["state"], lambda: self._state == "closed"
+        )
+        return value
 
     async def wait_gathering_complete(self) -> None:
         await self.wait_until(lambda: self._gathering_state == "complete")

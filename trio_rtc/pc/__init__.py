@@ -4,7 +4,24 @@ class, its lifetime and supervision), :mod:`.data` (data channels and SCTP)."""
 
 from __future__ import annotations
 
-from .connection import RTCPeerConnection
+from .connection import MediaStreamEvent, RTCPeerConnection
 from .events import RTCPeerConnectionIceErrorEvent, RTCPeerConnectionIceEvent
+from .media import RTCTrackEvent
+from .states import (
+    RTCIceConnectionState,
+    RTCIceGatheringState,
+    RTCPeerConnectionState,
+    RTCSignalingState,
+)
 
-__all__ = ["RTCPeerConnection", "RTCPeerConnectionIceErrorEvent", "RTCPeerConnectionIceEvent"]
+__all__ = [
+    "MediaStreamEvent",
+    "RTCIceConnectionState",
+    "RTCIceGatheringState",
+    "RTCPeerConnection",
+    "RTCPeerConnectionIceErrorEvent",
+    "RTCPeerConnectionIceEvent",
+    "RTCPeerConnectionState",
+    "RTCSignalingState",
+    "RTCTrackEvent",
+]

@@ -8,14 +8,14 @@ import abc
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import trio
 
 from ..configuration import RTCConfiguration
 from ..dtls.certificate import RTCCertificate
 from ..dtls.driver import RTCDtlsTransport
-from ..events import Event, EventTarget
+from ..events import Event, EventTarget, RefuseUnknownHandlers, require_trio
 from ..exceptions import InvalidStateError
 from ..ice.rtc import RTCIceCandidate
 from ..ice.transport import (
@@ -32,14 +32,22 @@ from ..sessiondescription import RTCSessionDescription
 from .data import DataChannels
 from .events import RTCPeerConnectionIceErrorEvent, RTCPeerConnectionIceEvent
 from .media import MediaSide
-from .states import connection_state, ice_connection_state, ice_gathering_state
+from .states import (
+    RTCIceConnectionState,
+    RTCIceGatheringState,
+    RTCPeerConnectionState,
+    RTCSignalingState,
+    connection_state,
+    ice_connection_state,
+    ice_gathering_state,
+)
 
 __all__ = ["PeerConnectionBase"]
 
 logger = logging.getLogger("trio_rtc.pc")
 
 
-class PeerConnectionBase(EventTarget, abc.ABC):
+class PeerConnectionBase(RefuseUnknownHandlers, EventTarget, abc.ABC):
     """State shared by :class:`~trio_rtc.pc.negotiation.Negotiation` and
     :class:`~trio_rtc.pc.connection.RTCPeerConnection`."""
 
@@ -72,9 +80,9 @@ class PeerConnectionBase(EventTarget, abc.ABC):
         #: signalingState as announced so far: an implicit rollback passes through "stable"
         #: while the core is already further, and a handler must see each state in turn.
         self._announced_signaling_state = self._jsep.signaling_state
-        self._ice_connection_state = "new"
-        self._connection_state = "new"
-        self._gathering_state = "new"
+        self._ice_connection_state: RTCIceConnectionState = "new"
+        self._connection_state: RTCPeerConnectionState = "new"
+        self._gathering_state: RTCIceGatheringState = "new"
         self._ice: RTCIceTransport | None = None
         self._dtls: RTCDtlsTransport | None = None
         #: Set by the supervisor once DTLS runs (pc/connection.py).
@@ -106,8 +114,11 @@ class PeerConnectionBase(EventTarget, abc.ABC):
     # --- views of the core --------------------------------------------------------------------------
 
     @property
-    def _signaling_state(self) -> str:
-        return "closed" if self._jsep.closed else self._announced_signaling_state
+    def _signaling_state(self) -> RTCSignalingState:
+        if self._jsep.closed:
+            return "closed"
+        # The JSEP core keeps its states as plain strings; they are the spec's.
+        return cast(RTCSignalingState, self._announced_signaling_state)
 
     @property
     def _ice_applied(self) -> bool:
@@ -135,6 +146,7 @@ class PeerConnectionBase(EventTarget, abc.ABC):
     @contextlib.asynccontextmanager
     async def _operation(self, what: str) -> AsyncIterator[RTCIceTransport]:
         """The spec's operations chain: one JSEP operation at a time, in call order."""
+        require_trio(f"RTCPeerConnection.{what}")
         # A cancellation that is already tearing the connection down wins over a state error.
         await trio.lowlevel.checkpoint_if_cancelled()
         self._require_running(what)

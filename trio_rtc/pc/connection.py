@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any, Unpack, get_args, overload
 
 import attrs
 import trio
@@ -26,21 +26,32 @@ from .._channels import Batch
 from .._lifetime import AsyncLifetime
 from .._supervision import unwrap
 from ..configuration import RTCConfiguration
+from ..datachannel import RTCDataChannel, RTCDataChannelInit
 from ..dtls.certificate import RTCCertificate, RTCDtlsFingerprint
 from ..dtls.driver import INBOX_DEPTH as DTLS_INBOX_DEPTH
 from ..dtls.driver import RTCDtlsTransport
-from ..events import Event, HandlerQueue, RTCErrorEvent, event_handler_property
+from ..events import (
+    Event,
+    HandlerQueue,
+    RTCDataChannelEvent,
+    RTCErrorEvent,
+    on_event,
+    require_trio,
+)
 from ..exceptions import (
     InvalidAccessError,
     InvalidStateError,
     RTCError,
 )
+from ..ice.rtc import RTCIceCandidate
 from ..ice.transport import (
     IceTransportOptions,
     RTCIceTransport,
 )
 from ..identity import IdentityPromise, PeerIdentity
+from ..identity.session import RTCIdentityErrorEvent, RTCIdentityEvent
 from ..media import MediaStream, MediaStreamTrack, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
+from ..media.dtmf import RTCDTMFSender
 from ..media.frames import FrameTrackLike
 from ..media.tracks import as_media_track
 from ..rtp.driver import RtpTransport
@@ -48,9 +59,17 @@ from ..sctp.transport import RTCSctpTransport
 from ..sdp import Fingerprint
 from ..sessiondescription import RTCSessionDescription
 from ..stats import RTCStatsReport, collect_stats
-from .negotiation import Negotiation
+from .events import RTCPeerConnectionIceErrorEvent, RTCPeerConnectionIceEvent
+from .media import RTCTrackEvent
+from .negotiation import Negotiation, RTCAnswerOptions, RTCOfferOptions
+from .states import (
+    RTCIceConnectionState,
+    RTCIceGatheringState,
+    RTCPeerConnectionState,
+    RTCSignalingState,
+)
 
-__all__ = ["RTCPeerConnection"]
+__all__ = ["MediaStreamEvent", "RTCPeerConnection"]
 
 logger = logging.getLogger("trio_rtc.pc")
 
@@ -63,6 +82,14 @@ class MediaStreamEvent(Event):
         self.stream = stream
 
 
+#: The values each state attribute takes, for ``wait_for``'s check of what it is asked to wait for.
+_STATE_VALUES: dict[str, tuple[str, ...]] = {
+    "connectionState": get_args(RTCPeerConnectionState),
+    "iceConnectionState": get_args(RTCIceConnectionState),
+    "iceGatheringState": get_args(RTCIceGatheringState),
+    "signalingState": get_args(RTCSignalingState),
+}
+
 #: The longest ``close()`` waits for the SCTP association's graceful SHUTDOWN before aborting.
 GRACEFUL_CLOSE_SECONDS = 0.5
 
@@ -70,30 +97,46 @@ GRACEFUL_CLOSE_SECONDS = 0.5
 class RTCPeerConnection(Negotiation, AsyncLifetime):
     """The W3C ``RTCPeerConnection`` on trio. See ``docs/peerconnection.md``."""
 
-    onconnectionstatechange = event_handler_property["RTCPeerConnection"]("connectionstatechange")
-    ondatachannel = event_handler_property["RTCPeerConnection"]("datachannel")
-    onicecandidate = event_handler_property["RTCPeerConnection"]("icecandidate")
-    onicecandidateerror = event_handler_property["RTCPeerConnection"]("icecandidateerror")
-    oniceconnectionstatechange = event_handler_property["RTCPeerConnection"](
-        "iceconnectionstatechange"
-    )
-    onicegatheringstatechange = event_handler_property["RTCPeerConnection"](
-        "icegatheringstatechange"
-    )
-    onnegotiationneeded = event_handler_property["RTCPeerConnection"]("negotiationneeded")
-    onsignalingstatechange = event_handler_property["RTCPeerConnection"]("signalingstatechange")
-    ontrack = event_handler_property["RTCPeerConnection"]("track")
+    onconnectionstatechange = on_event[Event]("connectionstatechange")
+    ondatachannel = on_event[RTCDataChannelEvent]("datachannel")
+    onicecandidate = on_event[RTCPeerConnectionIceEvent]("icecandidate")
+    onicecandidateerror = on_event[RTCPeerConnectionIceErrorEvent]("icecandidateerror")
+    oniceconnectionstatechange = on_event[Event]("iceconnectionstatechange")
+    onicegatheringstatechange = on_event[Event]("icegatheringstatechange")
+    onnegotiationneeded = on_event[Event]("negotiationneeded")
+    onsignalingstatechange = on_event[Event]("signalingstatechange")
+    ontrack = on_event[RTCTrackEvent]("track")
     # webrtc-identity (and the identity events of the older MDN page): see docs/identity.md.
-    onidentityresult = event_handler_property["RTCPeerConnection"]("identityresult")
-    onidpassertionerror = event_handler_property["RTCPeerConnection"]("idpassertionerror")
-    onidpvalidationerror = event_handler_property["RTCPeerConnection"]("idpvalidationerror")
-    onpeeridentity = event_handler_property["RTCPeerConnection"]("peeridentity")
+    onidentityresult = on_event[RTCIdentityEvent]("identityresult")
+    onidpassertionerror = on_event[RTCIdentityErrorEvent]("idpassertionerror")
+    onidpvalidationerror = on_event[RTCIdentityErrorEvent]("idpvalidationerror")
+    onpeeridentity = on_event[Event]("peeridentity")
 
     _failure: BaseException | None = None
     #: The DTLS task's inbox, made at start so the ICE transport can queue early datagrams.
     _dtls_inbox: (
         tuple[trio.MemorySendChannel[Batch | None], trio.MemoryReceiveChannel[Batch | None]] | None
     ) = None
+
+    if TYPE_CHECKING:
+        # The offer/answer methods live in Negotiation; declared again here, so that a type
+        # checker's messages about them name RTCPeerConnection, the class users know.
+        async def createOffer(
+            self, options: RTCOfferOptions | None = None
+        ) -> RTCSessionDescription: ...
+        async def createAnswer(
+            self, options: RTCAnswerOptions | None = None
+        ) -> RTCSessionDescription: ...
+        async def setLocalDescription(
+            self, description: RTCSessionDescription | Mapping[str, Any] | None = None
+        ) -> None: ...
+        async def setRemoteDescription(
+            self, description: RTCSessionDescription | Mapping[str, Any]
+        ) -> None: ...
+        async def addIceCandidate(
+            self, candidate: RTCIceCandidate | Mapping[str, Any] | None = None
+        ) -> None: ...
+        def restartIce(self) -> None: ...
 
     # --- configuration and static members -----------------------------------------------------
 
@@ -102,6 +145,7 @@ class RTCPeerConnection(Negotiation, AsyncLifetime):
         keygenAlgorithm: str | Mapping[str, Any] | None = None,
     ) -> RTCCertificate:
         """``RTCPeerConnection.generateCertificate()``: see :meth:`RTCCertificate.generate`."""
+        require_trio("RTCPeerConnection.generateCertificate()")
         return await RTCCertificate.generate(keygenAlgorithm)
 
     def getConfiguration(self) -> dict[str, Any]:
@@ -139,19 +183,19 @@ class RTCPeerConnection(Negotiation, AsyncLifetime):
     # --- read-only attributes ------------------------------------------------------------------
 
     @property
-    def signalingState(self) -> str:
+    def signalingState(self) -> RTCSignalingState:
         return self._signaling_state
 
     @property
-    def iceGatheringState(self) -> str:
+    def iceGatheringState(self) -> RTCIceGatheringState:
         return self._gathering_state
 
     @property
-    def iceConnectionState(self) -> str:
+    def iceConnectionState(self) -> RTCIceConnectionState:
         return self._ice_connection_state
 
     @property
-    def connectionState(self) -> str:
+    def connectionState(self) -> RTCPeerConnectionState:
         return self._connection_state
 
     @property
@@ -184,7 +228,7 @@ class RTCPeerConnection(Negotiation, AsyncLifetime):
         return self._remote_view(self._jsep.pending_remote)
 
     @property
-    def sctp(self) -> Any:
+    def sctp(self) -> RTCSctpTransport | None:
         """The RTCSctpTransport once a data m-section is negotiated, else None."""
         return self._data.sctp
 
@@ -210,6 +254,7 @@ class RTCPeerConnection(Negotiation, AsyncLifetime):
         """Request an identity assertion from the IdP (or the one already made) and return the
         ``a=identity`` value (base64 JSON). RTCError with an ``idp-*`` ``errorDetail`` when the
         IdP fails (after an ``idpassertionerror`` event); InvalidStateError without an IdP."""
+        require_trio("RTCPeerConnection.getIdentityAssertion()")
         await trio.lowlevel.checkpoint()
         self._check_not_closed("getIdentityAssertion()")
         if self._certificate is None:
@@ -264,8 +309,8 @@ class RTCPeerConnection(Negotiation, AsyncLifetime):
         media_track = as_media_track(track)
         if media_track is None:
             raise TypeError(
-                "addTrack() takes a MediaStreamTrack or a frame track (kind and async recv() "
-                f"returning av frames, as aiortc's tracks), not {track!r}"
+                "addTrack() takes a MediaStreamTrack or a frame track (an object with kind and "
+                f"async recv() returning PyAV frames), not {track!r}"
             )
         return self._media.add_track(media_track, streams)
 
@@ -293,8 +338,8 @@ class RTCPeerConnection(Negotiation, AsyncLifetime):
 
     # --- obsolete media members (MDN "Obsolete methods/events"), on top of the above ------------
 
-    onaddstream = event_handler_property["RTCPeerConnection"]("addstream")
-    onremovestream = event_handler_property["RTCPeerConnection"]("removestream")
+    onaddstream = on_event[MediaStreamEvent]("addstream")
+    onremovestream = on_event[MediaStreamEvent]("removestream")
     #: Streams given to addStream() and not removed (the legacy "local streams set").
     _legacy_local_streams: dict[str, MediaStream] | None = None
     #: The remote streams as the last applied description left them (addstream/removestream).
@@ -340,7 +385,7 @@ class RTCPeerConnection(Negotiation, AsyncLifetime):
             return local
         return next((s for s in self._remote_stream_list() if s.id == streamId), None)
 
-    def createDTMFSender(self, track: MediaStreamTrack) -> Any:
+    def createDTMFSender(self, track: MediaStreamTrack) -> RTCDTMFSender:
         """Obsolete: the RTCDTMFSender of the sender of ``track`` (``sender.dtmf``).
         InvalidAccessError when no live sender of this connection sends ``track``, or it is not
         an audio track (Chromium says SyntaxError for both)."""
@@ -384,9 +429,13 @@ class RTCPeerConnection(Negotiation, AsyncLifetime):
     # --- data channels ---------------------------------------------------------------------------
 
     def createDataChannel(
-        self, label: str, dataChannelDict: Mapping[str, Any] | None = None, **options: Any
-    ) -> Any:
-        """Create an RTCDataChannel (webrtc-pc §6.1); options as a dict or keywords."""
+        self,
+        label: str,
+        dataChannelDict: RTCDataChannelInit | None = None,
+        **options: Unpack[RTCDataChannelInit],
+    ) -> RTCDataChannel:
+        """Create an RTCDataChannel (webrtc-pc §6.1); the RTCDataChannelInit members as a dict,
+        as keywords, or both (keywords win)."""
         self._check_not_closed("createDataChannel()")
         channel = self._data.create(label, {**(dataChannelDict or {}), **options})
         if self._jsep.want_data():
@@ -397,6 +446,7 @@ class RTCPeerConnection(Negotiation, AsyncLifetime):
 
     @contextlib.asynccontextmanager
     async def _running(self) -> AsyncIterator[RTCPeerConnection]:
+        require_trio("async with RTCPeerConnection()")
         if self._entered:
             raise InvalidStateError("an RTCPeerConnection can be opened once; create a new one")
         if self._closed:
@@ -468,6 +518,7 @@ class RTCPeerConnection(Negotiation, AsyncLifetime):
         queued is delivered, then SHUTDOWN), for at most :data:`GRACEFUL_CLOSE_SECONDS` or
         three round trips, whichever is less; then, or if the peer does not answer, it is
         aborted. Cancelling the wait closes at once."""
+        require_trio("RTCPeerConnection.close()")
         try:
             if not self._closed:
                 await self._close_sctp_gracefully()
@@ -632,13 +683,58 @@ class RTCPeerConnection(Negotiation, AsyncLifetime):
 
     # --- trio-native additions ------------------------------------------------------------------
 
+    @overload
+    async def wait_for(
+        self, *, connectionState: RTCPeerConnectionState | Collection[RTCPeerConnectionState]
+    ) -> RTCPeerConnectionState: ...
+    @overload
+    async def wait_for(
+        self, *, iceConnectionState: RTCIceConnectionState | Collection[RTCIceConnectionState]
+    ) -> RTCIceConnectionState: ...
+    @overload
+    async def wait_for(
+        self, *, iceGatheringState: RTCIceGatheringState | Collection[RTCIceGatheringState]
+    ) -> RTCIceGatheringState: ...
+    @overload
+    async def wait_for(
+        self, *, signalingState: RTCSignalingState | Collection[RTCSignalingState]
+    ) -> RTCSignalingState: ...
+    async def wait_for(
+        self,
+        *,
+        connectionState: str | Collection[str] | None = None,
+        iceConnectionState: str | Collection[str] | None = None,
+        iceGatheringState: str | Collection[str] | None = None,
+        signalingState: str | Collection[str] | None = None,
+    ) -> str:
+        """Wait until one state attribute has a value, or one of several, and return it:
+        ``await pc.wait_for(connectionState="connected")``,
+        ``state = await pc.wait_for(connectionState=("connected", "failed"))``.
+
+        One keyword per call. ValueError for a value the attribute never takes;
+        InvalidStateError if the connection closes first (unless ``"closed"`` is wanted).
+        See ``docs/waiting-and-errors.md``."""
+        conditions: dict[str, object] = {
+            "connectionState": connectionState,
+            "iceConnectionState": iceConnectionState,
+            "iceGatheringState": iceGatheringState,
+            "signalingState": signalingState,
+        }
+        given = [name for name, value in conditions.items() if value is not None]
+        valid = _STATE_VALUES[given[0]] if len(given) == 1 else _STATE_VALUES["connectionState"]
+        state: str = await self._wait_for_value(conditions, valid, lambda: self._closed)
+        return state
+
     async def wait_connection_state(self, *states: str) -> str:
-        """Wait until ``connectionState`` is one of ``states``; return it."""
-        await self.wait_until(lambda: self._connection_state in states)
-        return self._connection_state
+        """The older spelling of ``wait_for(connectionState=states)``."""
+        state: str = await self._wait_for_value(
+            {"connectionState": states}, _STATE_VALUES["connectionState"], lambda: self._closed
+        )
+        return state
 
     async def wait_gathering_complete(self) -> None:
-        """Wait until ``iceGatheringState`` is ``complete`` (for non-trickle signalling)."""
+        """Wait until ``iceGatheringState`` is ``complete`` (for non-trickle signalling), or the
+        connection closed."""
         await self.wait_until(lambda: self._gathering_state == "complete" or self._closed)
 
     @property
@@ -655,10 +751,11 @@ class RTCPeerConnection(Negotiation, AsyncLifetime):
     def certificate(self) -> RTCCertificate | None:
         return self._certificate
 
-    async def getStats(self, selector: Any = None) -> RTCStatsReport:
+    async def getStats(self, selector: MediaStreamTrack | None = None) -> RTCStatsReport:
         """An RTCStatsReport (a mapping of id to stats dict); see :mod:`trio_rtc.stats`.
         ``selector``: a track of one of this connection's senders or receivers, for that
         stream's stats only (InvalidAccessError for anything else)."""
+        require_trio("RTCPeerConnection.getStats()")
         await trio.lowlevel.checkpoint()
         return collect_stats(
             ice=self._ice,

@@ -6,7 +6,7 @@ transport and to the supervisor's hooks that start DTLS and SCTP."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypedDict
 
 import trio
 
@@ -20,7 +20,26 @@ from ..sdp import Fingerprint, parse_sdp_untrusted
 from ..sessiondescription import RTCSessionDescription, coerce_description
 from .base import PeerConnectionBase
 
-__all__ = ["Negotiation"]
+__all__ = ["Negotiation", "RTCAnswerOptions", "RTCOfferOptions"]
+
+
+class RTCOfferOptions(TypedDict, total=False):
+    """``createOffer()`` options (webrtc-pc §4.2.8, and the legacy members of §11.1)."""
+
+    iceRestart: bool
+    #: Legacy; accepted and ignored (add transceivers to receive media).
+    offerToReceiveAudio: bool | int
+    #: Legacy; accepted and ignored.
+    offerToReceiveVideo: bool | int
+    #: Accepted and ignored, as in browsers.
+    voiceActivityDetection: bool
+
+
+class RTCAnswerOptions(TypedDict, total=False):
+    """``createAnswer()`` options (webrtc-pc §4.2.8): accepted and ignored, as in browsers."""
+
+    voiceActivityDetection: bool
+
 
 #: Remote descriptions longer than this are parsed in a worker thread (a browser's is ~4 KiB).
 PARSE_IN_THREAD_ABOVE = 32 * 1024
@@ -32,7 +51,7 @@ class Negotiation(PeerConnectionBase):
 
     # --- createOffer / createAnswer ----------------------------------------------------------------
 
-    async def createOffer(self, options: Mapping[str, Any] | None = None) -> RTCSessionDescription:
+    async def createOffer(self, options: RTCOfferOptions | None = None) -> RTCSessionDescription:
         """An offer (RFC 8829 §5.2). ``options``: ``iceRestart`` (legacy ``offerToReceive*`` keys
         are accepted and ignored: there is no media yet)."""
         async with self._operation("createOffer()") as ice:
@@ -44,7 +63,7 @@ class Negotiation(PeerConnectionBase):
             )
             return RTCSessionDescription(type="offer", sdp=sdp)
 
-    async def createAnswer(self, options: Mapping[str, Any] | None = None) -> RTCSessionDescription:
+    async def createAnswer(self, options: RTCAnswerOptions | None = None) -> RTCSessionDescription:
         async with self._operation("createAnswer()") as ice:
             identity = await self._identity_assertion(answer=True)
             return RTCSessionDescription(

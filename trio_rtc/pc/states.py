@@ -5,11 +5,40 @@ RTCIceConnectionState). Pure functions over the states of the transports in use.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
-__all__ = ["connection_state", "ice_connection_state", "ice_gathering_state"]
+__all__ = [
+    "RTCIceConnectionState",
+    "RTCIceGatheringState",
+    "RTCPeerConnectionState",
+    "RTCSignalingState",
+    "connection_state",
+    "ice_connection_state",
+    "ice_gathering_state",
+]
+
+#: ``RTCPeerConnection.connectionState`` (webrtc-pc §4.3.3).
+RTCPeerConnectionState = Literal[
+    "new", "connecting", "connected", "disconnected", "failed", "closed"
+]
+#: ``RTCPeerConnection.iceConnectionState`` (webrtc-pc §4.3.4).
+RTCIceConnectionState = Literal[
+    "new", "checking", "connected", "completed", "disconnected", "failed", "closed"
+]
+#: ``RTCPeerConnection.iceGatheringState`` (webrtc-pc §4.3.2).
+RTCIceGatheringState = Literal["new", "gathering", "complete"]
+#: ``RTCPeerConnection.signalingState`` (webrtc-pc §4.3.1).
+RTCSignalingState = Literal[
+    "stable",
+    "have-local-offer",
+    "have-remote-offer",
+    "have-local-pranswer",
+    "have-remote-pranswer",
+    "closed",
+]
 
 
-def ice_gathering_state(gathering: Sequence[str]) -> str:
+def ice_gathering_state(gathering: Sequence[str]) -> RTCIceGatheringState:
     """``gathering`` if any transport gathers; ``complete`` if at least one is complete and none
     is new or gathering; else ``new`` (also with no transports)."""
     if "gathering" in gathering:
@@ -19,7 +48,7 @@ def ice_gathering_state(gathering: Sequence[str]) -> str:
     return "new"
 
 
-def ice_connection_state(ice: Sequence[str], *, closed: bool) -> str:
+def ice_connection_state(ice: Sequence[str], *, closed: bool) -> RTCIceConnectionState:
     """RTCIceConnectionState over the RTCIceTransports in use."""
     if closed:
         return "closed"
@@ -36,7 +65,9 @@ def ice_connection_state(ice: Sequence[str], *, closed: bool) -> str:
     return "connected"
 
 
-def connection_state(ice: Sequence[str], dtls: Sequence[str], *, closed: bool) -> str:
+def connection_state(
+    ice: Sequence[str], dtls: Sequence[str], *, closed: bool
+) -> RTCPeerConnectionState:
     """RTCPeerConnectionState over the ICE and DTLS transports in use."""
     if closed:
         return "closed"

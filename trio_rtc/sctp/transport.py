@@ -21,8 +21,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-from collections.abc import Callable
-from typing import Any, Literal
+from collections.abc import Callable, Collection
+from typing import Any, Literal, get_args
 
 import attrs
 import trio
@@ -35,7 +35,7 @@ from ..events import (
     EventTarget,
     HandlerQueue,
     RTCDataChannelEvent,
-    event_handler_property,
+    on_event,
 )
 from ..exceptions import InvalidStateError, OperationError, RTCError
 from .association import SctpAssociation
@@ -62,6 +62,7 @@ __all__ = ["RTCSctpTransport", "RTCSctpTransportState"]
 logger = logging.getLogger("trio_rtc.sctp")
 
 RTCSctpTransportState = Literal["connecting", "connected", "closed"]
+_STATES: tuple[RTCSctpTransportState, ...] = get_args(RTCSctpTransportState)
 
 # Plain ints: comparing and hashing IntEnum members costs more on the per-message path.
 _PPID_DCEP = int(Ppid.DCEP)
@@ -115,10 +116,10 @@ class RTCSctpTransport(EventTarget):
     :mod:`trio_rtc.sctp.streams`); without one, such streams are closed at once.
     """
 
-    onstatechange = event_handler_property["RTCSctpTransport"]("statechange")
+    onstatechange = on_event[Event]("statechange")
     #: Not a W3C attribute of RTCSctpTransport: the peer connection re-dispatches this event as
     #: its own ``datachannel`` event.
-    ondatachannel = event_handler_property["RTCSctpTransport"]("datachannel")
+    ondatachannel = on_event[RTCDataChannelEvent]("datachannel")
 
     def __init__(
         self,
@@ -243,6 +244,17 @@ class RTCSctpTransport(EventTarget):
     @property
     def closed(self) -> bool:
         return self._state == "closed"
+
+    async def wait_for(
+        self, *, state: RTCSctpTransportState | Collection[RTCSctpTransportState]
+    ) -> RTCSctpTransportState:
+        """Wait until ``state`` has a value, or one of several, and return it:
+        ``await sctp.wait_for(state="connected")``. ValueError for a value it never takes;
+        InvalidStateError if the transport closes first (unless ``"closed"`` is wanted)."""
+        value: RTCSctpTransportState = await self._wait_for_value(
+            {"state": state}, _STATES, lambda: self._state == "closed"
+        )
+        return value
 
     def stop(self) -> None:
         """Abort the association and close every channel at once, without events (as
