@@ -15,10 +15,16 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .configuration import RTCConfiguration
-    from .datachannel import RTCDataChannel, RTCDataChannelEvent
+    from .datachannel import (
+        MessageEvent,
+        RTCDataChannel,
+        RTCDataChannelEvent,
+        RTCDataChannelInit,
+        RTCDataChannelState,
+    )
     from .dtls.certificate import RTCCertificate, RTCDtlsFingerprint
     from .dtls.driver import RTCDtlsTransport
-    from .events import RTCErrorEvent
+    from .events import Event, RTCErrorEvent
     from .exceptions import (
         DOMException,
         InvalidAccessError,
@@ -31,37 +37,55 @@ if TYPE_CHECKING:
     )
     from .ice.rtc import RTCIceCandidate, RTCIceCandidatePair, RTCIceParameters, RTCIceServer
     from .ice.transport import RTCIceTransport
-    from .pc import RTCPeerConnection, RTCPeerConnectionIceErrorEvent, RTCPeerConnectionIceEvent
+    from .pc import (
+        RTCIceConnectionState,
+        RTCIceGatheringState,
+        RTCPeerConnection,
+        RTCPeerConnectionIceErrorEvent,
+        RTCPeerConnectionIceEvent,
+        RTCPeerConnectionState,
+        RTCSignalingState,
+        RTCTrackEvent,
+    )
     from .sctp.transport import RTCSctpTransport
     from .sessiondescription import RTCSessionDescription
     from .stats import RTCStatsReport
 
 __all__ = [
     "DOMException",
+    "Event",
     "InvalidAccessError",
     "InvalidModificationError",
     "InvalidStateError",
+    "MessageEvent",
     "NotSupportedError",
     "OperationError",
     "RTCCertificate",
     "RTCConfiguration",
     "RTCDataChannel",
     "RTCDataChannelEvent",
+    "RTCDataChannelInit",
+    "RTCDataChannelState",
     "RTCDtlsFingerprint",
     "RTCDtlsTransport",
     "RTCError",
     "RTCErrorEvent",
     "RTCIceCandidate",
     "RTCIceCandidatePair",
+    "RTCIceConnectionState",
+    "RTCIceGatheringState",
     "RTCIceParameters",
     "RTCIceServer",
     "RTCIceTransport",
     "RTCPeerConnection",
     "RTCPeerConnectionIceErrorEvent",
     "RTCPeerConnectionIceEvent",
+    "RTCPeerConnectionState",
     "RTCSctpTransport",
     "RTCSessionDescription",
+    "RTCSignalingState",
     "RTCStatsReport",
+    "RTCTrackEvent",
     "SdpSyntaxError",
 ]
 
@@ -73,10 +97,14 @@ _LAZY: dict[str, str] = {
     "RTCConfiguration": ".configuration",
     "RTCDataChannel": ".datachannel",
     "RTCDataChannelEvent": ".datachannel",
+    "RTCDataChannelInit": ".datachannel",
+    "RTCDataChannelState": ".datachannel",
+    "MessageEvent": ".datachannel",
     "RTCCertificate": ".dtls.certificate",
     "RTCDtlsFingerprint": ".dtls.certificate",
     "RTCDtlsTransport": ".dtls.driver",
     "RTCErrorEvent": ".events",
+    "Event": ".events",
     "DOMException": ".exceptions",
     "InvalidAccessError": ".exceptions",
     "InvalidModificationError": ".exceptions",
@@ -93,6 +121,11 @@ _LAZY: dict[str, str] = {
     "RTCPeerConnection": ".pc",
     "RTCPeerConnectionIceErrorEvent": ".pc",
     "RTCPeerConnectionIceEvent": ".pc",
+    "RTCPeerConnectionState": ".pc",
+    "RTCIceConnectionState": ".pc",
+    "RTCIceGatheringState": ".pc",
+    "RTCSignalingState": ".pc",
+    "RTCTrackEvent": ".pc",
     "RTCSctpTransport": ".sctp.transport",
     "RTCSessionDescription": ".sessiondescription",
     "RTCStatsReport": ".stats",

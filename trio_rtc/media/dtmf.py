@@ -22,7 +22,7 @@ import struct
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from ..events import Event, EventTarget, event_handler_property
+from ..events import Event, EventTarget, on_event
 from ..exceptions import InvalidCharacterError, InvalidStateError
 from ..jsep.codecs import NegotiatedCodec, NegotiatedMedia
 from ..rtp.packet import RtpPacket
@@ -136,7 +136,7 @@ class _Tone:
 class RTCDTMFSender(EventTarget):
     """Sends DTMF on an audio sender's stream (webrtc-pc §7). Made by the RTCRtpSender."""
 
-    ontonechange = event_handler_property["RTCDTMFSender"]("tonechange")
+    ontonechange = on_event[RTCDTMFToneChangeEvent]("tonechange")
 
     def __init__(self, sender: RTCRtpSender) -> None:
         self._sender = sender

@@ -223,7 +223,7 @@ class RTCRtpSender:
             if media_track is None:
                 raise TypeError(
                     "replaceTrack() takes a MediaStreamTrack, a frame track (kind and async "
-                    f"recv(), as aiortc's tracks) or None, not {withTrack!r}"
+                    f"recv() returning av frames) or None, not {withTrack!r}"
                 )
             withTrack = media_track
         if withTrack is not None and withTrack.kind != self._kind:

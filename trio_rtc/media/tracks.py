@@ -28,7 +28,7 @@ from typing import Any, Literal
 import attrs
 import trio
 
-from ..events import Event, EventTarget, event_handler_property
+from ..events import Event, EventTarget, on_event
 from ..rtp.codecs import EncodedFrame
 from .frames import MediaStreamError, is_frame_track
 
@@ -312,9 +312,9 @@ class MediaStreamTrack(EventTarget):
     disabled remote track drops what arrives (and asks for a keyframe when re-enabled).
     """
 
-    onmute = event_handler_property["MediaStreamTrack"]("mute")
-    onunmute = event_handler_property["MediaStreamTrack"]("unmute")
-    onended = event_handler_property["MediaStreamTrack"]("ended")
+    onmute = on_event[Event]("mute")
+    onunmute = on_event[Event]("unmute")
+    onended = on_event[Event]("ended")
 
     def __init__(
         self,
@@ -667,8 +667,8 @@ class MediaStream(EventTarget):
     (:meth:`add_remote_track`, :meth:`remove_remote_track`).
     """
 
-    onaddtrack = event_handler_property["MediaStream"]("addtrack")
-    onremovetrack = event_handler_property["MediaStream"]("removetrack")
+    onaddtrack = on_event[MediaStreamTrackEvent]("addtrack")
+    onremovetrack = on_event[MediaStreamTrackEvent]("removetrack")
 
     def __init__(
         self, tracks: MediaStream | Iterable[MediaStreamTrack] = (), *, id: str | None = None

@@ -36,7 +36,7 @@ import trio
 
 from .._channels import Batch
 from .._supervision import unwrap
-from ..events import Event, EventTarget, HandlerQueue, RTCErrorEvent, event_handler_property
+from ..events import Event, EventTarget, HandlerQueue, RTCErrorEvent, on_event
 from ..exceptions import InvalidStateError, RTCError
 from .demux import MediaSection, RtpDemuxer
 from .errors import RtpError
@@ -293,8 +293,8 @@ class RtpTransport(EventTarget):
     per URI across the group), used to write the mid extension on what we send.
     """
 
-    onstatechange = event_handler_property["RtpTransport"]("statechange")
-    onerror = event_handler_property["RtpTransport"]("error")
+    onstatechange = on_event[Event]("statechange")
+    onerror = on_event[RTCErrorEvent]("error")
 
     def __init__(
         self,
