@@ -95,3 +95,16 @@ def test_probe_cluster_uses_media_then_padding() -> None:
     assert rate == pytest.approx(2_000_000, rel=0.05)
     assert pacer.counters.probe_clusters_sent == 1
     assert pacer.get_timer() is None
+
+
+def test_at_high_rates_a_wake_up_releases_a_few_packets_and_the_rate_holds() -> None:
+    # 10 Mbit/s x 2.5: a 2 ms step holds 6,250 bytes, five 1,200-byte packets.
+    pacer: Pacer[str] = Pacer(10_000_000, max_burst=0.0)
+    count = 500
+    pacer.enqueue_many([f"v{i}" for i in range(count)], [1200] * count, PacketKind.VIDEO, 0.0)
+    sent = run(pacer, 10.0)
+    assert [p.item for _, p in sent] == [f"v{i}" for i in range(count)]
+    wake_ups = len({t for t, _ in sent})
+    assert wake_ups <= count / 4, wake_ups
+    # The average rate is still the pacing rate: 500 x 1,200 bytes at 25 Mbit/s is 192 ms.
+    assert sent[-1][0] == pytest.approx(count * 1200 * 8 / 25_000_000, abs=0.003)

@@ -42,6 +42,11 @@ MAX_QUEUE_TIME = 2.0
 MAX_QUEUE_PACKETS = 10_000
 #: After an idle moment up to this much sending time may go at once.
 MAX_BURST = 0.005
+#: At a pacing rate where this much sending time holds more than a full packet, packets may
+#: leave up to that far ahead of their slot, so that a wake-up of the sending task releases a
+#: few packets instead of one (libwebrtc's pacer works in 5 ms steps). Below about 5 Mbit/s of
+#: pacing rate the spacing is exact, one packet per wake-up.
+PROCESS_INTERVAL = 0.002
 PADDING_PACKET_SIZE = 1200
 MAX_PROBE_CLUSTERS = 8
 # Floating point slack when comparing the debt with zero (bytes).
@@ -93,6 +98,7 @@ class Pacer(Generic[T]):
         max_queue_time: float = MAX_QUEUE_TIME,
         max_queue_packets: int = MAX_QUEUE_PACKETS,
         max_burst: float = MAX_BURST,
+        process_interval: float = PROCESS_INTERVAL,
     ) -> None:
         if estimate_bps <= 0 or pacing_factor <= 0 or max_queue_packets < 1:
             raise ValueError("pacer rate and bounds must be positive")
@@ -100,6 +106,7 @@ class Pacer(Generic[T]):
         self.max_queue_time = max_queue_time
         self.max_queue_packets = max_queue_packets
         self.max_burst = max_burst
+        self.process_interval = process_interval
         self._estimate = float(estimate_bps)
         #: Per kind (audio, retransmission, video): (item, size, enqueued at).
         self._queues: tuple[deque[tuple[T, int, float]], ...] = (deque(), deque(), deque())
@@ -187,6 +194,11 @@ class Pacer(Generic[T]):
         burst = self.pacing_rate / 8 * self.max_burst
         self._debt = max(self._debt - self.pacing_rate / 8 * (now - last), -burst)
 
+    def _allowance(self, rate: float) -> float:
+        """Bytes media may run ahead of the rate (see ``PROCESS_INTERVAL``)."""
+        budget = rate / 8 * self.process_interval
+        return budget if budget > PADDING_PACKET_SIZE else 0.0
+
     def _probe_due(self, probe: _Probe, now: float) -> float:
         if probe.started is None:
             return now
@@ -200,6 +212,7 @@ class Pacer(Generic[T]):
         if self._probes:
             return self._probe_due(self._probes[0], last)
         if self._queues[PacketKind.RETRANSMISSION] or self._queues[PacketKind.VIDEO]:
+            # Wake when the debt is paid; the release may then run ahead by the allowance.
             return last + max(self._debt, 0.0) * 8 / self.pacing_rate
         return None
 
@@ -248,7 +261,8 @@ class Pacer(Generic[T]):
                 self._probes.popleft()
         # While a probe runs, media leaves as part of it (at the probe's rate), so that the
         # probe measures its own rate and not the sum with paced media.
-        while not self._probes and self._debt <= _EPSILON:
+        allowance = self._allowance(self.pacing_rate) + _EPSILON
+        while not self._probes and self._debt <= allowance:
             media = self._pop_media()
             if media is None:
                 break
