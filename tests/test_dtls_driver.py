@@ -300,3 +300,30 @@ async def test_data_queued_behind_the_peers_close_notify_is_dropped_not_a_crash(
     assert server.crashed is None
     assert server.state == "closed"
     assert server.outgoing_dropped == 1
+
+
+async def test_a_short_first_timer_from_ice_still_waits_as_long_before_giving_up(
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    """The first timer comes from the ICE round trip (50 ms here), but a peer whose answer is
+    still on its way (signalling pasted by hand) is given as long as with the 1 s start."""
+    mock_clock.autojump_threshold = 0
+
+    class Pair:
+        current_round_trip_time = 0.001
+
+    class Ice:
+        selected_pair = Pair()
+
+    a, b = certs()
+    transport = RTCDtlsTransport(Ice(), a, is_client=True, remote_fingerprints=b.getFingerprints())
+    sent: list[float] = []
+    _send, receive = trio.open_memory_channel[bytes](10)
+    start = trio.current_time()
+    await transport.run(
+        receive_channel=receive, send=lambda data: sent.append(trio.current_time() - start)
+    )
+    assert transport.state == "failed"
+    assert sent[1] == pytest.approx(0.05)  # the first resend: after 50 ms, not 1 s
+    # Doubling from 50 ms (capped at 60 s), and still failing only after about two minutes.
+    assert 100 < trio.current_time() - start < 200

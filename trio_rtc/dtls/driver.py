@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 from collections.abc import Callable, Collection, Sequence
 from typing import Any, Literal, get_args
 
@@ -110,9 +111,14 @@ class RTCDtlsTransport(EventTarget):
         rtt = getattr(pair, "current_round_trip_time", None)
         if isinstance(rtt, float) and rtt >= 0:
             core = self.core
-            core.initial_retransmit_timeout = min(
-                core.initial_retransmit_timeout, max(MIN_RETRANSMIT_TIMEOUT, 3 * rtt)
-            )
+            before = core.initial_retransmit_timeout
+            start = min(before, max(MIN_RETRANSMIT_TIMEOUT, 3 * rtt))
+            if start < before:
+                core.initial_retransmit_timeout = start
+                # As long before giving up as the schedule from the core's own start: a peer
+                # whose answer is still on its way (slow signalling) is not abandoned after
+                # seconds. Each doubling from the shorter start makes up for one halving.
+                core.max_retransmissions += math.ceil(math.log2(before / start))
 
     # --- W3C surface -----------------------------------------------------------------------
 
