@@ -1,12 +1,20 @@
 """The aiortc side of the side-by-side benchmark: one scenario per process, result as JSON.
 
 Two ``RTCPeerConnection`` in one asyncio process, signalled in-process (offer and answer carry
-the gathered candidates), with aiortc's defaults except where loopback demands otherwise:
+the gathered candidates), with aiortc's defaults but one: ``RTCConfiguration(iceServers=[])``,
+the W3C default and trio_rtc's, where aiortc's own default would add a Google STUN server (a
+round trip to the internet, or a wait for nothing on a machine without a route).
 
-- ``RTCConfiguration(iceServers=[])``: aiortc's default STUN server would be contacted otherwise;
-- aioice gathers host candidates from every interface *except* 127.0.0.1, so
-  ``aioice.ice.get_host_addresses`` is replaced by one returning ``["127.0.0.1"]``, and every SDP
-  is checked to carry loopback candidates only before the other side sees it.
+``--path default`` (the default) patches nothing: aioice gathers host candidates from every
+interface it finds (it never offers 127.0.0.1 when another address exists), and the result's
+details record the addresses gathered and the nominated pair of every connection.
+``--path loopback`` replaces ``aioice.ice.get_host_addresses`` by one returning
+``["127.0.0.1"]`` and checks every SDP for loopback candidates only before the other side sees
+it.
+
+``setup_trickle`` is not available: aiortc has no trickle ICE. The scenario shows it, rather
+than assuming it: ``setLocalDescription`` returns with gathering complete and every candidate
+already in the SDP, and no ``icecandidate`` event is ever emitted.
 
 The ``media`` scenario sends pre-encoded VP8 frames through a track whose ``recv()`` returns
 ``av.Packet`` objects: aiortc's ``RTCRtpSender`` packs those without encoding (its
@@ -16,17 +24,18 @@ jitter buffer's encoded frames: neither stack decodes, as trio_rtc delivers enco
 
 Usually started by ``run.py``; by hand:
 
-    .venv/bin/python benchmarks/bench_aiortc.py --scenario setup [--quick] [--out result.json]
+    .venv/bin/python benchmarks/bench_aiortc.py --scenario setup [--path loopback] [--quick]
 """
 
 from __future__ import annotations
 
 import asyncio
 import fractions
+import re
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import aioice
@@ -44,6 +53,7 @@ from aiortc import (
 )
 from aiortc.mediastreams import MediaStreamTrack
 from common import (
+    EXIT_UNAVAILABLE,
     HIGH_WATER,
     LOOPBACK,
     LOW_THRESHOLD,
@@ -62,6 +72,7 @@ from common import (
     first_video_codec,
     median,
     mib,
+    note_data_path,
     package_versions,
     rss_bytes,
     write_result,
@@ -72,12 +83,59 @@ STACK = "aiortc"
 QUIET_PERIOD = 0.5
 
 
+class Unavailable(Exception):
+    """aiortc cannot run this scenario (the message says why)."""
+
+
+@dataclass
+class Run:
+    """This process's ``--path`` and what it saw of the data path (into the result details)."""
+
+    path: str = "default"
+    data_path: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def loopback_only(self) -> bool:
+        return self.path == "loopback"
+
+
+RUN = Run()
+
+
 def loopback_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
     """Stands in for aioice's interface scan, which never offers 127.0.0.1 when a LAN exists."""
     return [LOOPBACK] if use_ipv4 else []
 
 
-aioice.ice.get_host_addresses = loopback_host_addresses
+def narrow_to_loopback() -> None:
+    """``--path loopback``: gather host candidates from 127.0.0.1 alone."""
+    aioice.ice.get_host_addresses = loopback_host_addresses
+
+
+def check_candidate(address: str) -> None:
+    if RUN.loopback_only and address != LOOPBACK:
+        raise RuntimeError(f"non-loopback candidate {address}")
+
+
+def note_connection_path(connection: aioice.Connection) -> None:
+    """Record the addresses an aioice connection gathered on and its nominated pair. aiortc
+    exposes neither the selected pair nor candidate-pair statistics, so this reads aioice's
+    ``_nominated`` (component 1: RTP and data share it)."""
+    nominated = connection._nominated.get(1)
+    if nominated is None:
+        raise RuntimeError("connected, yet aioice nominated no candidate pair")
+    note_data_path(
+        RUN.data_path,
+        [candidate.host for candidate in connection.local_candidates],
+        nominated.local_candidate.host,
+        nominated.remote_candidate.host,
+    )
+
+
+def note_pc_path(pc: RTCPeerConnection) -> None:
+    """The same for a peer connection, down from its RTCSctpTransport."""
+    assert pc.sctp is not None
+    note_connection_path(pc.sctp.transport.transport._connection)
 
 
 @dataclass
@@ -90,6 +148,8 @@ class Pair:
     """Its other end, announced to ``answerer`` by ``datachannel``."""
 
     async def close(self) -> None:
+        # Noted as the pair closes: not inside any timing.
+        note_pc_path(self.offerer)
         await self.offerer.close()
         await self.answerer.close()
 
@@ -119,10 +179,12 @@ async def connect_pair(
     answerer.on("datachannel", announced.put_nowait)
 
     await offerer.setLocalDescription(await offerer.createOffer())
-    check_sdp_loopback(offerer.localDescription.sdp)
+    if RUN.loopback_only:
+        check_sdp_loopback(offerer.localDescription.sdp)
     await answerer.setRemoteDescription(offerer.localDescription)
     await answerer.setLocalDescription(await answerer.createAnswer())
-    check_sdp_loopback(answerer.localDescription.sdp)
+    if RUN.loopback_only:
+        check_sdp_loopback(answerer.localDescription.sdp)
     await offerer.setRemoteDescription(answerer.localDescription)
 
     remote = await announced.get()
@@ -198,6 +260,33 @@ async def scenario_setup(sizes: Sizes, result: ScenarioResult) -> None:
     result.figures["setup_ms"] = median(times) * 1000
     result.figures["setup_cpu_ms"] = cpu / sizes.setup_repeats * 1000
     result.details["setup_ms_all"] = [t * 1000 for t in times]
+
+
+async def scenario_setup_trickle(sizes: Sizes, result: ScenarioResult) -> None:
+    """Show that aiortc cannot trickle, then report the scenario unavailable."""
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    emitted: list[Any] = []
+    pc.on("icecandidate", emitted.append)
+    try:
+        pc.createDataChannel("probe")
+        await pc.setLocalDescription(await pc.createOffer())
+        state = pc.iceGatheringState
+        in_sdp = len(re.findall(r"^a=candidate:", pc.localDescription.sdp, re.MULTILINE))
+        await asyncio.sleep(0.2)  # an icecandidate event would come by now
+    finally:
+        await pc.close()
+    if state != "complete" or not in_sdp or emitted:
+        raise RuntimeError(
+            f"aiortc may trickle now (iceGatheringState {state!r} after setLocalDescription, "
+            f"{in_sdp} candidates in the SDP, {len(emitted)} icecandidate events): "
+            "give bench_aiortc.py a trickle scenario"
+        )
+    version = package_versions(["aiortc"]).get("aiortc", "?")
+    raise Unavailable(
+        f"aiortc {version} has no trickle ICE: setLocalDescription returned with "
+        f"iceGatheringState 'complete' and {in_sdp} candidate(s) already in the SDP; "
+        "no icecandidate event"
+    )
 
 
 async def bulk(sizes: Sizes, result: ScenarioResult, message_size: int, prefix: str) -> None:
@@ -383,20 +472,21 @@ async def scenario_media(sizes: Sizes, result: ScenarioResult) -> None:
 async def ice_connect_once() -> float:
     """aioice on its own (the ICE layer of aiortc), gather + checks + nomination on both."""
     start = time.perf_counter()
-    controlling = aioice.Connection(ice_controlling=True, use_ipv6=False)
-    controlled = aioice.Connection(ice_controlling=False, use_ipv6=False)
+    controlling = aioice.Connection(ice_controlling=True)
+    controlled = aioice.Connection(ice_controlling=False)
     try:
         await asyncio.gather(controlling.gather_candidates(), controlled.gather_candidates())
         for this, other in ((controlling, controlled), (controlled, controlling)):
             for candidate in other.local_candidates:
-                if candidate.host != LOOPBACK:
-                    raise RuntimeError(f"non-loopback candidate {candidate.host}")
+                check_candidate(candidate.host)
                 await this.add_remote_candidate(candidate)
             await this.add_remote_candidate(None)
             this.remote_username = other.local_username
             this.remote_password = other.local_password
         await asyncio.gather(controlling.connect(), controlled.connect())
-        return time.perf_counter() - start
+        elapsed = time.perf_counter() - start
+        note_connection_path(controlling)
+        return elapsed
     finally:
         await controlling.close()
         await controlled.close()
@@ -422,8 +512,7 @@ async def ice_dtls_connect_once() -> float:
     async def side(index: int) -> None:
         other = 1 - index
         for candidate in gatherers[other].getLocalCandidates():
-            if candidate.ip != LOOPBACK:
-                raise RuntimeError(f"non-loopback candidate {candidate.ip}")
+            check_candidate(candidate.ip)
             await ices[index].addRemoteCandidate(candidate)
         await ices[index].addRemoteCandidate(None)
         await ices[index].start(gatherers[other].getLocalParameters())
@@ -431,7 +520,9 @@ async def ice_dtls_connect_once() -> float:
 
     try:
         await asyncio.gather(side(0), side(1))
-        return time.perf_counter() - start
+        elapsed = time.perf_counter() - start
+        note_connection_path(ices[0]._connection)
+        return elapsed
     finally:
         for dtls in dtlses:
             await dtls.stop()
@@ -447,6 +538,7 @@ async def scenario_ice_dtls(sizes: Sizes, result: ScenarioResult) -> None:
 
 SCENARIO_FUNCTIONS: dict[str, Callable[[Sizes, ScenarioResult], Awaitable[None]]] = {
     "setup": scenario_setup,
+    "setup_trickle": scenario_setup_trickle,
     "reliable_16k": scenario_reliable_16k,
     "reliable_64k": scenario_reliable_64k,
     "unordered": scenario_unordered,
@@ -462,6 +554,9 @@ SCENARIO_FUNCTIONS: dict[str, Callable[[Sizes, ScenarioResult], Awaitable[None]]
 def main() -> int:
     args = bench_arguments(__doc__.splitlines()[0] if __doc__ else STACK)
     sizes = Sizes.make(args.quick)
+    RUN.path = args.path
+    if RUN.loopback_only:
+        narrow_to_loopback()
     result = ScenarioResult(
         STACK,
         args.scenario,
@@ -475,11 +570,19 @@ def main() -> int:
                 asyncio.wait_for(SCENARIO_FUNCTIONS[args.scenario](sizes, result), sizes.deadline)
             ),
         )
+    except Unavailable as unavailable:
+        result.available = False
+        result.error = str(unavailable)
+        print(unavailable, file=sys.stderr)
     except TimeoutError:
         result.error = f"the scenario exceeded its deadline of {sizes.deadline:.0f} s"
     except Exception as exc:
         result.error = describe_error(exc)
+    result.details["path"] = RUN.path
+    result.details.update(RUN.data_path)
     write_result(result, args.out)
+    if not result.available:
+        return EXIT_UNAVAILABLE
     return 0 if result.error is None else 1
 
 

@@ -2,30 +2,37 @@
 
 Written against the W3C names (the spec is the contract, and the same code would drive a
 browser): ``RTCPeerConnection``, ``createDataChannel(label, ordered=..., maxRetransmits=...)``,
-``createOffer``/``setLocalDescription``/``setRemoteDescription``, ``datachannel``, ``open`` and
-``message`` events, ``send``, ``bufferedAmount``, ``bufferedAmountLowThreshold`` and
-``bufferedamountlow``. Two peer connections live in one trio process and are signalled
-in-process, each description carrying its gathered candidates.
+``createOffer``/``setLocalDescription``/``setRemoteDescription``, ``icecandidate`` and
+``addIceCandidate``, ``datachannel``, ``open`` and ``message`` events, ``send``,
+``bufferedAmount``, ``bufferedAmountLowThreshold`` and ``bufferedamountlow``. Two peer
+connections with the default ``RTCConfiguration`` live in one trio process and are signalled
+in-process: each description carries its gathered candidates (non-trickle), except in
+``setup_trickle``, where offer and answer go across as soon as they are set and every candidate
+follows through ``icecandidate`` → ``addIceCandidate`` as it is gathered.
 
-Loopback only: host candidates are gathered from 127.0.0.1 alone (the ICE layer's interface scan
-is narrowed, as the aiortc side narrows aioice's) and every SDP is checked before the other side
-sees it. The ``media`` scenario sends pre-encoded VP8 frames through ``addTrack`` and an
+``--path default`` (the default) patches nothing: host candidates come from every interface the
+ICE layer finds, and the result's details record the addresses gathered and the selected pair of
+every connection. ``--path loopback`` narrows the interface scan to 127.0.0.1 (as the aiortc
+side narrows aioice's) and checks every SDP before the other side sees it.
+
+The ``media`` scenario sends pre-encoded VP8 frames through ``addTrack`` and an
 ``EncodedSource`` and counts them out of the ``track`` event's remote track. The lower-layer
 scenarios (``ice``, ``ice_dtls``) drive ``RTCIceTransport`` and
 ``RTCDtlsTransport`` directly, as ``examples/loopback_demo.py`` does.
 
 Usually started by ``run.py``; by hand:
 
-    .venv/bin/python benchmarks/bench_trio_rtc.py --scenario setup [--quick] [--out result.json]
+    .venv/bin/python benchmarks/bench_trio_rtc.py --scenario setup [--path loopback] [--quick]
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import trio
@@ -49,6 +56,7 @@ from common import (
     first_video_codec,
     median,
     mib,
+    note_data_path,
     package_versions,
     rss_bytes,
     write_result,
@@ -66,7 +74,17 @@ STACK = "trio_rtc"
 UNAVAILABLE = "trio_rtc.RTCPeerConnection is not available yet"
 #: Scenarios that need the peer connection (the others use lower layers that exist today).
 NEEDS_PEER_CONNECTION = frozenset(
-    {"setup", "reliable_16k", "reliable_64k", "unordered", "small", "rtt", "many", "media"}
+    {
+        "setup",
+        "setup_trickle",
+        "reliable_16k",
+        "reliable_64k",
+        "unordered",
+        "small",
+        "rtt",
+        "many",
+        "media",
+    }
 )
 #: How long the receiver of an unreliable transfer waits for stragglers once the sender is done.
 QUIET_PERIOD = 0.5
@@ -80,6 +98,21 @@ class Unavailable(Exception):
     """The scenario needs a part of trio_rtc that does not exist yet."""
 
 
+@dataclass
+class Run:
+    """This process's ``--path`` and what it saw of the data path (into the result details)."""
+
+    path: str = "default"
+    data_path: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def loopback_only(self) -> bool:
+        return self.path == "loopback"
+
+
+RUN = Run()
+
+
 def loopback_host_addresses(
     *, include_loopback: bool | None = None, ipv6: bool = True, link_local: bool = False
 ) -> list[InterfaceAddress]:
@@ -88,8 +121,24 @@ def loopback_host_addresses(
     return [entry for entry in everything if entry.address == LOOPBACK]
 
 
-# The transport module imported the scan by name; replace it there.
-setattr(trio_rtc.ice.transport, "usable_host_addresses", loopback_host_addresses)  # noqa: B010
+def narrow_to_loopback() -> None:
+    """``--path loopback``: gather host candidates from 127.0.0.1 alone."""
+    # The transport module imported the scan by name; replace it there.
+    setattr(trio_rtc.ice.transport, "usable_host_addresses", loopback_host_addresses)  # noqa: B010
+
+
+def note_ice_path(ice: Any) -> None:
+    """Record the addresses ``ice`` (an RTCIceTransport) gathered on and its selected pair."""
+    selected = ice.getSelectedCandidatePair()
+    if selected is None:
+        raise RuntimeError("connected, yet the ICE transport has no selected candidate pair")
+    gathered = [candidate.address for candidate in ice.getLocalCandidates()]
+    note_data_path(RUN.data_path, gathered, selected.local.address, selected.remote.address)
+
+
+def note_pc_path(pc: Any) -> None:
+    """The same for a peer connection, through its RTCSctpTransport (W3C surface)."""
+    note_ice_path(pc.sctp.transport.iceTransport)
 
 
 async def wait_until(target: Any, event_type: str, condition: Callable[[], bool]) -> None:
@@ -111,13 +160,60 @@ async def wait_until(target: Any, event_type: str, condition: Callable[[], bool]
 
 
 async def described(pc: Any) -> Any:
-    """``pc.localDescription`` once gathering is complete (no trickle), checked for loopback."""
+    """``pc.localDescription`` once gathering is complete (no trickle), checked for loopback on
+    the loopback path."""
     await wait_until(
         pc, "icegatheringstatechange", lambda: bool(pc.iceGatheringState == "complete")
     )
     description = pc.localDescription
-    check_sdp_loopback(description.sdp)
+    if RUN.loopback_only:
+        check_sdp_loopback(description.sdp)
     return description
+
+
+class TrickleSignaling:
+    """In-process trickle signaling between two pcs, as an application does it over a wire:
+    every ``icecandidate`` goes at once to the other side's ``addIceCandidate`` (the final
+    ``None`` too, as end-of-candidates), held back only until that side has a remote
+    description to add it to."""
+
+    def __init__(self, offerer: Any, answerer: Any) -> None:
+        self.links = [self._link(offerer, answerer), self._link(answerer, offerer)]
+        self.gathering_at_send: dict[str, str] = {}
+
+    @staticmethod
+    def _link(source: Any, target: Any) -> tuple[Any, Any, trio.Event]:
+        send, receive = trio.open_memory_channel[Any](math.inf)
+        source.onicecandidate = lambda event: send.send_nowait(event.candidate)
+        return target, receive, trio.Event()
+
+    def described(self, side: str, pc: Any) -> Any:
+        """``pc.localDescription`` as it is now (sent before gathering completes)."""
+        self.gathering_at_send[side] = pc.iceGatheringState
+        description = pc.localDescription
+        if RUN.loopback_only:
+            check_sdp_loopback(description.sdp, trickle=True)
+        return description
+
+    def remote_set(self, pc: Any) -> None:
+        """``pc`` has its remote description: candidates for it may flow now."""
+        for target, _receive, ready in self.links:
+            if target is pc:
+                ready.set()
+
+    async def forward_all(self, nursery: trio.Nursery) -> None:
+        for target, receive, ready in self.links:
+            nursery.start_soon(self._forward, target, receive, ready)
+
+    @staticmethod
+    async def _forward(target: Any, receive: Any, ready: trio.Event) -> None:
+        await ready.wait()
+        async for candidate in receive:
+            # The end-of-candidates event carries None, or a candidate with no address.
+            address = None if candidate is None else candidate.address
+            if RUN.loopback_only and address not in (None, LOOPBACK):
+                raise RuntimeError(f"non-loopback candidate {address}")
+            await target.addIceCandidate(candidate)
 
 
 @dataclass
@@ -136,9 +232,11 @@ async def connect_pair(
     ordered: bool = True,
     max_retransmits: int | None = None,
     before_offer: Callable[[Any, Any], None] | None = None,
+    trickle: bool = False,
 ) -> Pair:
     """Two pcs (closed with ``stack``) and a channel, open on both sides when this returns.
-    ``before_offer(offerer, answerer)`` runs before the offer is made (to add tracks)."""
+    ``before_offer(offerer, answerer)`` runs before the offer is made (to add tracks);
+    ``trickle``: signal with trickle ICE (see :class:`TrickleSignaling`)."""
     if RTCPeerConnection is None:
         raise Unavailable(UNAVAILABLE)
     offerer = await stack.enter_async_context(RTCPeerConnection())
@@ -149,16 +247,40 @@ async def connect_pair(
     announced: list[Any] = []
     answerer.addEventListener("datachannel", lambda event: announced.append(event.channel))
 
-    await offerer.setLocalDescription(await offerer.createOffer())
-    await answerer.setRemoteDescription(await described(offerer))
-    await answerer.setLocalDescription(await answerer.createAnswer())
-    await offerer.setRemoteDescription(await described(answerer))
+    if trickle:
+        signaling = TrickleSignaling(offerer, answerer)
+        async with trio.open_nursery() as nursery:
+            await signaling.forward_all(nursery)
+            await offerer.setLocalDescription(await offerer.createOffer())
+            await answerer.setRemoteDescription(signaling.described("offer", offerer))
+            signaling.remote_set(answerer)
+            await answerer.setLocalDescription(await answerer.createAnswer())
+            await offerer.setRemoteDescription(signaling.described("answer", answerer))
+            signaling.remote_set(offerer)
+            remote = await channels_open(answerer, local, announced)
+            nursery.cancel_scope.cancel()
+        for side, state in signaling.gathering_at_send.items():
+            key = f"{side}_sent_while_{state}"
+            RUN.data_path[key] = RUN.data_path.get(key, 0) + 1
+    else:
+        await offerer.setLocalDescription(await offerer.createOffer())
+        await answerer.setRemoteDescription(await described(offerer))
+        await answerer.setLocalDescription(await answerer.createAnswer())
+        await offerer.setRemoteDescription(await described(answerer))
+        remote = await channels_open(answerer, local, announced)
+    pair = Pair(offerer, answerer, local, remote)
+    # Noted when the pair closes (callbacks run before the pcs close): not inside any timing.
+    stack.callback(note_pc_path, offerer)
+    return pair
 
+
+async def channels_open(answerer: Any, local: Any, announced: list[Any]) -> Any:
+    """Wait for ``datachannel`` on ``answerer`` and ``open`` on both ends; the remote end."""
     await wait_until(answerer, "datachannel", lambda: bool(announced))
     remote = announced[0]
     await wait_until(local, "open", lambda: bool(local.readyState == "open"))
     await wait_until(remote, "open", lambda: bool(remote.readyState == "open"))
-    return Pair(offerer, answerer, local, remote)
+    return remote
 
 
 async def transfer(pair: Pair, message_size: int, count: int, *, reliable: bool) -> Transfer:
@@ -216,22 +338,30 @@ async def transfer(pair: Pair, message_size: int, count: int, *, reliable: bool)
     return Transfer(last_arrival - start, received, received_bytes, cpu)
 
 
-async def scenario_setup(sizes: Sizes, result: ScenarioResult) -> None:
+async def timed_setups(sizes: Sizes, result: ScenarioResult, prefix: str, *, trickle: bool) -> None:
     # One untimed round first: lazy imports and first-use costs are not part of a setup.
     async with contextlib.AsyncExitStack() as stack:
-        await connect_pair(stack)
+        await connect_pair(stack, trickle=trickle)
     times = []
     cpu_start = cpu_seconds()
     for _ in range(sizes.setup_repeats):
         async with contextlib.AsyncExitStack() as stack:
             start = time.perf_counter()
-            await connect_pair(stack)
+            await connect_pair(stack, trickle=trickle)
             times.append(time.perf_counter() - start)
     # Closing is inside the CPU interval; it is cheap next to creating and connecting.
     cpu = cpu_seconds() - cpu_start
-    result.figures["setup_ms"] = median(times) * 1000
-    result.figures["setup_cpu_ms"] = cpu / sizes.setup_repeats * 1000
-    result.details["setup_ms_all"] = [t * 1000 for t in times]
+    result.figures[f"{prefix}_ms"] = median(times) * 1000
+    result.figures[f"{prefix}_cpu_ms"] = cpu / sizes.setup_repeats * 1000
+    result.details[f"{prefix}_ms_all"] = [t * 1000 for t in times]
+
+
+async def scenario_setup(sizes: Sizes, result: ScenarioResult) -> None:
+    await timed_setups(sizes, result, "setup", trickle=False)
+
+
+async def scenario_setup_trickle(sizes: Sizes, result: ScenarioResult) -> None:
+    await timed_setups(sizes, result, "setup_trickle", trickle=True)
 
 
 async def bulk(sizes: Sizes, result: ScenarioResult, message_size: int, prefix: str) -> None:
@@ -391,6 +521,8 @@ async def scenario_media(sizes: Sizes, result: ScenarioResult) -> None:
 
 
 def check_loopback_candidates(candidates: Sequence[Any]) -> None:
+    if not RUN.loopback_only:
+        return
     for candidate in candidates:
         if candidate.address != LOOPBACK:
             raise RuntimeError(f"non-loopback candidate {candidate.address}")
@@ -425,6 +557,7 @@ async def ice_connect_once() -> float:
     async with RTCIceTransport(options=options) as ice_a, RTCIceTransport(options=options) as ice_b:
         await ice_connect(ice_a, ice_b, check_loopback_candidates)
         elapsed = time.perf_counter() - start
+        note_ice_path(ice_a)
     return elapsed
 
 
@@ -459,6 +592,7 @@ async def ice_dtls_connect_once() -> float:
         await dtls_a.wait_connected()
         await dtls_b.wait_connected()
         elapsed = time.perf_counter() - start
+        note_ice_path(ice_a)
         nursery.cancel_scope.cancel()
     return elapsed
 
@@ -471,6 +605,7 @@ async def scenario_ice_dtls(sizes: Sizes, result: ScenarioResult) -> None:
 
 SCENARIO_FUNCTIONS: dict[str, Callable[[Sizes, ScenarioResult], Awaitable[None]]] = {
     "setup": scenario_setup,
+    "setup_trickle": scenario_setup_trickle,
     "reliable_16k": scenario_reliable_16k,
     "reliable_64k": scenario_reliable_64k,
     "unordered": scenario_unordered,
@@ -491,6 +626,9 @@ async def run_scenario(scenario: str, sizes: Sizes, result: ScenarioResult) -> N
 def main() -> int:
     args = bench_arguments(__doc__.splitlines()[0] if __doc__ else STACK)
     sizes = Sizes.make(args.quick)
+    RUN.path = args.path
+    if RUN.loopback_only:
+        narrow_to_loopback()
     result = ScenarioResult(
         STACK,
         args.scenario,
@@ -514,6 +652,8 @@ def main() -> int:
         except Exception as exc:
             result.error = describe_error(exc)
             status = 1
+    result.details["path"] = RUN.path
+    result.details.update(RUN.data_path)
     write_result(result, args.out)
     return status
 

@@ -27,8 +27,20 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal
 
-#: Every stack sends over loopback only; the scripts check the SDP and candidates against this.
+#: The address the ``loopback`` path narrows both stacks' interface scans to; on that path the
+#: scripts check every SDP and candidate against it.
 LOOPBACK = "127.0.0.1"
+
+#: Which network path the pcs use (``--path``). ``default``: what a user gets, the default
+#: configuration and every interface the ICE layer finds, nothing patched and nothing checked
+#: (the result records which addresses were gathered and which pair carried the data).
+#: ``loopback``: both stacks' interface scans narrowed to 127.0.0.1 and every SDP checked, an
+#: extra row for comparing the stacks without the host's network in the way.
+PATHS: tuple[str, ...] = ("default", "loopback")
+PATH_LABELS = {
+    "default": "default path: every interface ICE finds",
+    "loopback": "loopback only (ICE patched to gather 127.0.0.1)",
+}
 
 #: Flow control used by every sender (the same on both stacks): keep sending while
 #: ``bufferedAmount`` is below HIGH_WATER, then wait for ``bufferedamountlow``, fired when it
@@ -59,14 +71,28 @@ class Figure:
     better: Better
     title: str
     scenario: str
-    #: The issue 6 target for trio_rtc / aiortc (at least this when higher is better, at most
-    #: this when lower is better), or None.
+    #: The target for trio_rtc / aiortc (at least this when higher is better, at most this when
+    #: lower is better), or None: issue 14's on the default path for setup and RTT, issue 6's
+    #: for the others.
     target: float | None = None
+    #: The aiortc figure this one is compared with when aiortc cannot measure it itself (aiortc
+    #: has no trickle ICE: trickle setup is compared with its only setup), or None.
+    versus: str | None = None
 
 
 FIGURES: tuple[Figure, ...] = (
-    Figure("setup_ms", "ms", "lower", "setup: 2 pcs created -> channel open on both", "setup", 0.5),
+    Figure("setup_ms", "ms", "lower", "setup: 2 pcs created -> channel open on both", "setup", 0.3),
     Figure("setup_cpu_ms", "CPU ms", "lower", "  CPU per setup (both pcs)", "setup"),
+    Figure(
+        "setup_trickle_ms",
+        "ms",
+        "lower",
+        "setup, trickle ICE (vs aiortc non-trickle)",
+        "setup_trickle",
+        0.3,
+        versus="setup_ms",
+    ),
+    Figure("setup_trickle_cpu_ms", "CPU ms", "lower", "  CPU per trickle setup", "setup_trickle"),
     Figure(
         "reliable_16k_mib_s", "MiB/s", "higher", "reliable ordered, 16 KiB msgs", "reliable_16k", 5
     ),
@@ -81,7 +107,7 @@ FIGURES: tuple[Figure, ...] = (
     Figure("unordered_delivered_pct", "%", "higher", "  messages delivered", "unordered"),
     Figure("small_msg_s", "msg/s", "higher", "100-byte messages, reliable", "small", 20),
     Figure("small_cpu_s_per_mib", "CPU s/MiB", "lower", "  CPU per MiB", "small"),
-    Figure("rtt_ms", "ms", "lower", "ping-pong RTT (median)", "rtt", 0.7),
+    Figure("rtt_ms", "ms", "lower", "ping-pong RTT (median)", "rtt", 0.5),
     Figure("many_connect_s", "s", "lower", "N pcs in one process: connect all", "many"),
     Figure("many_rss_kib_per_pc", "KiB", "lower", "  RSS per pc", "many", 0.5),
     Figure("ice_connect_ms", "ms", "lower", "lower layer: ICE gather+connect", "ice"),
@@ -195,6 +221,13 @@ def bench_arguments(description: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--scenario", required=True, choices=SCENARIOS)
     parser.add_argument("--quick", action="store_true", help="sizes divided by ~50 (smoke run)")
+    parser.add_argument(
+        "--path",
+        choices=PATHS,
+        default="default",
+        help="default: every interface ICE finds, nothing patched (default); "
+        "loopback: the interface scan narrowed to 127.0.0.1",
+    )
     parser.add_argument("--out", type=Path, help="write the JSON result here (default: stdout)")
     parser.add_argument(
         "--profile",
@@ -268,19 +301,37 @@ def mib(byte_count: float) -> float:
 _CANDIDATE_ADDRESS = re.compile(r"^a=candidate:\S+ \d+ \S+ \d+ (\S+) \d+ ", re.MULTILINE)
 
 
-def check_sdp_loopback(sdp: str) -> int:
+def check_sdp_loopback(sdp: str, *, trickle: bool = False) -> int:
     """Raise unless every candidate in ``sdp`` is on 127.0.0.1; returns how many there are.
 
     Run on every description before the other side sees it, so no stack can ever send a check
-    to an address that is not loopback.
+    to an address that is not loopback. A description sent before gathering completes
+    (``trickle``) may carry no candidate yet; the trickled ones are checked one by one.
     """
     addresses = _CANDIDATE_ADDRESS.findall(sdp)
-    if not addresses:
+    if not addresses and not trickle:
         raise RuntimeError("the SDP carries no candidate at all")
     others = sorted({address for address in addresses if address != LOOPBACK})
     if others:
         raise RuntimeError(f"non-loopback candidates in the SDP: {others}")
     return len(addresses)
+
+
+def note_data_path(
+    details: dict[str, Any], gathered: Iterable[str], local: str, remote: str
+) -> None:
+    """Record in a result's ``details`` the addresses a connection gathered candidates on and
+    the selected pair that carried its data (``local -> remote``, counted per connection).
+
+    On the default path nothing is patched or checked, so this is how a report says which path
+    the data took (a LAN address to itself, IPv6, or loopback when nothing else exists).
+    """
+    addresses: list[str] = details.setdefault("gathered_addresses", [])
+    addresses.extend(address for address in gathered if address not in addresses)
+    addresses.sort()
+    pairs: dict[str, int] = details.setdefault("selected_pairs", {})
+    key = f"{local} -> {remote}"
+    pairs[key] = pairs.get(key, 0) + 1
 
 
 def first_video_codec(sdp: str) -> str:
