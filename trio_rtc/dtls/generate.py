@@ -15,7 +15,14 @@ import trio
 
 from .certificate import RTCCertificate, parse_keygen_algorithm, wall_clock_ms
 
-__all__ = ["generate_certificate"]
+__all__ = ["generate_certificate", "shared_certificate"]
+
+#: A shared certificate is replaced once less than this is left of its life (ms).
+RENEW_MARGIN_MS = 24 * 3600 * 1000
+
+_shared: RTCCertificate | None = None
+#: Per trio run, the generation of the shared certificate in progress (waiters wait on it).
+_pending: dict[trio.lowlevel.TrioToken, trio.Event] = {}
 
 
 async def generate_certificate(
@@ -32,3 +39,26 @@ async def generate_certificate(
     return await trio.to_thread.run_sync(
         functools.partial(cls.generate_sync, keygenAlgorithm, now_ms=now_ms)
     )
+
+
+async def shared_certificate() -> RTCCertificate:
+    """The certificate every peer connection of this process uses when it was given none
+    (ECDSA P-256, 30 days), as browsers share one per origin: made once, in a worker thread,
+    and replaced a day before it expires. Peer connections created at the same moment wait
+    for the one being made instead of each making its own."""
+    global _shared
+    while True:
+        certificate = _shared
+        if certificate is not None and certificate.expires - wall_clock_ms() > RENEW_MARGIN_MS:
+            return certificate
+        token = trio.lowlevel.current_trio_token()
+        making = _pending.get(token)
+        if making is not None:
+            await making.wait()  # made (or its maker was cancelled: then try ourselves)
+            continue
+        done = _pending[token] = trio.Event()
+        try:
+            _shared = await generate_certificate()
+        finally:
+            del _pending[token]
+            done.set()

@@ -30,6 +30,7 @@ from ..datachannel import RTCDataChannel, RTCDataChannelInit
 from ..dtls.certificate import RTCCertificate, RTCDtlsFingerprint
 from ..dtls.driver import INBOX_DEPTH as DTLS_INBOX_DEPTH
 from ..dtls.driver import RTCDtlsTransport
+from ..dtls.generate import shared_certificate
 from ..events import (
     Event,
     HandlerQueue,
@@ -473,7 +474,7 @@ class RTCPeerConnection(Negotiation, AsyncLifetime):
             async with trio.open_nursery() as nursery:
                 self._supervisor_scope = nursery.cancel_scope
                 if self._certificate is None:
-                    self._certificate = await RTCCertificate.generate()
+                    self._certificate = await shared_certificate()
                 # The DTLS task's inbox exists before the DTLS transport does, so the ICE
                 # transport can queue a peer's early ClientHello on it.
                 self._dtls_inbox = trio.open_memory_channel[Batch | None](DTLS_INBOX_DEPTH)
