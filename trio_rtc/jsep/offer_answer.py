@@ -3,8 +3,9 @@ roles they imply. Pure functions over the SDP model."""
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
+
+import attrs
 
 from ..sdp import (
     Codec,
@@ -251,13 +252,21 @@ def with_transport_candidates(
 ) -> SessionDescription:
     """:func:`with_candidates` for every live section of ``mids`` (the sections of one bundled
     transport), so that a peer reading any of them finds the transport's candidates."""
-    result = copy.deepcopy(description)
     wanted = set(mids)
-    for media in result.media:
+    values = [text.removeprefix("a=").removeprefix("candidate:") for text in candidates]
+    sections = []
+    for media in description.media:
         if media.mid in wanted and not media.is_rejected and not media.bundle_only:
-            for text in candidates:
-                value = text.removeprefix("a=").removeprefix("candidate:")
-                if value not in media.candidates:
-                    media.candidates.append(value)
-            media.end_of_candidates = media.end_of_candidates or end_of_candidates
-    return result
+            listed = list(media.candidates)
+            for value in values:
+                if value not in listed:
+                    listed.append(value)
+            media = attrs.evolve(
+                media,
+                candidates=listed,
+                end_of_candidates=media.end_of_candidates or end_of_candidates,
+            )
+        sections.append(media)
+    # A new description and new changed sections; the rest is shared with ``description``
+    # (a deep copy of the whole model cost half a millisecond per call, on every setup).
+    return attrs.evolve(description, media=sections)
