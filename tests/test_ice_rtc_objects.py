@@ -84,3 +84,13 @@ def test_server_urls(url: str, expected: tuple[str, str, int]) -> None:
 def test_bad_server_urls(url: str) -> None:
     with pytest.raises(TypeError):
         _parse_server_url(url)
+
+
+def test_ice_server_urls_may_be_one_string_as_the_spec_allows() -> None:
+    assert RTCIceServer(urls="stun:stun.example.org").urls == ("stun:stun.example.org",)
+    assert RTCIceServer(urls=["stun:a.example", "turn:b.example"]).urls == (
+        "stun:a.example",
+        "turn:b.example",
+    )
+    with pytest.raises(TypeError, match="URL string"):
+        RTCIceServer(urls=[])

@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import attrs
@@ -203,11 +203,19 @@ class RTCIceCandidatePair:
     remote: RTCIceCandidate
 
 
+def _url_tuple(urls: str | Iterable[str]) -> tuple[str, ...]:
+    """``urls`` as the spec allows it, one URL string or a sequence of them."""
+    url_list = (urls,) if isinstance(urls, str) else tuple(urls)
+    if not url_list or not all(isinstance(u, str) for u in url_list):
+        raise TypeError(f"RTCIceServer urls must be a URL string or a list of them, not {urls!r}")
+    return url_list
+
+
 @attrs.frozen
 class RTCIceServer:
     """One entry of ``iceServers``: ``urls`` (a string or a list), ``username``, ``credential``."""
 
-    urls: tuple[str, ...]
+    urls: tuple[str, ...] = attrs.field(converter=_url_tuple)
     username: str | None = None
     credential: str | None = None
 
@@ -217,10 +225,6 @@ class RTCIceServer:
             return value
         if "urls" not in value:
             raise TypeError("RTCIceServer needs 'urls' (a URL string or a list of them)")
-        urls = value["urls"]
-        url_list = (urls,) if isinstance(urls, str) else tuple(urls)
-        if not url_list or not all(isinstance(u, str) for u in url_list):
-            raise TypeError(f"RTCIceServer urls must be strings, not {urls!r}")
         return cls(
-            urls=url_list, username=value.get("username"), credential=value.get("credential")
+            urls=value["urls"], username=value.get("username"), credential=value.get("credential")
         )
