@@ -18,6 +18,7 @@ from the network without a word, and comes back.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import signal
@@ -188,25 +189,28 @@ async def open_node_peer(
             exc.add_note(peer.debug_text())
         raise
     finally:
-        with trio.CancelScope(shield=True):
+        # Every wait here is bounded: a cleanup that hangs would hang the whole test run.
+        with trio.CancelScope(shield=True), trio.move_on_after(10):
             if process.returncode is None:
                 process.kill()
             await process.wait()
             for stream in (process.stdin, process.stdout, process.stderr):
                 if stream is not None:
                     await stream.aclose()
-            peer.returncode = process.returncode
+        peer.returncode = process.returncode
 
 
 async def _stop(process: trio.Process) -> None:
     """End of stdin makes the script close its connection and exit; kill it if it lingers."""
     if process.returncode is None:
         # A paused peer cannot read its stdin.
-        process.send_signal(signal.SIGCONT)
-    if process.stdin is not None:
-        await process.stdin.aclose()
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(signal.SIGCONT)
     with trio.move_on_after(5):
+        if process.stdin is not None:
+            await process.stdin.aclose()
         await process.wait()
     if process.returncode is None:
         process.kill()
-    await process.wait()
+    with trio.move_on_after(5):
+        await process.wait()
