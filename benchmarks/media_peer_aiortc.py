@@ -32,6 +32,10 @@ from aiortc.codecs import h264, vpx
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from bench_media import (
     AUDIO_FRAME_SECONDS,
+    CALIBRATION_MARGIN,
+    CALIBRATION_ROUNDS,
+    CALIBRATION_SECONDS,
+    CALIBRATION_SETTLE,
     CPU_SAMPLE_INTERVAL,
     FPS,
     STATS_SAMPLE_INTERVAL,
@@ -46,6 +50,7 @@ from bench_media import (
     peer_arguments,
     read_counter,
     read_signal,
+    watchdog_cost,
 )
 
 
@@ -69,9 +74,13 @@ class PatternTrack(MediaStreamTrack):
         self.pattern = VideoPattern() if kind == "video" else None
         self.tones = TonePattern() if kind == "audio" else None
         self.done = asyncio.Event()
+        #: Set when frames may flow (aiortc pulls as soon as DTLS is up; the watchdog's
+        #: calibration comes first).
+        self.go = asyncio.Event()
 
     async def recv(self) -> Any:
         loop = asyncio.get_running_loop()
+        await self.go.wait()
         if self.begin is None:
             self.begin = loop.time()
         if self.index >= self.count:
@@ -106,6 +115,25 @@ async def watchdog(log: PeerLog) -> None:
         await asyncio.sleep(WATCHDOG_INTERVAL)
         starts.append(before)
         lates.append(clock() - before - WATCHDOG_INTERVAL)
+
+
+async def calibrate_watchdog(log: PeerLog) -> None:
+    """The watchdog's own CPU on this idle loop (connected, no media yet): alternate windows
+    without and with it, as the trio_rtc peer does."""
+    scratch = PeerLog("aiortc", "calibration", "")
+    pairs = []
+    await asyncio.sleep(CALIBRATION_SETTLE)
+    for _ in range(CALIBRATION_ROUNDS):
+        before = cpu_seconds()
+        await asyncio.sleep(CALIBRATION_SECONDS)
+        without = cpu_seconds() - before
+        task = asyncio.ensure_future(watchdog(scratch))
+        before = cpu_seconds()
+        await asyncio.sleep(CALIBRATION_SECONDS)
+        pairs.append((without, cpu_seconds() - before))
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    log.data["watchdog_cpu"] = watchdog_cost(pairs)
 
 
 async def cpu_sampler(log: PeerLog) -> None:
@@ -165,7 +193,10 @@ async def run_sender(args: Any, log: PeerLog) -> None:
         await pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], answer["type"]))
         await asyncio.wait_for(wait_connected(pc), 30)
         if not args.no_watchdog:
+            await calibrate_watchdog(log)
+            await asyncio.sleep(CALIBRATION_MARGIN)  # the receiver calibrates meanwhile
             start(tasks, watchdog(log))
+        track.go.set()
         start(tasks, cpu_sampler(log))
         start(tasks, bytes_sampler(pc, log))
         await asyncio.wait_for(track.done.wait(), args.duration + 30)
@@ -198,6 +229,7 @@ async def run_receiver(args: Any, log: PeerLog) -> None:
         await asyncio.wait_for(arrived.wait(), 30)
         await asyncio.wait_for(wait_connected(pc), 30)
         if not args.no_watchdog:
+            await calibrate_watchdog(log)
             start(tasks, watchdog(log))
         start(tasks, cpu_sampler(log))
         track = tracks[0]

@@ -17,6 +17,10 @@ from typing import Any
 import trio
 from bench_media import (
     AUDIO_FRAME_SECONDS,
+    CALIBRATION_MARGIN,
+    CALIBRATION_ROUNDS,
+    CALIBRATION_SECONDS,
+    CALIBRATION_SETTLE,
     CPU_SAMPLE_INTERVAL,
     FPS,
     STATS_SAMPLE_INTERVAL,
@@ -31,6 +35,7 @@ from bench_media import (
     peer_arguments,
     read_counter,
     read_signal,
+    watchdog_cost,
 )
 
 from trio_rtc import RTCPeerConnection, RTCSessionDescription
@@ -46,6 +51,25 @@ async def watchdog(log: PeerLog) -> None:
         await trio.sleep(WATCHDOG_INTERVAL)
         starts.append(before)
         lates.append(clock() - before - WATCHDOG_INTERVAL)
+
+
+async def calibrate_watchdog(log: PeerLog) -> None:
+    """The watchdog's own CPU on this idle loop (connected, no media yet): alternate windows
+    without and with it (bench_media's docstring says why)."""
+    scratch = PeerLog("trio_rtc", "calibration", "")
+    pairs = []
+    await trio.sleep(CALIBRATION_SETTLE)
+    for _ in range(CALIBRATION_ROUNDS):
+        before = cpu_seconds()
+        await trio.sleep(CALIBRATION_SECONDS)
+        without = cpu_seconds() - before
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(watchdog, scratch)
+            before = cpu_seconds()
+            await trio.sleep(CALIBRATION_SECONDS)
+            pairs.append((without, cpu_seconds() - before))
+            nursery.cancel_scope.cancel()
+    log.data["watchdog_cpu"] = watchdog_cost(pairs)
 
 
 async def cpu_sampler(log: PeerLog) -> None:
@@ -99,6 +123,8 @@ async def run_sender(args: Any, log: PeerLog) -> None:
         with trio.fail_after(30):
             await pc.wait_connection_state("connected")
         if not args.no_watchdog:
+            await calibrate_watchdog(log)
+            await trio.sleep(CALIBRATION_MARGIN)  # the receiver calibrates meanwhile
             nursery.start_soon(watchdog, log)
         nursery.start_soon(cpu_sampler, log)
         nursery.start_soon(bytes_sampler, pc, log)
@@ -161,6 +187,7 @@ async def run_receiver(args: Any, log: PeerLog) -> None:
             await arrived.wait()
             await pc.wait_connection_state("connected")
         if not args.no_watchdog:
+            await calibrate_watchdog(log)
             nursery.start_soon(watchdog, log)
         nursery.start_soon(cpu_sampler, log)
         track = tracks[0]

@@ -10,10 +10,14 @@ imports. A user brings a hardware or custom codec by implementing :class:`Encode
     coding.default_registry.register_encoder("VP8", MyVp8Encoder)  # replaces the built-in one
 
 Threading contract. An encoder or decoder instance is driven by one pipeline: its
-:meth:`Encoder.encode` / :meth:`Decoder.decode` run in a worker thread, one call at a time and in
-order (never on the Trio loop); :meth:`Encoder.set_target` and :meth:`Encoder.close` are called
-from the Trio thread between those calls or while one runs, so an implementation keeps the new
-target in a plain attribute and applies it at its next ``encode``. Frames in and out are PyAV
+:meth:`Encoder.encode` / :meth:`Decoder.decode` run in its own worker thread, one call at a time
+and in order; :meth:`Encoder.set_target` is called from the Trio thread between those calls or
+while one runs, so an implementation keeps the new target in a plain attribute and applies it at
+its next ``encode``. ``close`` is the last call, made the same way. An audio codec
+whose calls each take less than 0.3 ms (Opus, G.711) is then called on the Trio thread instead,
+as a hand-over to a thread would cost more than the call (see
+:mod:`trio_rtc.media.codec_thread`); the calls still never overlap and keep their order, but may
+come from either thread. Video codecs are always called in their thread. Frames in and out are PyAV
 frames (``av.VideoFrame`` / ``av.AudioFrame``) for the built-ins; a custom codec may use any
 frame type its sources and sinks agree on.
 """
