@@ -9,7 +9,7 @@ that names the problem, not later inside a task.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -17,6 +17,9 @@ from .dtls.certificate import RTCCertificate
 from .exceptions import InvalidAccessError, InvalidModificationError, NotSupportedError
 from .exceptions import SdpSyntaxError as _DomSyntaxError
 from .ice.rtc import RTCIceServer
+
+if TYPE_CHECKING:
+    from .ice.mux import SharedUdp
 
 __all__ = ["RTCConfiguration"]
 
@@ -29,6 +32,8 @@ _KEYS = frozenset(
         "certificates",
         "iceCandidatePoolSize",
         "peerIdentity",
+        # trio_rtc extension (snake_case): server mode, docs/server-mode.md.
+        "shared_udp",
     }
 )
 _ICE_TRANSPORT_POLICIES = ("all", "relay")
@@ -49,6 +54,10 @@ class RTCConfiguration:
     #: webrtc-identity §8.2: the target peer identity; the connection is not established
     #: unless the peer proves it (see docs/identity.md).
     peerIdentity: str | None = None
+    #: trio_rtc extension: gather on the shared UDP port of
+    #: :func:`trio_rtc.ice.mux.open_shared_udp` instead of sockets of this connection's own
+    #: (server mode, see docs/server-mode.md).
+    shared_udp: SharedUdp | None = None
 
     @classmethod
     def coerce(
@@ -79,6 +88,7 @@ class RTCConfiguration:
                 certificates=tuple(certificates),
                 iceCandidatePoolSize=value.get("iceCandidatePoolSize", 0),
                 peerIdentity=value.get("peerIdentity"),
+                shared_udp=value.get("shared_udp"),
             )
         else:
             raise TypeError(
@@ -126,6 +136,16 @@ class RTCConfiguration:
                 f"peerIdentity must be an identity string such as 'bob@example.org', not "
                 f"{self.peerIdentity!r}"
             )
+        if self.shared_udp is not None:
+            from .ice.mux import SharedUdp  # the configuration itself stays free of trio
+
+            if not isinstance(self.shared_udp, SharedUdp):
+                raise TypeError(
+                    "shared_udp must be the object 'async with open_shared_udp(...)' gives, "
+                    f"not {self.shared_udp!r}"
+                )
+            if self.shared_udp.closed:
+                raise InvalidAccessError("shared_udp: the open_shared_udp block has ended")
 
     def check_update(self, new: RTCConfiguration, *, local_description_set: bool) -> None:
         """The restrictions of ``setConfiguration`` (webrtc-pc §4.4.1.6 steps 3-7)."""
@@ -140,6 +160,10 @@ class RTCConfiguration:
         if new.rtcpMuxPolicy != self.rtcpMuxPolicy:
             raise InvalidModificationError(
                 f"rtcpMuxPolicy cannot change ({self.rtcpMuxPolicy!r} -> {new.rtcpMuxPolicy!r})"
+            )
+        if new.shared_udp is not None and new.shared_udp is not self.shared_udp:
+            raise InvalidModificationError(
+                "shared_udp cannot change after construction; leave it out or pass the same"
             )
         if local_description_set and new.iceCandidatePoolSize != self.iceCandidatePoolSize:
             raise InvalidModificationError(
@@ -163,6 +187,7 @@ class RTCConfiguration:
             "certificates": list(self.certificates),
             "iceCandidatePoolSize": self.iceCandidatePoolSize,
             **({"peerIdentity": self.peerIdentity} if self.peerIdentity is not None else {}),
+            **({"shared_udp": self.shared_udp} if self.shared_udp is not None else {}),
         }
 
 

@@ -35,6 +35,7 @@ from .agent import IceAgent, IceStats
 from .candidate import Candidate, CandidateError
 from .interfaces import usable_host_addresses
 from .mdns import MdnsResolver
+from .mux import MuxEndpoint, SharedUdp
 from .pairs import (
     Address,
     CandidatePair,
@@ -144,7 +145,9 @@ class IceTransportOptions:
     mDNS queries for remote ``.local`` candidates (None: the system default); ``mdns_timeout``
     bounds one resolution (Chromium's responder can take seconds to answer; connectivity does not
     wait for it, since the peer's checks reveal a peer-reflexive candidate); timings go to the
-    agent core (see :class:`trio_rtc.ice.agent.IceAgent`).
+    agent core (see :class:`trio_rtc.ice.agent.IceAgent`). ``shared_udp``: gather on the
+    shared sockets of :func:`trio_rtc.ice.mux.open_shared_udp` instead of opening sockets
+    (server mode, docs/server-mode.md; ``interfaces`` and ``ipv6`` are then ignored).
     """
 
     interfaces: Sequence[str] | None = None
@@ -160,6 +163,7 @@ class IceTransportOptions:
     consent_interval: float = 1.0
     disconnected_timeout: float = 5.0
     consent_timeout: float = 30.0
+    shared_udp: SharedUdp | None = None
 
 
 @attrs.define
@@ -547,7 +551,10 @@ class RTCIceTransport(EventTarget, AsyncLifetime):
         self._pump()
         agent.stun_servers = await self._resolve_stun_servers()
         opts = self.options
-        if opts.interfaces is not None:
+        shared = opts.shared_udp
+        if shared is not None:
+            hosts = shared.hosts
+        elif opts.interfaces is not None:
             hosts = list(opts.interfaces)
         else:
             # Link-local IPv6 addresses bind with their scope ("fe80::1%2").
@@ -560,7 +567,11 @@ class RTCIceTransport(EventTarget, AsyncLifetime):
         rank: dict[int, int] = {socket.AF_INET: 0, socket.AF_INET6: 0}
         for host in [] if opts.relay_only else hosts:
             try:
-                endpoint = await open_udp_endpoint(host, 0)
+                endpoint = await (
+                    open_udp_endpoint(host, 0)
+                    if shared is None
+                    else shared.open_endpoint(host, agent.local_ufrag)
+                )
             except OSError as exc:
                 logger.warning("cannot gather on %s: %s", host, exc)
                 continue
@@ -795,6 +806,11 @@ class RTCIceTransport(EventTarget, AsyncLifetime):
                 rtc = RTCIceCandidate.from_candidate(event.candidate, usernameFragment=event.ufrag)
                 self.dispatchEvent(IceCandidateEvent(rtc))
             elif isinstance(event, GatheringStateChanged):
+                if event.state == "gathering":
+                    # A new ICE generation: shared sockets route its checks by its ufrag.
+                    for endpoint in self._endpoints.values():
+                        if isinstance(endpoint, MuxEndpoint):
+                            endpoint.add_local_ufrag(event.ufrag)
                 if event.ufrag == agent.local_ufrag and event.state != self._gathering_state:
                     self._gathering_state = event.state
                     self.dispatchEvent(Event("gatheringstatechange"))

@@ -173,6 +173,7 @@ class RTCPeerConnection(Negotiation, AsyncLifetime):
             new,
             certificates=self._config.certificates,
             peerIdentity=new.peerIdentity or self._config.peerIdentity,
+            shared_udp=self._config.shared_udp,  # server mode: fixed at construction
         )
         if servers_changed and self._ice is not None:
             self._ice.set_ice_servers(self._config.iceServers)
@@ -466,7 +467,11 @@ class RTCPeerConnection(Negotiation, AsyncLifetime):
     def _ice_transport_options(self) -> IceTransportOptions:
         options = self._ice_options or IceTransportOptions()
         # iceTransportPolicy "relay": only relay candidates are gathered (webrtc-pc §4.2.5).
-        return attrs.evolve(options, relay_only=self._config.iceTransportPolicy == "relay")
+        return attrs.evolve(
+            options,
+            relay_only=self._config.iceTransportPolicy == "relay",
+            shared_udp=self._config.shared_udp or options.shared_udp,  # server mode
+        )
 
     async def _supervise(self, *, task_status: trio.TaskStatus[None]) -> None:
         """The supervising task: its nursery holds every driver of this connection."""

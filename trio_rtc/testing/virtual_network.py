@@ -1,4 +1,5 @@
-"""An in-memory UDP network with loss, delay, jitter, reordering, duplication and a bottleneck.
+"""An in-memory UDP network with loss (random or bursty), delay, jitter, reordering, duplication,
+a bottleneck and NAT boxes.
 
 Installed for a trio run, it makes :func:`trio_rtc.udp.open_udp_endpoint` hand out virtual
 endpoints, so the real drivers run unmodified over an impaired network. Everything is driven by
@@ -15,6 +16,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import errno
+import hashlib
 import heapq
 import ipaddress
 import math
@@ -27,6 +29,7 @@ import attrs
 import trio
 
 from trio_rtc._lifetime import AsyncLifetime
+from trio_rtc.testing.nat import Nat
 from trio_rtc.udp import (
     DEFAULT_BUFFER,
     Address,
@@ -35,7 +38,14 @@ from trio_rtc.udp import (
     set_endpoint_factory,
 )
 
-__all__ = ["LinkConditions", "NetworkStats", "VirtualEndpoint", "VirtualNetwork"]
+__all__ = [
+    "BurstLoss",
+    "CapturedDatagram",
+    "LinkConditions",
+    "NetworkStats",
+    "VirtualEndpoint",
+    "VirtualNetwork",
+]
 
 _T = TypeVar("_T")
 
@@ -73,6 +83,45 @@ def _check_queue_limit(_instance: object, _attribute: attrs.Attribute[int], valu
 
 
 @attrs.define(frozen=True)
+class BurstLoss:
+    """Gilbert-Elliott loss: a two-state Markov chain advanced once per datagram.
+
+    In the *good* state a datagram is lost with probability :attr:`loss_good`, in the *bad*
+    state with :attr:`loss_bad`. The mean burst (bad-state run) lasts ``1 / exit_bad``
+    datagrams, and the long-run share of datagrams sent in the bad state is
+    ``enter_bad / (enter_bad + exit_bad)``; with the defaults (lossless good state, lossy bad
+    state) that share is the loss rate (the "Gilbert" model).
+    """
+
+    enter_bad: float = attrs.field(validator=_check_probability)
+    """Probability of moving from good to bad before a datagram (``p`` in the literature)."""
+    exit_bad: float = attrs.field(validator=_check_probability)
+    """Probability of moving from bad to good before a datagram (``r``)."""
+    loss_bad: float = attrs.field(default=1.0, validator=_check_probability)
+    loss_good: float = attrs.field(default=0.0, validator=_check_probability)
+
+    @classmethod
+    def from_rate(cls, loss: float, mean_burst: float) -> BurstLoss:
+        """A Gilbert chain that loses *loss* of all datagrams in bursts of *mean_burst* on
+        average (``loss_bad=1``, ``loss_good=0``)."""
+        if not 0.0 <= loss < 1.0:
+            raise ValueError(f"loss must be in [0, 1), got {loss}")
+        if not mean_burst >= 1.0:
+            raise ValueError(f"mean_burst must be >= 1 datagram, got {mean_burst}")
+        exit_bad = 1.0 / mean_burst
+        return cls(enter_bad=min(1.0, loss * exit_bad / (1.0 - loss)), exit_bad=exit_bad)
+
+    @property
+    def mean_loss(self) -> float:
+        """The long-run loss rate of the chain."""
+        total = self.enter_bad + self.exit_bad
+        if total == 0.0:
+            return self.loss_good
+        bad_share = self.enter_bad / total
+        return bad_share * self.loss_bad + (1.0 - bad_share) * self.loss_good
+
+
+@attrs.define(frozen=True)
 class LinkConditions:
     """How one direction of a link treats datagrams. The defaults are a perfect link."""
 
@@ -92,6 +141,8 @@ class LinkConditions:
     ``None`` means infinitely fast."""
     queue_limit: int = attrs.field(default=1000, validator=_check_queue_limit)
     """Datagrams in flight on this link (src IP -> dst IP) before new ones are tail-dropped."""
+    burst: BurstLoss | None = None
+    """Bursty (Gilbert-Elliott) loss, applied before and independently of :attr:`loss`."""
 
 
 @attrs.define
@@ -107,6 +158,8 @@ class NetworkStats:
     dropped_queue_full: int = 0
     dropped_no_endpoint: int = 0
     dropped_receive_buffer: int = 0
+    dropped_nat: int = 0
+    """Filtered by a NAT box, or addressed to a private address from outside its realm."""
 
     @property
     def dropped(self) -> int:
@@ -117,6 +170,7 @@ class NetworkStats:
             + self.dropped_queue_full
             + self.dropped_no_endpoint
             + self.dropped_receive_buffer
+            + self.dropped_nat
         )
 
 
@@ -127,6 +181,8 @@ class _LinkState:
     conditions: LinkConditions
     busy_until: float = -math.inf
     in_flight: int = 0
+    bad: bool = False
+    """State of the Gilbert-Elliott chain (:class:`BurstLoss`)."""
 
 
 def _plan_delivery(
@@ -138,6 +194,17 @@ def _plan_delivery(
     consumes none and enabling one link's impairment does not disturb another's sequence.
     """
     conditions = link.conditions
+    burst = conditions.burst
+    if burst is not None:
+        if link.bad:
+            if burst.exit_bad and rng.random() < burst.exit_bad:
+                link.bad = False
+        elif burst.enter_bad and rng.random() < burst.enter_bad:
+            link.bad = True
+        lossy = burst.loss_bad if link.bad else burst.loss_good
+        if lossy and rng.random() < lossy:
+            stats.dropped_loss += 1
+            return []
     if conditions.loss and rng.random() < conditions.loss:
         stats.dropped_loss += 1
         return []
@@ -317,6 +384,19 @@ class VirtualEndpoint(UdpEndpoint):
 _Delivery = tuple[_LinkState, Address, Address, bytes]
 
 
+@attrs.define(frozen=True)
+class CapturedDatagram:
+    """One delivered datagram, as its receiver saw it (see ``VirtualNetwork(capture=True)``)."""
+
+    time: float
+    """Trio time of delivery into the receiver's queue."""
+    source: Address
+    """The source the receiver sees (a NAT's public address for a host behind it)."""
+    destination: Address
+    """The receiving endpoint (the private address for a host behind a NAT)."""
+    data: bytes
+
+
 class VirtualNetwork(AsyncLifetime):
     """An in-memory network: ``async with VirtualNetwork(seed=1) as net:``.
 
@@ -329,8 +409,15 @@ class VirtualNetwork(AsyncLifetime):
     overrides the default for the matching traffic (most specific wins: both, then src, then dst).
     """
 
-    def __init__(self, *, seed: int = 0, conditions: LinkConditions | None = None) -> None:
+    def __init__(
+        self, *, seed: int = 0, conditions: LinkConditions | None = None, capture: bool = False
+    ) -> None:
         self.stats = NetworkStats()
+        self.captured: list[CapturedDatagram] | None = [] if capture else None
+        """Every delivered datagram in delivery order, when made with ``capture=True``."""
+        self._nats_by_public: dict[str, Nat] = {}
+        self._nats: list[Nat] = []
+        self._realm_cache: dict[str, Nat | None] = {}
         self._rng = random.Random(seed)
         self._conditions: dict[tuple[str | None, str | None], LinkConditions] = {
             (None, None): conditions if conditions is not None else LinkConditions()
@@ -369,6 +456,37 @@ class VirtualNetwork(AsyncLifetime):
 
     def unblock(self, src: str, dst: str) -> None:
         self._blocked.discard((self._normalize(src)[1], self._normalize(dst)[1]))
+
+    def add_nat(self, nat: Nat) -> Nat:
+        """Put *nat* in front of its private realm: hosts bound to IPs in
+        ``nat.private_network`` reach the rest of the network through ``nat.public_ip`` (see
+        :mod:`trio_rtc.testing.nat`). Conditions for their traffic are keyed by the public IP.
+        """
+        public = self._normalize(nat.public_ip)[1]
+        if public in self._nats_by_public:
+            raise ValueError(f"a NAT already owns {public}")
+        for other in self._nats:
+            if other.private_network.overlaps(nat.private_network):
+                raise ValueError(f"{nat.private_network} overlaps {other.private_network}")
+            if other.contains(public):
+                raise ValueError(f"{public} lies inside the private {other.private_network}")
+        self._nats_by_public[public] = nat
+        self._nats.append(nat)
+        self._realm_cache.clear()
+        return nat
+
+    def capture_digest(self) -> str:
+        """SHA-256 over the captured log (times, addresses and bytes): equal digests mean
+        byte-identical sessions."""
+        if self.captured is None:
+            raise RuntimeError("make the network with capture=True to take a digest")
+        digest = hashlib.sha256()
+        for item in self.captured:
+            digest.update(
+                f"{item.time!r} {item.source} {item.destination} {len(item.data)}\n".encode()
+            )
+            digest.update(item.data)
+        return digest.hexdigest()
 
     @property
     def in_flight(self) -> int:
@@ -471,9 +589,25 @@ class VirtualNetwork(AsyncLifetime):
                 return found
         return conditions[(None, None)]
 
+    def _realm_of(self, ip: str) -> Nat | None:
+        """The NAT whose private realm holds *ip*, if any."""
+        try:
+            return self._realm_cache[ip]
+        except KeyError:
+            pass
+        found = next((nat for nat in self._nats if nat.contains(ip)), None)
+        if len(self._realm_cache) >= _ADDRESS_CACHE_LIMIT:
+            self._realm_cache.clear()
+        self._realm_cache[ip] = found
+        return found
+
     def _transmit(self, source: Address, data: bytes, destination: Address) -> None:
         stats = self.stats
         stats.sent += 1
+        if self._nats:
+            nat = self._realm_of(source[0])
+            if nat is not None and not nat.contains(destination[0]):
+                source = nat.translate_outbound(source, destination, trio.current_time())
         key = (source[0], destination[0])
         if key in self._blocked:
             stats.dropped_blocked += 1
@@ -499,11 +633,29 @@ class VirtualNetwork(AsyncLifetime):
         self._arrive(source, destination, data)
 
     def _arrive(self, source: Address, destination: Address, data: bytes) -> None:
+        if self._nats:
+            nat = self._nats_by_public.get(destination[0])
+            if nat is not None:
+                private = nat.translate_inbound(destination[1], source, trio.current_time())
+                if private is None:
+                    self.stats.dropped_nat += 1
+                    return
+                destination = private
+            else:
+                realm = self._realm_of(destination[0])
+                if realm is not None and not realm.contains(source[0]):
+                    # A private address is not routable from outside its realm.
+                    self.stats.dropped_nat += 1
+                    return
         endpoint = self._endpoints.get(destination)
         if endpoint is None:
             self.stats.dropped_no_endpoint += 1
         elif endpoint._enqueue(data, source):
             self.stats.delivered += 1
+            if self.captured is not None:
+                self.captured.append(
+                    CapturedDatagram(trio.current_time(), source, destination, data)
+                )
         else:
             self.stats.dropped_receive_buffer += 1
 
@@ -519,6 +671,8 @@ def virtual_network(
     duplicate: float = 0.0,
     rate: float | None = None,
     queue_limit: int = 1000,
+    burst: BurstLoss | None = None,
+    capture: bool = False,
 ) -> VirtualNetwork:
     """Shorthand: ``async with virtual_network(seed=1, loss=0.1, delay=0.05) as net:``."""
     return VirtualNetwork(
@@ -532,5 +686,7 @@ def virtual_network(
             duplicate=duplicate,
             rate=rate,
             queue_limit=queue_limit,
+            burst=burst,
         ),
+        capture=capture,
     )
