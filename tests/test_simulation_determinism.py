@@ -14,7 +14,6 @@ import re
 from pathlib import Path
 
 import attrs
-import pytest
 import trio
 import trio.testing
 
@@ -166,7 +165,7 @@ def _runs(flags: list[bool]) -> list[int]:
 def test_same_seed_same_traces(tmp_path: Path) -> None:
     """The structured traces of two runs of one seed are byte-identical, except for the pc id,
     which the trace module makes from the process id and a process-wide counter."""
-    pytest.importorskip("trio_rtc.trace")
+
     traced = attrs.evolve(SCENARIO, workload=BulkTransfer(size=20_000), capture=False)
     texts = []
     for run in ("one", "two"):

@@ -19,8 +19,8 @@ peer slows down, so a reader that falls behind never makes us buffer without lim
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Collection
-from typing import Literal, TypedDict, get_args
+from collections.abc import Callable, Collection
+from typing import Any, Literal, TypedDict, get_args
 
 import trio
 
@@ -348,6 +348,7 @@ class RTCDataChannel(RefuseUnknownHandlers, EventTarget, trio.abc.ReceiveChannel
             self._set_closed(error=None)
             return
         self._ready_state = "closing"
+        self._trace_state()
         self._notify_waiters()
 
     # --- trio-native additions -----------------------------------------------------------------
@@ -506,6 +507,17 @@ class RTCDataChannel(RefuseUnknownHandlers, EventTarget, trio.abc.ReceiveChannel
         assert isinstance(transport, RTCSctpTransport)
         self._transport = transport
         self._handler_queue = handler_queue
+        if transport.trace_channels is not None:
+            self._trace = transport.trace_channels
+        if self._ready_state == "open":
+            self._trace_state()
+
+    #: Structured trace (trio_rtc.trace) from the transport; None is tracing off.
+    _trace: Callable[[str, dict[str, Any]], None] | None = None
+
+    def _trace_state(self) -> None:
+        if self._trace is not None:
+            self._trace("state", {"label": self._label, "id": self._id, "state": self._ready_state})
 
     def on_stream_assigned(self, stream_id: int) -> None:
         self._id = stream_id
@@ -513,6 +525,7 @@ class RTCDataChannel(RefuseUnknownHandlers, EventTarget, trio.abc.ReceiveChannel
     def on_stream_open(self) -> None:
         if self._ready_state == "connecting":
             self._ready_state = "open"
+            self._trace_state()
         if self._ready_state == "open":
             self.dispatchEvent(Event("open"))
 
@@ -548,6 +561,7 @@ class RTCDataChannel(RefuseUnknownHandlers, EventTarget, trio.abc.ReceiveChannel
         # webrtc-pc §6.2.4: unless close() started it, readyState closing and fire "closing".
         if self._ready_state in ("connecting", "open"):
             self._ready_state = "closing"
+            self._trace_state()
             self.dispatchEvent(Event("closing"))
 
     def on_stream_closed(self, error: RTCError | None, fire: bool) -> None:
@@ -557,6 +571,7 @@ class RTCDataChannel(RefuseUnknownHandlers, EventTarget, trio.abc.ReceiveChannel
         if self._ready_state == "closed":
             return
         self._ready_state = "closed"
+        self._trace_state()
         self._closed_with_error = error is not None
         self._inbox_waiters.unpark_all()
         self._room_waiters.unpark_all()

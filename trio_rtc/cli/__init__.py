@@ -6,6 +6,7 @@
     trio-rtc chat [--relay ...] [--answer]        type lines to each other
     trio-rtc stats [--relay ...] [--answer]       getStats() of a live session, as a table
     trio-rtc bench [...]                          the benchmark (benchmarks/run.py in a checkout)
+    trio-rtc trace summarize|plot FILE            read a structured trace (docs/tracing.md)
 
 See ``docs/cli.md``. Status lines go to stderr; stdout carries tokens, chat lines and tables.
 Exit status: 0 done, 1 failed (the message says why), 130 interrupted.
@@ -130,6 +131,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--builtin", action="store_true", help="the quick measurement")
     bench.add_argument("--mib", type=int, default=64, help="--builtin: MiB to transfer")
+
+    # `trace`: the viewer of docs/tracing.md (no connection, no trio).
+    trace = commands.add_parser("trace", help="summarize or plot a structured trace file")
+    trace.add_argument("action", choices=("summarize", "plot"))
+    trace.add_argument("file", help="a JSON-lines trace (or a .qlog written by trio_rtc)")
+    trace.add_argument("-o", "--output", help="plot: the PNG to write (default FILE.png)")
     return parser
 
 
@@ -210,6 +217,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     level = {0: logging.WARNING, 1: logging.INFO}.get(args.verbose, logging.DEBUG)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    if args.command == "trace":
+        from ..trace.summarize import run_command
+
+        return run_command(args.action, args.file, args.output)
     try:
         if args.command == "relay":
             trio.run(_relay, args.host, args.port)

@@ -12,7 +12,7 @@ import os
 import struct
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import Literal
+from typing import Any, Literal
 
 from ..exceptions import InvalidStateError
 from .certificate import RTCCertificate, RTCDtlsFingerprint
@@ -32,6 +32,7 @@ from .events import (
 )
 from .handshake import (
     HANDSHAKE_HEADER_LENGTH,
+    HandshakeType,
     Reassembler,
     fragment_handshake,
     handshake_fragments_untrusted,
@@ -156,6 +157,9 @@ class DtlsConnection:
         self._retransmissions = 0
         self._last_reactive_retransmit = float("-inf")
         self._awaiting_fingerprints = False
+        #: Structured trace (trio_rtc.trace): ``trace(name, data)`` at state changes, flights
+        #: and alerts, set by the driver; None (the default) is tracing off.
+        self.trace: Callable[[str, dict[str, Any]], None] | None = None
 
     # --- public verbs ------------------------------------------------------------------------
 
@@ -163,6 +167,7 @@ class DtlsConnection:
         """Begin the handshake: a client sends its ClientHello, a server waits for one."""
         if self.state != "new":
             raise InvalidStateError(f"DTLS connection already started (state {self.state!r})")
+        self._trace_state("connecting")
         self.state = "connecting"
         if self.is_client:
             self._guard(lambda: self._flow.client_start(now))
@@ -184,6 +189,7 @@ class DtlsConnection:
             if self.is_client:
                 return
             # A server that was not started yet still answers the ClientHello it receives.
+            self._trace_state("connecting")
             self.state = "connecting"
         try:
             records = records_untrusted(data)
@@ -202,6 +208,8 @@ class DtlsConnection:
             # replayed epoch-0 records cannot turn us into an amplifier.
             if now - self._last_reactive_retransmit >= self.initial_retransmit_timeout / 4:
                 self._last_reactive_retransmit = now
+                if self.trace is not None:
+                    self._trace_flight("flight_retransmitted", timeout=None)
                 self._transmit_flight()
 
     def datagrams_to_send(self, now: float) -> list[bytes]:
@@ -228,6 +236,8 @@ class DtlsConnection:
         self.stats.flight_retransmissions += 1
         self._timeout = min(self._timeout * 2, self.max_retransmit_timeout)
         self._timer = now + self._timeout
+        if self.trace is not None:
+            self._trace_flight("flight_retransmitted", timeout=self._timeout)
         self._transmit_flight()
 
     def next_event(self) -> DtlsEvent | None:
@@ -264,6 +274,7 @@ class DtlsConnection:
             return
         if self.state != "new":
             self._send_alert(1, CLOSE_NOTIFY)
+        self._trace_state("closed")
         self.state = "closed"
         self._timer = None
 
@@ -374,6 +385,9 @@ class DtlsConnection:
             if message is None:
                 return
             msg_type, body, epoch = message
+            if self.trace is not None:
+                seq = self.reassembler.next_seq - 1
+                self.trace("message_received", {"type": _handshake_name(msg_type), "seq": seq})
             self._flow.handle_message(msg_type, self.reassembler.next_seq - 1, body, epoch, now)
         if self._early_records and self.records.has_read_epoch(1):
             # Records that came before their keys are replayed only here, after the loop, so
@@ -392,6 +406,8 @@ class DtlsConnection:
             self.stats.content_dropped += 1
             return
         level, description = plaintext
+        if self.trace is not None:
+            self.trace("alert_received", {"level": level, "description": description})
         if epoch == 0 and self.records.write_epoch > 0 and self.state == "connected":
             # An unauthenticated alert cannot end an established association.
             self.stats.epoch_dropped += 1
@@ -399,10 +415,12 @@ class DtlsConnection:
         if description == CLOSE_NOTIFY:
             if self.state == "connected":
                 self._send_alert(1, CLOSE_NOTIFY)
+            self._trace_state("closed")
             self.state = "closed"
             self._timer = None
             self._events.append(ConnectionClosed())
         elif level == 2:
+            self._trace_state("failed")
             self.state = "failed"
             self._timer = None
             self._events.append(
@@ -426,6 +444,8 @@ class DtlsConnection:
         self._retransmissions = 0
         self._timeout = self.initial_retransmit_timeout
         self._timer = now + self._timeout if expect_reply else None
+        if self.trace is not None:
+            self._trace_flight("flight_sent", timeout=self._timeout if expect_reply else None)
         self._transmit_flight()
 
     def send_once(self, entries: list[FlightEntry]) -> None:
@@ -461,6 +481,8 @@ class DtlsConnection:
 
     def _send_alert(self, level: int, description: int) -> None:
         epoch = self.records.write_epoch
+        if self.trace is not None:
+            self.trace("alert_sent", {"level": level, "description": description})
         self._outgoing.append(
             self.records.seal(ContentType.ALERT, epoch, struct.pack("!BB", level, description))
         )
@@ -477,6 +499,7 @@ class DtlsConnection:
             return
         if alert is not None and send_alert:
             self._send_alert(2, alert)
+        self._trace_state("failed", reason)
         self.state = "failed"
         self._timer = None
         self._flight = []
@@ -510,6 +533,7 @@ class DtlsConnection:
         self._connected(event)
 
     def _connected(self, event: HandshakeComplete) -> None:
+        self._trace_state("connected")
         self.state = "connected"
         self._events.append(event)
         early, self._early_application_data = self._early_application_data, []
@@ -540,3 +564,38 @@ class DtlsConnection:
 
     def refuse_renegotiation(self) -> None:
         self._send_alert(1, NO_RENEGOTIATION)
+
+    # --- structured trace (trio_rtc.trace) ----------------------------------------------------
+
+    def _trace_state(self, state: str, reason: str | None = None) -> None:
+        if self.trace is not None and state != self.state:
+            data: dict[str, Any] = {"state": state, "previous": self.state}
+            if reason is not None:
+                data["reason"] = reason
+            self.trace("state", data)
+
+    def _trace_flight(self, name: str, *, timeout: float | None) -> None:
+        assert self.trace is not None
+        messages = [
+            _handshake_name(entry.msg_type)
+            if entry.content_type != ContentType.CHANGE_CIPHER_SPEC
+            else "change_cipher_spec"
+            for entry in self._flight
+        ]
+        epochs = sorted({entry.epoch for entry in self._flight})
+        self.trace(
+            name,
+            {
+                "messages": messages,
+                "epochs": epochs,
+                "timeout": timeout,
+                "retransmissions": self._retransmissions,
+            },
+        )
+
+
+def _handshake_name(msg_type: int) -> str:
+    try:
+        return HandshakeType(msg_type).name.lower()
+    except ValueError:
+        return str(msg_type)

@@ -19,6 +19,8 @@ import collections
 import logging
 import random
 import secrets
+from collections.abc import Callable
+from typing import Any
 
 from ..stun import (
     Attr,
@@ -111,6 +113,9 @@ class IceAgent(GatheringMixin):
         self._rng = rng or random.Random()
         self.stats = IceStats()
         self.state = "new"
+        #: Structured trace (trio_rtc.trace): ``trace(name, data)`` at state changes and
+        #: decisions, set by the driver; None (the default) is tracing off.
+        self.trace: Callable[[str, dict[str, Any]], None] | None = None
         self._closed = False
         self._bases: dict[Address, int] = {}  # local socket address -> local preference
         self._relays: dict[Address, tuple[Address | None, str]] = {}
@@ -392,6 +397,9 @@ class IceAgent(GatheringMixin):
                     # RFC 7675 §5.1: consent expired; stop sending on this pair.
                     g.consent_failed = True
                     logger.info("consent expired on %r", self._consent_pair(g))
+                    if self.trace is not None:
+                        lost = self._consent_pair(g)
+                        self.trace("consent_expired", {"pair": lost and _pair_name(lost)})
         self._update_state(now)
 
     # --- input: STUN datagrams ----------------------------------------------------------------
@@ -532,6 +540,8 @@ class IceAgent(GatheringMixin):
         )
         self.set_role(controlling)
         self._events.append(RoleChanged(controlling))
+        if self.trace is not None:
+            self.trace("role_switched", {"controlling": controlling})
 
     # --- responses to our requests ------------------------------------------------------------
 
@@ -592,6 +602,8 @@ class IceAgent(GatheringMixin):
         if pair.state != PairState.SUCCEEDED:
             pair.state = PairState.SUCCEEDED
             pair.valid = True
+            if self.trace is not None:
+                self.trace("pair_state", {"pair": _pair_name(pair), "state": "succeeded"})
             if gen.first_valid_at is None:
                 gen.first_valid_at = now
             if gen.selected is None and gen.next_consent is None:
@@ -651,6 +663,8 @@ class IceAgent(GatheringMixin):
     def _pair_failed(self, gen: Generation, pair: CandidatePair, now: float) -> None:
         if pair.state != PairState.SUCCEEDED:
             pair.state = PairState.FAILED
+            if self.trace is not None:
+                self.trace("pair_state", {"pair": _pair_name(pair), "state": "failed"})
         if pair.nominating and not pair.nominated:
             pair.nominating = False
 
@@ -729,6 +743,8 @@ class IceAgent(GatheringMixin):
         if better_pending and not waited:
             return
         best.nominating = True
+        if self.trace is not None:
+            self.trace("nomination_started", {"pair": _pair_name(best)})
         self._send_check(gen, best, now, use_candidate=True)
 
     def _nominate(self, gen: Generation, pair: CandidatePair, now: float) -> None:
@@ -748,6 +764,9 @@ class IceAgent(GatheringMixin):
         if gen is self._gen and self._previous is not None:
             self._retire_previous()
         self._events.append(SelectedPairChanged(pair))
+        if self.trace is not None:
+            rtt = pair.current_round_trip_time
+            self.trace("pair_selected", {"pair": _pair_name(pair), "rtt": rtt})
 
     def _retire_previous(self) -> None:
         previous = self._previous
@@ -802,6 +821,17 @@ class IceAgent(GatheringMixin):
     def _add_local_candidate(self, gen: Generation, candidate: Candidate, now: float) -> None:
         gen.local_candidates.append(candidate)
         self._events.append(LocalCandidateGathered(candidate, gen.local_ufrag))
+        if self.trace is not None:
+            self.trace(
+                "candidate_gathered",
+                {
+                    "type": candidate.type,
+                    "protocol": candidate.transport.lower(),
+                    "address": candidate.host,
+                    "port": candidate.port,
+                    "priority": candidate.priority,
+                },
+            )
         if candidate.type in ("host", "relay"):
             for remote in gen.remote_candidates:
                 self._add_pair(gen, candidate, remote)
@@ -858,6 +888,8 @@ class IceAgent(GatheringMixin):
 
     def _set_state(self, state: str) -> None:
         if state != self.state:
+            if self.trace is not None:
+                self.trace("state", {"state": state, "previous": self.state})
             self.state = state
             self._events.append(StateChanged(state))
 
@@ -912,3 +944,9 @@ class IceAgent(GatheringMixin):
             self._set_state("failed")
         elif gen.pairs or self.state not in ("new",):
             self._set_state("checking")
+
+
+def _pair_name(pair: CandidatePair) -> str:
+    """How a trace names a pair: ``local type host:port -> remote type host:port``."""
+    local, remote = pair.local, pair.remote
+    return f"{local.type} {local.host}:{local.port} -> {remote.type} {remote.host}:{remote.port}"

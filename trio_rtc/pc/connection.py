@@ -49,7 +49,7 @@ from ..ice.transport import (
     IceTransportOptions,
     RTCIceTransport,
 )
-from ..identity import IdentityPromise, PeerIdentity
+from ..identity import IdentityPromise, IdentityProviderRegistry, PeerIdentity
 from ..identity.session import RTCIdentityErrorEvent, RTCIdentityEvent
 from ..media import MediaStream, MediaStreamTrack, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
 from ..media.dtmf import RTCDTMFSender
@@ -60,6 +60,8 @@ from ..sctp.transport import RTCSctpTransport
 from ..sdp import Fingerprint
 from ..sessiondescription import RTCSessionDescription
 from ..stats import RTCStatsReport, collect_stats
+from ..trace import Tracer, TraceSubscription, make_tracer
+from ..trace.tracer import TraceOption
 from .events import RTCPeerConnectionIceErrorEvent, RTCPeerConnectionIceEvent
 from .media import RTCTrackEvent
 from .negotiation import Negotiation, RTCAnswerOptions, RTCOfferOptions
@@ -138,6 +140,24 @@ class RTCPeerConnection(Negotiation, AsyncLifetime):
             self, candidate: RTCIceCandidate | Mapping[str, Any] | None = None
         ) -> None: ...
         def restartIce(self) -> None: ...
+
+    def __init__(
+        self,
+        configuration: RTCConfiguration | Mapping[str, Any] | None = None,
+        *,
+        ice_options: IceTransportOptions | None = None,
+        identity_providers: IdentityProviderRegistry | None = None,
+        trace: TraceOption = None,
+    ) -> None:
+        """``trace``: the structured trace (``docs/tracing.md``), off by default — a path
+        (JSON lines; ``*.qlog``: qlog; a directory: a file per connection), a writer, or True
+        (live consumers only); None follows ``trio_rtc.trace.tracing()`` and the
+        ``TRIO_RTC_TRACE`` environment variable."""
+        super().__init__(
+            configuration, ice_options=ice_options, identity_providers=identity_providers
+        )
+        self._tracer: Tracer | None = make_tracer(trace)
+        self._attach_tracer()
 
     # --- configuration and static members -----------------------------------------------------
 
@@ -495,6 +515,8 @@ class RTCPeerConnection(Negotiation, AsyncLifetime):
                 ice.addEventListener("gatheringstatechange", self._on_gathering_state)
                 ice.addEventListener("statechange", lambda _e: self._update_states())
                 ice.addEventListener("icecandidateerror", self._on_ice_candidate_error)
+                if self._tracer is not None:
+                    ice.agent.trace = self._tracer.core("ice")
                 # One bounded queue runs every async event handler of this connection.
                 queue = HandlerQueue(name=f"pc {id(self):x}")
                 await nursery.start(queue.run, name="trio_rtc.events")
@@ -562,6 +584,9 @@ class RTCPeerConnection(Negotiation, AsyncLifetime):
         if self._supervisor_scope is not None:
             self._supervisor_scope.cancel()
         self._notify_waiters()
+        if self._tracer is not None:
+            self._trace_state("connection_state", "closed")
+            self._tracer.close()
 
     # --- the transports a negotiation starts ------------------------------------------------------
 
@@ -587,6 +612,7 @@ class RTCPeerConnection(Negotiation, AsyncLifetime):
         dtls.addEventListener("statechange", self._check_identity_binding)
         self._dtls = dtls
         self._dtls_is_client = is_client
+        self._attach_tracer()
         self._nursery.start_soon(self._run_dtls, ice, dtls, name="trio_rtc.dtls")
         self._update_states()
 
@@ -610,6 +636,7 @@ class RTCPeerConnection(Negotiation, AsyncLifetime):
         self._data.start(
             self._nursery, self._dtls, remote_port, remote_max_message_size, self._supervised_sctp
         )
+        self._attach_tracer()
 
     async def _run_dtls(self, ice: RTCIceTransport, dtls: RTCDtlsTransport) -> None:
         # Start the handshake once ICE has a pair, so the first flight is not sent into the void
@@ -628,6 +655,8 @@ class RTCPeerConnection(Negotiation, AsyncLifetime):
         await self._supervised("ICE", None, ice, partial(ice.run, task_status=task_status))
 
     async def _supervised_rtp(self, rtp: RtpTransport) -> None:
+        if self._tracer is not None:
+            rtp.trace = self._tracer.core("rtp")
         await self._supervised("RTP", "dtls-failure", rtp, rtp.run)
 
     async def _supervised_sctp(self, sctp: RTCSctpTransport) -> None:
@@ -742,6 +771,72 @@ class RTCPeerConnection(Negotiation, AsyncLifetime):
         """Wait until ``iceGatheringState`` is ``complete`` (for non-trickle signalling), or the
         connection closed."""
         await self.wait_until(lambda: self._gathering_state == "complete" or self._closed)
+
+    # --- structured trace (docs/tracing.md) ------------------------------------------------------
+
+    def trace(self, max_buffer: int = 1024) -> TraceSubscription:
+        """This connection's trace events, live: ``async for event in pc.trace(): ...``
+        (``trio_rtc.trace.TraceEvent``). Turns tracing on if it was off. A consumer that
+        falls ``max_buffer`` events behind loses the newer ones (counted in the subscription's
+        ``dropped``); the protocol never waits for it. The iteration ends when the connection
+        closes."""
+        if self._tracer is None:
+            self._tracer = Tracer()
+            self._attach_tracer()
+            if self._closed:
+                self._tracer.close()
+        return self._tracer.subscribe(max_buffer)
+
+    @property
+    def tracer(self) -> Tracer | None:
+        """The connection's ``trio_rtc.trace.Tracer`` (counts, pc id), None when off."""
+        return self._tracer
+
+    _traced_states: dict[str, str] | None = None
+
+    def _attach_tracer(self) -> None:
+        """Give every core that exists a tracer (idempotent; new ones get theirs as they
+        start). Cores of a connection that is not traced keep ``trace = None``."""
+        tracer = self._tracer
+        if tracer is None:
+            return
+        if self._traced_states is None:
+            self._traced_states = {}
+            for event, name, attribute in (
+                ("connectionstatechange", "connection_state", "connectionState"),
+                ("iceconnectionstatechange", "ice_connection_state", "iceConnectionState"),
+                ("icegatheringstatechange", "ice_gathering_state", "iceGatheringState"),
+                ("signalingstatechange", "signaling_state", "signalingState"),
+            ):
+                self._traced_states[name] = getattr(self, attribute)
+                self.addEventListener(
+                    event,
+                    lambda _e, name=name, attribute=attribute: self._trace_state(
+                        name, getattr(self, attribute)
+                    ),
+                )
+        if self._ice is not None and self._ice.agent.trace is None:
+            self._ice.agent.trace = tracer.core("ice")
+        if self._dtls is not None and self._dtls.core.trace is None:
+            self._dtls.core.trace = tracer.core("dtls")
+        sctp = self._data.sctp
+        if sctp is not None and sctp.trace_channels is None:
+            sctp.association.trace = tracer.core("sctp")
+            sctp._dcep.trace = tracer.core("dcep")
+            sctp.trace_channels = tracer.core("datachannel")
+            for channel in self._data.channels:
+                if channel._trace is None:
+                    channel._trace = sctp.trace_channels
+        rtp = self._media.rtp
+        if rtp is not None and rtp.trace is None:
+            rtp.trace = tracer.core("rtp")
+
+    def _trace_state(self, name: str, state: str) -> None:
+        states = self._traced_states
+        if self._tracer is None or states is None or states.get(name) == state:
+            return
+        self._tracer.emit("pc", name, {"state": state, "previous": states.get(name)})
+        states[name] = state
 
     @property
     def ice_transport(self) -> RTCIceTransport | None:

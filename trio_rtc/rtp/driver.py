@@ -355,6 +355,8 @@ class RtpTransport(EventTarget):
         self.remb: ReceiveSideEstimator | None = None
         #: The last estimate shared out among the senders (bits/s).
         self.available_outgoing_bitrate: int | None = None
+        #: Structured trace (trio_rtc.trace), set by the peer connection; None is tracing off.
+        self.trace: Callable[[str, dict[str, Any]], None] | None = None
         self._last_rtt: float | None = None
         self._ice_rtt_checked = -math.inf
         self.counters = RtpTransportCounters()
@@ -942,6 +944,8 @@ class RtpTransport(EventTarget):
     def _share_estimate(self, estimate: int) -> None:
         """Give each video sender its share of ``estimate`` (what audio needs comes first);
         the encoders follow ``target_bitrate``."""
+        if self.trace is not None and estimate != self.available_outgoing_bitrate:
+            self.trace("estimate", {"bitrate": estimate})
         self.available_outgoing_bitrate = estimate
         senders = list(self._senders.values())
         video = [s for s in senders if s.kind == "video"]
@@ -1206,6 +1210,8 @@ class RtpTransport(EventTarget):
             if lost:
                 feedback.append(GenericNack.from_lost(ours, ssrc, lost))
                 self.counters.nacks_sent += 1
+                if self.trace is not None:
+                    self.trace("nack_sent", {"ssrc": ssrc, "count": len(lost)})
             if generator.take_keyframe_request():
                 requester.request_keyframe(ssrc, now)
         for ssrc in requester.requests_to_send(now):
@@ -1216,6 +1222,9 @@ class RtpTransport(EventTarget):
             else:
                 feedback.append(PictureLossIndication(ours, ssrc))
             self.counters.keyframe_requests_sent += 1
+            if self.trace is not None:
+                fir = receiver is not None and receiver.fir
+                self.trace("fir_sent" if fir else "pli_sent", {"ssrc": ssrc})
         if feedback:
             self._send_rtcp(scheduler.send_feedback(feedback, now))
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 import random
 import struct
 from collections import deque
+from collections.abc import Callable
+from typing import Any
 
 from ..exceptions import InvalidStateError
 from .chunks import (
@@ -169,6 +171,11 @@ class SctpAssociation:
         self._heartbeat_outstanding = False
         self._terminated = False
         self._t2_pending = False
+        #: Structured trace (trio_rtc.trace): ``trace(name, data)`` at state, cwnd/ssthresh/RTO
+        #: changes and retransmission decisions, set by the driver; None is tracing off.
+        self.trace: Callable[[str, dict[str, Any]], None] | None = None
+        self._traced: tuple[object, ...] = ()
+        self._traced_counts: tuple[int, int, int] = (0, 0, 0)
 
     # -- public API ----------------------------------------------------------------------------
 
@@ -181,6 +188,8 @@ class SctpAssociation:
         self._t1_count = 0
         self._t1_at = now + self._t1_rto
         self.state = AssociationState.COOKIE_WAIT
+        if self.trace is not None:
+            self._trace_changes()
 
     def send_message(
         self,
@@ -280,6 +289,8 @@ class SctpAssociation:
             return
         if self.state is AssociationState.ESTABLISHED:
             self.state = AssociationState.SHUTDOWN_PENDING
+            if self.trace is not None:
+                self._trace_changes()
 
     def abort(self, reason: str = "") -> None:
         """Send ABORT with a User-Initiated Abort cause and close at once (RFC 9260 §9.1)."""
@@ -342,6 +353,8 @@ class SctpAssociation:
                 self._fail("too many retransmissions (T3-rtx)")
                 return
             self.sender.on_t3_expired(now)
+            if self.trace is not None:
+                self.trace("t3_expired", {"rto": self.rto.rto})
         if self.reconfig.timer_at is not None and now >= self.reconfig.timer_at:
             self.reconfig.on_timeout()
         heartbeat = self._heartbeat_deadline()
@@ -356,6 +369,8 @@ class SctpAssociation:
             self._control.append((self.peer_tag, encode_heartbeat(ChunkType.HEARTBEAT, info)))
             self._heartbeat_outstanding = True
             self._last_sent_at = now
+        if self.trace is not None:
+            self._trace_changes()
 
     def _on_t1(self, now: float) -> None:
         self._t1_count += 1
@@ -391,6 +406,8 @@ class SctpAssociation:
         self.sender.t3_expires_at = None
         self.reconfig.timer_at = None
         self._events.append(event)
+        if self.trace is not None:
+            self._trace_changes()
 
     # -- input ---------------------------------------------------------------------------------
 
@@ -518,6 +535,10 @@ class SctpAssociation:
         handler = HANDLERS.get(kind)
         if handler is not None:
             handler(self, chunk, now)
+            if self.trace is not None:
+                if kind == ChunkType.FORWARD_TSN:
+                    self.trace("forward_tsn_received", {"length": len(chunk.value)})
+                self._trace_changes()
             return True
         self.stats.unknown_chunks += 1
         # RFC 9260 §3.2: the two high bits of an unknown type say what to do.
@@ -637,6 +658,8 @@ class SctpAssociation:
         if self._t2_pending:
             self._t2_pending = False
             self._t2_at = now + self.rto.rto
+        if self.trace is not None:
+            self._trace_changes()
         if not control and not (data_allowed and sender.has_data_to_send()):
             return []
         packets: list[bytes] = []
@@ -706,6 +729,8 @@ class SctpAssociation:
             stats.fast_retransmitted_chunks = sender.fast_retransmissions
             stats.abandoned_messages = sender.abandoned_messages
             self._last_sent_at = now
+            if self.trace is not None:
+                self._trace_changes()
         return packets
 
     def _queue_data_phase_control(self, now: float, data_allowed: bool) -> None:
@@ -720,7 +745,12 @@ class SctpAssociation:
         if sender.forward_tsn_needed:
             sender.forward_tsn_needed = False
             if self.capabilities.forward_tsn:
-                control.insert(0, (self.peer_tag, encode_forward_tsn(sender.forward_tsn())))
+                forward = sender.forward_tsn()
+                control.insert(0, (self.peer_tag, encode_forward_tsn(forward)))
+                if self.trace is not None:
+                    self.trace(
+                        "forward_tsn_sent", {"new_cumulative_tsn": forward.new_cumulative_tsn}
+                    )
                 # RFC 3758 §3.5 C3: a FORWARD TSN can be lost too; T3-rtx resends it. This
                 # matters when only never-sent chunks were abandoned (nothing else in flight).
                 if sender.t3_expires_at is None:
@@ -752,6 +782,15 @@ class SctpAssociation:
             receiver.gap_blocks(limit),
             duplicates,
         )
+        if self.trace is not None and (sack.gap_blocks or duplicates):
+            self.trace(
+                "sack_gap",
+                {
+                    "cumulative_tsn": sack.cumulative_tsn_ack,
+                    "gaps": [list(block) for block in sack.gap_blocks],
+                    "duplicates": len(duplicates),
+                },
+            )
         return encode_sack(sack)
 
     def _emit_buffered_changes(self) -> None:
@@ -761,3 +800,40 @@ class SctpAssociation:
             for stream_id in changed:
                 self._events.append(BufferedAmountChanged(stream_id, buffered[stream_id]))
             changed.clear()
+
+    # -- structured trace (trio_rtc.trace) -----------------------------------------------------
+
+    def _trace_changes(self) -> None:
+        """Report what changed since the last look: the state, the congestion and timer
+        variables, and the retransmission counters. Called only while tracing."""
+        trace = self.trace
+        assert trace is not None
+        sender = self.sender
+        cc = sender.cc
+        rto = self.rto
+        previous = self._traced[0] if self._traced else AssociationState.CLOSED
+        if self.state is not previous:
+            assert isinstance(previous, AssociationState)
+            trace("state", {"state": self.state.value, "previous": previous.value})
+        snapshot = (self.state, cc.cwnd, cc.ssthresh, rto.rto, rto.srtt, cc.in_fast_recovery)
+        if snapshot[1:] != self._traced[1:]:
+            trace(
+                "metrics",
+                {
+                    "cwnd": cc.cwnd,
+                    "ssthresh": cc.ssthresh,
+                    "rto": rto.rto,
+                    "srtt": rto.srtt,
+                    "flight_size": sender.flight_size,
+                    "in_fast_recovery": cc.in_fast_recovery,
+                    "bytes_acked": sender.bytes_acked,
+                },
+            )
+        self._traced = snapshot
+        counts = (sender.retransmissions, sender.fast_retransmissions, sender.abandoned_messages)
+        if counts != self._traced_counts:
+            if counts[:2] != self._traced_counts[:2]:
+                trace("retransmitted", {"chunks": counts[0], "fast_chunks": counts[1]})
+            if counts[2] != self._traced_counts[2]:
+                trace("abandoned", {"messages": counts[2]})
+            self._traced_counts = counts

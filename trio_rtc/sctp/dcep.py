@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import enum
 import struct
-from collections.abc import Container
+from collections.abc import Callable, Container
+from typing import Any
 
 import attrs
 
@@ -227,6 +228,8 @@ class DcepChannelManager:
         #: "lowest-free" (what browsers do) or "round-robin" (what RTCSctpTransport uses; see
         #: allocate_stream_id).
         self.stream_id_policy = "lowest-free"
+        #: Structured trace (trio_rtc.trace), set by the driver; None is tracing off.
+        self.trace: Callable[[str, dict[str, Any]], None] | None = None
 
     def allocate_stream_id(self, reserved: Container[int] = ()) -> int:
         """The stream id for a new channel: of our parity (RFC 8832 §6), free here and not in
@@ -259,6 +262,8 @@ class DcepChannelManager:
             self.association.send_message(
                 parameters.stream_id, Ppid.DCEP, parameters.to_open().encode(), now=now
             )
+            if self.trace is not None:
+                self._trace_open("open_sent", parameters)
 
     def send(self, stream_id: int, data: str | bytes, *, now: float) -> None:
         channel = self.channels.get(stream_id)
@@ -362,6 +367,8 @@ class DcepChannelManager:
             if channel is None or channel.acknowledged:
                 return []
             channel.acknowledged = True
+            if self.trace is not None:
+                self.trace("ack_received", {"stream_id": stream_id})
             return [ChannelAcknowledged(stream_id)]
         message = DataChannelOpen.decode_untrusted(data)
         events: list[DcepEvent] = []
@@ -384,6 +391,8 @@ class DcepChannelManager:
             return events
         self.channels[stream_id] = _Channel(parameters, acknowledged=True)
         events.append(ChannelOpened(parameters, by_peer=True))
+        if self.trace is not None:
+            self._trace_open("open_received", parameters)
         return events
 
     def _on_reset(self, event: StreamsReset) -> list[DcepEvent]:
@@ -409,3 +418,14 @@ class DcepChannelManager:
         if to_reset:
             self.association.reset_streams(to_reset)
         return closed
+
+    def _trace_open(self, name: str, parameters: DataChannelParameters) -> None:
+        assert self.trace is not None
+        self.trace(
+            name,
+            {
+                "stream_id": parameters.stream_id,
+                "label": parameters.label,
+                "protocol": parameters.protocol,
+            },
+        )

@@ -125,6 +125,8 @@ class Sender:
         self.retransmissions = 0
         self.fast_retransmissions = 0
         self.abandoned_messages = 0
+        #: Bytes of DATA acknowledged for the first time (throughput; the trace reports it).
+        self.bytes_acked = 0
 
     # -- queueing ------------------------------------------------------------------------------
 
@@ -422,6 +424,7 @@ class Sender:
         # notion TCP stacks and RFC 7661 use for the same question).
         utilized = max(flight_before, self.cc.cwnd) if self.cwnd_limited else flight_before
         self.cc.on_cumulative_ack(newly_acked, utilized, cumulative)
+        self.bytes_acked += newly_acked
         if highest_newly_acked:
             self._count_misses(highest_newly_acked)
         self.peer_rwnd = max(0, sack.a_rwnd - self.flight_size)

@@ -120,6 +120,8 @@ class RTCSctpTransport(EventTarget):
     #: Not a W3C attribute of RTCSctpTransport: the peer connection re-dispatches this event as
     #: its own ``datachannel`` event.
     ondatachannel = on_event[RTCDataChannelEvent]("datachannel")
+    #: Structured trace of the data channels' states (trio_rtc.trace); None is tracing off.
+    trace_channels: Callable[[str, dict[str, Any]], None] | None = None
 
     def __init__(
         self,
@@ -595,6 +597,11 @@ class RTCSctpTransport(EventTarget):
                         )
             elif kind is StreamsReset:
                 assert isinstance(event, StreamsReset)
+                if core.trace is not None:
+                    core.trace(
+                        "stream_reset",
+                        {"stream_ids": list(event.stream_ids), "incoming": event.incoming},
+                    )
                 if event.incoming:
                     for stream_id in event.stream_ids:
                         stream = streams.get(stream_id)
