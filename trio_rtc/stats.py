@@ -154,6 +154,7 @@ def collect_stats(
     certificate: RTCCertificate | None,
     sctp: Any,
     channels: Sequence[Any],
+    channel_numbers: Mapping[Any, int] | None = None,
     media: MediaSide | None = None,
     selector: Any = None,
 ) -> RTCStatsReport:
@@ -252,7 +253,9 @@ def collect_stats(
         report[transport_id] = transport
     for index, channel in enumerate(channels):
         stats = dict(channel.stats())
-        stats["id"] = f"D{index}"
+        # A channel's number, given when the connection first listed it, stays its id.
+        number = channel_numbers.get(channel, index) if channel_numbers is not None else index
+        stats["id"] = f"D{number}"
         stats["timestamp"] = timestamp
         report[stats["id"]] = stats
     selected_ids: set[str] = set()

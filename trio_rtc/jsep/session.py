@@ -71,6 +71,9 @@ __all__ = ["Description", "JsepSession", "LocalCandidateTarget"]
 
 #: Remote candidates kept for an ICE generation that has not started yet.
 MAX_EARLY_CANDIDATES = 1000
+#: Trickled remote candidates listed in one m-section of remoteDescription; beyond it they
+#: still reach ICE (whose own bound applies) but are no longer listed, and are counted.
+MAX_RECORDED_CANDIDATES = 1000
 
 
 @attrs.define
@@ -141,6 +144,8 @@ class JsepSession:
         self._agent_credentials: tuple[str, str] | None = None
         self._remote_generation: str | None = None
         self._early_candidates: list[tuple[str, str | None]] = []
+        #: Trickled remote candidates not listed in remoteDescription (MAX_RECORDED_CANDIDATES).
+        self.candidates_not_recorded = 0
         self._dtls_fingerprints: frozenset[Fingerprint] | None = None
         self._dtls_is_client: bool | None = None
         self._local_candidates: dict[str, list[str]] = {}
@@ -714,7 +719,9 @@ class JsepSession:
         if index not in sections or generation is None:
             return []  # a rejected or unbundled section has no transport here
         value = value.removeprefix("a=").removeprefix("candidate:")
-        if value not in media.candidates:
+        if len(media.candidates) >= MAX_RECORDED_CANDIDATES:
+            self.candidates_not_recorded += 1
+        elif value not in media.candidates:
             media.candidates.append(value)
         return self._to_ice(generation, value, tag_mid, tag_index)
 

@@ -865,6 +865,7 @@ class RTCPeerConnection(Negotiation, AsyncLifetime):
             certificate=self._certificate,
             sctp=self._data.sctp,
             channels=self._data.channels,
+            channel_numbers=self._data.numbers,
             media=self._media,
             selector=selector,
         )

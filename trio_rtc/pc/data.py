@@ -21,6 +21,8 @@ _OPTIONS = frozenset(
 
 #: What we announce in ``a=max-message-size`` (RFC 8841 §6), as Chromium does.
 LOCAL_MAX_MESSAGE_SIZE = 262144
+#: Closed data channels a connection keeps listing in getStats (the most recent ones).
+MAX_CLOSED_CHANNELS = 8
 
 
 class DataChannels:
@@ -34,8 +36,13 @@ class DataChannels:
         #: True once createDataChannel was called: the next offer needs a data m-section.
         self.wanted = False
         self._pending: list[RTCDataChannel] = []
-        #: Every channel created or announced on this connection (for getStats after closing).
+        #: The channels created or announced on this connection, for getStats: every open one
+        #: and the last ``MAX_CLOSED_CHANNELS`` closed ones (a connection that opens and closes
+        #: channels for hours must not keep them all).
         self.channels: list[RTCDataChannel] = []
+        #: Each remembered channel's number, its stats id ``D<number>`` (stable while kept).
+        self.numbers: dict[RTCDataChannel, int] = {}
+        self._next_number = 0
 
     def create(self, label: str, options: Mapping[str, Any]) -> RTCDataChannel:
         unknown = set(options) - _OPTIONS
@@ -50,7 +57,7 @@ class DataChannels:
         else:
             self._pending.append(channel)
         self.wanted = True
-        self.channels.append(channel)
+        self._remember(channel)
         return channel
 
     def start(
@@ -85,8 +92,19 @@ class DataChannels:
         if self.sctp is not None:
             self.sctp.set_remote_max_message_size(remote_max_message_size)
 
+    def _remember(self, channel: RTCDataChannel) -> None:
+        closed = [c for c in self.channels if c.readyState == "closed"]
+        if len(closed) >= MAX_CLOSED_CHANNELS:
+            forget = set(closed[: len(closed) - MAX_CLOSED_CHANNELS + 1])
+            self.channels = [c for c in self.channels if c not in forget]
+            for old in forget:
+                del self.numbers[old]
+        self.numbers[channel] = self._next_number
+        self._next_number += 1
+        self.channels.append(channel)
+
     def _on_remote_channel(self, event: RTCDataChannelEvent) -> None:
-        self.channels.append(event.channel)
+        self._remember(event.channel)
         self._owner.dispatchEvent(RTCDataChannelEvent("datachannel", event.channel))
 
     def close(self) -> list[bytes]:

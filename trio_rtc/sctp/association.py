@@ -798,7 +798,10 @@ class SctpAssociation:
         if changed:
             buffered = self.sender.buffered
             for stream_id in changed:
-                self._events.append(BufferedAmountChanged(stream_id, buffered[stream_id]))
+                amount = buffered[stream_id]
+                self._events.append(BufferedAmountChanged(stream_id, amount))
+                if not amount:
+                    del buffered[stream_id]  # every stream ever used would keep an entry
             changed.clear()
 
     # -- structured trace (trio_rtc.trace) -----------------------------------------------------

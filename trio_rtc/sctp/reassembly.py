@@ -19,6 +19,9 @@ from .sender import unwrap_tsn
 
 __all__ = ["ReceiveResult", "Receiver"]
 
+#: Reset requests a receiver remembers having performed (each stream a peer closes adds one).
+MAX_REMEMBERED_RESETS = 64
+
 _MASK32 = 0xFFFFFFFF
 # Gap Ack Block offsets are 16 bits (RFC 9260 §3.3.4): a TSN further ahead cannot be reported.
 _MAX_TSN_AHEAD = 0xFFFF
@@ -77,7 +80,9 @@ class Receiver:
         self._streams: dict[int, _InboundStream] = {}
         self._events = events
         self._deferred: list[_DeferredReset] = []
-        self.performed_resets: set[int] = set()
+        #: Request sequence numbers of the resets performed (RFC 6525 §5.2.2 answers a
+        #: retransmitted request by them), the most recent ``MAX_REMEMBERED_RESETS``.
+        self.performed_resets: dict[int, None] = {}
 
     # -- DATA ----------------------------------------------------------------------------------
 
@@ -283,7 +288,10 @@ class Receiver:
                     self.buffered -= len(payload)
                 for _, data in stream.ready.values():
                     self.buffered -= len(data)
-        self.performed_resets.add(request_sequence)
+        resets = self.performed_resets
+        resets[request_sequence] = None
+        if len(resets) > MAX_REMEMBERED_RESETS:
+            del resets[next(iter(resets))]
         self._events.append(StreamsReset(tuple(sorted(stream_ids)), incoming=True))
 
     def _hold_for_reset(
