@@ -309,21 +309,17 @@ async def _encode_in_thread(
     encoder: Any,
     frame: Any,
     keyframe: bool,
-    worker: CodecThread | trio.CapacityLimiter,
+    worker: CodecThread,
     stats: CodecStats,
     what: str,
 ) -> tuple[list[OutgoingFrame], float] | None:
-    """One picture through ``encoder`` on its worker thread (its :class:`CodecThread`, or
-    ``trio.to_thread`` under a limiter of its own): what it made and the seconds it took, or
-    None when it refused the picture (counted, said once as ``what``)."""
+    """One picture through ``encoder`` on its worker thread (its :class:`CodecThread`): what
+    it made and the seconds it took, or None when it refused the picture (counted, said once
+    as ``what``)."""
     started = time.perf_counter()
     call = functools.partial(encoder.encode, frame, keyframe=keyframe)
     try:
-        encoded: list[OutgoingFrame]
-        if isinstance(worker, CodecThread):
-            encoded = await worker.run(call)
-        else:
-            encoded = await trio.to_thread.run_sync(call, limiter=worker)
+        encoded: list[OutgoingFrame] = await worker.run(call)
     except CodecError as exc:
         stats.errors += 1
         if stats.errors == 1:

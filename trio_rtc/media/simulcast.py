@@ -177,6 +177,7 @@ async def _send_layers(
     from .pipeline import (
         CodecStats,
         _blank_like,
+        _codec_thread,
         _encode_in_thread,
         _Mailbox,
         _read_source,
@@ -199,7 +200,7 @@ async def _send_layers(
             sender.encode_error = exc
             logger.warning("cannot encode simulcast layer %s: %s", layer.rid, exc)
             return
-        limiter = trio.CapacityLimiter(1)
+        worker = _codec_thread(f"trio_rtc simulcast {layer.rid}", "video")
         try:
             while True:
                 try:
@@ -223,7 +224,7 @@ async def _send_layers(
                     encoder,
                     frame,
                     layer.keyframe_wanted.value,
-                    limiter,
+                    worker,
                     stats,
                     f"simulcast layer {layer.rid}",
                 )
@@ -264,7 +265,10 @@ async def _send_layers(
                         sender.keyframes_sent += 1
         finally:
             with trio.CancelScope(shield=True):
-                await trio.to_thread.run_sync(encoder.close, limiter=limiter)
+                try:
+                    await worker.run(encoder.close)
+                finally:
+                    worker.close()
 
     async with trio.open_nursery() as nursery:
         for layer, mailbox in zip(layers, mailboxes, strict=True):
