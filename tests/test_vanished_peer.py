@@ -1,7 +1,7 @@
 """A peer that vanishes without a word, with the real clock: consent freshness (RFC 7675).
 
 trio_rtc's RTCPeerConnection is connected to a real stack (node-datachannel and werift, Node
-subprocesses); then the peer's process is stopped with SIGSTOP, so it answers nothing — no
+subprocesses; aiortc, a Python one); then the peer's process is stopped with SIGSTOP, so it answers nothing — no
 consent response, no SCTP, no close. trio_rtc's ``connectionState`` must turn ``disconnected``
 5 s after the last consent response (4-6 s after the stop, as consent checks go out every
 0.8-1.2 s) and ``failed`` 30 s after it; a peer continued with SIGCONT before then must bring the
@@ -19,12 +19,15 @@ from __future__ import annotations
 
 import functools
 import random
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Literal
 
 import attrs
 import pytest
 import trio
 from pc_helpers import make_pc
 from pc_interop_helpers import TrioPeer, connect, open_trio_peer
+from peers.aiortc_pc_harness import AiortcPeer, open_aiortc_peer
 from peers.node.harness import NodePeer, Stack, open_node_peer
 
 from trio_rtc import RTCPeerConnection
@@ -32,7 +35,7 @@ from trio_rtc.ice.agent import IceAgent
 
 pytestmark = pytest.mark.interop
 
-STACKS: tuple[Stack, ...] = ("node-datachannel", "werift")
+STACKS: tuple[Stack | Literal["aiortc"], ...] = ("node-datachannel", "werift", "aiortc")
 #: RFC 7675 as trio_rtc applies it: disconnected 5 s and failed 30 s after the last consent
 #: response; the last one came at most one consent interval (<= 1.2 s) before the stop.
 DISCONNECTED_WINDOW = (3.5, 6.5)
@@ -72,17 +75,25 @@ async def echo_once(ours: TrioPeer, text: str) -> None:
     assert await ours.receive("chat") == text
 
 
-async def vanish(stack: Stack, *, come_back: bool, results: dict[str, str]) -> None:
+def open_peer(stack: Stack | Literal["aiortc"]) -> AbstractAsyncContextManager[Any]:
+    if stack == "aiortc":
+        return open_aiortc_peer(trickle=True, echo=True)
+    return open_node_peer(stack, echo=True)
+
+
+async def vanish(
+    stack: Stack | Literal["aiortc"], *, come_back: bool, results: dict[str, str]
+) -> None:
     """Connect to ``stack`` (trio_rtc offers when the peer stays away, the peer offers when it
     comes back), stop it, and check what trio_rtc's connection goes through."""
     trio_offers = not come_back
     async with (
-        open_node_peer(stack, echo=True) as theirs,
+        open_peer(stack) as theirs,
         make_pc(0) as pc,
         open_trio_peer(pc) as ours,
     ):
-        offerer: TrioPeer | NodePeer = ours if trio_offers else theirs
-        answerer: TrioPeer | NodePeer = theirs if trio_offers else ours
+        offerer: TrioPeer | NodePeer | AiortcPeer = ours if trio_offers else theirs
+        answerer: TrioPeer | NodePeer | AiortcPeer = theirs if trio_offers else ours
         await offerer.create_channel("chat", echo=True)
         with trio.fail_after(15):
             await connect(offerer, answerer, trickle=True)

@@ -19,7 +19,9 @@ namespace's private networks; ``mdns=True`` additionally lets aioice resolve ``.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Mapping
@@ -46,6 +48,16 @@ class AiortcPeer(PeerControl):
         self._process: trio.Process | None = None
         self._stderr = bytearray()
         self.returncode: int | None = None
+
+    def pause(self) -> None:
+        """SIGSTOP: the peer stops answering anything, as if it dropped off the network."""
+        assert self._process is not None
+        self._process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT after :meth:`pause`."""
+        assert self._process is not None
+        self._process.send_signal(signal.SIGCONT)
 
     async def _send_raw(self, message: dict[str, Any]) -> None:
         if self._process is None or self._process.stdin is None:
@@ -205,22 +217,27 @@ async def open_aiortc_peer(
             exc.add_note(peer.debug_text())
         raise
     finally:
-        with trio.CancelScope(shield=True):
+        # Every wait here is bounded: a cleanup that hangs would hang the whole test run.
+        with trio.CancelScope(shield=True), trio.move_on_after(10):
             if process.returncode is None:
                 process.kill()
             await process.wait()
             for stream in (process.stdin, process.stdout, process.stderr):
                 if stream is not None:
                     await stream.aclose()
-            peer.returncode = process.returncode
+        peer.returncode = process.returncode
 
 
 async def _stop(peer: AiortcPeer, process: trio.Process) -> None:
     """End of stdin makes the peer close its connection and exit; kill it if it lingers."""
-    if process.stdin is not None:
-        await process.stdin.aclose()
+    if process.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(signal.SIGCONT)  # a paused peer cannot read its stdin
     with trio.move_on_after(5):
+        if process.stdin is not None:
+            await process.stdin.aclose()
         await process.wait()
     if process.returncode is None:
         process.kill()
-    await process.wait()
+    with trio.move_on_after(5):
+        await process.wait()
