@@ -93,6 +93,8 @@ def test_check_list_is_capped_at_max_pairs_keeping_the_best() -> None:
     )
     assert len(every) == 3 * MAX_REMOTE_CANDIDATES
     assert sorted((p.priority for p in agent.pairs), reverse=True) == every[:MAX_PAIRS]
+    # Every pair not formed or pruned for a better one is counted.
+    assert agent.stats.pairs_dropped == 3 * MAX_REMOTE_CANDIDATES - MAX_PAIRS
 
 
 def test_candidate_line_length_is_refused_by_name() -> None:
@@ -109,6 +111,7 @@ def test_early_candidates_wait_in_a_bounded_list() -> None:
         core.add_remote_candidate(CANDIDATE.replace("9000", str(10_000 + port)), index)
     # The generation has not started (no answer yet): the candidates wait for it, up to the cap.
     assert len(core._early_candidates) == MAX_EARLY_CANDIDATES
+    assert core.early_candidates_dropped == 50
 
 
 def test_trickled_candidates_recorded_in_the_remote_description_are_bounded() -> None:
@@ -399,3 +402,29 @@ def test_keyframe_requests_remember_a_bounded_number_of_ssrcs() -> None:
     for ssrc in range(MAX_SSRCS * 3):
         requester.request_keyframe(ssrc, 0.0)
     assert len(requester._ssrcs) == MAX_SSRCS
+
+
+def test_feedback_waiting_for_a_compound_is_capped_and_counted() -> None:
+    from trio_rtc.rtp.reports import RtcpScheduler
+    from trio_rtc.rtp.rtcp import PictureLossIndication
+
+    scheduler = RtcpScheduler("cname", random.Random(1), receiver_ssrc=1)
+    scheduler.start(0.0)
+    # Without reduced-size RTCP and immediate feedback, feedback waits for the next report.
+    for n in range(200):
+        scheduler.send_feedback([PictureLossIndication(1, n)], 0.001)
+    # (RFC 4585 lets one early compound go at once; the rest wait, the newest 64 of them.)
+    assert scheduler.feedback_dropped >= 200 - 64 - 1
+
+
+async def test_remote_candidates_kept_by_the_ice_transport_are_bounded() -> None:
+    from trio_rtc.ice.transport import RTCIceTransport
+
+    async with RTCIceTransport(options=IceTransportOptions(interfaces=["127.0.0.1"])) as ice:
+        for index in range(3 * MAX_REMOTE_CANDIDATES):
+            ice.addRemoteCandidate(
+                {"candidate": f"candidate:{index} 1 udp 1 10.0.9.{index % 250} {10000 + index} "
+                 "typ host", "sdpMid": "0"}
+            )  # fmt: skip
+        assert len(ice.getRemoteCandidates()) <= 2 * MAX_REMOTE_CANDIDATES
+        assert ice.agent.stats.remote_candidates_dropped > 0

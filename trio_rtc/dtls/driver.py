@@ -99,6 +99,8 @@ class RTCDtlsTransport(EventTarget):
         #: Application payloads dropped because they were handed over before the handshake
         #: completed or after the transport ended (the layer above retransmits).
         self.outgoing_dropped = 0
+        #: Standalone use: datagrams dropped because the task's inbox was full.
+        self.inbox_dropped = 0
         #: The unexpected exception that ended the task, if one did (see ``run``).
         self.crashed: BaseException | None = None
 
@@ -338,7 +340,8 @@ class RTCDtlsTransport(EventTarget):
             try:
                 inbox.send_nowait(batch)
             except trio.WouldBlock:
-                continue  # full: dropped, as UDP would
+                self.inbox_dropped += len(batch or ())
+                continue  # full: dropped (and counted), as UDP would
             except trio.ClosedResourceError:
                 return
             if batch is None:

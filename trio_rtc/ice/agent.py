@@ -850,6 +850,7 @@ class IceAgent(GatheringMixin):
             # RFC 8445 §6.1.2.5: drop the lowest-priority pair to make room for a better one.
             worst = min(gen.pairs, key=lambda p: p.priority)
             priority = self._pair_priority(local, remote)
+            self.stats.pairs_dropped += 1
             if worst.priority >= priority or worst is gen.selected or worst.valid:
                 return None
             gen.pairs.remove(worst)

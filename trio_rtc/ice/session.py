@@ -66,6 +66,8 @@ class IceStats:
     consent_responses_received: int = 0
     role_conflicts: int = 0
     remote_candidates_dropped: int = 0
+    #: Pairs not formed, or pruned for a better one, at MAX_PAIRS (RFC 8445 §6.1.2.5).
+    pairs_dropped: int = 0
 
 
 @attrs.define(eq=False)

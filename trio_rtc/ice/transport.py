@@ -31,7 +31,7 @@ from ..events import Event, EventTarget, HandlerQueue, on_event
 from ..exceptions import InvalidStateError
 from ..turn.driver import TurnAllocation, TurnAllocationError, open_turn_allocation
 from ..udp import UdpEndpoint, open_udp_endpoint
-from .agent import IceAgent, IceStats
+from .agent import MAX_REMOTE_CANDIDATES, IceAgent, IceStats
 from .candidate import Candidate, CandidateError
 from .interfaces import usable_host_addresses
 from .mdns import MdnsResolver
@@ -345,7 +345,8 @@ class RTCIceTransport(EventTarget, AsyncLifetime):
         parsed = rtc.parsed
         if parsed is None:
             raise TypeError(f"cannot parse remote candidate {rtc.candidate!r}")
-        self._remote_rtc_candidates.append(rtc)
+        if len(self._remote_rtc_candidates) < 2 * MAX_REMOTE_CANDIDATES:
+            self._remote_rtc_candidates.append(rtc)
         if parsed.is_mdns:
             if self.options.mdns and self._nursery is not None:
                 self._start_soon(self._nursery, self._resolve_and_add, parsed)

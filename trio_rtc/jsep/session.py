@@ -146,6 +146,8 @@ class JsepSession:
         self._early_candidates: list[tuple[str, str | None]] = []
         #: Trickled remote candidates not listed in remoteDescription (MAX_RECORDED_CANDIDATES).
         self.candidates_not_recorded = 0
+        #: Candidates for a generation not started yet, past MAX_EARLY_CANDIDATES.
+        self.early_candidates_dropped = 0
         self._dtls_fingerprints: frozenset[Fingerprint] | None = None
         self._dtls_is_client: bool | None = None
         self._local_candidates: dict[str, list[str]] = {}
@@ -734,6 +736,8 @@ class JsepSession:
             return [AddRemoteCandidate(value, mid, index, generation)]
         if len(self._early_candidates) < MAX_EARLY_CANDIDATES:
             self._early_candidates.append((generation, value))
+        else:
+            self.early_candidates_dropped += 1
         return []
 
     def add_local_candidate(self, ufrag: str, value: str) -> None:

@@ -140,6 +140,8 @@ class RtcpScheduler:
         self._last_report_at: float | None = None
         self._allow_early = True
         self._pending_feedback: list[RtcpFeedbackPacket] = []
+        #: Feedback messages dropped, oldest first, past the 64 waiting for a compound.
+        self.feedback_dropped = 0
         # packets_sent of each local SSRC at the last two reports (RFC 3550 §6.4: an SR goes out
         # if the SSRC sent since the report before the last one).
         self._sent_at_reports: dict[int, tuple[int, int]] = {}
@@ -238,7 +240,10 @@ class RtcpScheduler:
             return [list(packets)]
         self._pending_feedback.extend(packets)
         # Our own queue, so bounded by our own rate of requests; the oldest are the stalest.
-        del self._pending_feedback[:-_MAX_PENDING_FEEDBACK]
+        excess = len(self._pending_feedback) - _MAX_PENDING_FEEDBACK
+        if excess > 0:
+            self.feedback_dropped += excess
+            del self._pending_feedback[:excess]
         if self.immediate_feedback:
             return self._compounds(now, self._take_feedback())
         if not self._allow_early:
