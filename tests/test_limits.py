@@ -428,3 +428,27 @@ async def test_remote_candidates_kept_by_the_ice_transport_are_bounded() -> None
             )  # fmt: skip
         assert len(ice.getRemoteCandidates()) <= 2 * MAX_REMOTE_CANDIDATES
         assert ice.agent.stats.remote_candidates_dropped > 0
+
+
+async def test_mdns_lookups_in_flight_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A peer trickling endless `.local` names gets at most MAX_REMOTE_CANDIDATES lookups (a
+    task each) at once; the rest are dropped and counted. (Resolution is held open here, so
+    nothing goes on the network.)"""
+    from trio_rtc.ice import transport as transport_module
+    from trio_rtc.ice.transport import RTCIceTransport
+
+    async def never(self: object, name: str) -> None:
+        await trio.sleep_forever()
+
+    monkeypatch.setattr(transport_module.MdnsResolver, "resolve", never)
+    options = IceTransportOptions(interfaces=["127.0.0.1"], mdns=True)
+    async with RTCIceTransport(options=options) as ice:
+        dropped = ice.agent.stats.remote_candidates_dropped
+        for index in range(MAX_REMOTE_CANDIDATES + 30):
+            ice.addRemoteCandidate(
+                {"candidate": f"candidate:{index} 1 udp 1 {index:08x}-0000-4000-8000-"
+                 f"000000000000.local {10000 + index} typ host", "sdpMid": "0"}
+            )  # fmt: skip
+        await trio.testing.wait_all_tasks_blocked()
+        assert ice._resolving == MAX_REMOTE_CANDIDATES
+        assert ice.agent.stats.remote_candidates_dropped == dropped + 30

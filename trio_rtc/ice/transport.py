@@ -235,6 +235,8 @@ class RTCIceTransport(EventTarget, AsyncLifetime):
         self._send_address: Address | None = None
         self._mdns: MdnsResolver | None = None
         self._remote_rtc_candidates: list[RTCIceCandidate] = []
+        #: Remote mDNS names being resolved now (a task each), at most MAX_REMOTE_CANDIDATES.
+        self._resolving = 0
         self._selected: RTCIceCandidatePair | None = None
         self._selected_core: CandidatePair | None = None
         own_send, own_receive = trio.open_memory_channel[Batch | None](CHANNEL_DEPTH)
@@ -349,6 +351,11 @@ class RTCIceTransport(EventTarget, AsyncLifetime):
             self._remote_rtc_candidates.append(rtc)
         if parsed.is_mdns:
             if self.options.mdns and self._nursery is not None:
+                if self._resolving >= MAX_REMOTE_CANDIDATES:
+                    # An agent that keeps 100 remote candidates has no use for more lookups.
+                    self._agent.stats.remote_candidates_dropped += 1
+                    return
+                self._resolving += 1
                 self._start_soon(self._nursery, self._resolve_and_add, parsed)
             return
         self._agent.add_remote_candidate(parsed, trio.current_time())
@@ -767,11 +774,15 @@ class RTCIceTransport(EventTarget, AsyncLifetime):
             self._pump()
 
     async def _resolve_and_add(self, candidate: Candidate) -> None:
-        if self._mdns is None:
-            self._mdns = MdnsResolver(
-                timeout=self.options.mdns_timeout, interface_address=self.options.mdns_interface
-            )
-        address = await self._mdns.resolve(candidate.host)
+        try:
+            if self._mdns is None:
+                self._mdns = MdnsResolver(
+                    timeout=self.options.mdns_timeout,
+                    interface_address=self.options.mdns_interface,
+                )
+            address = await self._mdns.resolve(candidate.host)
+        finally:
+            self._resolving -= 1
         if address is None:
             logger.info("ignoring remote candidate %s: the name did not resolve", candidate.host)
             return
