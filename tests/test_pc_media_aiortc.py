@@ -250,6 +250,8 @@ async def test_renegotiation_adds_then_removes_a_track() -> None:
             assert pc.getTransceivers() == [transceiver]
             assert transceiver.currentDirection == "inactive"
             assert track.readyState == "live" and "ended" not in mutes
+            with trio.fail_after(5):  # the mute task may run just after the negotiation
+                await track.wait_until(lambda: track.muted)
             assert track.muted and mutes == ["mute"]
             assert tracks == [event]
             [theirs_transceiver] = await theirs.transceivers()
