@@ -127,8 +127,19 @@ async def lossy_call(lossy: LossyNamespace, offerer: str, seconds: float) -> dic
                 ]
                 result["theirs_error"] = theirs_after["error"]
                 result["outbound"] = grown(
-                    out_before, out_after, *REPAIR, "retransmittedPacketsSent", "packetsSent"
+                    out_before,
+                    out_after,
+                    *REPAIR,
+                    "retransmittedPacketsSent",
+                    "packetsSent",
+                    "framesEncoded",
                 )
+                # Not asserted: shown when an assertion fails, to tell our sender slowing
+                # down (estimate, adaptation) from aiortc's side falling behind.
+                result["sender"] = {
+                    name: out_after.get(name)
+                    for name in ("targetBitrate", "framesPerSecond", "qualityLimitationReason")
+                }
                 result["inbound"] = grown(
                     in_before,
                     in_after,

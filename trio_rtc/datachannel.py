@@ -96,6 +96,7 @@ class _Traffic:
         "bytes_received",
         "bytes_sent",
         "inbox_bytes",
+        "low_armed",
         "messages_received",
         "messages_sent",
         "receives_since_yield",
@@ -107,6 +108,8 @@ class _Traffic:
         self.buffered_hint = 0
         #: Unread bytes in the inbox.
         self.inbox_bytes = 0
+        #: bufferedamountlow is armed: bufferedAmount rose above the threshold since it fired.
+        self.low_armed = False
         self.sends_since_yield = 0
         self.receives_since_yield = 0
         self.messages_sent = 0
@@ -195,7 +198,6 @@ class RTCDataChannel(RefuseUnknownHandlers, EventTarget, trio.abc.ReceiveChannel
         self._binary_type: Literal["arraybuffer", "blob"] = "arraybuffer"
         self._transport: RTCSctpTransport | None = None
         self._closed_with_error = False
-        self._low_armed = False
         #: Bytes given to send() that the transport's task has not yet taken into the association.
         self._unsent = 0
         self._inbox: deque[str | bytes] = deque()
@@ -283,7 +285,7 @@ class RTCDataChannel(RefuseUnknownHandlers, EventTarget, trio.abc.ReceiveChannel
             raise TypeError(f"bufferedAmountLowThreshold must be an integer >= 0, not {value!r}")
         self._buffered_amount_low_threshold = value
         if self._transport is not None and self.bufferedAmount > value:
-            self._low_armed = True
+            self._traffic.low_armed = True
             self._transport.watch_buffered(self)
 
     @property
@@ -329,9 +331,9 @@ class RTCDataChannel(RefuseUnknownHandlers, EventTarget, trio.abc.ReceiveChannel
         buffered = transport.send_message(self, data, size, max_buffered=MAX_SEND_QUEUE)
         traffic = self._traffic
         traffic.buffered_hint = buffered
-        if buffered > self._buffered_amount_low_threshold and not self._low_armed:
+        if buffered > self._buffered_amount_low_threshold and not traffic.low_armed:
             # Armed once per fall: the transport watches the stream until the event fired.
-            self._low_armed = True
+            traffic.low_armed = True
             transport.watch_buffered(self)
         traffic.messages_sent += 1
         traffic.bytes_sent += size
@@ -583,16 +585,17 @@ class RTCDataChannel(RefuseUnknownHandlers, EventTarget, trio.abc.ReceiveChannel
             self._notify_waiters()
 
     def on_buffered_amount(self, amount: int) -> bool:
-        if amount <= self.send_high_water // 2:
+        if self._room_waiters and amount <= self.send_high_water // 2:
             self._room_waiters.unpark_all()
-        if self._low_armed and amount <= self._buffered_amount_low_threshold:
+        traffic = self._traffic
+        if traffic.low_armed and amount <= self._buffered_amount_low_threshold:
             # webrtc-pc §6.2: fires when bufferedAmount falls from above the threshold to it.
-            self._low_armed = False
+            traffic.low_armed = False
             if self._wants_buffered_events():
                 self.dispatchEvent(Event("bufferedamountlow"))
             else:
                 self._notify_waiters()  # no listener: skip the event, still wake wait_until
-        return self._low_armed or bool(self._room_waiters)
+        return traffic.low_armed or bool(self._room_waiters)
 
     def stats(self) -> dict[str, object]:
         """The ``RTCDataChannelStats`` members (webrtc-stats §7.12) of this channel."""

@@ -279,7 +279,7 @@ class RTCDtlsTransport(EventTarget):
                         items.clear()
                     else:
                         core.handle_timer(now)
-                    self._after_core_step()
+                    self._after_core_step(now)
                 nursery.cancel_scope.cancel()
         except Exception as exc:
             # A bug: this transport fails visibly, and the supervisor (the peer connection)
@@ -355,11 +355,11 @@ class RTCDtlsTransport(EventTarget):
             if batch:
                 self.application_data_dropped += len(batch)
 
-    def _flush(self) -> None:
+    def _flush(self, now: float | None = None) -> None:
         send_many = self._send_many
         if send_many is None:
             return
-        datagrams = self.core.datagrams_to_send(trio.current_time())
+        datagrams = self.core.datagrams_to_send(trio.current_time() if now is None else now)
         if not datagrams:
             return
         try:
@@ -371,8 +371,8 @@ class RTCDtlsTransport(EventTarget):
                 RTCError(f"DTLS transport cannot send: {exc!r}", errorDetail="dtls-failure")
             )
 
-    def _after_core_step(self) -> None:
-        self._flush()
+    def _after_core_step(self, now: float | None = None) -> None:
+        self._flush(now)
         core = self.core
         records: Batch = []
         while (event := core.next_event()) is not None:
@@ -398,8 +398,9 @@ class RTCDtlsTransport(EventTarget):
                 pass
         if records:
             self._deliver_up(records)
-        if self._state != "failed":
-            self._set_state(core.state)
+        state = core.state
+        if state != self._state and self._state != "failed":
+            self._set_state(state)
 
     def _fail_visibly(self, error: RTCError) -> None:
         if self._state in ("closed", "failed"):

@@ -668,15 +668,17 @@ class RTCIceTransport(EventTarget, AsyncLifetime):
         agent = self._agent
         stats = self.stats
         stun = False
-        now = trio.current_time()
+        now = 0.0
         dtls: Batch = []
         rtp: Batch = []
         size = 0
         for data, source in batch:
             first = data[0] if data else 255
             if first < 4:
+                if not stun:
+                    now = trio.current_time()
+                    stun = True
                 agent.receive_datagram(data, base, source, now)
-                stun = True
                 continue
             if not agent.is_trusted_source(source):
                 stats.datagrams_dropped_untrusted += 1

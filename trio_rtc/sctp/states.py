@@ -30,6 +30,10 @@ class AssociationState(enum.Enum):
     SHUTDOWN_RECEIVED = "shutdown-received"
     SHUTDOWN_ACK_SENT = "shutdown-ack-sent"
 
+    # Members are singletons compared by identity: hash them by identity too, in C, instead
+    # of Enum's Python-level hash of the name (state sets are tested on every packet).
+    __hash__ = object.__hash__
+
 
 CAN_SEND = frozenset(
     {

@@ -457,8 +457,9 @@ class RTCSctpTransport(EventTarget):
         inbox = self._inbox
         arm = self._timer.arm
         items: list[Batch | _Wake | None] = []
+        now = trio.current_time()
         while True:
-            self._pump()
+            self._pump(now)
             if self._state == "closed":
                 return
             arm(core.get_timer())
@@ -470,11 +471,12 @@ class RTCSctpTransport(EventTarget):
                     items.append(inbox.receive_nowait())
                 except (trio.WouldBlock, trio.EndOfChannel):
                     break
+            timer_fired = False
             for item in items:
                 if item is _WAKE:
                     self._wake_pending = False
                 elif item is _TIMER:
-                    pass
+                    timer_fired = True
                 elif item is None:
                     self._on_dtls_closed()
                     return
@@ -483,9 +485,13 @@ class RTCSctpTransport(EventTarget):
                     for packet in item:
                         feed(packet, now)
             items.clear()
-            deadline = core.get_timer()
-            if deadline is not None and now >= deadline:
-                core.handle_timer(now)
+            # Deadlines are looked at only when the wake timer fired: it is armed at or before
+            # the core's earliest deadline (see WakeTimer), so none is missed, and a wake-up by
+            # data (most of them) skips the lookup.
+            if timer_fired:
+                deadline = core.get_timer()
+                if deadline is not None and now >= deadline:
+                    core.handle_timer(now)
 
     def _wake_timer(self) -> None:
         with contextlib.suppress(trio.WouldBlock, trio.ClosedResourceError):
@@ -501,13 +507,14 @@ class RTCSctpTransport(EventTarget):
 
     # --- the pump -------------------------------------------------------------------------------
 
-    def _pump(self) -> None:
+    def _pump(self, now: float | None = None) -> None:
         """Turn core events into channel events and send every packet due, until quiet."""
         if self._pumping:
             return  # a handler sent or closed: the running pump loops once more
         self._pumping = True
         try:
-            now = trio.current_time()
+            if now is None:
+                now = trio.current_time()
             while True:
                 self._again = False
                 # A wake-up still in the inbox will find nothing to do; one that could not be
@@ -523,6 +530,10 @@ class RTCSctpTransport(EventTarget):
                         if not stream.closed:
                             stream.user.on_stream_open()
                 self._process_events(now)
+                if self._outbox:
+                    # A message handler answered (an echo): its data rides in the same packets
+                    # as the SACK for what it answered, instead of a second turn of the loop.
+                    self._move_outbox(now)
                 # Everything the events caused is queued by now, so one call sends it all; the
                 # BufferedAmountChanged events it leaves behind need no answer.
                 self._send_packets(now)
