@@ -13,8 +13,9 @@ import pytest
 import trio
 import trio.testing
 from pc_helpers import certificate, connect
-from test_datachannel_stack import sctp_pair
+from test_datachannel_stack import remote_channels, sctp_pair
 from test_jsep_core import CANDIDATE, LOCAL_A, sample, session
+from test_sctp_dcep import Channels
 
 from trio_rtc import RTCPeerConnection
 from trio_rtc.datachannel import MAX_SEND_QUEUE, RTCDataChannel
@@ -42,6 +43,12 @@ from trio_rtc.rtp.nack import MAX_GAP, NackGenerator
 from trio_rtc.rtp.pacer import MAX_QUEUE_PACKETS, Pacer, PacketKind
 from trio_rtc.rtp.packet import MAX_CSRCS, RtpPacket
 from trio_rtc.sctp.chunks import FLAG_BEGIN, FLAG_END
+from trio_rtc.sctp.dcep import (
+    MAX_OPEN_CHANNELS,
+    ChannelClosed,
+    ChannelOpened,
+    DataChannelParameters,
+)
 from trio_rtc.sctp.reassembly import Receiver, ReceiveResult
 from trio_rtc.sdp.parse import (
     MAX_LINE_LENGTH,
@@ -232,6 +239,84 @@ async def test_no_free_stream_id_raises_operation_error() -> None:
             transport.add_channel(RTCDataChannel("one too many"))
         with pytest.raises(OperationError, match="not below maxChannels"):
             transport.add_channel(RTCDataChannel("beyond", negotiated=True, id=8))
+
+
+def test_channels_a_peer_opens_past_max_open_channels_are_refused_and_counted() -> None:
+    """The peer keeps opening channels (its own stack has no such bound): every OPEN past
+    MAX_OPEN_CHANNELS open channels — ours count too — is refused by resetting its stream, so
+    the peer sees that channel close; nothing is kept for it and the refusal is counted."""
+    channels = Channels()
+    pair = channels.pair
+    ours = channels.managers[id(pair.a)]
+    theirs = channels.managers[id(pair.b)]
+    theirs.max_open_channels = 2 * MAX_OPEN_CHANNELS
+    own = ours.allocate_stream_id()
+    ours.open_channel(DataChannelParameters(own, label="ours"), now=pair.now)
+    opened_by_peer: list[int] = []
+    for index in range(MAX_OPEN_CHANNELS + 1):
+        stream_id = theirs.allocate_stream_id()
+        theirs.open_channel(DataChannelParameters(stream_id, label=f"c{index}"), now=pair.now)
+        opened_by_peer.append(stream_id)
+    pair.run(lambda: ours.channels_refused == 2)
+    refused = opened_by_peer[-2:]
+    assert len(ours.channels) == MAX_OPEN_CHANNELS
+    assert len(channels.of(pair.a, ChannelOpened)) == MAX_OPEN_CHANNELS - 1
+    assert not any(stream_id in ours.channels for stream_id in refused)
+    # The peer sees the two channels past the limit close, and only those.
+    pair.run(lambda: len(channels.of(pair.b, ChannelClosed)) == 2)
+    closed_at_peer = channels.of(pair.b, ChannelClosed)
+    assert {e.stream_id for e in closed_at_peer if isinstance(e, ChannelClosed)} == set(refused)
+    # Nothing is left of the refusals once the peer answered our resets (an answer "in
+    # progress" is asked again a retransmission timeout later).
+    pair.run(lambda: not ours._refusing)
+    # A message the peer sends on a refused stream (it may send before any answer) is dropped.
+    dropped = ours.dropped_messages
+    assert dropped == 2  # the two OPENs
+    pair.b.send_message(refused[0], 51, b"anyone?", now=pair.now)
+    pair.run(lambda: ours.dropped_messages == dropped + 1)
+    # Room again once a channel closes: the peer's next OPEN is taken.
+    ours.close_channel(own)
+    pair.run(lambda: len(channels.of(pair.a, ChannelClosed)) == 1)
+    stream_id = theirs.allocate_stream_id()
+    theirs.open_channel(DataChannelParameters(stream_id, label="again"), now=pair.now)
+    pair.run(lambda: stream_id in ours.channels)
+    assert ours.channels_refused == 2
+
+
+async def test_create_data_channel_past_max_open_channels_raises_operation_error() -> None:
+    options = IceTransportOptions(interfaces=["127.0.0.1"], mdns=False)
+    async with RTCPeerConnection({"certificates": [certificate(0)]}, ice_options=options) as pc:
+        channels = [pc.createDataChannel(f"c{i}") for i in range(MAX_OPEN_CHANNELS)]
+        with pytest.raises(OperationError, match=f"MAX_OPEN_CHANNELS = {MAX_OPEN_CHANNELS}"):
+            pc.createDataChannel("one too many")
+        channels[0].close()  # never negotiated: closed at once, and its place is free
+        pc.createDataChannel("in its place")
+
+
+async def test_open_channel_limit_end_to_end() -> None:
+    """Both halves of the limit on two transports (with the limit lowered to 2): the peer's
+    third OPEN closes on the peer and is counted in stats; our own third channel is refused by
+    name."""
+    async with VirtualNetwork(seed=1), sctp_pair(addresses=ADDRESSES) as stack:
+        await stack.connected()
+        stack.sctp_b._dcep.max_open_channels = 2
+        at_b = remote_channels(stack.sctp_b)
+        channels = [RTCDataChannel(f"c{i}") for i in range(3)]
+        for channel in channels:
+            stack.sctp_a.add_channel(channel)
+        events: list[str] = []
+        channels[2].addEventListener("error", lambda event: events.append("error"))
+        channels[2].addEventListener("close", lambda event: events.append("close"))
+        with trio.fail_after(10):
+            await channels[2].wait_for(readyState="closed")
+        assert events == ["close"]  # closed by the peer, not failed
+        assert [c.label for c in at_b] == ["c0", "c1"]
+        assert [c.readyState for c in channels[:2]] == ["open", "open"]
+        stats = stack.sctp_b.stats()
+        assert stack.sctp_b._dcep.channels_refused == 1
+        assert stats["dcep_messages_dropped"] == 1
+        with pytest.raises(OperationError, match="MAX_OPEN_CHANNELS = 2"):
+            stack.sctp_b.add_channel(RTCDataChannel("ours"))
 
 
 async def test_send_queue_over_max_send_queue_raises_operation_error() -> None:

@@ -234,7 +234,6 @@ class RTCIceTransport(EventTarget, AsyncLifetime):
         self._send_endpoint: DatagramSender | None = None
         self._send_address: Address | None = None
         self._mdns: MdnsResolver | None = None
-        self._remote_rtc_candidates: list[RTCIceCandidate] = []
         #: Remote mDNS names being resolved now (a task each), at most MAX_REMOTE_CANDIDATES.
         self._resolving = 0
         self._selected: RTCIceCandidatePair | None = None
@@ -347,8 +346,6 @@ class RTCIceTransport(EventTarget, AsyncLifetime):
         parsed = rtc.parsed
         if parsed is None:
             raise TypeError(f"cannot parse remote candidate {rtc.candidate!r}")
-        if len(self._remote_rtc_candidates) < 2 * MAX_REMOTE_CANDIDATES:
-            self._remote_rtc_candidates.append(rtc)
         if parsed.is_mdns:
             if self.options.mdns and self._nursery is not None:
                 if self._resolving >= MAX_REMOTE_CANDIDATES:

@@ -742,6 +742,8 @@ class JsepSession:
 
     def add_local_candidate(self, ufrag: str, value: str) -> None:
         """A candidate gathered for ICE generation ``ufrag`` (listed in localDescription)."""
+        if ufrag not in self._local_candidates:
+            self._forget_local_generations(ufrag)
         values = self._local_candidates.setdefault(ufrag, [])
         value = value.removeprefix("a=").removeprefix("candidate:")
         if value not in values:
@@ -749,4 +751,25 @@ class JsepSession:
 
     def local_candidates_complete(self, ufrag: str) -> None:
         """Gathering for ``ufrag`` is complete: localDescription says a=end-of-candidates."""
+        if ufrag not in self._local_complete:
+            self._forget_local_generations(ufrag)
         self._local_complete.add(ufrag)
+
+    def _forget_local_generations(self, ufrag: str) -> None:
+        """A new ICE generation ``ufrag`` gathers: forget the candidates of generations no
+        local description lists any more (each ICE restart would otherwise leave its list
+        behind). Kept: the current and pending local descriptions' generations and the one
+        the agent gathers for."""
+        live = {ufrag}
+        for description in (self.current_local, self.pending_local):
+            if description is not None:
+                model = description.model
+                sections = _local_transport_sections(model)
+                credentials = model.ice_credentials(model.media[sections[0]]) if sections else None
+                if credentials is not None:
+                    live.add(credentials.ufrag)
+        if self._agent_credentials is not None:
+            live.add(self._agent_credentials[0])
+        for old in [u for u in self._local_candidates if u not in live]:
+            del self._local_candidates[old]
+        self._local_complete &= live

@@ -11,6 +11,8 @@ import trio
 from ..datachannel import RTCDataChannel
 from ..dtls.driver import RTCDtlsTransport
 from ..events import EventTarget, RTCDataChannelEvent
+from ..exceptions import OperationError
+from ..sctp.dcep import MAX_OPEN_CHANNELS
 from ..sctp.transport import RTCSctpTransport
 
 __all__ = ["DataChannels"]
@@ -52,6 +54,14 @@ class DataChannels:
                 f"expected some of {sorted(_OPTIONS)}"
             )
         channel = RTCDataChannel(label, **options)
+        open_count = sum(1 for c in self.channels if c.readyState != "closed")
+        if open_count >= MAX_OPEN_CHANNELS:
+            # Ours and the peer's, as the DCEP manager counts them (it refuses the peer's OPENs
+            # past the same number).
+            raise OperationError(
+                f"{open_count} data channels are open, the most one connection may have at once"
+                f" (MAX_OPEN_CHANNELS = {MAX_OPEN_CHANNELS}); close one first"
+            )
         if self.sctp is not None:
             self.sctp.add_channel(channel)  # OperationError if a negotiated id is taken
         else:

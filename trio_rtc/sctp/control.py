@@ -161,13 +161,29 @@ def on_heartbeat_ack(assoc: SctpAssociation, chunk: RawChunk, now: float) -> Non
 
 
 def on_abort(assoc: SctpAssociation, chunk: RawChunk, now: float) -> None:
+    """The peer aborted (RFC 9260 §9.1). The event says whether every cause was User-Initiated
+    Abort (cause 12, §3.3.10.12: the peer's application closed without a graceful shutdown)
+    and its reason names the causes."""
     abort = decode_abort_untrusted(chunk)
-    reason = "; ".join(
-        f"cause {cause.code}: {cause.value[:64].decode('utf-8', 'replace')}"
-        for cause in abort.causes
+    causes = abort.causes
+    user_initiated = bool(causes) and all(
+        cause.code == CauseCode.USER_INITIATED_ABORT for cause in causes
     )
+    reason = "; ".join(_describe_cause(cause) for cause in causes)
     assoc._control.clear()
-    assoc._terminate(AssociationAborted(reason or "aborted by peer", by_peer=True))
+    assoc._terminate(
+        AssociationAborted(reason or "aborted by peer", by_peer=True, user_initiated=user_initiated)
+    )
+
+
+def _describe_cause(cause: ErrorCause) -> str:
+    """One error cause of a peer's ABORT for the event's reason (its text cut at 64 bytes)."""
+    if cause.code == CauseCode.USER_INITIATED_ABORT:
+        name = "User-Initiated Abort"
+    else:
+        name = f"cause {cause.code}"
+    text = cause.value[:64].decode("utf-8", "replace")
+    return f"{name}: {text}" if text else name
 
 
 def on_error(assoc: SctpAssociation, chunk: RawChunk, now: float) -> None:

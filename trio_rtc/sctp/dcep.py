@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 import struct
-from collections.abc import Callable, Container
+from collections.abc import Callable, Collection
 from typing import Any
 
 import attrs
@@ -19,6 +19,7 @@ from .association import SctpAssociation
 from .events import MessageReceived, SctpEvent, StreamsReset
 
 __all__ = [
+    "MAX_OPEN_CHANNELS",
     "ChannelAcknowledged",
     "ChannelClosed",
     "ChannelMessage",
@@ -31,6 +32,20 @@ __all__ = [
     "DcepEvent",
     "Ppid",
 ]
+
+#: Data channels open at once on one association, whoever opened them (docs/limits.md). We
+#: announce 65535 streams in INIT, as RFC 8831 §6.2 says, so the stream count bounds nothing
+#: useful: a peer could open about 32,768 channels of its parity. Chromium and libdatachannel
+#: negotiate 1024 streams (ids 0..1023), Firefox 2048 (1024 of each parity), so no browser
+#: opens more than 1024 channels itself and this bound matches what browsers live with. A peer's
+#: DATA_CHANNEL_OPEN beyond it is refused: its stream is reset, so the peer sees the channel
+#: it opened close (RFC 8831 §6.7), and ``DcepChannelManager.channels_refused`` counts it.
+#: Our own ``createDataChannel`` beyond it raises OperationError.
+MAX_OPEN_CHANNELS = 1024
+#: Refused OPENs whose stream reset we have asked for and the peer not yet answered. Past it a
+#: refused OPEN is dropped (still counted) without a reset of its own: a peer that floods OPENs
+#: and never answers RE-CONFIG cannot make every refusal cost a longer reset request.
+_MAX_REFUSALS_IN_FLIGHT = 256
 
 
 class DcepError(Exception):
@@ -216,14 +231,29 @@ class DcepChannelManager:
     """Channels of one association: ids by DTLS role, DCEP open/ack, PPIDs, close by reset."""
 
     def __init__(
-        self, association: SctpAssociation, *, is_client: bool, max_channels: int = 65535
+        self,
+        association: SctpAssociation,
+        *,
+        is_client: bool,
+        max_channels: int = 65535,
+        max_open_channels: int = MAX_OPEN_CHANNELS,
     ) -> None:
         self.association = association
         # RFC 8832 §6: the DTLS client uses even stream ids, the DTLS server odd ones.
         self.parity = 0 if is_client else 1
+        #: Stream ids given out are below this (and below the negotiated stream count).
         self.max_channels = max_channels
+        #: Channels open at once, ours and the peer's (:data:`MAX_OPEN_CHANNELS`).
+        self.max_open_channels = max_open_channels
+        #: Every channel not yet closed in both directions, by stream id.
         self.channels: dict[int, _Channel] = {}
+        #: DCEP messages and messages on streams without a channel, dropped.
         self.dropped_messages = 0
+        #: The peer's DATA_CHANNEL_OPENs refused at ``max_open_channels`` (each is also in
+        #: ``dropped_messages``).
+        self.channels_refused = 0
+        #: Stream ids reset to refuse an OPEN, whose reset the peer has not answered yet.
+        self._refusing: set[int] = set()
         self._next_stream_index = 0
         #: "lowest-free" (what browsers do) or "round-robin" (what RTCSctpTransport uses; see
         #: allocate_stream_id).
@@ -231,14 +261,21 @@ class DcepChannelManager:
         #: Structured trace (trio_rtc.trace), set by the driver; None is tracing off.
         self.trace: Callable[[str, dict[str, Any]], None] | None = None
 
-    def allocate_stream_id(self, reserved: Container[int] = ()) -> int:
+    def allocate_stream_id(self, reserved: Collection[int] = ()) -> int:
         """The stream id for a new channel: of our parity (RFC 8832 §6), free here and not in
         ``reserved`` (ids the layer above has given out but not opened yet). By
         :attr:`stream_id_policy`: the lowest such id, as browsers do, or round robin from the
         one after the last given out — taking a just-closed id last means its reuse cannot
         overtake the peer's view of the old channel's closing (the peer frees the id half a
         round trip after us, later still if a RE-CONFIG response is lost). ValueError if none
-        is free."""
+        is free, or if :attr:`max_open_channels` channels are open or reserved already."""
+        channels = self.channels
+        open_count = len(channels) + sum(1 for i in reserved if i not in channels)
+        if open_count >= self.max_open_channels:
+            raise ValueError(
+                f"{open_count} data channels are open, the most one connection may have at once"
+                f" (MAX_OPEN_CHANNELS = {self.max_open_channels}); close one first"
+            )
         limit = min(self.max_channels, self.association.outbound_streams)
         parity = self.parity
         count = max(0, (limit - parity + 1) // 2)
@@ -382,6 +419,9 @@ class DcepChannelManager:
         elif old is not None or stream_id % 2 == self.parity:
             # An id that is in use, or of our own parity: the peer broke RFC 8832 §6.
             raise DcepError(f"DATA_CHANNEL_OPEN on unusable stream {stream_id}")
+        if len(self.channels) >= self.max_open_channels:
+            self._refuse_open(stream_id)
+            return events
         parameters = DataChannelParameters.from_open(stream_id, message)
         try:
             self.association.send_message(stream_id, Ppid.DCEP, bytes([MESSAGE_ACK]), now=now)
@@ -395,10 +435,31 @@ class DcepChannelManager:
             self._trace_open("open_received", parameters)
         return events
 
+    def _refuse_open(self, stream_id: int) -> None:
+        """Refuse the peer's DATA_CHANNEL_OPEN on ``stream_id`` (at :attr:`max_open_channels`):
+        no ACK and nothing kept; our side of the stream is reset, which is how a channel closes
+        (RFC 8831 §6.7), so the peer sees the channel it opened close and frees the id. What the
+        peer sent on the stream meanwhile is dropped like any message without a channel."""
+        self.channels_refused += 1
+        self.dropped_messages += 1
+        if self.trace is not None:
+            self.trace("open_refused", {"stream_id": stream_id, "open": len(self.channels)})
+        refusing = self._refusing
+        if stream_id not in refusing and len(refusing) >= _MAX_REFUSALS_IN_FLIGHT:
+            return
+        try:
+            self.association.reset_streams([stream_id])
+        except InvalidStateError:
+            return  # the association ended in this same burst: nothing left to refuse
+        refusing.add(stream_id)
+
     def _on_reset(self, event: StreamsReset) -> list[DcepEvent]:
         closed: list[DcepEvent] = []
         to_reset: list[int] = []
+        refusing = self._refusing
         for stream_id in event.stream_ids:
+            if refusing and not event.incoming:
+                refusing.discard(stream_id)  # the peer performed the reset of a refused OPEN
             channel = self.channels.get(stream_id)
             if channel is None:
                 continue

@@ -71,6 +71,13 @@ class AssociationAborted:
 
     reason: str
     by_peer: bool
+    #: The peer's ABORT said it closed on purpose: every error cause it carried is
+    #: User-Initiated Abort (RFC 9260 §3.3.10.12), which is what a WebRTC stack sends when its
+    #: application closes the connection (ours does in ``abort()``). The channels still see
+    #: it as an error, as browsers show it; this tells a closing peer from a failing one (the
+    #: reason names the causes). False for every other ABORT (no cause, a protocol violation,
+    #: ...) and for our own aborts.
+    user_initiated: bool = False
 
 
 SctpEvent = (

@@ -498,6 +498,11 @@ class RTCSctpTransport(EventTarget):
             self._inbox_send.send_nowait(_TIMER)
 
     def _on_dtls_closed(self) -> None:
+        # What came in the same burst as DTLS's end is seen first: the last messages, and the
+        # peer's ABORT, which says whether it closed on purpose or failed.
+        self._process_events(trio.current_time())
+        if self._state == "closed":
+            return
         failed = self._dtls.state == "failed"
         self._association.abort("DTLS transport closed")
         self._finish(
@@ -624,6 +629,10 @@ class RTCSctpTransport(EventTarget):
                 self._on_established(event)
             elif kind is AssociationAborted:
                 assert isinstance(event, AssociationAborted)
+                # Every ABORT is an error for the channels, a User-Initiated Abort (the peer's
+                # application left without a graceful shutdown) included: browsers do the same
+                # (Chromium fires sctp-failure for any ABORT). The reason says which it was.
+                logger.debug("SCTP association aborted: %s", event.reason)
                 error = RTCError(
                     f"SCTP association aborted: {event.reason}", errorDetail="sctp-failure"
                 )
