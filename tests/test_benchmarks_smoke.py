@@ -149,3 +149,31 @@ def test_sdp_check_accepts_loopback_only() -> None:
         common.check_sdp_loopback(loopback + lan)
     with pytest.raises(RuntimeError, match="no candidate"):
         common.check_sdp_loopback("v=0\r\n")
+
+
+@pytest.mark.interop
+def test_chromium_setup_benchmark_runs_each_variant(tmp_path: Path) -> None:
+    """``bench_chromium_setup.py`` (headless Chromium, started by the script as the interop
+    tests start it): one round of each variant, a positive time for each in the JSON."""
+    out = tmp_path / "setup.json"
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(BENCHMARKS / "bench_chromium_setup.py"),
+            "--runs",
+            "1",
+            "--warmup",
+            "0",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = json.loads(out.read_text())
+    times = result["times_ms"]
+    assert set(times) == {"chromium-pair", "chromium-pages", "trio-offers", "chromium-offers"}
+    assert all(len(values) == 1 and values[0] > 0 for values in times.values()), times
+    assert "Chrome" in result["user_agent"]

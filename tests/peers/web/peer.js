@@ -257,6 +257,38 @@ const commands = {
     pc.close();
     return null;
   },
+  // Chromium <-> Chromium inside this page, for the setup benchmark (benchmarks/
+  // bench_chromium_setup.py): two RTCPeerConnections with this page's configuration, a data
+  // channel, trickled candidates handed over in the page; the milliseconds from createOffer to
+  // the channel open on both sides. Both connections are closed before the result is sent.
+  async local_pair_setup() {
+    const configuration = config.configuration || {};
+    const a = new RTCPeerConnection(configuration);
+    const b = new RTCPeerConnection(configuration);
+    try {
+      const opened = (channel) =>
+        new Promise((resolve) => {
+          if (channel.readyState === "open") resolve();
+          else channel.addEventListener("open", () => resolve(), { once: true });
+        });
+      const remoteOpen = new Promise((resolve) => {
+        b.ondatachannel = (event) => opened(event.channel).then(resolve);
+      });
+      a.onicecandidate = (event) => event.candidate && b.addIceCandidate(event.candidate);
+      b.onicecandidate = (event) => event.candidate && a.addIceCandidate(event.candidate);
+      const channel = a.createDataChannel("bench");
+      const start = performance.now();
+      await a.setLocalDescription(await a.createOffer());
+      await b.setRemoteDescription(a.localDescription);
+      await b.setLocalDescription(await b.createAnswer());
+      await a.setRemoteDescription(b.localDescription);
+      await Promise.all([opened(channel), remoteOpen]);
+      return performance.now() - start;
+    } finally {
+      a.close();
+      b.close();
+    }
+  },
 };
 
 ws.onmessage = async (event) => {
