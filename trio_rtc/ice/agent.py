@@ -193,8 +193,12 @@ class IceAgent(GatheringMixin):
         vanishes before it nominates must still turn the connection disconnected, then failed."""
         if gen.selected is not None:
             return gen.selected
-        valid = [p for p in gen.pairs if p.valid]
-        return max(valid, key=lambda p: p.priority) if valid else None
+        # One pass, no list: asked several times per wake-up while a connection is being set up.
+        best: CandidatePair | None = None
+        for pair in gen.pairs:
+            if pair.valid and (best is None or pair.priority > best.priority):
+                best = pair
+        return best
 
     def _consent_lost(self, pair: CandidatePair) -> bool:
         gen = self._gen if self._gen.selected is pair else self._previous

@@ -63,13 +63,13 @@ class RTCIceCandidate:
         sdp_mid: str | None,
         sdp_mline_index: int | None,
         username_fragment: str | None,
+        parsed: Candidate | None = None,
     ) -> None:
         text = candidate[2:] if candidate.startswith("a=") else candidate
         self.candidate = text
         self.sdpMid = sdp_mid
         self.sdpMLineIndex = sdp_mline_index
-        parsed: Candidate | None = None
-        if text:
+        if parsed is None and text:
             try:
                 parsed = Candidate.from_sdp(text)
             except CandidateError:
@@ -91,8 +91,8 @@ class RTCIceCandidate:
         """Wrap a parsed candidate. Unlike the constructor, sdpMid and sdpMLineIndex may both be
         None (a transport-level candidate that no m-section has claimed yet)."""
         self = cls.__new__(cls)
-        self._init(candidate.to_sdp(), sdpMid, sdpMLineIndex, usernameFragment)
-        self._parsed = candidate
+        # The text is what to_sdp() wrote: parsing it again would give ``candidate`` back.
+        self._init(candidate.to_sdp(), sdpMid, sdpMLineIndex, usernameFragment, candidate)
         return self
 
     # --- parsed attributes (webrtc-pc §5.7.1) -------------------------------------------------
