@@ -338,9 +338,9 @@ class RTCSctpTransport(EventTarget):
         outbox.append(data)
         outbox.append(size)
         stream.unsent += size
-        if self._pumping:
-            self._again = True  # the running pump (a handler in this task) sends it
-        elif not self._wake_pending:
+        # In a handler of this task the running pump sees the outbox and sends it (no extra
+        # turn of its loop); from elsewhere the task is woken once.
+        if not self._pumping and not self._wake_pending:
             self._request_flush()
         return buffered
 
@@ -382,7 +382,11 @@ class RTCSctpTransport(EventTarget):
         stream = self._by_user.get(user)
         if stream is not None and not stream.closed and stream not in self._watched:
             self._watched[stream] = None
-            self._request_flush()
+            # Watching starts above the threshold: only what the task does (a SACK, the outbox)
+            # can lower the amount, and every pump checks watched streams. From a handler of
+            # this task, the running pump checks it; from elsewhere the task is woken once.
+            if not self._pumping:
+                self._request_flush()
 
     def pause_reading(self, user: StreamUser) -> None:
         """The channel's inbox is full: leave events in the association (its receive window
