@@ -32,8 +32,9 @@ _KEYS = frozenset(
         "certificates",
         "iceCandidatePoolSize",
         "peerIdentity",
-        # trio_rtc extension (snake_case): server mode, docs/server-mode.md.
+        # trio_rtc extensions (snake_case): server mode, docs/server-mode.md.
         "shared_udp",
+        "ice_lite",
     }
 )
 _ICE_TRANSPORT_POLICIES = ("all", "relay")
@@ -58,6 +59,11 @@ class RTCConfiguration:
     #: :func:`trio_rtc.ice.mux.open_shared_udp` instead of sockets of this connection's own
     #: (server mode, see docs/server-mode.md).
     shared_udp: SharedUdp | None = None
+    #: trio_rtc extension: be an ICE-lite agent (RFC 8445 §2.5) for a server with a public
+    #: address: our descriptions say ``a=ice-lite``, the agent gathers host candidates only,
+    #: is always controlled and sends no checks of its own (docs/server-mode.md). Cannot be
+    #: combined with ``iceServers`` or ``iceTransportPolicy: "relay"``; a lite peer is refused.
+    ice_lite: bool = False
 
     @classmethod
     def coerce(
@@ -89,6 +95,7 @@ class RTCConfiguration:
                 iceCandidatePoolSize=value.get("iceCandidatePoolSize", 0),
                 peerIdentity=value.get("peerIdentity"),
                 shared_udp=value.get("shared_udp"),
+                ice_lite=value.get("ice_lite", False),
             )
         else:
             raise TypeError(
@@ -146,6 +153,25 @@ class RTCConfiguration:
                 )
             if self.shared_udp.closed:
                 raise InvalidAccessError("shared_udp: the open_shared_udp block has ended")
+        if not isinstance(self.ice_lite, bool):
+            raise TypeError(f"ice_lite must be True or False, not {self.ice_lite!r}")
+        if self.ice_lite:
+            self._validate_lite()
+
+    def _validate_lite(self) -> None:
+        """RFC 8445 §2.5: an ICE-lite agent gathers host candidates only, so the members that
+        ask for other candidates cannot work with it."""
+        if self.iceTransportPolicy == "relay":
+            raise InvalidAccessError(
+                "ice_lite cannot be combined with iceTransportPolicy 'relay': an ICE-lite agent "
+                "gathers host candidates only (RFC 8445 §2.5); use 'all' or turn ice_lite off"
+            )
+        if self.iceServers:
+            raise InvalidAccessError(
+                "ice_lite cannot be combined with iceServers: an ICE-lite agent gathers host "
+                "candidates only (RFC 8445 §2.5), so STUN/TURN servers would never be used; "
+                "leave iceServers empty or turn ice_lite off"
+            )
 
     def check_update(self, new: RTCConfiguration, *, local_description_set: bool) -> None:
         """The restrictions of ``setConfiguration`` (webrtc-pc §4.4.1.6 steps 3-7)."""
@@ -165,6 +191,14 @@ class RTCConfiguration:
             raise InvalidModificationError(
                 "shared_udp cannot change after construction; leave it out or pass the same"
             )
+        if new.ice_lite and not self.ice_lite:
+            raise InvalidModificationError(
+                "ice_lite cannot be turned on after construction; create a new connection"
+            )
+        if self.ice_lite:
+            # Leaving ice_lite out keeps it (it is fixed at construction), but what the new
+            # configuration asks for must still suit a lite agent.
+            attrs.evolve(new, ice_lite=True)._validate_lite()
         if local_description_set and new.iceCandidatePoolSize != self.iceCandidatePoolSize:
             raise InvalidModificationError(
                 "iceCandidatePoolSize cannot change once a local description is set"
@@ -188,6 +222,7 @@ class RTCConfiguration:
             "iceCandidatePoolSize": self.iceCandidatePoolSize,
             **({"peerIdentity": self.peerIdentity} if self.peerIdentity is not None else {}),
             **({"shared_udp": self.shared_udp} if self.shared_udp is not None else {}),
+            **({"ice_lite": True} if self.ice_lite else {}),
         }
 
 

@@ -1,4 +1,4 @@
-"""The ICE agent core (RFC 8445 full agent, RFC 8838 trickle, RFC 7675 consent), sans-IO.
+"""The ICE agent core (RFC 8445 full or lite agent, RFC 8838 trickle, RFC 7675 consent), sans-IO.
 
 The agent never touches a socket or a clock. Its driver (``transport.py``) tells it which local
 sockets exist (``add_host_address``), hands it every STUN datagram that arrives
@@ -11,6 +11,13 @@ One component only (WebRTC always uses rtcp-mux), but any number of local socket
 candidates. Credentials live in a :class:`Generation`: an ICE restart starts a new generation
 while the previous one keeps its selected pair (and its consent checks) until the new one selects
 a pair of its own, so data keeps flowing across a restart.
+
+With ``lite=True`` the agent is an ICE-lite agent (RFC 8445 §2.5), for servers with a public
+address: host candidates only, always controlled, no checks of its own (neither ordinary nor
+triggered, nor consent checks). It answers the full peer's checks; an authenticated check makes
+its pair valid at once (so DTLS may start), a check with USE-CANDIDATE nominates it (the
+highest-priority nominated pair is selected), and the peer's checks are the only evidence that
+the path is alive: see :data:`LITE_DISCONNECTED_TIMEOUT` and docs/server-mode.md.
 """
 
 from __future__ import annotations
@@ -71,14 +78,30 @@ logger = logging.getLogger("trio_rtc.ice")
 #: and a remote mDNS name may still be resolving (its end-of-candidates often arrives first).
 NO_PAIR_GRACE = 5.0
 
+#: ICE-lite liveness: seconds without an authenticated check from the peer on the pair in use
+#: after which a lite agent reports ``disconnected``. A lite agent sends no consent checks of
+#: its own (RFC 8445 §2.5), so the full peer's checks are the evidence: Chromium sends one on the
+#: selected pair every 2.5 s once it is stable, and trio_rtc's full agent one a second, so
+#: 7.5 s is three of Chromium's intervals missing. ``failed`` comes after ``consent_timeout``
+#: (30 s), the RFC 7675 window, as for a full agent.
+LITE_DISCONNECTED_TIMEOUT = 7.5
+
 
 class IceAgent(GatheringMixin):
-    """A full ICE agent for one component. See the module docstring for how it is driven.
+    """A full (or, with ``lite=True``, lite) ICE agent for one component. See the module
+    docstring for how it is driven.
 
     ``ta`` is the pacing interval between new checks (RFC 8445 §14.2, default 50 ms);
     ``consent_interval`` the base period of consent checks (RFC 7675 §5.1 randomises it by
     ±20 %); a selected pair whose consent responses stop for ``disconnected_timeout`` seconds is
     reported ``disconnected``, and after ``consent_timeout`` (30 s, RFC 7675) ``failed``.
+
+    ``lite``: be an ICE-lite agent (RFC 8445 §2.5): always controlled, no STUN servers, no relay
+    candidates, no checks sent. Its liveness evidence is the peer's authenticated checks on the
+    pair in use: ``disconnected`` after ``disconnected_timeout`` without one (default
+    :data:`LITE_DISCONNECTED_TIMEOUT`, 7.5 s, instead of the full agent's 5 s), ``failed`` after
+    ``consent_timeout``; and ``failed`` too if no authenticated check at all arrives within
+    ``consent_timeout`` of the remote credentials (the full peer gave up or never started).
     """
 
     def __init__(
@@ -93,12 +116,25 @@ class IceAgent(GatheringMixin):
         check_rto: float = 0.5,
         nomination_delay: float = 0.5,
         consent_interval: float = 1.0,
-        disconnected_timeout: float = 5.0,
+        disconnected_timeout: float | None = None,
         consent_timeout: float = 30.0,
         gather_rto: float = 0.5,
         gather_attempts: int = 4,
         rng: random.Random | None = None,
+        lite: bool = False,
     ) -> None:
+        if lite and controlling:
+            raise ValueError(
+                "an ICE-lite agent is always controlled (RFC 8445 §6.1.1); "
+                "create it with controlling=False"
+            )
+        if lite and stun_servers:
+            raise ValueError(
+                "an ICE-lite agent gathers host candidates only (RFC 8445 §2.5); "
+                "it takes no STUN servers"
+            )
+        #: RFC 8445 §2.5: an ICE-lite agent (see the module docstring).
+        self.lite = lite
         self.controlling = controlling
         self.tie_breaker = tie_breaker if tie_breaker is not None else secrets.randbits(64)
         self.stun_servers = list(stun_servers or [])
@@ -106,6 +142,8 @@ class IceAgent(GatheringMixin):
         self.check_rto = check_rto
         self.nomination_delay = nomination_delay
         self.consent_interval = consent_interval
+        if disconnected_timeout is None:
+            disconnected_timeout = LITE_DISCONNECTED_TIMEOUT if lite else 5.0
         self.disconnected_timeout = disconnected_timeout
         self.consent_timeout = consent_timeout
         self.gather_rto = gather_rto
@@ -209,9 +247,20 @@ class IceAgent(GatheringMixin):
         answered one of ours (so it knows the ICE password)."""
         return address in self._trusted
 
-    def set_remote_credentials(self, ufrag: str, pwd: str) -> None:
+    def set_remote_credentials(
+        self, ufrag: str, pwd: str, *, remote_lite: bool = False, now: float | None = None
+    ) -> None:
         """Set the peer's ``ice-ufrag``/``ice-pwd``. New values after checks began mean the peer
-        restarted ICE; the caller must then call :meth:`restart` first (JSEP does both)."""
+        restarted ICE; the caller must then call :meth:`restart` first (JSEP does both).
+
+        ``remote_lite``: the peer said ``a=ice-lite``; a lite agent refuses it (ValueError: two
+        lite agents never check anything, RFC 8445 §2.5 needs one full agent). ``now``: when a
+        lite agent starts waiting for the peer's first check (see the class docstring)."""
+        if self.lite and remote_lite:
+            raise ValueError(
+                "both ICE agents are lite: an ICE-lite agent needs a full peer to run the "
+                "connectivity checks (RFC 8445 §2.5); turn ice_lite off on one side"
+            )
         gen = self._gen
         if gen.remote_ufrag == ufrag and gen.remote_pwd == pwd:
             return
@@ -221,6 +270,10 @@ class IceAgent(GatheringMixin):
             )
         gen.remote_ufrag = ufrag
         gen.remote_pwd = pwd
+        if self.lite and now is not None:
+            if gen.checks_expected_by is None:
+                gen.checks_expected_by = now + self.consent_timeout
+            self._update_state(now)  # checking: waiting for the peer's first check
 
     def add_host_address(self, base: Address, *, local_preference: int = 65535, now: float) -> None:
         """Register a bound local socket: it becomes a host candidate and, for each STUN server
@@ -242,6 +295,11 @@ class IceAgent(GatheringMixin):
         """Register a TURN allocation's relayed address (the driver holds the allocation and
         relays datagrams sent from ``base``): it becomes a relay candidate, paired like a host
         candidate (RFC 8445 §6.1.2.2)."""
+        if self.lite:
+            raise ValueError(
+                "an ICE-lite agent gathers host candidates only (RFC 8445 §2.5); "
+                "it takes no relay (TURN) addresses"
+            )
         if base in self._bases:
             return
         self._bases[base] = local_preference
@@ -294,9 +352,12 @@ class IceAgent(GatheringMixin):
             self.stats.remote_candidates_dropped += 1
             return
         gen.remote_candidates.append(candidate)
-        for local in gen.local_candidates:
-            if local.type in ("host", "relay"):
-                self._add_pair(gen, local, candidate)
+        if not self.lite:
+            # A lite agent keeps no check list (RFC 8445 §2.5): its pairs come from the peer's
+            # checks; signalled candidates only lend their priority to those pairs.
+            for local in gen.local_candidates:
+                if local.type in ("host", "relay"):
+                    self._add_pair(gen, local, candidate)
         self._update_state(now)
 
     def restart(self, now: float, *, ufrag: str | None = None, pwd: str | None = None) -> None:
@@ -318,6 +379,11 @@ class IceAgent(GatheringMixin):
         self._update_state(now)
 
     def set_role(self, controlling: bool) -> None:
+        if controlling and self.lite:
+            raise ValueError(
+                "an ICE-lite agent is always controlled (RFC 8445 §6.1.1): the full peer "
+                "takes the controlling role"
+            )
         if controlling != self.controlling:
             self.controlling = controlling
             self._recompute_priorities(self._gen)
@@ -340,6 +406,8 @@ class IceAgent(GatheringMixin):
     def get_timer(self) -> float | None:
         if self._closed:
             return None
+        if self.lite:
+            return self._lite_timer()
         deadlines: list[float] = []
         gen = self._gen
         if gen.remote_pwd is not None and (gen.triggered or self._has_work(gen)):
@@ -373,6 +441,9 @@ class IceAgent(GatheringMixin):
 
     def handle_timer(self, now: float) -> None:
         if self._closed:
+            return
+        if self.lite:
+            self._lite_handle_timer(now)
             return
         for transaction in list(self._transactions.values()):
             schedule = transaction.schedule
@@ -464,6 +535,11 @@ class IceAgent(GatheringMixin):
             self._switch_role(False)
         elif not self.controlling and peer_controlled is not None:
             self.stats.role_conflicts += 1
+            if self.lite:
+                # A lite agent cannot take the controlling role (RFC 8445 §6.1.1): a 487 tells
+                # the full peer to switch to controlling and check again (§7.2.5.1).
+                self._respond_error(message, gen, base, source, 487, "Role Conflict")
+                return
             if self.tie_breaker >= peer_controlled:
                 self._switch_role(True)
             else:
@@ -509,6 +585,9 @@ class IceAgent(GatheringMixin):
         pair.last_request_received = now
         pair.responses_sent += 1
         use_candidate = message.has(Attr.USE_CANDIDATE) and not self.controlling
+        if self.lite:
+            self._lite_check_received(gen, pair, use_candidate, now)
+            return
 
         # RFC 8445 §7.3.1.4: triggered checks.
         if pair.state == PairState.SUCCEEDED:
@@ -763,7 +842,8 @@ class IceAgent(GatheringMixin):
         gen.pairs = [p for p in gen.pairs if p.state not in (PairState.WAITING, PairState.FROZEN)]
         gen.triggered.clear()
         gen.last_consent = now
-        gen.next_consent = now + self._consent_delay()
+        # A lite agent sends no consent checks: the peer's checks are its evidence.
+        gen.next_consent = None if self.lite else now + self._consent_delay()
         gen.consent_failed = False
         if gen is self._gen and self._previous is not None:
             self._retire_previous()
@@ -820,6 +900,101 @@ class IceAgent(GatheringMixin):
         self.stats.consent_requests_sent += 1
         self._outbox.append((data, pair.base, pair.remote_address))
 
+    # --- ICE-lite (RFC 8445 §2.5) -------------------------------------------------------------
+
+    def _lite_check_received(
+        self, gen: Generation, pair: CandidatePair, use_candidate: bool, now: float
+    ) -> None:
+        """An authenticated check from the full peer arrived on ``pair``: a lite agent's only
+        input besides signalling (the check was answered already).
+
+        RFC 8445 §7.3.1.4 and §7.3.1.5 as they apply to a lite agent: no triggered check; the
+        pair enters the valid list at once, so data may use it (DTLS can start); USE-CANDIDATE
+        nominates it, and of several nominated pairs the highest-priority one is selected
+        (§8.1.1, :meth:`_nominate`). A check on the pair in use (the selected pair, or before
+        nomination the best valid one: :meth:`_consent_pair`) is the liveness evidence that
+        stands in for the consent checks a lite agent does not send."""
+        if gen.consent_failed:
+            # The generation expired (no evidence for consent_timeout): it stays failed until an
+            # ICE restart, as a full agent's does. The check was still answered.
+            return
+        if not pair.valid:
+            pair.state = PairState.SUCCEEDED
+            pair.valid = True
+            if self.trace is not None:
+                self.trace("pair_state", {"pair": _pair_name(pair), "state": "succeeded"})
+            if gen.first_valid_at is None:
+                gen.first_valid_at = now
+        if use_candidate:
+            self._nominate(gen, pair, now)
+        if self._consent_pair(gen) is pair:
+            gen.last_consent = max(gen.last_consent, now)
+
+    def _lite_timer(self) -> float | None:
+        """A lite agent's only deadlines: its liveness windows (see the class docstring)."""
+        deadlines: list[float] = []
+        for g in (self._gen, self._previous):
+            if g is None or g.consent_failed:
+                continue
+            if self._consent_pair(g) is not None:
+                if self.state != "disconnected":
+                    deadlines.append(g.last_consent + self.disconnected_timeout)
+                deadlines.append(g.last_consent + self.consent_timeout)
+            elif g.checks_expected_by is not None:
+                deadlines.append(g.checks_expected_by)
+        return min(deadlines, default=None)
+
+    def _lite_handle_timer(self, now: float) -> None:
+        for g in (self._gen, self._previous):
+            if g is None or g.consent_failed:
+                continue
+            pair = self._consent_pair(g)
+            if pair is not None:
+                if now >= g.last_consent + self.consent_timeout:
+                    # RFC 7675 §5.1's window, with the peer's checks as the evidence.
+                    g.consent_failed = True
+                    logger.info(
+                        "ICE-lite: no check from the peer on %r for %.1f s",
+                        pair,
+                        now - g.last_consent,
+                    )
+                    if self.trace is not None:
+                        self.trace("consent_expired", {"pair": _pair_name(pair)})
+            elif g.checks_expected_by is not None and now >= g.checks_expected_by:
+                g.consent_failed = True
+                logger.info("ICE-lite: the peer sent no authenticated check; giving up")
+                if self.trace is not None:
+                    self.trace("consent_expired", {"pair": None})
+        self._update_state(now)
+
+    def _update_lite_state(self, now: float) -> None:
+        """A lite agent's RTCIceTransportState: ``checking`` once the remote credentials are
+        known, ``connected`` from the first authenticated check, ``completed`` once a pair is
+        selected (the full peer nominated it), ``disconnected``/``failed`` by the liveness
+        windows; during an ICE restart the previous generation speaks until the new one has a
+        usable pair, as for a full agent."""
+        gen = self._gen
+        active: Generation | None = gen if gen.selected is not None else self._previous
+        if active is None or active.selected is None:
+            active = next(
+                (g for g in (gen, self._previous) if g is not None and self._consent_pair(g)),
+                None,
+            )
+        if active is not None:
+            if active.consent_failed:
+                self._set_state("failed")
+            elif now >= active.last_consent + self.disconnected_timeout:
+                self._set_state("disconnected")
+            elif active is gen and gen.selected is not None and gen.gathering_state == "complete":
+                self._set_state("completed")
+            else:
+                self._set_state("connected")
+            return
+        if gen.consent_failed:
+            self._set_state("failed")
+        elif gen.remote_pwd is not None or self.state != "new":
+            self._set_state("checking")
+
     # --- gathering ----------------------------------------------------------------------------
 
     def _add_local_candidate(self, gen: Generation, candidate: Candidate, now: float) -> None:
@@ -836,7 +1011,7 @@ class IceAgent(GatheringMixin):
                     "priority": candidate.priority,
                 },
             )
-        if candidate.type in ("host", "relay"):
+        if candidate.type in ("host", "relay") and not self.lite:
             for remote in gen.remote_candidates:
                 self._add_pair(gen, candidate, remote)
 
@@ -901,6 +1076,9 @@ class IceAgent(GatheringMixin):
     def _update_state(self, now: float) -> None:
         """The W3C RTCIceTransportState from the check list and consent (webrtc-pc §5.6)."""
         if self._closed:
+            return
+        if self.lite:
+            self._update_lite_state(now)
             return
         gen = self._gen
         active = gen if gen.selected is not None else self._previous

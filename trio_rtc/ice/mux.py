@@ -30,6 +30,9 @@ Every table is bounded: per endpoint a few ufrags and addresses (the oldest is f
 outstanding transactions globally (the oldest, long timed out, are forgotten first). Closing an
 endpoint removes all of its entries.
 
+An ICE-lite connection (``RTCConfiguration(ice_lite=True)``) needs nothing else here: it sends
+no requests, but its agent answers authenticated checks, which binds the peer's address.
+
 This is an opt-in mode for servers with a known address. The peers of a shared port must not
 themselves share one socket between several connections to the same server port (two
 connections with the same address pair cannot be told apart once checks are over).

@@ -115,6 +115,9 @@ class Generation:
     last_consent: float = 0.0
     next_consent: float | None = None
     consent_failed: bool = False
+    #: ICE-lite: when the lite agent gives up if no authenticated check has arrived (set with the
+    #: remote credentials; None for a full agent).
+    checks_expected_by: float | None = None
 
     def pair_for(self, base: Address, remote: Address) -> CandidatePair | None:
         for pair in self.pairs:

@@ -31,7 +31,7 @@ from ..events import Event, EventTarget, HandlerQueue, on_event
 from ..exceptions import InvalidStateError
 from ..turn.driver import TurnAllocation, TurnAllocationError, open_turn_allocation
 from ..udp import UdpEndpoint, open_udp_endpoint
-from .agent import MAX_REMOTE_CANDIDATES, IceAgent, IceStats
+from .agent import LITE_DISCONNECTED_TIMEOUT, MAX_REMOTE_CANDIDATES, IceAgent, IceStats
 from .candidate import Candidate, CandidateError
 from .interfaces import usable_host_addresses
 from .mdns import MdnsResolver
@@ -148,6 +148,12 @@ class IceTransportOptions:
     agent core (see :class:`trio_rtc.ice.agent.IceAgent`). ``shared_udp``: gather on the
     shared sockets of :func:`trio_rtc.ice.mux.open_shared_udp` instead of opening sockets
     (server mode, docs/server-mode.md; ``interfaces`` and ``ipv6`` are then ignored).
+    ``ice_lite``: be an ICE-lite agent (RFC 8445 §2.5, docs/server-mode.md): host candidates
+    only, always controlled, no checks of its own; it refuses ``iceServers``, ``relay_only`` and
+    a lite peer. A peer connection sets it (and ``relay_only``, ``shared_udp``) from its
+    RTCConfiguration. ``lite_disconnected_timeout`` replaces ``disconnected_timeout`` for a lite
+    agent, whose evidence is the peer's checks (see
+    :data:`trio_rtc.ice.agent.LITE_DISCONNECTED_TIMEOUT`).
     """
 
     interfaces: Sequence[str] | None = None
@@ -164,6 +170,8 @@ class IceTransportOptions:
     disconnected_timeout: float = 5.0
     consent_timeout: float = 30.0
     shared_udp: SharedUdp | None = None
+    ice_lite: bool = False
+    lite_disconnected_timeout: float = LITE_DISCONNECTED_TIMEOUT
 
 
 @attrs.define
@@ -213,13 +221,18 @@ class RTCIceTransport(EventTarget, AsyncLifetime):
             for url in server.urls:
                 _parse_server_url(url)  # raise on bad URLs now, not in a task later
         opts = self.options
+        if opts.ice_lite:
+            _check_lite_options(opts, self._ice_servers)
         self._agent = IceAgent(
-            controlling=controlling,
+            controlling=controlling and not opts.ice_lite,
             ta=opts.ta,
             nomination_delay=opts.nomination_delay,
             consent_interval=opts.consent_interval,
-            disconnected_timeout=opts.disconnected_timeout,
+            disconnected_timeout=(
+                opts.lite_disconnected_timeout if opts.ice_lite else opts.disconnected_timeout
+            ),
             consent_timeout=opts.consent_timeout,
+            lite=opts.ice_lite,
         )
         self.stats = TransportStats(agent=self._agent.stats)
         self._role_known = False
@@ -292,7 +305,10 @@ class RTCIceTransport(EventTarget, AsyncLifetime):
         return self._selected
 
     def getLocalParameters(self) -> RTCIceParameters:
-        return RTCIceParameters(self._agent.local_ufrag, self._agent.local_pwd)
+        # iceLite says what we are, so that a peer given these parameters knows (webrtc-ice).
+        return RTCIceParameters(
+            self._agent.local_ufrag, self._agent.local_pwd, self.options.ice_lite
+        )
 
     def getRemoteParameters(self) -> RTCIceParameters | None:
         ufrag, pwd = self._agent.remote_ufrag, self._agent.remote_pwd
@@ -321,13 +337,29 @@ class RTCIceTransport(EventTarget, AsyncLifetime):
         if role not in ("controlling", "controlled"):
             raise TypeError(f"role must be 'controlling' or 'controlled', not {role!r}")
         params = RTCIceParameters.coerce(remoteParameters)
+        if self.options.ice_lite:
+            if params.iceLite:
+                raise ValueError(
+                    "start(): both sides are ICE-lite; an ICE-lite transport needs a full peer "
+                    "to run the connectivity checks (RFC 8445 §2.5)"
+                )
+            if role == "controlling":
+                raise ValueError(
+                    "start(): an ICE-lite transport is always 'controlled' (RFC 8445 §6.1.1); "
+                    "the full peer is controlling"
+                )
         current = self._agent.remote_ufrag
         if current is not None and current != params.usernameFragment:
             # New remote credentials: the peer restarted ICE (RFC 8445 §9).
             self._agent.restart(trio.current_time())
         self._agent.set_role(role == "controlling")
         self._role_known = True
-        self._agent.set_remote_credentials(params.usernameFragment, params.password)
+        self._agent.set_remote_credentials(
+            params.usernameFragment,
+            params.password,
+            remote_lite=params.iceLite,
+            now=trio.current_time(),
+        )
         self._started = True
         self._pump()
 
@@ -347,7 +379,9 @@ class RTCIceTransport(EventTarget, AsyncLifetime):
         if parsed is None:
             raise TypeError(f"cannot parse remote candidate {rtc.candidate!r}")
         if parsed.is_mdns:
-            if self.options.mdns and self._nursery is not None:
+            # A lite agent pairs nothing with signalled candidates (the peer's checks reveal its
+            # addresses), so it never looks a name up.
+            if self.options.mdns and self._nursery is not None and not self.options.ice_lite:
                 if self._resolving >= MAX_REMOTE_CANDIDATES:
                     # An agent that keeps 100 remote candidates has no use for more lookups.
                     self._agent.stats.remote_candidates_dropped += 1
@@ -396,6 +430,8 @@ class RTCIceTransport(EventTarget, AsyncLifetime):
         for server in servers:
             for url in server.urls:
                 _parse_server_url(url)
+        if self.options.ice_lite:
+            _check_lite_options(self.options, servers)
         self._ice_servers = servers
         if self._nursery is not None and self._gather_requested:
             self._start_soon(self._nursery, self._refresh_stun_servers)
@@ -845,6 +881,20 @@ class RTCIceTransport(EventTarget, AsyncLifetime):
         if self._timer_scope is not None:
             deadline = agent.get_timer()
             self._timer_scope.deadline = math.inf if deadline is None else deadline
+
+
+def _check_lite_options(options: IceTransportOptions, servers: Sequence[RTCIceServer]) -> None:
+    """An ICE-lite agent uses host candidates only (RFC 8445 §2.5): refuse what contradicts it."""
+    if options.relay_only:
+        raise ValueError(
+            "ice_lite cannot be combined with relay_only (iceTransportPolicy 'relay'): an "
+            "ICE-lite agent gathers host candidates only (RFC 8445 §2.5)"
+        )
+    if servers:
+        raise ValueError(
+            "ice_lite cannot be combined with iceServers: an ICE-lite agent gathers host "
+            "candidates only (RFC 8445 §2.5), so STUN/TURN servers would never be used"
+        )
 
 
 def _coerce_candidate(

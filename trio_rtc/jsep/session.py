@@ -105,14 +105,20 @@ class JsepSession:
     """One side of a JSEP negotiation. See the module doc and ``docs/jsep.md``.
 
     ``credentials`` makes ICE credentials for restarts (injectable for tests);
-    ``session_id`` is the ``o=`` id (random by default)."""
+    ``session_id`` is the ``o=`` id (random by default); ``ice_lite``: we are an ICE-lite agent
+    (also settable as the attribute before the first description)."""
 
     def __init__(
         self,
         *,
         session_id: int | None = None,
         credentials: Callable[[], tuple[str, str]] = new_ice_credentials,
+        ice_lite: bool = False,
     ) -> None:
+        #: We are an ICE-lite agent (RFC 8445 §2.5, the trio_rtc ``ice_lite`` configuration):
+        #: our offers and answers carry a session-level ``a=ice-lite``, our ICE role is always
+        #: controlled (RFC 8445 §6.1.1), and a remote description that is lite too is refused.
+        self.ice_lite = ice_lite
         self.signaling_state = "stable"
         self.pending_local: Description | None = None
         self.current_local: Description | None = None
@@ -342,6 +348,7 @@ class JsepSession:
             session_id=self.session_id,
             version=self.session_version,
         )
+        model.ice_lite = self.ice_lite  # RFC 8839 §5.3: a session-level a=ice-lite
         if identity is not None:
             model.attributes.append(Attribute("identity", identity))
         self.last_offer = model.serialize()
@@ -376,6 +383,7 @@ class JsepSession:
             session_id=self.session_id,
             version=self.session_version,
         )
+        model.ice_lite = self.ice_lite  # RFC 8839 §5.3: a session-level a=ice-lite
         if identity is not None:
             model.attributes.append(Attribute("identity", identity))
         self.last_answer = model.serialize()
@@ -478,6 +486,12 @@ class JsepSession:
         transport = read_remote(
             model, sdp_type, local_offer=None if sdp_type == "offer" else local_offer
         )
+        if self.ice_lite and transport is not None and transport.ice_lite:
+            raise InvalidAccessError(
+                f"the remote {sdp_type} says a=ice-lite and so are we (ice_lite): two ICE-lite "
+                "agents never run a connectivity check (RFC 8445 §2.5); one side must be a "
+                "full agent"
+            )
         if (
             transport is not None
             and self._dtls_fingerprints is not None
@@ -634,12 +648,17 @@ class JsepSession:
         self._early_candidates = []
         candidates = list(transport.candidates)
         candidates += [v for v in early if v is not None and v not in candidates]
+        # RFC 8445 §6.1.1: the offerer controls, unless one side is lite (the full one controls).
+        if self.ice_lite:
+            role = "controlled"
+        else:
+            role = "controlling" if controlling or transport.ice_lite else "controlled"
         decisions: list[Decision] = [
             StartIce(
                 ufrag=transport.ice_ufrag,
                 pwd=transport.ice_pwd,
                 ice_lite=transport.ice_lite,
-                role="controlling" if controlling or transport.ice_lite else "controlled",
+                role=role,
                 new_generation=new_generation,
                 mid=transport.mid,
                 mline_index=transport.mline_index,

@@ -158,6 +158,8 @@ class RTCPeerConnection(Negotiation, AsyncLifetime):
         )
         self._tracer: Tracer | None = make_tracer(trace)
         self._attach_tracer()
+        # ICE-lite (docs/server-mode.md): our descriptions say a=ice-lite; we stay controlled.
+        self._jsep.ice_lite = self._config.ice_lite
 
     # --- configuration and static members -----------------------------------------------------
 
@@ -194,6 +196,7 @@ class RTCPeerConnection(Negotiation, AsyncLifetime):
             certificates=self._config.certificates,
             peerIdentity=new.peerIdentity or self._config.peerIdentity,
             shared_udp=self._config.shared_udp,  # server mode: fixed at construction
+            ice_lite=self._config.ice_lite,  # likewise
         )
         if servers_changed and self._ice is not None:
             self._ice.set_ice_servers(self._config.iceServers)
@@ -491,6 +494,7 @@ class RTCPeerConnection(Negotiation, AsyncLifetime):
             options,
             relay_only=self._config.iceTransportPolicy == "relay",
             shared_udp=self._config.shared_udp or options.shared_udp,  # server mode
+            ice_lite=self._config.ice_lite,  # RFC 8445 §2.5, docs/server-mode.md
         )
 
     async def _supervise(self, *, task_status: trio.TaskStatus[None]) -> None:

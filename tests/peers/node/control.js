@@ -27,6 +27,8 @@ const readline = require("readline");
 // send_bytes keeps at most this much queued in the stack and waits for the low-water event.
 const HIGH_WATER = 1 << 20;
 const LOW_WATER = 256 << 10;
+// After the end of stdin, how long the stack may take to close before the process exits anyway.
+const CLOSE_GRACE_MS = 3000;
 
 function emit(message) {
   process.stdout.write(JSON.stringify(message) + "\n");
@@ -214,6 +216,13 @@ async function run(makeAdapter, finish) {
   const config = JSON.parse(process.argv[2] || "{}");
   const peer = new Peer(config);
   peer.adapter = await makeAdapter(peer, config);
+  // The test reads stdout and stderr; when it stops (it died, or closed the pipes), a write
+  // fails with EPIPE. Unhandled, that error became an uncaught exception whose handler wrote
+  // again: a busy loop at 100 % CPU that never let the event loop see the end of stdin, so the
+  // orphan spun for ever (seen with werift). Nobody is listening any more: exit at once.
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on("error", () => process.exit(1));
+  }
   process.on("uncaughtException", (error) => log("error", `uncaught: ${error.stack || error}`));
   process.on("unhandledRejection", (error) => log("error", `unhandled: ${error.stack || error}`));
   emit({ type: "hello" });
@@ -241,6 +250,12 @@ async function run(makeAdapter, finish) {
     });
   });
   lines.on("close", () => {
+    // A stack whose close() never settles must not outlive the test that started it (status 3
+    // says so; the harness also kills a peer that lingers).
+    setTimeout(() => {
+      log("error", `close did not settle within ${CLOSE_GRACE_MS} ms`);
+      process.exit(3);
+    }, CLOSE_GRACE_MS).unref();
     queue.then(async () => {
       try {
         await peer.adapter.close();
