@@ -837,13 +837,21 @@ class IceAgent(GatheringMixin):
         current = gen.selected
         if current is not None and (current is pair or current.priority >= pair.priority):
             return
+        watched = self._consent_pair(gen)
         gen.selected = pair
         # RFC 8445 §8.1.2: once a pair is nominated, the pairs still waiting are not checked.
         gen.pairs = [p for p in gen.pairs if p.state not in (PairState.WAITING, PairState.FROZEN)]
         gen.triggered.clear()
-        gen.last_consent = now
-        # A lite agent sends no consent checks: the peer's checks are its evidence.
-        gen.next_consent = None if self.lite else now + self._consent_delay()
+        if watched is not pair or gen.next_consent is None:
+            # Consent starts on the newly selected pair. When it was the pair consent already
+            # watched (data used it before nomination), its clock goes on: a nomination that
+            # arrives as the peer's request is not a consent response, and resetting the clock
+            # here made a peer that vanished right after nominating look alive up to one
+            # consent interval longer (disconnected 5-6.2 s, failed up to 31.2 s after the last
+            # response instead of 5 and 30).
+            gen.last_consent = now
+            # A lite agent sends no consent checks: the peer's checks are its evidence.
+            gen.next_consent = None if self.lite else now + self._consent_delay()
         gen.consent_failed = False
         if gen is self._gen and self._previous is not None:
             self._retire_previous()
