@@ -54,6 +54,7 @@ from aiortc import (
 from aiortc.mediastreams import MediaStreamTrack
 from common import (
     EXIT_UNAVAILABLE,
+    FLEET_MESSAGE,
     HIGH_WATER,
     LOOPBACK,
     LOW_THRESHOLD,
@@ -74,6 +75,8 @@ from common import (
     mib,
     note_data_path,
     package_versions,
+    percentile,
+    raise_fd_limit,
     rss_bytes,
     write_result,
 )
@@ -372,6 +375,64 @@ async def scenario_many(sizes: Sizes, result: ScenarioResult) -> None:
             await pair.close()
 
 
+async def scenario_fleet(sizes: Sizes, result: ScenarioResult) -> None:
+    """As trio_rtc's fleet scenario: ``fleet_pcs`` pcs connected at once, then every pair's
+    offerer sends one message a second (each pair at its own phase) and the answerer echoes it,
+    for ``fleet_seconds``."""
+    raise_fd_limit(8 * sizes.fleet_pcs + 256)
+    await (await connect_pair()).close()
+    before = rss_bytes()
+    start = time.perf_counter()
+    pairs = await asyncio.gather(*(connect_pair() for _ in range(sizes.fleet_pcs // 2)))
+    connected = time.perf_counter() - start
+    after = rss_bytes()
+    latencies: list[float] = []
+    window_open = False
+
+    def on_echo(message: bytes | str) -> None:
+        if window_open and isinstance(message, bytes):
+            (sent,) = FLEET_MESSAGE.unpack(message)
+            latencies.append(time.perf_counter() - sent)
+
+    async def pinger(pair: Pair, phase: float) -> None:
+        await asyncio.sleep(phase)
+        while True:
+            pair.local.send(FLEET_MESSAGE.pack(time.perf_counter()))
+            await asyncio.sleep(1.0)
+
+    for pair in pairs:
+        pair.remote.on("message", pair.remote.send)
+        pair.local.on("message", on_echo)
+    tasks = [asyncio.ensure_future(pinger(pair, i / len(pairs))) for i, pair in enumerate(pairs)]
+    try:
+        await asyncio.sleep(1.0)  # every pair has sent once before the window opens
+        window_open = True
+        cpu_start, wall_start = cpu_seconds(), time.perf_counter()
+        await asyncio.sleep(sizes.fleet_seconds)
+        cpu = cpu_seconds() - cpu_start
+        wall = time.perf_counter() - wall_start
+        window_open = False
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for pair in pairs:
+            await pair.close()
+    if not latencies:
+        raise RuntimeError("no echo came back during the window")
+    result.figures["fleet_connect_s"] = connected
+    result.figures["fleet_rss_kib_per_pc"] = (after - before) / len(pairs) / 2 / 1024
+    result.figures["fleet_cpu_pct"] = 100 * cpu / wall
+    result.figures["fleet_echo_p99_ms"] = percentile(latencies, 0.99) * 1000
+    result.details.update(
+        pcs=2 * len(pairs),
+        echoes=len(latencies),
+        echo_median_ms=median(latencies) * 1000,
+        echo_max_ms=max(latencies) * 1000,
+        window_s=wall,
+    )
+
+
 class MediaFlow:
     """The media scenario's flow control: frames delivered so far, and an event on each."""
 
@@ -545,6 +606,7 @@ SCENARIO_FUNCTIONS: dict[str, Callable[[Sizes, ScenarioResult], Awaitable[None]]
     "small": scenario_small,
     "rtt": scenario_rtt,
     "many": scenario_many,
+    "fleet": scenario_fleet,
     "ice": scenario_ice,
     "ice_dtls": scenario_ice_dtls,
     "media": scenario_media,

@@ -38,6 +38,7 @@ from typing import Any
 import trio
 from common import (
     EXIT_UNAVAILABLE,
+    FLEET_MESSAGE,
     HIGH_WATER,
     LOOPBACK,
     LOW_THRESHOLD,
@@ -58,6 +59,8 @@ from common import (
     mib,
     note_data_path,
     package_versions,
+    percentile,
+    raise_fd_limit,
     rss_bytes,
     write_result,
 )
@@ -83,6 +86,7 @@ NEEDS_PEER_CONNECTION = frozenset(
         "small",
         "rtt",
         "many",
+        "fleet",
         "media",
     }
 )
@@ -455,6 +459,80 @@ async def scenario_many(sizes: Sizes, result: ScenarioResult) -> None:
     result.details.update(pcs=2 * pair_count, rss_before=before, rss_after=after)
 
 
+async def scenario_fleet(sizes: Sizes, result: ScenarioResult) -> None:
+    """``fleet_pcs`` pcs (half as many pairs, each with a channel) connected at once in this
+    process; then, for ``fleet_seconds``, every pair's offerer sends one message a second (each
+    pair at its own phase) and the answerer echoes it: every pc receives and sends one message
+    a second. Connect time, RSS per pc, CPU of the process during the echo window, and the
+    echo latency's p99."""
+    raise_fd_limit(8 * sizes.fleet_pcs + 256)
+    async with contextlib.AsyncExitStack() as stack:
+        await connect_pair(stack)
+    pair_count = sizes.fleet_pcs // 2
+    pairs: list[Pair] = []
+    all_connected = trio.Event()
+    release = trio.Event()
+    latencies: list[float] = []
+    window_open = False
+
+    async def hold_pair() -> None:
+        async with contextlib.AsyncExitStack() as stack:
+            pair = await connect_pair(stack)
+            channel, echo = pair.local, pair.remote
+            echo.onmessage = lambda event: echo.send(event.data)
+
+            def on_echo(event: Any) -> None:
+                if window_open:
+                    (sent,) = FLEET_MESSAGE.unpack(event.data)
+                    latencies.append(time.perf_counter() - sent)
+
+            channel.onmessage = on_echo
+            pairs.append(pair)
+            if len(pairs) == pair_count:
+                all_connected.set()
+            await release.wait()
+
+    async def pinger(pair: Pair, phase: float) -> None:
+        await trio.sleep(phase)
+        while True:
+            pair.local.send(FLEET_MESSAGE.pack(time.perf_counter()))
+            await trio.sleep(1.0)
+
+    before = rss_bytes()
+    start = time.perf_counter()
+    async with trio.open_nursery() as nursery:
+        for _ in range(pair_count):
+            nursery.start_soon(hold_pair)
+        await all_connected.wait()
+        connected = time.perf_counter() - start
+        after = rss_bytes()
+        async with trio.open_nursery() as pingers:
+            for index, pair in enumerate(pairs):
+                pingers.start_soon(pinger, pair, index / pair_count)
+            await trio.sleep(1.0)  # every pair has sent once before the window opens
+            window_open = True
+            cpu_start, wall_start = cpu_seconds(), time.perf_counter()
+            await trio.sleep(sizes.fleet_seconds)
+            cpu = cpu_seconds() - cpu_start
+            wall = time.perf_counter() - wall_start
+            window_open = False
+            pingers.cancel_scope.cancel()
+        release.set()
+    if not latencies:
+        raise RuntimeError("no echo came back during the window")
+    result.figures["fleet_connect_s"] = connected
+    result.figures["fleet_rss_kib_per_pc"] = (after - before) / pair_count / 2 / 1024
+    result.figures["fleet_cpu_pct"] = 100 * cpu / wall
+    result.figures["fleet_echo_p99_ms"] = percentile(latencies, 0.99) * 1000
+    result.details.update(
+        pcs=2 * pair_count,
+        echoes=len(latencies),
+        echo_median_ms=median(latencies) * 1000,
+        echo_max_ms=max(latencies) * 1000,
+        window_s=wall,
+    )
+
+
 async def scenario_media(sizes: Sizes, result: ScenarioResult) -> None:
     """Pre-encoded VP8 frames through ``addTrack`` → ``track``, as fast as the receive path
     takes them (at most MEDIA_WINDOW frames in flight); packets from ``inbound-rtp``."""
@@ -612,6 +690,7 @@ SCENARIO_FUNCTIONS: dict[str, Callable[[Sizes, ScenarioResult], Awaitable[None]]
     "small": scenario_small,
     "rtt": scenario_rtt,
     "many": scenario_many,
+    "fleet": scenario_fleet,
     "ice": scenario_ice,
     "ice_dtls": scenario_ice_dtls,
     "media": scenario_media,

@@ -14,11 +14,13 @@ import argparse
 import cProfile
 import gc
 import json
+import math
 import os
 import platform
 import re
 import resource
 import statistics
+import struct
 import sys
 import traceback
 from collections.abc import Callable, Iterable, Sequence
@@ -110,6 +112,10 @@ FIGURES: tuple[Figure, ...] = (
     Figure("rtt_ms", "ms", "lower", "ping-pong RTT (median)", "rtt", 0.5),
     Figure("many_connect_s", "s", "lower", "N pcs in one process: connect all", "many"),
     Figure("many_rss_kib_per_pc", "KiB", "lower", "  RSS per pc", "many", 0.5),
+    Figure("fleet_connect_s", "s", "lower", "1,000 pcs in one process: connect all", "fleet"),
+    Figure("fleet_rss_kib_per_pc", "KiB", "lower", "  RSS per pc", "fleet"),
+    Figure("fleet_cpu_pct", "% of a core", "lower", "  CPU, every pc echoing 1 msg/s", "fleet"),
+    Figure("fleet_echo_p99_ms", "ms", "lower", "  echo latency p99", "fleet"),
     Figure("ice_connect_ms", "ms", "lower", "lower layer: ICE gather+connect", "ice"),
     Figure("ice_dtls_connect_ms", "ms", "lower", "lower layer: ICE+DTLS connect", "ice_dtls"),
     Figure("media_rtp_packets_s", "pkt/s", "higher", "media: VP8 SRTP packets received", "media"),
@@ -152,6 +158,10 @@ class Sizes:
     rtt_count: int
     rtt_warmup: int
     many_pcs: int
+    #: The fleet scenario: this many pcs in one process, then every pair echoing one message a
+    #: second for ``fleet_seconds``.
+    fleet_pcs: int
+    fleet_seconds: float
     ice_repeats: int
     #: VP8 frames of the media scenario (640x480, ~8 KB each: ~7 packets per frame).
     media_frames: int
@@ -171,6 +181,8 @@ class Sizes:
                 rtt_count=10,
                 rtt_warmup=2,
                 many_pcs=4,
+                fleet_pcs=8,
+                fleet_seconds=2.0,
                 ice_repeats=2,
                 media_frames=6,
                 deadline=60.0,
@@ -184,6 +196,8 @@ class Sizes:
             rtt_count=500,
             rtt_warmup=20,
             many_pcs=200,
+            fleet_pcs=1000,
+            fleet_seconds=60.0,
             ice_repeats=5,
             media_frames=300,
             deadline=300.0,
@@ -292,6 +306,26 @@ def rss_bytes() -> int:
 
 def median(values: Sequence[float]) -> float:
     return float(statistics.median(values))
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    """The ``fraction`` quantile (0.99 for p99) of ``values``, by the nearest-rank method."""
+    ordered = sorted(values)
+    rank = max(1, math.ceil(fraction * len(ordered)))
+    return float(ordered[rank - 1])
+
+
+def raise_fd_limit(needed: int) -> None:
+    """Raise this process's soft limit on open files towards ``needed`` (the fleet scenario
+    opens a few sockets per pc), as far as the hard limit allows."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
+#: The fleet scenario's message: a send time (perf_counter) and padding, 32 bytes in all.
+FLEET_MESSAGE = struct.Struct("!d24x")
 
 
 def mib(byte_count: float) -> float:

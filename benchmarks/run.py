@@ -344,7 +344,8 @@ def render_table(
     lines = [
         f"{PATH_LABELS[path]} (--path {path})",
         f"median of {rounds} round(s), {'--quick sizes' if sizes.quick else 'full sizes'}; "
-        f"N pcs = {sizes.many_pcs}; media: {sizes.media_frames} VP8 frames",
+        f"N pcs = {sizes.many_pcs}; fleet: {sizes.fleet_pcs} pcs, {sizes.fleet_seconds:.0f} s of"
+        f" echoes; media: {sizes.media_frames} VP8 frames",
     ]
     for index, row in enumerate(rows):
         cells = [text.ljust(width) for text, width in zip(row, widths, strict=True)]
