@@ -122,12 +122,19 @@ class WakeTimer:
     :meth:`run` is a child task of the component; it calls ``wake`` (which puts a marker on
     the component's inbox) when the armed deadline passes. :meth:`arm`, after each wake-up of
     the component, makes the timer fire no later than ``deadline``: an earlier deadline moves
-    the timer (one assignment), a later one is left for the next firing, which finds nothing
-    due and re-arms — cores push their deadlines later far more often than earlier (a
-    retransmission timer restarted by every acknowledgement).
+    the timer (one assignment), a slightly later one is left for the next firing, which finds
+    nothing due and re-arms — cores push their deadlines later far more often than earlier (a
+    retransmission timer restarted by every acknowledgement). A deadline more than
+    :data:`LATER_SLACK` later (or none) moves the timer too: an idle connection whose
+    retransmission timer stopped would otherwise wake once for nothing after every message, and
+    a timer firing in Trio is a Cancelled exception raised and caught (tens of microseconds,
+    which thousands of quiet connections in one process pay every second).
     """
 
     __slots__ = ("_armed", "_scope", "_wake")
+
+    #: Seconds a new deadline may lie beyond the armed one before the timer is moved later.
+    LATER_SLACK = 1.0
 
     def __init__(self, wake: Callable[[], object]) -> None:
         self._wake = wake
@@ -135,7 +142,10 @@ class WakeTimer:
         self._scope: trio.CancelScope | None = None
 
     def arm(self, deadline: float | None) -> None:
-        if deadline is not None and deadline < self._armed:
+        armed = self._armed
+        if deadline is None:
+            deadline = math.inf
+        if deadline < armed or deadline - armed > self.LATER_SLACK:
             self._armed = deadline
             if self._scope is not None:
                 self._scope.deadline = deadline
