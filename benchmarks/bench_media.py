@@ -39,6 +39,14 @@ cost (``*_watchdog_cpu_pct``). ``--no-watchdog`` runs neither the watchdog nor t
 (raw and net CPU are then the same) and is the check on the correction: net CPU with the
 watchdog should match CPU without it, for both stacks.
 
+Where the CPU goes: this process also samples, from outside (``/proc``, Linux only), each
+peer's CPU per thread: the process's main thread, which runs the event loop (Trio's or
+asyncio's) and with it the whole protocol stack, and its other threads together (codec
+workers, which run the same libraries in both stacks). ``*_loop_cpu_pct`` is the main thread
+less the watchdog's cost (the watchdog runs there), ``*_threads_cpu_pct`` the rest: a gap
+between the stacks in the first is the stack's own work, in the second the codecs' settings or
+their hand-over.
+
 This module is standard library only at import (``av`` is imported by the generator
 functions), so both peer scripts import it.
 """
@@ -368,6 +376,10 @@ FIGURES: tuple[Figure, ...] = (
     Figure("kbit_s", "kbit/s", "higher", "  bitrate (RTP payload, sender's bytesSent)"),
     Figure("sender_cpu_pct", "% core", "lower", "  sender process CPU (less watchdog)", 1.0),
     Figure("receiver_cpu_pct", "% core", "lower", "  receiver process CPU (less watchdog)", 1.0),
+    Figure("sender_loop_cpu_pct", "% core", "lower", "  sender event-loop thread (less watchdog)"),
+    Figure("sender_threads_cpu_pct", "% core", "lower", "  sender other threads (codecs)"),
+    Figure("receiver_loop_cpu_pct", "% core", "lower", "  receiver event-loop thread (less wd)"),
+    Figure("receiver_threads_cpu_pct", "% core", "lower", "  receiver other threads (codecs)"),
     Figure("sender_cpu_raw_pct", "% core", "lower", "  sender CPU, watchdog included"),
     Figure("receiver_cpu_raw_pct", "% core", "lower", "  receiver CPU, watchdog included"),
     Figure("sender_watchdog_cpu_pct", "% core", "lower", "  sender watchdog's own CPU"),
@@ -501,6 +513,12 @@ def analyse(
             figures[f"{role}_cpu_pct"] = (cpu - (cost or 0.0)) * 100
             if cost is not None:
                 figures[f"{role}_watchdog_cpu_pct"] = cost * 100
+        threads = log.get("thread_cpu") or []
+        loop = rate_over([(t, main) for t, main, _ in threads], start, end)
+        others = rate_over([(t, rest) for t, _, rest in threads], start, end)
+        if loop is not None and others is not None:
+            figures[f"{role}_loop_cpu_pct"] = (loop - (log.get("watchdog_cpu") or 0.0)) * 100
+            figures[f"{role}_threads_cpu_pct"] = others * 100
         blocking = loop_blocking(log, start, end)
         if blocking is not None:
             figures[f"{role}_block_max_ms"], figures[f"{role}_block_p99_ms"] = blocking
@@ -512,6 +530,52 @@ def analyse(
 
 class PairError(Exception):
     pass
+
+
+def thread_cpu(pid: int) -> tuple[float, float] | None:
+    """CPU seconds of process ``pid``'s main thread, and of the rest of the process (its other
+    threads, those that ended included), from ``/proc``; None where there is no such file (not
+    Linux, or the process has ended)."""
+
+    def seconds(path: str) -> float:
+        with open(path) as handle:
+            stat = handle.read()
+        # Fields after the command (which may hold spaces): utime and stime are 14th and 15th.
+        fields = stat[stat.rindex(")") + 2 :].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    try:
+        process = seconds(f"/proc/{pid}/stat")
+        main = seconds(f"/proc/{pid}/task/{pid}/stat")
+    except (OSError, ValueError, IndexError):
+        return None
+    return main, max(process - main, 0.0)
+
+
+class ThreadCpuSampler:
+    """A thread of this process that samples :func:`thread_cpu` of the peers every
+    CPU_SAMPLE_INTERVAL: ``samples[role]`` is a list of [monotonic time, main, others]."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = pids
+        self.samples: dict[str, list[list[float]]] = {role: [] for role in pids}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="thread-cpu sampler", daemon=True)
+
+    def __enter__(self) -> ThreadCpuSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(CPU_SAMPLE_INTERVAL):
+            for role, pid in self.pids.items():
+                sample = thread_cpu(pid)
+                if sample is not None:
+                    self.samples[role].append([time.monotonic(), *sample])
 
 
 def run_pair(
@@ -566,14 +630,16 @@ def run_pair(
 
         timer = threading.Timer(duration + PAIR_SLACK, kill_all)
         timer.start()
+        sampler = ThreadCpuSampler({role: process.pid for role, process in processes.items()})
         try:
-            sender, receiver = processes["sender"], processes["receiver"]
-            offer = _next_signal(sender, "OFFER")
-            _send_signal(receiver, "OFFER", offer)
-            answer = _next_signal(receiver, "ANSWER")
-            _send_signal(sender, "ANSWER", answer)
-            for process in processes.values():
-                process.wait()
+            with sampler:
+                sender, receiver = processes["sender"], processes["receiver"]
+                offer = _next_signal(sender, "OFFER")
+                _send_signal(receiver, "OFFER", offer)
+                answer = _next_signal(receiver, "ANSWER")
+                _send_signal(sender, "ANSWER", answer)
+                for process in processes.values():
+                    process.wait()
         except PairError as error:
             kill_all()
             for process in processes.values():
@@ -591,6 +657,7 @@ def run_pair(
                     f"{_stderr_tails(errors)}"
                 )
             logs[role] = json.loads(path.read_text())
+            logs[role]["thread_cpu"] = sampler.samples[role]
             if logs[role].get("error"):
                 raise PairError(f"{role}: {logs[role]['error']}; {_stderr_tails(errors)}")
         for handle in errors.values():

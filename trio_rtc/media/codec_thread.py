@@ -16,6 +16,11 @@ the loop-blocking budget allows), its calls run on the Trio thread; the first ca
 longer sends the following ones back to the thread until a new window of short calls has been
 seen. Video codecs (a millisecond or more per picture) always run in the thread.
 
+The hand-over itself is a :class:`queue.SimpleQueue` (implemented in C: a put wakes the
+blocked ``get`` of the thread directly), not a deque with a ``threading.Semaphore``, whose
+Python-level condition variable allocates a lock per wait and costs several times as much per
+call on both sides.
+
 Order and bounds: one call at a time (the caller awaits each one; a second concurrent call is
 an error), so calls run in the order they were made and at most one job is ever queued.
 
@@ -27,9 +32,9 @@ thread and joins it, so leaving the pipeline leaves no thread behind.
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -64,15 +69,13 @@ class CodecThread:
         "_name",
         "_short_calls",
         "_thread",
-        "_wake",
         "inline_calls",
         "thread_calls",
     )
 
     def __init__(self, name: str, *, inline_below: float = INLINE_BELOW) -> None:
         self._name = name
-        self._jobs: deque[_Job | None] = deque()
-        self._wake = threading.Semaphore(0)
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._busy = False
         self._closed = False
@@ -103,19 +106,18 @@ class CodecThread:
         if self._short_calls >= INLINE_WINDOW:
             return await self._run_inline(fn, args)
         if self._thread is None:
-            # The thread holds the queue and the semaphore, not this object: one that is
-            # dropped without close() is collected, and __del__ ends its thread.
+            # The thread holds the queue, not this object: one that is dropped without close()
+            # is collected, and __del__ ends its thread.
             thread = threading.Thread(
-                target=_work, args=(self._jobs, self._wake), name=self._name, daemon=True
+                target=_work, args=(self._jobs,), name=self._name, daemon=True
             )
             thread.start()
             self._thread = thread
         self._busy = True
         try:
-            self._jobs.append(
+            self._jobs.put(
                 (fn, args, trio.lowlevel.current_trio_token(), trio.lowlevel.current_task())
             )
-            self._wake.release()
             # The thread reschedules this task with the call's outcome and duration.
             done: tuple[outcome.Outcome[T], float] = await trio.lowlevel.wait_task_rescheduled(
                 lambda _: trio.lowlevel.Abort.FAILED  # the call runs to its end
@@ -150,24 +152,21 @@ class CodecThread:
         self._closed = True
         thread, self._thread = self._thread, None
         if thread is not None:
-            self._jobs.append(None)
-            self._wake.release()
+            self._jobs.put(None)
             thread.join()
 
     def __del__(self) -> None:
         # Dropped without close(): end the thread (without waiting for it).
         if self._thread is not None:
-            self._jobs.append(None)
-            self._wake.release()
+            self._jobs.put(None)
 
 
-def _work(jobs: deque[_Job | None], wake: threading.Semaphore) -> None:
+def _work(jobs: queue.SimpleQueue[_Job | None]) -> None:
     """The thread of a :class:`CodecThread`: run each job, hand the task its outcome and the
     call's duration, until the ``None`` job."""
     clock = time.perf_counter
     while True:
-        wake.acquire()
-        job = jobs.popleft()
+        job = jobs.get()
         if job is None:
             return
         fn, args, token, task = job

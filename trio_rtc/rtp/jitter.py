@@ -215,6 +215,9 @@ class AudioJitterBuffer(Generic[T]):
         # Delay estimation: (arrival, relative delay) in arrival order, relative to the origin.
         self._origin: tuple[float, int] | None = None  # (arrival, extended timestamp)
         self._window: deque[tuple[float, float]] = deque()
+        # The same relative delays, kept sorted as they come and go (an insort and a deletion
+        # per packet), so the minimum and the percentile need no sort per packet.
+        self._sorted_delays: list[float] = []
         self._window_min: float = 0.0
         self._raw_target = min_delay
         self._smoothed = min_delay
@@ -308,25 +311,36 @@ class AudioJitterBuffer(Generic[T]):
         origin_arrival, origin_ts = self._origin
         relative = (now - origin_arrival) - (ext_ts - origin_ts) / self.clock_rate
         window = self._window
+        ordered = self._sorted_delays
         if window and abs(relative - self._window_min) > _RESTART_SECONDS:
             window.clear()  # the sender's timeline restarted: learn the path again
+            ordered.clear()
         window.append((now, relative))
+        bisect.insort(ordered, relative)
         if len(window) > WINDOW_PACKETS:
-            window.popleft()
+            self._forget_oldest()
         self._update_target(now, changed=True)
+
+    def _forget_oldest(self) -> None:
+        """Drop the oldest delay of the window (from both views of it)."""
+        _, delay = self._window.popleft()
+        ordered = self._sorted_delays
+        del ordered[bisect.bisect_left(ordered, delay)]
 
     def _update_target(self, now: float, *, changed: bool = False) -> None:
         window = self._window
         while window and window[0][0] < now - WINDOW_SECONDS:
-            window.popleft()
+            self._forget_oldest()
             changed = True
         if changed:
-            if window:
+            ordered = self._sorted_delays
+            if ordered:
                 # The minimum stays when the window empties: the mapping still needs a base.
-                self._window_min = min(delay for _, delay in window)
-                spreads = sorted(delay - self._window_min for _, delay in window)
-                rank = max(0, math.ceil(TARGET_PERCENTILE * len(spreads)) - 1)
-                self._raw_target = spreads[rank]
+                # The spreads above it are the sorted delays less the minimum (subtracting a
+                # constant keeps their order), so the percentile is one element of the list.
+                minimum = self._window_min = ordered[0]
+                rank = max(0, math.ceil(TARGET_PERCENTILE * len(ordered)) - 1)
+                self._raw_target = ordered[rank] - minimum
             else:
                 self._raw_target = 0.0
         raw = self._raw_target

@@ -191,8 +191,9 @@ class Pacer(Generic[T]):
         self._last = now
         if last is None or now <= last:
             return
-        burst = self.pacing_rate / 8 * self.max_burst
-        self._debt = max(self._debt - self.pacing_rate / 8 * (now - last), -burst)
+        bytes_per_second = self.pacing_rate / 8  # once: it looks at every queue
+        burst = bytes_per_second * self.max_burst
+        self._debt = max(self._debt - bytes_per_second * (now - last), -burst)
 
     def _allowance(self, rate: float) -> float:
         """Bytes media may run ahead of the rate (see ``PROCESS_INTERVAL``)."""
@@ -231,9 +232,14 @@ class Pacer(Generic[T]):
     def datagrams_to_send(self, now: float) -> list[Paced[T]]:
         """The packets to send now, in order."""
         self._advance(now)
+        queues = self._queues
+        if not (self._probes or queues[0] or queues[1] or queues[2]):
+            # Nothing queued (the driver asks after every wake-up, most of which are not for
+            # the pacer): the time is accounted for above, and nothing more would happen.
+            return []
         out: list[Paced[T]] = []
         counters = self.counters
-        audio = self._queues[PacketKind.AUDIO]
+        audio = queues[PacketKind.AUDIO]
         while audio:
             item, size, _ = audio.popleft()
             self._queued_bytes -= size
