@@ -75,9 +75,15 @@ class AudioConcealer:
         self._tail = []
         self._run = 0
         self._next_pts = None
-        if frame.pts is not None and frame.time_base is not None and frame.sample_rate:
-            end = Fraction(frame.pts) * frame.time_base + Fraction(frame.samples, frame.sample_rate)
-            self._next_pts = round(end * frame.sample_rate)
+        pts, time_base, rate = frame.pts, frame.time_base, frame.sample_rate
+        if pts is not None and time_base is not None and rate:
+            if time_base.numerator == 1 and time_base.denominator == rate:
+                # The usual case (pts counts samples): no Fraction arithmetic, which costs more
+                # than the rest of this method on every decoded frame.
+                self._next_pts = pts + frame.samples
+            else:
+                end = Fraction(pts) * time_base + Fraction(frame.samples, rate)
+                self._next_pts = round(end * rate)
 
     def conceal(
         self,
