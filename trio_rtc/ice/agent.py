@@ -683,12 +683,7 @@ class IceAgent(GatheringMixin):
         pair.mapped_address = message.get_address(Attr.XOR_MAPPED_ADDRESS)
         self._learn_local_prflx(gen, pair)
         if pair.state != PairState.SUCCEEDED:
-            pair.state = PairState.SUCCEEDED
-            pair.valid = True
-            if self.trace is not None:
-                self.trace("pair_state", {"pair": _pair_name(pair), "state": "succeeded"})
-            if gen.first_valid_at is None:
-                gen.first_valid_at = now
+            self._mark_succeeded(gen, pair, now)
             if gen.selected is None and gen.next_consent is None:
                 # Consent starts with the first valid pair (RFC 7675 §5.1), not at nomination.
                 gen.last_consent = now
@@ -860,6 +855,16 @@ class IceAgent(GatheringMixin):
             rtt = pair.current_round_trip_time
             self.trace("pair_selected", {"pair": _pair_name(pair), "rtt": rtt})
 
+    def _mark_succeeded(self, gen: Generation, pair: CandidatePair, now: float) -> None:
+        """``pair`` enters the valid list (RFC 8445 §7.2.5.3.2): by a response to our check, or
+        for a lite agent by the peer's authenticated check."""
+        pair.state = PairState.SUCCEEDED
+        pair.valid = True
+        if self.trace is not None:
+            self.trace("pair_state", {"pair": _pair_name(pair), "state": "succeeded"})
+        if gen.first_valid_at is None:
+            gen.first_valid_at = now
+
     def _retire_previous(self) -> None:
         previous = self._previous
         self._previous = None
@@ -927,12 +932,7 @@ class IceAgent(GatheringMixin):
             # ICE restart, as a full agent's does. The check was still answered.
             return
         if not pair.valid:
-            pair.state = PairState.SUCCEEDED
-            pair.valid = True
-            if self.trace is not None:
-                self.trace("pair_state", {"pair": _pair_name(pair), "state": "succeeded"})
-            if gen.first_valid_at is None:
-                gen.first_valid_at = now
+            self._mark_succeeded(gen, pair, now)
         if use_candidate:
             self._nominate(gen, pair, now)
         if self._consent_pair(gen) is pair:
