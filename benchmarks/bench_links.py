@@ -452,6 +452,13 @@ def analyse(
                 figures["adapt_up_s"] = adaptation(
                     offered, moment, until, at_least(RECOVERED_SHARE * rate)
                 )
+                # The same against what the stack itself sent before the drop: a stack whose
+                # encoder stops below the link (a picture-size ceiling) never reaches 85 % of
+                # it, however quickly it recovers.
+                before_drop = figures.get("phase1_send_kbit_s")
+                if before_drop is not None:
+                    own = RECOVERED_SHARE * min(rate, before_drop * 1000)
+                    figures["adapt_up_own_s"] = adaptation(offered, moment, until, at_least(own))
     counters = raw["counters"]
     if scenario.loss and counters:
         dropped, passed = counters[-1][3], counters[-1][2]
@@ -508,6 +515,7 @@ FIGURES = (
     Figure("phase3_send_kbit_s", "kbit/s", "", "sent, last third (3 Mbit/s)", True),
     Figure("adapt_down_s", "s", "lower", "3->1: sending rate below 1 Mbit/s after", True),
     Figure("adapt_up_s", "s", "lower", "1->3: sending rate >= 85 % of 3 Mbit/s after", True),
+    Figure("adapt_up_own_s", "s", "lower", "1->3: >= 85 % of its own first-third rate after", True),
     Figure("loss_pct", "%", "", "realised loss, media direction"),
     Figure("queue_drops", "pkts", "lower", "bottleneck queue drops"),
 )

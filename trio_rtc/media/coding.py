@@ -210,16 +210,20 @@ default_registry = CodecRegistry()
 
 
 def max_video_bitrate(width: int, height: int) -> int:
-    """The most congestion control asks of a video encoder for a picture of this size (the
-    common WebRTC ceilings: 600 kbit/s up to 320x240, 1.7 Mbit/s up to 640x480, 2 Mbit/s up
-    to 960x540, 2.5 Mbit/s above). A bandwidth estimate can be far above what the picture
-    needs; more buys nothing visible and makes every keyframe a burst the link must queue.
-    An encoding's ``maxBitrate`` set by the application replaces it."""
+    """The most congestion control asks of a video encoder for a picture of this size
+    (600 kbit/s up to 320x240, 2 Mbit/s up to 960x540, 2.5 Mbit/s above). A bandwidth estimate
+    can be far above what the picture needs; more buys nothing visible and makes every keyframe
+    a burst the link must queue. An encoding's ``maxBitrate`` set by the application replaces
+    it.
+
+    libwebrtc gives up to 640x480 1.7 Mbit/s. libvpx stays 5-10 % below the rate it is asked
+    for, so a 640x480 stream on a 2 Mbit/s link used 80 % of it (issue 13 wants 85 %); 2 Mbit/s
+    fills it to about 90 % with the queue still short (benchmarks/bench_links.py, scenario a).
+    Not more: the closer the stream sits to a link's capacity, the sooner loss and its
+    retransmissions overflow the link's queue."""
     pixels = width * height
     if pixels <= 320 * 240:
         return 600_000
-    if pixels <= 640 * 480:
-        return 1_700_000
     if pixels <= 960 * 540:
         return 2_000_000
     return 2_500_000

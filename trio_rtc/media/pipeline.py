@@ -351,6 +351,12 @@ def _encoding_target(
     rtp = sender._rtp_sender
     estimate = rtp.target_bitrate if rtp is not None else None
     if estimate is not None:
+        # The share counts every byte on the wire; the encoder's bits are what is left after
+        # packet overhead (RTP header and extensions, SRTP tag, UDP/IP: about 5 % of a full
+        # packet) and retransmissions (a few per cent on a lossy path), as libwebrtc takes
+        # both off the target before its encoders see it. Given the whole share, a 640x480
+        # stream sat at a 2 Mbit/s link's capacity and overflowed its queue.
+        estimate = int(estimate * _ENCODER_SHARE)
         # Quantised to 5 %: the estimate moves with every feedback, the encoder need not.
         step = max(estimate // 20, 1)
         estimate = estimate // step * step
@@ -360,6 +366,8 @@ def _encoding_target(
     return bitrate, encoding.maxFramerate, encoding.scaleResolutionDownBy
 
 
+#: The part of a sender's share of the estimate its encoder is asked for (see _encoding_target).
+_ENCODER_SHARE = 0.9
 #: Bits per pixel and frame below which a picture looks broken up in the codecs here: the
 #: floor of :class:`_Adaptation` (about 280 kbit/s for 640x480 at 30 fps).
 MIN_BITS_PER_PIXEL = 0.03

@@ -23,7 +23,9 @@ The pieces, each a small class below:
   rate (8 %/s far from the last congestion point, about one packet per response time near
   it) or cuts it to 0.85 x the acknowledged bitrate on overuse;
 * loss-based (§6): more than 10 % loss cuts the rate by half the loss fraction, at most once
-  per 300 ms + RTT; 2-10 % holds it; less than 2 % does not limit;
+  per 300 ms + RTT and not below 0.85 x the acknowledged rate; 2-10 % holds it; less than 2 %
+  does not limit. Runs of back-to-back losses on a path that shows no queue are bursts, not
+  congestion, and are not counted (up to a quarter of the packets: a policer drops runs too);
 * the estimate is the minimum of the two (and of a REMB, when the peer sends one), bounded by
   ``[min_bitrate, max_bitrate]``;
 * probing: clusters at 3x and 6x the start rate, further clusters at 2x while probes succeed, a
@@ -92,6 +94,23 @@ _LOSS_HIGH = 0.10
 _LOSS_MIN_PACKETS = 20
 _LOSS_WINDOW = 1.0
 _START_PHASE = 2.0
+# Loss bursts that are not congestion (libwebrtc's loss-based estimator judges loss together
+# with delay for the same reason): a run of at least _BURST_RUN packets lost back to back, while
+# the delay detector saw no overuse for _BURST_CALM seconds and the packets just before the run
+# queued less than _BURST_QUEUE seconds above the path's base delay (the smallest of the last
+# _BASE_DELAY_WINDOW seconds), is a burst on the path (radio fade, a switch over), which NACK/RTX
+# repairs: it is not counted as loss. A queue that overflows shows up as delay first, so its
+# drops stay counted.
+_BURST_RUN = 3
+_BURST_CALM = 0.5
+_BURST_QUEUE = 0.03
+# A policer (a token bucket that drops what exceeds its rate, with no queue) also drops runs of
+# packets without any delay growth, and it drops them again and again. So bursts are excused
+# only while they are at most _BURST_MAX_SHARE of the packets of the last _LOSS_WINDOW: beyond,
+# the loss counts and the loss-based control cuts as before.
+_BURST_MAX_SHARE = 0.25
+_BASE_DELAY_WINDOW = 5.0
+_MAX_RUN = 1000
 # Acknowledged bitrate: a sliding window over arrival times.
 _ACKED_WINDOW = 0.25
 _ACKED_MIN_SPAN = 0.1
@@ -162,7 +181,9 @@ class _Sent:
     send_time: float
     size: int
     probe_cluster: int | None
-    reported: int = 0  # 0 unreported, 1 reported lost, 2 reported received
+    #: 0 unreported, 1 reported lost (counted), 2 reported received, 3 lost in a burst that was
+    #: not counted as loss, 4 reported lost and not yet judged (in the current run).
+    reported: int = 0
 
 
 @attrs.define(slots=True)
@@ -597,6 +618,18 @@ class SendSideBandwidthEstimator:
         self._loss_bitrate: float | None = None  # None: not limiting
         self._last_loss_decrease: float | None = None
         self._loss_reported = False
+        # Loss bursts: the current run of lost packets (extended sequence numbers, in order),
+        # when the delay detector last saw overuse, the path's base one-way delay.
+        self._run: list[int] = []
+        self._last_overuse: float | None = None
+        self._queue_delay = 0.0  # of the last packet received, above the base delay
+        self._newest_delay_send = -math.inf
+        self._base_delay: deque[tuple[float, float]] = deque()
+        # (time, packets) of the runs excused as bursts within the last _LOSS_WINDOW.
+        self._bursts: deque[tuple[float, int]] = deque()
+        self._burst_packets = 0
+        #: Lost packets not counted as loss (bursts on a path that showed no queue).
+        self.burst_losses = 0
         # Probing.
         self._probe_id = 0
         self._pending_probes: list[ProbeCluster] = []
@@ -698,21 +731,26 @@ class SendSideBandwidthEstimator:
                 continue
             if arrival_us is None:
                 if sent.reported == 0:
-                    sent.reported = 1
-                    self._loss_lost += 1
-                    self._loss_expected += 1
+                    self._lost_in_run(ext, sent, now)
                     results.append(
                         PacketResult(ext, sent.send_time, sent.size, None, sent.probe_cluster)
                     )
                 continue
             if sent.reported == 2:
                 continue  # reported again (the receiver repeats after reordering)
+            if self._run:
+                self._judge_run(now)  # a packet arrived: the run of losses before it is over
             if sent.reported == 1:
                 self._loss_lost -= 1  # reported lost before, arrived late
-            else:
+            else:  # 0; or 3, a burst loss that was not counted, arrived late
                 self._loss_expected += 1
             sent.reported = 2
             arrival = (arrival_us + offset_us) / 1_000_000
+            if sent.send_time >= self._newest_delay_send:
+                # Only packets in send order: a late one (a plain retransmission keeps its
+                # transport-wide number and so the first send time) would look queued.
+                self._newest_delay_send = sent.send_time
+                self._note_delay(arrival - sent.send_time, now)
             results.append(
                 PacketResult(ext, sent.send_time, sent.size, arrival, sent.probe_cluster)
             )
@@ -724,6 +762,57 @@ class SendSideBandwidthEstimator:
             self._feedback_rtt = sample if old is None else 0.9 * old + 0.1 * sample
         self._process(results, now)
         return results
+
+    def _lost_in_run(self, ext: int, sent: _Sent, now: float) -> None:
+        """A packet reported lost: it joins the current run of back-to-back losses, which is
+        judged (burst or loss) when a packet after it arrives."""
+        run = self._run
+        if run and (ext != run[-1] + 1 or len(run) >= _MAX_RUN):
+            self._judge_run(now)  # not back to back (or an outage): judge what came before
+        sent.reported = 4
+        run.append(ext)
+
+    def _judge_run(self, now: float) -> None:
+        run, self._run = self._run, []
+        last = self._last_overuse
+        bursts = self._bursts
+        while bursts and (bursts[0][0] < now - _LOSS_WINDOW or len(bursts) > 1000):
+            self._burst_packets -= bursts.popleft()[1]
+        excused = self._burst_packets + len(run)
+        seen = self._loss_window_expected + self._loss_expected + excused
+        burst = (
+            len(run) >= _BURST_RUN
+            and (last is None or now - last > _BURST_CALM)
+            and self._trendline.state is not BandwidthUsage.OVERUSING
+            and self._queue_delay < _BURST_QUEUE
+            and excused <= _BURST_MAX_SHARE * seen
+        )
+        if burst:
+            bursts.append((now, len(run)))
+            self._burst_packets += len(run)
+        for ext in run:
+            sent = self._sent.get(ext)
+            if sent is None or sent.reported != 4:
+                continue  # forgotten, or it arrived meanwhile
+            if burst:
+                sent.reported = 3
+                self.burst_losses += 1
+            else:
+                sent.reported = 1
+                self._loss_lost += 1
+                self._loss_expected += 1
+
+    def _note_delay(self, delay: float, now: float) -> None:
+        """The one-way delay of a received packet (arrival on the peer's clock minus send time
+        on ours: only its changes mean anything): how far it is above the smallest of the last
+        few seconds, i.e. how long the packet queued."""
+        base = self._base_delay
+        while base and base[-1][1] >= delay:
+            base.pop()
+        base.append((now, delay))
+        while base[0][0] < now - _BASE_DELAY_WINDOW or len(base) > 1000:
+            base.popleft()
+        self._queue_delay = delay - base[0][1]
 
     def _process(self, results: list[PacketResult], now: float) -> None:
         received = sorted(
@@ -756,6 +845,7 @@ class SendSideBandwidthEstimator:
         acked = self._acked.bitrate()
         usage = self._trendline.state
         if usage is BandwidthUsage.OVERUSING:
+            self._last_overuse = now
             if acked is not None:
                 if aimd.time_to_reduce(now, acked, self.rtt):
                     aimd.update(usage, acked, now, self.rtt, self._alr.active)
@@ -809,7 +899,13 @@ class SendSideBandwidthEstimator:
             if last is None or now - last >= 0.3 + self.rtt:
                 self._last_loss_decrease = now
                 base = current if self._loss_bitrate is None else min(self._loss_bitrate, current)
-                self._loss_bitrate = max(base * (1 - 0.5 * loss), self.min_bitrate)
+                # Not below what the delay-based back-off would take (0.85 x the acknowledged
+                # rate): when a queue overflows because we sent too much, the link still
+                # delivered the acknowledged rate, and the window keeps that loss for a second,
+                # so three or four cuts for one overflow took the estimate to half the link.
+                acked = self._acked.bitrate()
+                floor = self.min_bitrate if acked is None else min(base, _BETA * acked)
+                self._loss_bitrate = max(base * (1 - 0.5 * loss), floor, self.min_bitrate)
 
     def _in_start_phase(self, now: float) -> bool:
         first = self._first_feedback_at

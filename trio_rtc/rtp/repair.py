@@ -53,6 +53,8 @@ RETRANSMIT_RATIO = 0.5
 #: ... and at least this many bits/s, so a low-rate stream can still be repaired.
 RETRANSMIT_FLOOR_BPS = 100_000
 _RATE_WINDOW = 1.0
+#: A resend waits at most this long for the resends ahead of it (see Retransmitter).
+_MAX_BACKLOG_WAIT = 0.5
 _OSN = struct.Struct("!H")
 
 
@@ -113,6 +115,9 @@ class _Stored:
     sent_at: float
     resent_at: float | None = None
     resends: int = 0
+    #: Seconds the resends issued just before the last resend of this one needed to drain:
+    #: how long that resend may have stood in line.
+    queued_behind: float = 0.0
 
 
 class PacketHistory:
@@ -222,13 +227,21 @@ class Retransmitter:
     original. ``rtx_sequence_start`` is the RTX stream's first sequence number (random, RFC 3550
     §5.1).
 
-    A packet is resent at most once per ``max(rtt, min_interval)``: a NACK repeated before our
-    retransmission can have arrived is not answered twice. Retransmitted bytes within any
-    second are capped by ``max(ratio * media bytes sent in that second, floor_bps / 8)``, or by
-    :meth:`set_max_rate` when the bandwidth estimator gives one.
+    A packet is resent at most once per ``max(rtt, min_interval)``, or per the time the resends
+    still ahead of it needed to drain (a leaky bucket emptied at the media rate) if that is
+    longer: a NACK repeated before our
+    retransmission can have arrived is not answered twice. On a short path the RTT alone is a
+    few milliseconds, while the resends of a burst loss (tens of packets) stand in line for tens
+    of ms in the pacer and at the bottleneck; the receiver asks again meanwhile, and answering
+    every repeat sent each packet three or four times and used up the rate limit below.
+
+    Retransmitted bytes within any second are capped by ``max(ratio * media bytes sent in that
+    second, floor_bps / 8)``, or by :meth:`set_max_rate` when the bandwidth estimator gives one.
     """
 
     __slots__ = (
+        "_backlog_at",
+        "_backlog_bytes",
         "_max_rate_bps",
         "_media_window",
         "_media_window_bytes",
@@ -271,6 +284,9 @@ class Retransmitter:
         self._media_window_bytes = 0
         self._resent_window: deque[tuple[float, int]] = deque()
         self._resent_window_bytes = 0
+        # Resends issued and not yet drained (bytes), as of _backlog_at.
+        self._backlog_bytes = 0.0
+        self._backlog_at: float | None = None
 
     @property
     def rtx_sequence_number(self) -> int:
@@ -318,12 +334,28 @@ class Retransmitter:
             return self._max_rate_bps / 8 * _RATE_WINDOW
         return max(self.ratio * self._media_window_bytes, self.floor_bps / 8 * _RATE_WINDOW)
 
+    def _drain_rate(self) -> float:
+        """Bytes/s at which queued resends are taken to leave: the media rate (the pacer sends
+        faster, the bottleneck carries at least that), and at least the rate limit's floor."""
+        return max(self._media_window_bytes / _RATE_WINDOW, self.floor_bps / 8, 1.0)
+
+    def _backlog(self, now: float, drain: float) -> float:
+        """Bytes of resends still in line now: what was issued, less what ``drain`` carried
+        away since (a single resend now and then is gone long before the next one)."""
+        last = self._backlog_at
+        self._backlog_at = now
+        if last is not None and now > last:
+            self._backlog_bytes = max(0.0, self._backlog_bytes - drain * (now - last))
+        return self._backlog_bytes
+
     def receive_nack(self, sequence_numbers: Iterable[int], now: float) -> list[Retransmission]:
         """The packets to resend for one received NACK (its lost sequence numbers, 16-bit)."""
         counters = self.counters
         counters.nack_packets_received += 1
         self._expire(now)
         interval = max(self.rtt or 0.0, self.min_interval)
+        drain = self._drain_rate()
+        ahead = self._backlog(now, drain)  # resends still in line before this NACK's
         budget = self._budget()
         out: list[Retransmission] = []
         # Each NACK item names at most 17 numbers and the history is bounded, so the work is
@@ -339,7 +371,12 @@ class Retransmitter:
             if stored is None:
                 counters.not_in_history += 1
                 continue
-            if stored.resent_at is not None and now - stored.resent_at < interval:
+            # The wait is the longer of the two, not their sum: on a long path the RTT from
+            # RTCP already covers a short line (adding it delayed second tries at 5 % loss and
+            # 60 ms RTT past the W3C freeze threshold); on a short one the line dominates.
+            if stored.resent_at is not None and now - stored.resent_at < max(
+                interval, stored.queued_behind
+            ):
                 counters.too_soon += 1
                 continue
             packet = stored.packet
@@ -355,6 +392,9 @@ class Retransmitter:
                 self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
             stored.resent_at = now
             stored.resends += 1
+            stored.queued_behind = min(ahead / drain, _MAX_BACKLOG_WAIT)
+            ahead += size
+            self._backlog_bytes = ahead
             self._resent_window.append((now, size))
             self._resent_window_bytes += size
             counters.retransmitted_packets_sent += 1
