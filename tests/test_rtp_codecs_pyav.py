@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 import av
 import pytest
 
+from trio_rtc.media.av_codecs import _ordinary_scheduling
 from trio_rtc.rtp.codecs import (
     Av1Depacketizer,
     Av1Packetizer,
@@ -94,9 +95,14 @@ def encode(encoder: str, options: dict[str, str]) -> list[tuple[bytes, bool]]:
     context.gop_size = 1000  # no keyframe but the first and the forced one
     context.options = options
     packets = []
-    for frame in pattern_frames():
-        packets += context.encode(frame)
-    packets += context.encode(None)
+    # SVT-AV1, run as root, makes the thread that opens it (here the test process's main
+    # thread, on the first encode) SCHED_FIFO 99: every process the suite starts afterwards
+    # would inherit real-time priority (a spinning werift peer then starved the machine and
+    # hung a later test). trio_rtc's encoders guard their opens the same way.
+    with _ordinary_scheduling():
+        for frame in pattern_frames():
+            packets += context.encode(frame)
+        packets += context.encode(None)
     return [(bytes(packet), bool(packet.is_keyframe)) for packet in packets]
 
 
