@@ -147,6 +147,22 @@ def test_split_into_feedbacks_of_at_most_max_per_feedback() -> None:
                 assert at == pytest.approx(40 * seq, abs=125)
 
 
+def test_losses_right_after_a_feedback_are_reported() -> None:
+    """Packets lost just after one feedback went out: the next feedback starts at the first
+    of them (reported lost), not at the first packet that arrived after it."""
+    recorder = TwccRecorder(SENDER)
+    for seq in range(10):
+        recorder.on_packet(seq, 1000 * seq, MEDIA)
+    assert [s for s, _ in reported(recorder.feedback(20_000))] == list(range(10))
+    for seq in range(12, 16):  # 10 and 11 are lost
+        recorder.on_packet(seq, 1000 * seq + 20_000, MEDIA)
+    (parsed,) = round_trip(recorder.feedback(70_000))
+    assert parsed.base_sequence == 10
+    times = dict(parsed.arrival_times_us())
+    assert times[10] is None and times[11] is None
+    assert all(times[s] is not None for s in range(12, 16))
+
+
 def test_long_sequence_gap_is_not_a_feedback_of_losses() -> None:
     recorder = TwccRecorder(SENDER)
     recorder.on_packet(0, 1000, MEDIA)

@@ -56,6 +56,7 @@ class TwccRecorder:
         "_last_feedback_at",
         "_order",
         "_report_from",
+        "_reported_to",
         "_unwrapper",
         "interval_us",
         "max_age_us",
@@ -91,6 +92,8 @@ class TwccRecorder:
         self._highest: int | None = None
         #: The extended sequence number the next feedback starts at, or None: nothing to report.
         self._report_from: int | None = None
+        #: The highest extended sequence number the last feedback covered.
+        self._reported_to: int | None = None
         self._last_feedback_at: int | None = None
         self._feedback_count = 0
         #: Packets ignored: a duplicate, or older than the history kept.
@@ -165,6 +168,13 @@ class TwccRecorder:
         self._report_from = None
         highest = self._highest
         assert highest is not None
+        reported = self._reported_to
+        if reported is not None and reported + 1 < start:
+            # Packets right after the last feedback that never arrived: the next feedback
+            # starts at the first arrival, so without this they were never reported lost
+            # (16.7 % of drops showed as about 10 % to the sender). Within the history only.
+            start = max(reported + 1, highest - self.max_packets + 1)
+        self._reported_to = highest
         arrivals = self._arrivals
         out: list[TwccFeedback] = []
         seq = start
