@@ -164,11 +164,16 @@ def check_repaired_both_ways(seen: dict[str, Any], seconds: float) -> None:
     assert seen["dropped"] > 10, seen
 
     # aiortc keeps decoding ours: its NACKs (10 % of them lost too) are answered over RTX.
-    # Seen: 113..181 of 120..180 frames, the counters always increasing.
+    # Seen: 113..181 of 120..180 frames in runs alone, the counters always increasing; in two
+    # full-suite runs 59 and 75 of 180. aiortc asks for each lost packet once: when the NACK
+    # or our retransmission is lost as well (about one loss in five at 10 % each way), its
+    # picture waits until its 128-packet jitter buffer overflows and it asks for a key frame,
+    # a stall of seconds at this rate that no sender can shorten. So the bound is a third of
+    # the frames, still far above what an unrepaired stream (stopped at its first loss) gives.
     assert seen["theirs_error"] is None, seen
-    assert seen["theirs_frames"] >= 0.6 * frames, seen
+    assert seen["theirs_frames"] >= frames / 3, seen
     counters = seen["theirs_counters"]
-    assert len(counters) >= 0.6 * frames and counters == sorted(counters), seen
+    assert len(counters) >= frames / 3 and counters == sorted(counters), seen
     assert seen["outbound"]["nackCount"] > 0, seen
     assert seen["outbound"]["retransmittedPacketsSent"] > 0, seen
     # aiortc asks for a key frame only when its 128-packet jitter buffer overflows or its
