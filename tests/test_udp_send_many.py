@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import errno
+import os
+import socket
+import sys
+
 import pytest
 import trio
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from trio_rtc.testing import VirtualNetwork
-from trio_rtc.udp import open_udp_endpoint
+from trio_rtc.udp import GSO_MAX_SEGMENTS, SocketUdpEndpoint, UdpEndpoint, open_udp_endpoint
 
 
 async def _exchange(host: str) -> None:
@@ -35,3 +42,101 @@ async def test_send_many_over_sockets(host: str) -> None:
 async def test_send_many_over_a_virtual_network() -> None:
     async with VirtualNetwork(seed=0):
         await _exchange("127.0.0.1")
+
+
+# --- segmentation offload (Linux): a burst leaves as runs of equal-sized datagrams ------------
+
+segmented = pytest.mark.skipif(sys.platform != "linux", reason="UDP_SEGMENT is Linux-only")
+
+
+async def _receive(endpoint: UdpEndpoint, count: int) -> list[bytes]:
+    received: list[bytes] = []
+    with trio.fail_after(5):
+        while len(received) < count:
+            await endpoint.wait_readable()
+            received += [data for data, _ in endpoint.recv_batch_nowait()]
+    return received
+
+
+def _burst() -> list[bytes]:
+    """Runs of every shape: longer than the segment limit, over the byte limit, closed by a
+    shorter datagram, single datagrams between them, an empty one."""
+    full = [bytes([n % 251]) * 1200 for n in range(GSO_MAX_SEGMENTS + 9)]
+    big = [bytes([n]) * 9000 for n in range(9)]  # 81,000 bytes: over GSO_MAX_BYTES
+    return [
+        *full,
+        b"short tail",
+        b"alone",
+        *big,
+        b"",
+        *[b"ab" * 30] * 5,
+        b"a",
+        *[b"c" * 700] * 3,
+    ]
+
+
+@segmented
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
+async def test_segmented_burst_arrives_as_the_same_datagrams(host: str) -> None:
+    with await open_udp_endpoint(host) as a, await open_udp_endpoint(host) as b:
+        assert isinstance(a, SocketUdpEndpoint) and a.segmentation
+        burst = _burst()
+        assert a.send_many_nowait(burst, b.local_address) == (len(burst), sum(map(len, burst)))
+        assert await _receive(b, len(burst)) == burst
+        assert a.stats.datagrams_sent == len(burst) and a.stats.send_drops == 0
+        assert a.segmentation
+
+
+class _RefusingSocket:
+    """A socket whose segmented sends fail with ``error`` (everything else passes through)."""
+
+    def __init__(self, sock: socket.socket, error: int) -> None:
+        self._sock = sock
+        self._error = error
+        self.refused = 0
+
+    def sendmsg(self, *args: object) -> int:
+        self.refused += 1
+        raise OSError(self._error, os.strerror(self._error))
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._sock, name)
+
+
+@segmented
+async def test_a_kernel_that_cannot_segment_gets_one_datagram_per_call() -> None:
+    with await open_udp_endpoint("127.0.0.1") as a, await open_udp_endpoint("127.0.0.1") as b:
+        assert isinstance(a, SocketUdpEndpoint)
+        refusing = _RefusingSocket(a._sock, errno.EIO)
+        a._sock = refusing  # type: ignore[assignment]
+        burst = [b"x" * 500] * 4
+        for round_number in range(4):
+            assert a.send_many_nowait(burst, b.local_address) == (4, 2000)
+            assert await _receive(b, 4) == burst
+            # Three refusals, then the endpoint stops trying.
+            assert a.segmentation == (round_number < 2)
+        assert refusing.refused == 3
+        assert a.stats.send_drops == 0 and a.stats.datagrams_sent == 16
+
+
+@segmented
+async def test_a_full_buffer_drops_the_run_and_keeps_segmenting() -> None:
+    with await open_udp_endpoint("127.0.0.1") as a, await open_udp_endpoint("127.0.0.1") as b:
+        assert isinstance(a, SocketUdpEndpoint)
+        a._sock = _RefusingSocket(a._sock, errno.EAGAIN)  # type: ignore[assignment]
+        assert a.send_many_nowait([b"y" * 300] * 5 + [b"z"], b.local_address) == (0, 0)
+        assert a.stats.send_drops == 6 and a.segmentation
+
+
+@segmented
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=3000), min_size=2, max_size=150))
+def test_any_burst_arrives_intact(sizes: list[int]) -> None:
+    burst = [bytes([index % 256]) * size for index, size in enumerate(sizes)]
+
+    async def main() -> None:
+        with await open_udp_endpoint("127.0.0.1") as a, await open_udp_endpoint("127.0.0.1") as b:
+            assert a.send_many_nowait(burst, b.local_address) == (len(burst), sum(sizes))
+            assert await _receive(b, len(burst)) == burst
+
+    trio.run(main)
