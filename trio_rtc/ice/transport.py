@@ -18,7 +18,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import socket
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from typing import Any, Literal, Protocol, cast, get_args, overload
 
@@ -73,6 +75,37 @@ _STATE_VALUES: dict[str, tuple[str, ...]] = {
 
 #: Batches queued for the DTLS/SRTP layers before further ones are dropped (UDP semantics).
 CHANNEL_DEPTH = 256
+
+#: Seconds an interface scan is reused by the transports gathering after it in the same network
+#: namespace: a server opening many connections at once scans once (a scan lists the interfaces
+#: and test-binds each address, ~100 µs), while an address that appears is seen a second later.
+HOST_SCAN_TTL = 1.0
+_host_scans: dict[tuple[int, bool | None, bool], tuple[float, list[str]]] = {}
+
+
+def _network_namespace() -> int:
+    """The calling thread's network namespace (tests and tools switch it per thread)."""
+    try:
+        return os.stat("/proc/thread-self/ns/net").st_ino
+    except OSError:
+        return 0
+
+
+def _host_addresses(include_loopback: bool | None, ipv6: bool) -> list[str]:
+    """Addresses to gather host candidates on, from a recent scan when there is one."""
+    key = (_network_namespace(), include_loopback, ipv6)
+    now = time.monotonic()
+    scan = _host_scans.get(key)
+    if scan is None or now - scan[0] >= HOST_SCAN_TTL:
+        # Link-local IPv6 addresses bind with their scope ("fe80::1%2").
+        hosts = [
+            entry.address + (f"%{entry.scope_id}" if entry.scope_id else "")
+            for entry in usable_host_addresses(include_loopback=include_loopback, ipv6=ipv6)
+        ]
+        if len(_host_scans) >= 64:
+            _host_scans.clear()  # many namespaces over a process's life: start again
+        scan = _host_scans[key] = (now, hosts)
+    return list(scan[1])
 
 
 class IceCandidateEvent(Event):
@@ -598,13 +631,7 @@ class RTCIceTransport(EventTarget, AsyncLifetime):
         elif opts.interfaces is not None:
             hosts = list(opts.interfaces)
         else:
-            # Link-local IPv6 addresses bind with their scope ("fe80::1%2").
-            hosts = [
-                entry.address + (f"%{entry.scope_id}" if entry.scope_id else "")
-                for entry in usable_host_addresses(
-                    include_loopback=opts.include_loopback, ipv6=opts.ipv6
-                )
-            ]
+            hosts = _host_addresses(opts.include_loopback, opts.ipv6)
         rank: dict[int, int] = {socket.AF_INET: 0, socket.AF_INET6: 0}
         for host in [] if opts.relay_only else hosts:
             try:
