@@ -140,3 +140,22 @@ def test_any_burst_arrives_intact(sizes: list[int]) -> None:
             assert await _receive(b, len(burst)) == burst
 
     trio.run(main)
+
+
+@segmented
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
+async def test_a_coalesced_read_is_cut_back_into_the_datagrams(host: str) -> None:
+    with await open_udp_endpoint(host) as a, await open_udp_endpoint(host) as b:
+        assert isinstance(b, SocketUdpEndpoint)
+        if not b.coalescing:
+            pytest.skip("this kernel does not coalesce received datagrams (UDP_GRO)")
+        burst = [bytes([n]) * 1200 for n in range(20)] + [b"last, shorter"]
+        a.send_many_nowait(burst, b.local_address)
+        with trio.fail_after(5):
+            await b.wait_readable()
+        # One read: the whole segmented send arrives as one buffer, cut at 1200 bytes.
+        batch = b.recv_batch_nowait(max_count=1)
+        assert [data for data, _ in batch] == burst
+        assert {source for _, source in batch} == {a.local_address}
+        assert b.stats.datagrams_received == 21
+        assert b.stats.bytes_received == sum(map(len, burst))

@@ -19,7 +19,11 @@ socket. Two things follow from that:
   (:meth:`~UdpEndpoint.send_many_nowait`) leaves with UDP segmentation offload: each run of
   equal-sized datagrams is one ``sendmsg`` that the kernel cuts into datagrams (``UDP_SEGMENT``),
   about 0.6 µs per datagram instead of 3.8 µs for a ``sendto`` each. What goes on the wire, and
-  what the receiver reads, is the same datagrams.
+  what the receiver reads, is the same datagrams. Receiving, an endpoint asks for the reverse
+  (``UDP_GRO``): the kernel may hand over a run of equal-sized datagrams of one flow as one
+  buffer (always for a segmented send over loopback, and from network cards that coalesce), which
+  :meth:`~UdpEndpoint.recv_batch_nowait` cuts back into the datagrams. A 16 KiB transfer
+  between two connections in one process went from 59 to 92 MiB/s with both.
 
 * **Testability.** :func:`open_udp_endpoint` returns an in-memory endpoint when a
   :class:`trio_rtc.testing.VirtualNetwork` is installed for the current trio run, so the real
@@ -77,6 +81,10 @@ GSO_MAX_BYTES = 65000
 _GSO_FAILURE_LIMIT = 3
 # Errors that mean "the buffer is full now", not "this kernel or device cannot segment".
 _FULL = frozenset({errno.EAGAIN, errno.EWOULDBLOCK, errno.ENOBUFS})
+# Receive offload (Linux 5.0+): coalesced datagrams arrive with their segment size as a
+# (SOL_UDP, UDP_GRO) control message.
+_UDP_GRO = 104
+_GRO_SPACE = socket.CMSG_SPACE(4) if hasattr(socket, "CMSG_SPACE") else 0
 
 
 @attrs.define
@@ -294,6 +302,16 @@ class SocketUdpEndpoint(UdpEndpoint):
         #: Bursts leave by segmentation offload until the kernel refuses it (see module notes).
         self.segmentation = _GSO
         self._gso_failures = 0
+        #: The kernel may coalesce received datagrams (UDP_GRO), so reads take their segment
+        #: size along; see the module notes.
+        self.coalescing = False
+        if _GSO and _GRO_SPACE:
+            try:
+                sock.setsockopt(_SOL_UDP, _UDP_GRO, 1)
+            except OSError:
+                pass
+            else:
+                self.coalescing = True
 
     @property
     def local_address(self) -> Address:
@@ -327,6 +345,8 @@ class SocketUdpEndpoint(UdpEndpoint):
     def recv_batch_nowait(self, max_count: int = 64) -> list[tuple[bytes, Address]]:
         if self._closed:
             raise trio.ClosedResourceError("UDP endpoint is closed")
+        if self.coalescing:
+            return self._recv_coalesced(max_count)
         recvfrom = self._sock.recvfrom
         stats = self.stats
         batch: list[tuple[bytes, Address]] = []
@@ -357,6 +377,44 @@ class SocketUdpEndpoint(UdpEndpoint):
                     host = _strip_scope(host)
                 batch.append((data, (host, source[1])))
             stats.bytes_received += len(data)
+        stats.datagrams_received += len(batch)
+        return batch
+
+    def _recv_coalesced(self, max_count: int) -> list[tuple[bytes, Address]]:
+        """:meth:`recv_batch_nowait` with UDP_GRO: a read may hold a run of datagrams of one
+        source, all of the announced segment size but the last. ``max_count`` bounds the
+        datagrams returned as well as the reads (a read may add up to a run's length more)."""
+        recvmsg = self._sock.recvmsg
+        stats = self.stats
+        batch: list[tuple[bytes, Address]] = []
+        attempts = 0
+        while attempts < max_count and len(batch) < max_count:
+            attempts += 1
+            if attempts == 2 and batch:
+                # As in recv_batch_nowait: FIONREAD is cheaper than a read that fails.
+                ioctl(self._fileno, FIONREAD, self._fionread)
+                if not int.from_bytes(self._fionread, sys.byteorder):
+                    break
+            try:
+                data, ancillary, _flags, source = recvmsg(MAX_DATAGRAM, _GRO_SPACE)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                stats.receive_errors += 1
+                continue
+            if len(source) != 2:
+                host = source[0]
+                source = (_strip_scope(host) if "%" in host else host, source[1])
+            stats.bytes_received += len(data)
+            segment = 0
+            for level, kind, value in ancillary:
+                if level == _SOL_UDP and kind == _UDP_GRO and len(value) >= 2:
+                    segment = int.from_bytes(value[:2], sys.byteorder)
+            if 0 < segment < len(data):
+                for start in range(0, len(data), segment):
+                    batch.append((data[start : start + segment], source))
+            else:
+                batch.append((data, source))
         stats.datagrams_received += len(batch)
         return batch
 
