@@ -200,9 +200,12 @@ class RTCDataChannel(RefuseUnknownHandlers, EventTarget, trio.abc.ReceiveChannel
         self._closed_with_error = False
         #: Bytes given to send() that the transport's task has not yet taken into the association.
         self._unsent = 0
-        self._inbox: deque[str | bytes] = deque()
-        self._inbox_waiters = trio.lowlevel.ParkingLot()
-        self._room_waiters = trio.lowlevel.ParkingLot()
+        # The inbox and the two parking lots are made when first needed: a channel read through
+        # onmessage, or one nobody waits on, never needs them (an empty deque alone holds a
+        # 64-slot block). None reads as empty everywhere.
+        self._inbox: deque[str | bytes] | None = None
+        self._inbox_waiters: trio.lowlevel.ParkingLot | None = None
+        self._room_waiters: trio.lowlevel.ParkingLot | None = None
         self._traffic = _Traffic()
 
     def __repr__(self) -> str:
@@ -399,6 +402,8 @@ class RTCDataChannel(RefuseUnknownHandlers, EventTarget, trio.abc.ReceiveChannel
             assert transport is not None
             while self._ready_state == "open" and self.bufferedAmount > self.send_high_water // 2:
                 transport.watch_buffered(self)
+                if self._room_waiters is None:
+                    self._room_waiters = trio.lowlevel.ParkingLot()
                 await self._room_waiters.park()
             traffic.sends_since_yield = 0
             self.send(data)
@@ -450,6 +455,8 @@ class RTCDataChannel(RefuseUnknownHandlers, EventTarget, trio.abc.ReceiveChannel
                 try:
                     data = self.receive_nowait()
                 except trio.WouldBlock:
+                    if self._inbox_waiters is None:
+                        self._inbox_waiters = trio.lowlevel.ParkingLot()
                     await self._inbox_waiters.park()
                     traffic.receives_since_yield = 0
                     continue
@@ -551,7 +558,10 @@ class RTCDataChannel(RefuseUnknownHandlers, EventTarget, trio.abc.ReceiveChannel
         if self._has_message_listeners():
             self.dispatchEvent(MessageEvent("message", data))
             return
-        self._inbox.append(data)
+        inbox = self._inbox
+        if inbox is None:
+            inbox = self._inbox = deque()
+        inbox.append(data)
         traffic.inbox_bytes += len(data)
         if self._inbox_waiters:
             self._inbox_waiters.unpark_all()
@@ -575,8 +585,10 @@ class RTCDataChannel(RefuseUnknownHandlers, EventTarget, trio.abc.ReceiveChannel
         self._ready_state = "closed"
         self._trace_state()
         self._closed_with_error = error is not None
-        self._inbox_waiters.unpark_all()
-        self._room_waiters.unpark_all()
+        if self._inbox_waiters is not None:
+            self._inbox_waiters.unpark_all()
+        if self._room_waiters is not None:
+            self._room_waiters.unpark_all()
         if fire:
             if error is not None:
                 self.dispatchEvent(RTCErrorEvent("error", error))

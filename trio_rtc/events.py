@@ -76,6 +76,10 @@ class HandlerQueue:
     waiting coroutine and refuses later ones (counted in ``dropped``, logged once at debug level);
     handlers already running are not interrupted: they end with the owner's nursery, or finish,
     after which :meth:`run` returns. :meth:`run` also closes the queue when it is cancelled.
+
+    An owner that supervises a nursery of its own (the peer connection) starts :meth:`serve`
+    instead of :meth:`run`: the same, but the handlers run in the owner's nursery, so the queue
+    keeps no nursery of its own for the connection's whole life.
     """
 
     __slots__ = (
@@ -102,7 +106,9 @@ class HandlerQueue:
         self._max_running = max_running
         self._max_pending = max_pending
         self.name = name
-        self._pending: deque[tuple[Coroutine[Any, Any, object], str]] = deque()
+        # Made on the first submission: most connections never run an async handler, and an
+        # empty deque still holds a 64-slot block.
+        self._pending: deque[tuple[Coroutine[Any, Any, object], str]] | None = None
         self._nursery: trio.Nursery | None = None
         self._finished: trio.Event | None = None
         self._closed = False
@@ -120,7 +126,7 @@ class HandlerQueue:
         name = f" {self.name}" if self.name else ""
         return (
             f"<HandlerQueue{name} running={self._running}/{self._max_running}"
-            f" pending={len(self._pending)}/{self._max_pending} dropped={self.dropped}"
+            f" pending={self.pending}/{self._max_pending} dropped={self.dropped}"
             f"{' closed' if self._closed else ''}>"
         )
 
@@ -135,7 +141,7 @@ class HandlerQueue:
     @property
     def pending(self) -> int:
         """Handler coroutines waiting to start."""
-        return len(self._pending)
+        return len(self._pending) if self._pending is not None else 0
 
     @property
     def running(self) -> int:
@@ -152,6 +158,8 @@ class HandlerQueue:
         Never blocks and never raises. Returns False when it was refused: it is then closed
         unstarted (no "never awaited" warning) and counted in ``dropped``."""
         pending = self._pending
+        if pending is None:
+            pending = self._pending = deque()
         if self._closed or len(pending) >= self._max_pending:
             self._refuse(coroutine, event_type)
             return False
@@ -182,7 +190,7 @@ class HandlerQueue:
                 event_type,
                 self._running,
                 self._max_running,
-                len(self._pending),
+                self.pending,
                 self._max_pending,
                 f" in {self.name}" if self.name else "",
             )
@@ -197,6 +205,7 @@ class HandlerQueue:
 
     async def _worker(self) -> None:
         pending = self._pending
+        assert pending is not None  # a worker starts for a submitted coroutine
         try:
             while pending:
                 # Once the owner's nursery is cancelled, start nothing more (run() closes the rest).
@@ -234,11 +243,39 @@ class HandlerQueue:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 # The backlog submitted before we started.
-                for _ in range(min(self._max_running, len(self._pending))):
+                for _ in range(min(self._max_running, self.pending)):
                     self._start_worker(nursery)
                 task_status.started()
                 if not (self._closed and self._slots == 0):
                     await finished.wait()
+        finally:
+            self._nursery = None
+            self.close()
+
+    async def serve(
+        self,
+        nursery: trio.Nursery,
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """As :meth:`run`, but the handlers run in ``nursery``, the owner's (which must outlive
+        this task: start it there, ``await nursery.start(queue.serve, nursery)``). A peer
+        connection keeps its queue for its whole life and most never run an async handler:
+        a nursery of the queue's own would cost as much as the task."""
+        if self._nursery is not None or self._finished is not None:
+            raise RuntimeError(f"{self!r} is already running or has run")
+        finished = self._finished = trio.Event()
+        try:
+            self._nursery = nursery
+            # The backlog submitted before we started.
+            for _ in range(min(self._max_running, self.pending)):
+                self._start_worker(nursery)
+            task_status.started()
+            # The status keeps the nursery start() made; this frame lives as long as the
+            # owner (a peer connection's whole life).
+            del task_status
+            if not (self._closed and self._slots == 0):
+                await finished.wait()
         finally:
             self._nursery = None
             self.close()

@@ -96,6 +96,26 @@ CERTIFICATE_TYPES = bytes([64, 1])
 class HandshakeFlow:
     """Handshake state of one connection: transcript, randoms, negotiated parameters."""
 
+    # Slots, not a __dict__: one per connection, kept for its whole life.
+    __slots__ = (
+        "_client_extensions",
+        "_cookie_rounds",
+        "_cookie_secret",
+        "certificate_requested",
+        "client_random",
+        "conn",
+        "extended_master_secret",
+        "key_share",
+        "master_secret",
+        "peer_signature_schemes",
+        "pre_master_secret",
+        "server_random",
+        "srtp_profile",
+        "step",
+        "suite",
+        "transcript",
+    )
+
     def __init__(self, conn: DtlsConnection) -> None:
         self.conn = conn
         self.step = "start"
@@ -178,6 +198,15 @@ class HandshakeFlow:
                 key_exchange_group=self.key_share.group if self.key_share is not None else 0,
             )
         )
+        # What only the handshake needed goes now: a connection lives for hours, and these
+        # (every handshake message, the ephemeral private key, the peer's offers) would stay
+        # with it. After "done" only the suite, the randoms and the master secret are read
+        # (export_keying_material); a repeated flight is answered from the connection's own
+        # copy of our last flight, and a new ClientHello is refused (no renegotiation).
+        self.transcript = []
+        self.key_share = None
+        self.peer_signature_schemes = None
+        self._client_extensions = {}
 
     def _peer_certificate_untrusted(self, body: bytes) -> bytes:
         chain = Certificate.parse_untrusted(body).certificates

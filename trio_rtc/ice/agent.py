@@ -22,7 +22,6 @@ the path is alive: see :data:`LITE_DISCONNECTED_TIMEOUT` and docs/server-mode.md
 
 from __future__ import annotations
 
-import collections
 import logging
 import random
 import secrets
@@ -87,6 +86,11 @@ NO_PAIR_GRACE = 5.0
 LITE_DISCONNECTED_TIMEOUT = 7.5
 
 
+#: The consent-jitter generator of every agent not given one: a Random holds 2.5 KiB of
+#: Mersenne Twister state, too much to make per connection for a jitter nobody seeds.
+_SHARED_RNG = random.Random()
+
+
 class IceAgent(GatheringMixin):
     """A full (or, with ``lite=True``, lite) ICE agent for one component. See the module
     docstring for how it is driven.
@@ -148,7 +152,7 @@ class IceAgent(GatheringMixin):
         self.consent_timeout = consent_timeout
         self.gather_rto = gather_rto
         self.gather_attempts = gather_attempts
-        self._rng = rng or random.Random()
+        self._rng = rng or _SHARED_RNG
         self.stats = IceStats()
         self.state = "new"
         #: Structured trace (trio_rtc.trace): ``trace(name, data)`` at state changes and
@@ -161,7 +165,9 @@ class IceAgent(GatheringMixin):
         self._previous: Generation | None = None
         self._transactions: dict[bytes, Transaction] = {}
         self._outbox: list[tuple[bytes, Address, Address]] = []
-        self._events: collections.deque[IceEvent] = collections.deque()
+        # A list, not a deque: a few events per connection, and a drained list holds no buffer
+        # where an empty deque keeps a 64-slot block.
+        self._events: list[IceEvent] = []
         self._next_check_at = 0.0
         self._hosts_done = False
         self._trusted: set[Address] = set()
@@ -401,7 +407,7 @@ class IceAgent(GatheringMixin):
         return out
 
     def next_event(self) -> IceEvent | None:
-        return self._events.popleft() if self._events else None
+        return self._events.pop(0) if self._events else None
 
     def get_timer(self) -> float | None:
         if self._closed:
@@ -755,7 +761,7 @@ class IceAgent(GatheringMixin):
         """Send one check: a triggered one first, else the best waiting pair, else unfreeze."""
         pair: CandidatePair | None = None
         while gen.triggered:
-            candidate = gen.triggered.popleft()
+            candidate = gen.triggered.pop(0)
             if candidate.state == PairState.WAITING:
                 pair = candidate
                 break

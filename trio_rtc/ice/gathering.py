@@ -3,7 +3,6 @@ server-reflexive ones from STUN Binding requests (RFC 8445 §5.1.1), as a mix-in
 
 from __future__ import annotations
 
-import collections
 from typing import TYPE_CHECKING
 
 from ..stun import Attr, MessageClass, Method, RetransmissionSchedule, StunMessage
@@ -25,7 +24,7 @@ class GatheringMixin:
     _relays: dict[Address, tuple[Address | None, str]]
     _transactions: dict[bytes, Transaction]
     _outbox: list[tuple[bytes, Address, Address]]
-    _events: collections.deque[IceEvent]
+    _events: list[IceEvent]
     _hosts_done: bool
 
     if TYPE_CHECKING:

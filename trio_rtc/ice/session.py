@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import collections
 import secrets
 import string
 
@@ -106,7 +105,9 @@ class Generation:
     #: When the remote end-of-candidates arrived (the no-pair grace counts from it).
     remote_end_at: float = 0.0
     pairs: list[CandidatePair] = attrs.Factory(list)
-    triggered: collections.deque[CandidatePair] = attrs.Factory(collections.deque)
+    # A list (it stays short, drained one pair per Ta): an empty deque would keep a 64-slot
+    # block for the connection's whole life.
+    triggered: list[CandidatePair] = attrs.Factory(list)
     selected: CandidatePair | None = None
     gathering_state: str = "new"
     gather_pending: int = 0

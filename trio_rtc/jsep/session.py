@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Sequence
+from typing import Concatenate, ParamSpec, TypeVar
 
 import attrs
 
@@ -22,7 +23,14 @@ from ..exceptions import (
     InvalidStateError,
     OperationError,
 )
-from ..sdp import Attribute, Fingerprint, SessionDescription, Setup, parse_sdp_untrusted
+from ..sdp import (
+    MAX_SDP_LENGTH,
+    Attribute,
+    Fingerprint,
+    SessionDescription,
+    Setup,
+    parse_sdp_untrusted,
+)
 from .codecs import NegotiatedMedia
 from .decisions import (
     AddRemoteCandidate,
@@ -76,12 +84,131 @@ MAX_EARLY_CANDIDATES = 1000
 MAX_RECORDED_CANDIDATES = 1000
 
 
-@attrs.define
-class Description:
-    """An applied description: its type and its model (remote ones gain trickled candidates)."""
+#: Description._transport_ufrag not worked out yet ("" is never an ICE ufrag, RFC 8839 §5.4).
+_UNKNOWN = ""
 
-    type: str
-    model: SessionDescription
+
+class Description:
+    """An applied description: its type and its model (remote ones gain trickled candidates).
+
+    A settled description may be *compact*: it keeps its SDP text (what ``model.serialize()``
+    gave) instead of the parsed model, which is several times larger — a connection keeps its
+    current descriptions for its whole life and rarely reads them. ``model`` parses the text
+    again when read (and keeps the result until the next :meth:`compact`)."""
+
+    __slots__ = ("_live_data", "_model", "_sdp", "_transport_ufrag", "type")
+
+    def __init__(self, type: str, model: SessionDescription) -> None:
+        self.type = type
+        self._model: SessionDescription | None = model
+        self._sdp: str | None = None
+        # Facts the connection asks for often (negotiation-needed checks, every gathered
+        # candidate), kept so that asking does not parse a compact description. Neither
+        # changes once applied: only candidates are added to an applied description.
+        self._live_data: bool | None = None
+        self._transport_ufrag: str | None = _UNKNOWN
+
+    @property
+    def model(self) -> SessionDescription:
+        model = self._model
+        if model is None:
+            assert self._sdp is not None
+            model = self._model = parse_sdp_untrusted(self._sdp)
+            self._sdp = None
+        return model
+
+    @model.setter
+    def model(self, model: SessionDescription) -> None:
+        self._model = model
+        self._sdp = None
+        self._live_data = None
+        self._transport_ufrag = _UNKNOWN
+
+    def has_live_data(self) -> bool:
+        """A data m-section that is not rejected."""
+        if self._live_data is None:
+            self._live_data = any(
+                is_data_section(m) and not m.is_rejected for m in self.model.media
+            )
+        return self._live_data
+
+    def transport_ufrag(self) -> str | None:
+        """Our ICE ufrag in a local description: that of its first live transport section."""
+        if self._transport_ufrag == _UNKNOWN:
+            model = self.model
+            sections = _local_transport_sections(model)
+            credentials = model.ice_credentials(model.media[sections[0]]) if sections else None
+            self._transport_ufrag = credentials.ufrag if credentials is not None else None
+        return self._transport_ufrag
+
+    @property
+    def is_compact(self) -> bool:
+        return self._model is None
+
+    def sdp(self) -> str:
+        """The description's text (``model.serialize()``), without parsing a compact one."""
+        if self._model is None:
+            assert self._sdp is not None
+            return self._sdp
+        return self._model.serialize()
+
+    def compact(self, *known: str | None) -> None:
+        """Keep the text only. The text parses back to an equal model (serialising writes
+        every modelled value and, through the layout, the peer's own lines); one that would
+        not pass the parser's length limit any more (trickled candidates added) stays parsed.
+        A text equal to one of ``known`` (the offer or answer createOffer/createAnswer gave,
+        which the session keeps anyway) is kept as that same string, not a second copy."""
+        model = self._model
+        if model is None:
+            return
+        self.has_live_data()  # worked out while the model is at hand
+        self.transport_ufrag()
+        try:
+            text = model.serialize()
+        except ValueError:
+            # A value that cannot be written (a trickled candidate ending in CRLF passes the
+            # candidate parser): keep the model, as before compaction existed.
+            return
+        text = next((k for k in known if k == text), text)
+        if len(text) <= MAX_SDP_LENGTH:
+            self._sdp = text
+            self._model = None
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Description):
+            return NotImplemented
+        return self.type == other.type and self.model == other.model
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, compared by value
+
+    def __repr__(self) -> str:
+        return f"Description(type={self.type!r}, model={self.model!r})"
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _settles(
+    method: Callable[Concatenate[JsepSession, _P], _R],
+) -> Callable[Concatenate[JsepSession, _P], _R]:
+    """A JsepSession method that ends with :meth:`JsepSession.settle`. Nested calls settle
+    once, at the end of the outermost: it may still hold models the inner one used."""
+
+    def settling(self: JsepSession, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        self._depth += 1
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            self._depth -= 1
+            if self._depth == 0:
+                self.settle()
+
+    # What functools.wraps would copy (the core imports nothing beyond plain Python).
+    settling.__name__ = method.__name__
+    settling.__qualname__ = method.__qualname__
+    settling.__doc__ = method.__doc__
+    return settling
 
 
 @attrs.frozen
@@ -107,6 +234,44 @@ class JsepSession:
     ``credentials`` makes ICE credentials for restarts (injectable for tests);
     ``session_id`` is the ``o=`` id (random by default); ``ice_lite``: we are an ICE-lite agent
     (also settable as the attribute before the first description)."""
+
+    # Slots, not a __dict__: one per peer connection, and past 30 attributes a __dict__
+    # stops sharing its keys and costs over 1.5 KiB.
+    __slots__ = (
+        "_agent_credentials",
+        "_answer_credentials",
+        "_depth",
+        "_dtls_fingerprints",
+        "_dtls_is_client",
+        "_early_candidates",
+        "_local_candidates",
+        "_local_complete",
+        "_new_credentials",
+        "_offer_undo",
+        "_planned_mids",
+        "_remote_generation",
+        "_restart_credentials",
+        "_used_mids",
+        "candidate_target",
+        "candidates_not_recorded",
+        "cname",
+        "credentials_to_replace",
+        "current_local",
+        "current_remote",
+        "data_wanted",
+        "early_candidates_dropped",
+        "ice_lite",
+        "last_answer",
+        "last_offer",
+        "negotiation_needed",
+        "pending_local",
+        "pending_remote",
+        "session_id",
+        "session_version",
+        "signaling_state",
+        "slots",
+        "transceivers",
+    )
 
     def __init__(
         self,
@@ -166,6 +331,24 @@ class JsepSession:
         self._planned_mids: dict[str, JsepTransceiver] = {}
         # What applying the pending offer (ours or theirs) changed on transceivers.
         self._offer_undo: list[Undo] = []
+        # Nesting of the methods that settle the descriptions at their end (_settles).
+        self._depth = 0
+
+    def settle(self) -> None:
+        """If the signaling state is stable, make every applied description compact (see
+        :class:`Description`). Applying a description or rolling back ends with it; a read in
+        between (a view, a trickled candidate) parses a description once and leaves it parsed
+        until the next call, which the peer connection also makes once connected."""
+        if self.signaling_state != "stable":
+            return
+        for description in (
+            self.current_local,
+            self.current_remote,
+            self.pending_local,
+            self.pending_remote,
+        ):
+            if description is not None:
+                description.compact(self.last_offer, self.last_answer)
 
     # --- views ------------------------------------------------------------------------------------
 
@@ -195,7 +378,7 @@ class JsepSession:
         """A data m-section lives in the current local description."""
         if self.current_local is None:
             return False
-        return any(is_data_section(m) and not m.is_rejected for m in self.current_local.model.media)
+        return self.current_local.has_live_data()
 
     @property
     def can_trickle(self) -> bool | None:
@@ -212,20 +395,19 @@ class JsepSession:
     def local_sdp(self, description: Description) -> str:
         """A local description's text with the candidates gathered for it so far, in every live
         bundled m-section, and ``a=end-of-candidates`` once gathering is complete."""
+        ufrag = description.transport_ufrag()
+        if ufrag is None or (
+            ufrag not in self._local_candidates and ufrag not in self._local_complete
+        ):
+            return description.sdp()  # nothing to add: a compact one is not even parsed
         model = description.model
         sections = _local_transport_sections(model)
-        if sections:
-            credentials = model.ice_credentials(model.media[sections[0]])
-            if credentials is not None and (
-                credentials.ufrag in self._local_candidates
-                or credentials.ufrag in self._local_complete
-            ):
-                model = with_transport_candidates(
-                    model,
-                    [model.media[i].mid for i in sections],
-                    self._local_candidates.get(credentials.ufrag, []),
-                    end_of_candidates=credentials.ufrag in self._local_complete,
-                )
+        model = with_transport_candidates(
+            model,
+            [model.media[i].mid for i in sections],
+            self._local_candidates.get(ufrag, []),
+            end_of_candidates=ufrag in self._local_complete,
+        )
         return model.serialize()
 
     def close(self) -> None:
@@ -243,7 +425,8 @@ class JsepSession:
         if self.credentials_to_replace:
             return True
         local = self.current_local
-        if negotiation_needed(
+        # Without transceivers nothing is compared: the models are not even parsed.
+        if self.transceivers and negotiation_needed(
             self.transceivers,
             local.model if local is not None else None,
             local is not None and local.type == "offer",
@@ -395,6 +578,7 @@ class JsepSession:
 
     # --- setLocalDescription / setRemoteDescription / rollback ---------------------------------
 
+    @_settles
     def set_local_description(self, sdp_type: str, sdp: str) -> list[Decision]:
         """Apply our offer, answer or pranswer (the text create_* returned) or a rollback."""
         if sdp_type == "rollback":
@@ -469,6 +653,7 @@ class JsepSession:
             decisions.append(Gather(credentials.ufrag, model.media[tag_index].mid, tag_index))
         return decisions + self._set_state(after)
 
+    @_settles
     def set_remote_description(self, sdp_type: str, model: SessionDescription) -> list[Decision]:
         """Apply the peer's offer, answer or pranswer (a parsed model), or a rollback. A remote
         offer in ``have-local-offer`` rolls our offer back first (perfect negotiation,
@@ -541,6 +726,7 @@ class JsepSession:
         decisions += self._remove_stopped(changes) if sdp_type == "answer" else changes
         return decisions + self._set_state(after)
 
+    @_settles
     def rollback(self) -> list[Decision]:
         """Discard the pending descriptions (webrtc-pc §4.4.1.5 rollback)."""
         next_signaling_state(self.signaling_state, "rollback", remote=False)
@@ -782,11 +968,9 @@ class JsepSession:
         live = {ufrag}
         for description in (self.current_local, self.pending_local):
             if description is not None:
-                model = description.model
-                sections = _local_transport_sections(model)
-                credentials = model.ice_credentials(model.media[sections[0]]) if sections else None
-                if credentials is not None:
-                    live.add(credentials.ufrag)
+                described = description.transport_ufrag()
+                if described is not None:
+                    live.add(described)
         if self._agent_credentials is not None:
             live.add(self._agent_credentials[0])
         for old in [u for u in self._local_candidates if u not in live]:

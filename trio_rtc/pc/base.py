@@ -73,6 +73,11 @@ class PeerConnectionBase(RefuseUnknownHandlers, EventTarget, abc.ABC):
         self._entered = False
         self._closed = False
         self._nursery: trio.Nursery | None = None
+        #: Where the spec's "queue a task" steps run (a checkpoint, then a few synchronous
+        #: steps): the nursery that holds the supervisor, not the supervisor's own. Trio keeps
+        #: a nursery's tasks in sets that never shrink; one transient task beside the four
+        #: drivers would grow two of them for the connection's life (about 1 KiB).
+        self._queue_nursery: trio.Nursery | None = None
         self._supervisor_scope: trio.CancelScope | None = None
         self._lock = trio.Lock()
         #: The JSEP core: signaling state, descriptions, m-line plan, ICE restarts.
@@ -159,9 +164,18 @@ class PeerConnectionBase(RefuseUnknownHandlers, EventTarget, abc.ABC):
                 ice, _ = self._require_running(what)
                 yield ice
         finally:
+            self._settle_descriptions()
             if self._negotiation_update_pending and not self._lock.locked():
                 self._negotiation_update_pending = False
                 self._update_negotiation_needed()
+
+    def _settle_descriptions(self) -> None:
+        """Once connected, return the applied descriptions to their compact form (their SDP
+        text, see ``jsep.Description``) after anything that parsed one: a view, a late
+        trickled candidate, a negotiation-needed check. Before that, the JSEP core settles
+        them itself after each description it applies, and once more when we connect."""
+        if self._connection_state == "connected":
+            self._jsep.settle()
 
     # --- negotiationneeded (webrtc-pc §4.7.3) --------------------------------------------------------
 
@@ -173,7 +187,7 @@ class PeerConnectionBase(RefuseUnknownHandlers, EventTarget, abc.ABC):
         if self._nursery is None or self._lock.locked():
             self._negotiation_update_pending = True
             return
-        self._nursery.start_soon(self._negotiation_needed_task)
+        (self._queue_nursery or self._nursery).start_soon(self._negotiation_needed_task)
 
     async def _negotiation_needed_task(self) -> None:
         await trio.lowlevel.checkpoint()  # "queue a task"
@@ -182,7 +196,9 @@ class PeerConnectionBase(RefuseUnknownHandlers, EventTarget, abc.ABC):
         if self._lock.locked():
             self._negotiation_update_pending = True
             return
-        if self._jsep.update_negotiation_needed():
+        needed = self._jsep.update_negotiation_needed()
+        self._settle_descriptions()
+        if needed:
             self.dispatchEvent(Event("negotiationneeded"))
 
     # --- states and events --------------------------------------------------------------------------
@@ -209,6 +225,10 @@ class PeerConnectionBase(RefuseUnknownHandlers, EventTarget, abc.ABC):
         if new_connection != self._connection_state:
             logger.debug("pc %x connectionState -> %s", id(self), new_connection)
             self._connection_state = new_connection
+            if new_connection == "connected":
+                # What the setup read (localDescription, trickled candidates) goes back to
+                # text: a parsed description is several KiB, kept for the connection's life.
+                self._jsep.settle()
             self.dispatchEvent(Event("connectionstatechange"))
 
     def _on_ice_candidate(self, event: IceCandidateEvent) -> None:
@@ -302,9 +322,12 @@ class PeerConnectionBase(RefuseUnknownHandlers, EventTarget, abc.ABC):
     def _local_view(self, description: Description | None) -> RTCSessionDescription | None:
         if description is None:
             return None
-        return RTCSessionDescription(type=description.type, sdp=self._jsep.local_sdp(description))
+        view = RTCSessionDescription(type=description.type, sdp=self._jsep.local_sdp(description))
+        # Read about once per description (to signal it): settle now, connected or not.
+        self._jsep.settle()
+        return view
 
     def _remote_view(self, description: Description | None) -> RTCSessionDescription | None:
         if description is None:
             return None
-        return RTCSessionDescription(type=description.type, sdp=description.model.serialize())
+        return RTCSessionDescription(type=description.type, sdp=description.sdp())

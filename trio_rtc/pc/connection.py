@@ -17,7 +17,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from functools import partial
-from typing import TYPE_CHECKING, Any, Unpack, get_args, overload
+from typing import TYPE_CHECKING, Any, Protocol, Unpack, get_args, overload
 
 import attrs
 import trio
@@ -73,6 +73,29 @@ from .states import (
 )
 
 __all__ = ["MediaStreamEvent", "RTCPeerConnection"]
+
+
+class _ReleasedOnStart:
+    """A ``trio.TaskStatus`` that forgets the real one once started (see ``_supervised``)."""
+
+    __slots__ = ("_status",)
+
+    def __init__(self, status: trio.TaskStatus[None]) -> None:
+        self._status: trio.TaskStatus[None] | None = status
+
+    def started(self, value: None = None) -> None:
+        status, self._status = self._status, None
+        if status is None:
+            raise RuntimeError("called 'started' twice on the same task status")
+        status.started(value)
+
+
+class _Component(Protocol):
+    """A driver the supervisor runs: ICE, DTLS, SCTP or RTP."""
+
+    @property
+    def run(self) -> Callable[..., Awaitable[object]]: ...
+
 
 logger = logging.getLogger("trio_rtc.pc")
 
@@ -226,7 +249,9 @@ class RTCPeerConnection(Negotiation, AsyncLifetime):
     @property
     def canTrickleIceCandidates(self) -> bool | None:
         """None until a remote description is set; then whether it says ``ice-options:trickle``."""
-        return self._jsep.can_trickle
+        can_trickle = self._jsep.can_trickle
+        self._settle_descriptions()
+        return can_trickle
 
     @property
     def localDescription(self) -> RTCSessionDescription | None:
@@ -480,6 +505,7 @@ class RTCPeerConnection(Negotiation, AsyncLifetime):
         try:
             async with trio.open_nursery() as nursery:
                 await nursery.start(self._supervise, name="trio_rtc.pc")
+                self._queue_nursery = nursery
                 try:
                     yield self
                 finally:
@@ -521,16 +547,20 @@ class RTCPeerConnection(Negotiation, AsyncLifetime):
                 ice.addEventListener("icecandidateerror", self._on_ice_candidate_error)
                 if self._tracer is not None:
                     ice.agent.trace = self._tracer.core("ice")
-                # One bounded queue runs every async event handler of this connection.
+                # One bounded queue runs every async event handler of this connection (in this
+                # nursery: the queue keeps none of its own).
                 queue = HandlerQueue(name=f"pc {id(self):x}")
-                await nursery.start(queue.run, name="trio_rtc.events")
+                await nursery.start(queue.serve, nursery, name="trio_rtc.events")
                 self._handler_queue = ice._handler_queue = queue
-                await nursery.start(self._supervised_ice, ice, name="trio_rtc.ice")
+                await nursery.start(self._supervised, "ICE", None, ice, name="trio_rtc.ice")
                 self._ice = ice
                 self._nursery = nursery
                 if self._config.iceCandidatePoolSize > 0:
                     ice.gather()  # pre-gathering; announced once a local description is set
                 task_status.started()
+                # Trio's task status keeps the nursery start() made for us, and this frame
+                # would keep the status for the connection's life (about 1 KiB).
+                del task_status
                 if self._negotiation_update_pending and not self._closed:
                     self._negotiation_update_pending = False
                     self._update_negotiation_needed()
@@ -617,7 +647,12 @@ class RTCPeerConnection(Negotiation, AsyncLifetime):
         self._dtls = dtls
         self._dtls_is_client = is_client
         self._attach_tracer()
-        self._nursery.start_soon(self._run_dtls, ice, dtls, name="trio_rtc.dtls")
+        # The handshake starts once ICE has a pair, so that the first flight is not sent into
+        # the void (it would wait a whole retransmission timeout, RFC 6347 §4.2.4.1).
+        run = partial(
+            self._supervised, "DTLS", "dtls-failure", dtls, wait_for=ice, send_many=ice.send_many
+        )
+        self._nursery.start_soon(run, name="trio_rtc.dtls")
         self._update_states()
 
     def _check_identity_binding(self, _event: Event) -> None:
@@ -638,45 +673,47 @@ class RTCPeerConnection(Negotiation, AsyncLifetime):
         if self._dtls is None or self._nursery is None:
             return
         self._data.start(
-            self._nursery, self._dtls, remote_port, remote_max_message_size, self._supervised_sctp
+            self._nursery,
+            self._dtls,
+            remote_port,
+            remote_max_message_size,
+            partial(self._supervised, "SCTP", "sctp-failure"),
         )
         self._attach_tracer()
-
-    async def _run_dtls(self, ice: RTCIceTransport, dtls: RTCDtlsTransport) -> None:
-        # Start the handshake once ICE has a pair, so the first flight is not sent into the void
-        # (it would wait a whole retransmission timeout, RFC 6347 §4.2.4.1).
-        # ("failed" is not the end: an ICE restart can bring the transport back.)
-        await ice.wait_until(lambda: ice.state in ("connected", "completed", "closed"))
-        if ice.state == "closed":
-            return
-        await self._supervised(
-            "DTLS", "dtls-failure", dtls, partial(dtls.run, send_many=ice.send_many)
-        )
-
-    async def _supervised_ice(
-        self, ice: RTCIceTransport, *, task_status: trio.TaskStatus[None]
-    ) -> None:
-        await self._supervised("ICE", None, ice, partial(ice.run, task_status=task_status))
 
     async def _supervised_rtp(self, rtp: RtpTransport) -> None:
         if self._tracer is not None:
             rtp.trace = self._tracer.core("rtp")
-        await self._supervised("RTP", "dtls-failure", rtp, rtp.run)
-
-    async def _supervised_sctp(self, sctp: RTCSctpTransport) -> None:
-        await self._supervised("SCTP", "sctp-failure", sctp, sctp.run)
+        await self._supervised("RTP", "dtls-failure", rtp)
 
     async def _supervised(
         self,
         name: str,
         detail: str | None,
-        component: object,
-        run: Callable[[], Awaitable[object]],
+        component: _Component,
+        *,
+        wait_for: RTCIceTransport | None = None,
+        **run_options: Any,
     ) -> None:
-        """Run one component's task: an exception out of it, or one it caught and kept in its
-        ``crashed`` (failing itself visibly first), fails the connection."""
+        """Run one component's task, ``component.run(**run_options)``, once ``wait_for`` (an
+        ICE transport) has a pair: an exception out of it, or one it caught and kept in its
+        ``crashed`` (failing itself visibly first), fails the connection. The ICE, DTLS and
+        SCTP tasks start here directly (``nursery.start`` adds ``task_status``): no wrapper
+        coroutine stays alive beside each of them for the connection's life."""
+        status = run_options.get("task_status")
+        if status is not None:
+            # The driver keeps what it is given in its frame for its whole life; the status
+            # keeps the nursery start() made (about 1 KiB): give it one that lets go.
+            run_options["task_status"] = _ReleasedOnStart(status)
+            del status
+        if wait_for is not None:
+            ice = wait_for
+            # ("failed" is not the end: an ICE restart can bring the transport back.)
+            await ice.wait_until(lambda: ice.state in ("connected", "completed", "closed"))
+            if ice.state == "closed":
+                return
         try:
-            await run()
+            await component.run(**run_options)
         except Exception as exc:
             logger.exception("%s component crashed", name)
             self._component_failed(name, exc, detail)

@@ -180,7 +180,7 @@ class Negotiation(PeerConnectionBase):
                         # started) are announced from a task, as the spec queues them: the
                         # application gets to send this description before the first
                         # icecandidate event.
-                        self._nursery.start_soon(self._announce_buffered)
+                        (self._queue_nursery or self._nursery).start_soon(self._announce_buffered)
                 case jsep.SignalingChange(state=state):
                     self._signaling_changed(state)
                 case jsep.MediaChanged(transceivers=updates, removed=removed):

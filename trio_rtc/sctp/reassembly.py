@@ -11,8 +11,6 @@ the chunk that fills the next cumulative TSN (it can unblock delivery), and even
 
 from __future__ import annotations
 
-from collections import deque
-
 from .chunks import FLAG_BEGIN, FLAG_END, FLAG_UNORDERED
 from .events import MessageReceived, SctpEvent, StreamsReset
 from .sender import unwrap_tsn
@@ -68,7 +66,7 @@ class Receiver:
         initial_tsn: int,
         receive_window: int,
         max_message_size: int,
-        events: deque[SctpEvent],
+        events: list[SctpEvent],
     ) -> None:
         self.cumulative_tsn = initial_tsn - 1
         self.received_above: set[int] = set()

@@ -59,7 +59,15 @@ class SdpParseError(SdpSyntaxError):
         self.line_number = line_number
 
 
-def _make_layout(keys: list[LineKey], texts: list[str], lines: list[Line]) -> Layout:
+def _make_layout(keys: list[LineKey], texts: list[str], lines: list[Line]) -> Layout | None:
+    """The section's layout, or None when the text is exactly what the serialiser writes (our
+    own descriptions, another trio_rtc's): such a layout would restore nothing, and every
+    applied description would keep its lines twice over (a few KiB per peer connection)."""
+    if len(lines) == len(keys) and all(
+        key == line[0] and text == line[1]
+        for key, text, line in zip(keys, texts, lines, strict=True)
+    ):
+        return None
     canonical = dict(lines)
     return Layout(
         positions={key: index for index, key in enumerate(keys)},
