@@ -152,6 +152,7 @@ class WakeTimer:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
+        del task_status  # it keeps the nursery start() made; this task lives as long as ours
         while True:
             with trio.CancelScope(deadline=self._armed) as scope:
                 self._scope = scope

@@ -91,9 +91,7 @@ class RTCDtlsTransport(EventTarget):
         self._inbox_send, self._inbox = inbox
         app_send, app_receive = trio.open_memory_channel[Batch | None](application_buffer)
         self._app_send: trio.MemorySendChannel[Batch | None] = app_send
-        #: Decrypted application records one at a time, unless the records go to another
-        #: layer's channel (:meth:`set_application_channel`).
-        self.application_data_receive_channel = BatchReceiveChannel(app_receive)
+        self._app_receive: BatchReceiveChannel[bytes] | None = BatchReceiveChannel(app_receive)
         #: Application records dropped because the reader of the channel fell behind.
         self.application_data_dropped = 0
         #: Application payloads dropped because they were handed over before the handshake
@@ -190,6 +188,16 @@ class RTCDtlsTransport(EventTarget):
             return False
         return True
 
+    @property
+    def application_data_receive_channel(self) -> BatchReceiveChannel[bytes]:
+        """Decrypted application records one at a time, unless the records go to another
+        layer's channel (:meth:`set_application_channel`; then an ended channel)."""
+        if self._app_receive is None:
+            send, receive = trio.open_memory_channel[Batch | None](0)
+            send.close()
+            self._app_receive = BatchReceiveChannel(receive)
+        return self._app_receive
+
     def set_application_channel(self, channel: trio.MemorySendChannel[Batch | None]) -> None:
         """Send decrypted records to ``channel`` (the upper layer's inbox: one batch per
         burst, ``None`` once this transport ended) instead of
@@ -197,6 +205,8 @@ class RTCDtlsTransport(EventTarget):
         old, self._app_send = self._app_send, channel
         pending = self.application_data_receive_channel.take_queued()
         old.close()
+        # Our own channel is not read any more: let it go (a connection's whole life).
+        self._app_receive = None
         for batch in pending:
             self._deliver_up(batch)
 
@@ -244,43 +254,22 @@ class RTCDtlsTransport(EventTarget):
         self._running = True
         self._send_many = send_many
         core = self.core
-        inbox = self._inbox
         try:
-            async with trio.open_nursery() as nursery:
-                if self._handler_queue is None:
-                    # Used on its own: async event handlers get a queue of the transport's own.
-                    self._handler_queue = HandlerQueue(name="dtls")
-                    await nursery.start(self._handler_queue.run)
-                if receive_channel is not None:
-                    nursery.start_soon(self._forward, receive_channel)
-                self._timeout_from_ice()
-                core.start(trio.current_time())
-                self._after_core_step()
-                items: list[Batch | None] = []
-                while self._state in ("new", "connecting", "connected"):
-                    deadline = core.get_timer()
-                    try:
-                        if deadline is None:
-                            items.append(await inbox.receive())
-                        else:
-                            with trio.CancelScope(deadline=deadline):
-                                items.append(await inbox.receive())
-                    except (trio.EndOfChannel, trio.ClosedResourceError):
-                        items.append(None)
-                    now = trio.current_time()
-                    if items:
-                        # Everything that queued meanwhile, in the same wake-up.
-                        while True:
-                            try:
-                                items.append(inbox.receive_nowait())
-                            except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
-                                break
-                        self._take(items, now)
-                        items.clear()
-                    else:
-                        core.handle_timer(now)
-                    self._after_core_step(now)
-                nursery.cancel_scope.cancel()
+            if self._handler_queue is None or receive_channel is not None:
+                async with trio.open_nursery() as nursery:
+                    if self._handler_queue is None:
+                        # Used on its own: async event handlers get a queue of the transport's
+                        # own.
+                        self._handler_queue = HandlerQueue(name="dtls")
+                        await nursery.start(self._handler_queue.run)
+                    if receive_channel is not None:
+                        nursery.start_soon(self._forward, receive_channel)
+                    await self._loop()
+                    nursery.cancel_scope.cancel()
+            else:
+                # In a peer connection: its queue runs our handlers and the ICE transport fills
+                # our inbox, so this task keeps no nursery for the connection's life.
+                await self._loop()
         except Exception as exc:
             # A bug: this transport fails visibly, and the supervisor (the peer connection)
             # reads ``crashed`` and fails the connection.
@@ -301,6 +290,39 @@ class RTCDtlsTransport(EventTarget):
             self._app_send.close()
 
     # --- internals -----------------------------------------------------------------------------
+
+    async def _loop(self) -> None:
+        """The task's one loop: wait for the inbox (or the core's timer), feed the core,
+        send what it produced, until the transport ends."""
+        core = self.core
+        inbox = self._inbox
+        self._timeout_from_ice()
+        core.start(trio.current_time())
+        self._after_core_step()
+        items: list[Batch | None] = []
+        while self._state in ("new", "connecting", "connected"):
+            deadline = core.get_timer()
+            try:
+                if deadline is None:
+                    items.append(await inbox.receive())
+                else:
+                    with trio.CancelScope(deadline=deadline):
+                        items.append(await inbox.receive())
+            except (trio.EndOfChannel, trio.ClosedResourceError):
+                items.append(None)
+            now = trio.current_time()
+            if items:
+                # Everything that queued meanwhile, in the same wake-up.
+                while True:
+                    try:
+                        items.append(inbox.receive_nowait())
+                    except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
+                        break
+                self._take(items, now)
+                items.clear()
+            else:
+                core.handle_timer(now)
+            self._after_core_step(now)
 
     def _take(self, items: list[Batch | None], now: float) -> None:
         core = self.core

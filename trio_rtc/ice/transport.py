@@ -288,20 +288,35 @@ class RTCIceTransport(EventTarget, AsyncLifetime):
         self._resolving = 0
         self._selected: RTCIceCandidatePair | None = None
         self._selected_core: CandidatePair | None = None
-        own_send, own_receive = trio.open_memory_channel[Batch | None](CHANNEL_DEPTH)
-        #: Received DTLS datagrams one at a time, when no ``dtls_channel`` was given.
-        self.dtls_receive_channel = BatchReceiveChannel(own_receive)
-        if dtls_channel is not None:
-            own_send.close()
-            own_send = dtls_channel
-        self._dtls_send: trio.MemorySendChannel[Batch | None] = own_send
-        rtp_send, rtp_receive = trio.open_memory_channel[Batch | None](CHANNEL_DEPTH)
-        #: Received RTP/RTCP datagrams one at a time (when ``deliver_rtp``).
-        self.rtp_receive_channel = BatchReceiveChannel(rtp_receive)
-        self._rtp_send: trio.MemorySendChannel[Batch | None] | None = rtp_send
-        if not deliver_rtp:
-            rtp_send.close()
-            self._rtp_send = None
+        # Channels of our own only for what no layer above takes (a peer connection gives the
+        # DTLS inbox and takes RTP later): each is a trio channel pair a connection would carry
+        # unused for its whole life.
+        self._dtls_receive: BatchReceiveChannel[bytes] | None = None
+        self._rtp_receive: BatchReceiveChannel[bytes] | None = None
+        if dtls_channel is None:
+            dtls_channel, receive = trio.open_memory_channel[Batch | None](CHANNEL_DEPTH)
+            self._dtls_receive = BatchReceiveChannel(receive)
+        self._dtls_send: trio.MemorySendChannel[Batch | None] = dtls_channel
+        self._rtp_send: trio.MemorySendChannel[Batch | None] | None = None
+        if deliver_rtp:
+            self._rtp_send, receive = trio.open_memory_channel[Batch | None](CHANNEL_DEPTH)
+            self._rtp_receive = BatchReceiveChannel(receive)
+
+    @property
+    def dtls_receive_channel(self) -> BatchReceiveChannel[bytes]:
+        """Received DTLS datagrams one at a time, when no ``dtls_channel`` was given (with one,
+        an ended channel: the datagrams go there)."""
+        if self._dtls_receive is None:
+            self._dtls_receive = _ended_channel()
+        return self._dtls_receive
+
+    @property
+    def rtp_receive_channel(self) -> BatchReceiveChannel[bytes]:
+        """Received RTP/RTCP datagrams one at a time, when ``deliver_rtp`` (else an ended
+        channel)."""
+        if self._rtp_receive is None:
+            self._rtp_receive = _ended_channel()
+        return self._rtp_receive
 
     # --- W3C attributes ---------------------------------------------------------------------
 
@@ -590,6 +605,9 @@ class RTCIceTransport(EventTarget, AsyncLifetime):
                     self._handler_queue = HandlerQueue(name="ice")
                     await nursery.start(self._handler_queue.run)
                 task_status.started()
+                # The status keeps the nursery start() made (about 1 KiB); this frame lives as
+                # long as the connection.
+                del task_status
                 # This task is the timer task too: one task fewer per connection.
                 await self._timer_loop()
         finally:
@@ -912,6 +930,12 @@ class RTCIceTransport(EventTarget, AsyncLifetime):
         if self._timer_scope is not None:
             deadline = agent.get_timer()
             self._timer_scope.deadline = math.inf if deadline is None else deadline
+
+
+def _ended_channel() -> BatchReceiveChannel[bytes]:
+    send, receive = trio.open_memory_channel[Batch | None](0)
+    send.close()
+    return BatchReceiveChannel(receive)
 
 
 def _check_lite_options(options: IceTransportOptions, servers: Sequence[RTCIceServer]) -> None:

@@ -75,21 +75,6 @@ from .states import (
 __all__ = ["MediaStreamEvent", "RTCPeerConnection"]
 
 
-class _ReleasedOnStart:
-    """A ``trio.TaskStatus`` that forgets the real one once started (see ``_supervised``)."""
-
-    __slots__ = ("_status",)
-
-    def __init__(self, status: trio.TaskStatus[None]) -> None:
-        self._status: trio.TaskStatus[None] | None = status
-
-    def started(self, value: None = None) -> None:
-        status, self._status = self._status, None
-        if status is None:
-            raise RuntimeError("called 'started' twice on the same task status")
-        status.started(value)
-
-
 class _Component(Protocol):
     """A driver the supervisor runs: ICE, DTLS, SCTP or RTP."""
 
@@ -700,12 +685,6 @@ class RTCPeerConnection(Negotiation, AsyncLifetime):
         ``crashed`` (failing itself visibly first), fails the connection. The ICE, DTLS and
         SCTP tasks start here directly (``nursery.start`` adds ``task_status``): no wrapper
         coroutine stays alive beside each of them for the connection's life."""
-        status = run_options.get("task_status")
-        if status is not None:
-            # The driver keeps what it is given in its frame for its whole life; the status
-            # keeps the nursery start() made (about 1 KiB): give it one that lets go.
-            run_options["task_status"] = _ReleasedOnStart(status)
-            del status
         if wait_for is not None:
             ice = wait_for
             # ("failed" is not the end: an ICE restart can bring the transport back.)
@@ -713,7 +692,12 @@ class RTCPeerConnection(Negotiation, AsyncLifetime):
             if ice.state == "closed":
                 return
         try:
-            await component.run(**run_options)
+            # The options (a task status among them, which keeps the nursery start() made,
+            # about 1 KiB) go to the driver, which lets go of its status once started; this
+            # frame, alive as long as the connection, keeps none of them.
+            running = component.run(**run_options)
+            run_options.clear()
+            await running
         except Exception as exc:
             logger.exception("%s component crashed", name)
             self._component_failed(name, exc, detail)
