@@ -34,14 +34,18 @@ async def test_cancel_at_random_points_leaves_no_fd_or_task() -> None:
     tasks_before = task_count()
     cancelled = 0
     for _ in range(100):
+        # Made outside the timed block: the cancellation may come before either is entered.
+        a, b = RTCIceTransport(options=opts), RTCIceTransport(options=opts)
         with trio.move_on_after(rng.uniform(0, 0.01)) as scope:
-            async with RTCIceTransport(options=opts) as a, RTCIceTransport(options=opts) as b:
+            async with a, b:
                 await connect_pair(a, b, trickle=rng.random() < 0.5)
                 await a.wait_for_state("connected", "completed")
                 a.send(bytes([23]) + b"x")
                 await b.dtls_receive_channel.receive()
         cancelled += scope.cancelled_caught
-        assert a.state == "closed" and b.state == "closed"
+        # Closed, or never started when the cancellation came before its turn.
+        assert a.state in ("closed", "new") and b.state in ("closed", "new")
+        assert a.state == "closed" or b.state == "new"
         assert fd_count() == fds_before
         assert task_count() == tasks_before
     # Both outcomes were exercised: cancelled mid-way and run to completion.

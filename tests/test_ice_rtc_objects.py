@@ -94,3 +94,19 @@ def test_ice_server_urls_may_be_one_string_as_the_spec_allows() -> None:
     )
     with pytest.raises(TypeError, match="URL string"):
         RTCIceServer(urls=[])
+
+
+@pytest.mark.parametrize("ending", ["\r\n", "\n", "\r"])
+def test_the_sdp_line_ending_is_tolerated(ending: str) -> None:
+    candidate = RTCIceCandidate({"candidate": "a=" + CHROME + ending, "sdpMid": "0"})
+    assert candidate.candidate == CHROME
+    assert candidate.type == "srflx" and candidate.port == 50000
+
+
+@pytest.mark.parametrize("inside", ["\r\n", "\n", "\x00"])
+def test_a_line_break_inside_is_not_a_candidate_line(inside: str) -> None:
+    text = CHROME.replace(" generation", inside + "generation")
+    candidate = RTCIceCandidate({"candidate": text, "sdpMid": "0"})
+    # Not parsed: addIceCandidate refuses it (OperationError) instead of putting a line
+    # break into the remote description.
+    assert candidate.type is None and candidate.address is None

@@ -256,6 +256,18 @@ async def test_remote_legacy_sctpmap_offer_is_answered_rejected() -> None:
         assert pc.signalingState == "stable" and pc.sctp is None and pc.dtls_transport is None
 
 
+async def test_a_candidate_with_its_line_ending_goes_into_the_remote_description() -> None:
+    text = (SAMPLES / "chromium_offer_audio_video_data.sdp").read_text()
+    line = "candidate:1 1 udp 2130706431 192.0.2.9 9 typ host"
+    async with make_pc() as pc:
+        await pc.setRemoteDescription({"type": "offer", "sdp": text})
+        await pc.addIceCandidate({"candidate": line + "\r\n", "sdpMid": "0"})
+        with pytest.raises(OperationError, match="parse"):
+            await pc.addIceCandidate({"candidate": line + "\ngeneration 0", "sdpMid": "0"})
+        remote = pc.remoteDescription
+        assert remote is not None and remote.sdp.count("a=" + line + "\r\n") == 1
+
+
 async def test_add_ice_candidate_rules() -> None:
     text = (SAMPLES / "chromium_offer_audio_video_data.sdp").read_text()
     line = "candidate:1 1 udp 2130706431 127.0.0.1 9 typ host"

@@ -66,10 +66,13 @@ class RTCIceCandidate:
         parsed: Candidate | None = None,
     ) -> None:
         text = candidate[2:] if candidate.startswith("a=") else candidate
+        # The SDP line's own ending is tolerated (some signaling keeps it), as browsers do;
+        # a line break or NUL inside makes it no candidate line (it could not go into an SDP).
+        text = text.rstrip("\r\n")
         self.candidate = text
         self.sdpMid = sdp_mid
         self.sdpMLineIndex = sdp_mline_index
-        if parsed is None and text:
+        if parsed is None and text and not ("\r" in text or "\n" in text or "\x00" in text):
             try:
                 parsed = Candidate.from_sdp(text)
             except CandidateError:
