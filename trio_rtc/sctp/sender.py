@@ -25,7 +25,7 @@ from .chunks import (
 )
 from .congestion import CongestionControl, RtoEstimator
 
-__all__ = ["OutboundChunk", "OutboundMessage", "Sender"]
+__all__ = ["OutboundChunk", "Sender"]
 
 _MASK32 = 0xFFFFFFFF
 # A plain int: packing an IntEnum member goes through __index__ on every message.
@@ -40,25 +40,22 @@ def unwrap_tsn(tsn: int, reference: int) -> int:
     return reference + delta
 
 
-class OutboundMessage:
-    __slots__ = ("abandoned", "chunks", "expires_at", "max_retransmits", "stream_id")
-
-    def __init__(
-        self, stream_id: int, max_retransmits: int | None, expires_at: float | None
-    ) -> None:
-        self.stream_id = stream_id
-        self.max_retransmits = max_retransmits
-        self.expires_at = expires_at
-        self.abandoned = False
-        self.chunks: list[OutboundChunk] = []
-
-
 class OutboundChunk:
+    """One DATA chunk waiting for its acknowledgement, carrying its message's settings.
+
+    A message of one chunk is this one object: queued messages are what the garbage collector
+    walks during a transfer (thousands of them under a 1 MiB send buffer), so the common small
+    message costs one tracked object, not three. The fragments of a larger message share
+    ``group``, the list of them all, through which abandoning one abandons the message."""
+
     __slots__ = (
+        "abandoned",
         "acked",
+        "expires_at",
         "fast_retransmitted",
+        "group",
         "in_flight",
-        "message",
+        "max_retransmits",
         "misses",
         "ordered",
         "retransmit",
@@ -66,19 +63,33 @@ class OutboundChunk:
         "sent_count",
         "size",
         "ssn",
+        "stream_id",
         "tsn",
         "wire",
     )
 
     def __init__(
-        self, tsn: int, ssn: int, ordered: bool, wire: bytes, size: int, message: OutboundMessage
+        self,
+        tsn: int,
+        ssn: int,
+        ordered: bool,
+        wire: bytes,
+        size: int,
+        stream_id: int,
+        max_retransmits: int | None,
+        expires_at: float | None,
+        group: list[OutboundChunk] | None,
     ) -> None:
         self.tsn = tsn
         self.ssn = ssn
         self.ordered = ordered
         self.wire = wire
         self.size = size
-        self.message = message
+        self.stream_id = stream_id
+        self.max_retransmits = max_retransmits
+        self.expires_at = expires_at
+        self.abandoned = False
+        self.group = group
         self.sent_count = 0
         self.sent_at = 0.0
         self.acked = False
@@ -140,7 +151,6 @@ class Sender:
         max_retransmits: int | None,
         expires_at: float | None,
     ) -> None:
-        message = OutboundMessage(stream_id, max_retransmits, expires_at)
         if ordered:
             ssn = self._next_ssn.get(stream_id, 0)
             self._next_ssn[stream_id] = (ssn + 1) & 0xFFFF
@@ -160,12 +170,14 @@ class Sender:
                 _DATA, base_flags | 3, length, tsn & _MASK32, stream_id, ssn, ppid
             )
             wire = wire + data + b"\x00" * (-length & 3) if length & 3 else wire + data
-            chunk = OutboundChunk(tsn, ssn, ordered, wire, total, message)
-            message.chunks.append(chunk)
-            self.queue.append(chunk)
+            self.queue.append(
+                OutboundChunk(
+                    tsn, ssn, ordered, wire, total, stream_id, max_retransmits, expires_at, None
+                )
+            )
             self.next_tsn = tsn + 1
             return
-        chunks = message.chunks
+        chunks: list[OutboundChunk] = []
         pack = DATA_HEADER.pack
         view = memoryview(data)
         offset = 0
@@ -183,7 +195,19 @@ class Sender:
                 + piece
                 + b"\x00" * (-length & 3)
             )
-            chunks.append(OutboundChunk(tsn, ssn, ordered, wire, len(piece), message))
+            chunks.append(
+                OutboundChunk(
+                    tsn,
+                    ssn,
+                    ordered,
+                    wire,
+                    len(piece),
+                    stream_id,
+                    max_retransmits,
+                    expires_at,
+                    chunks,
+                )
+            )
             tsn += 1
             if offset >= total:
                 break
@@ -196,7 +220,7 @@ class Sender:
             self._next_ssn.pop(stream_id, None)
 
     def pending_on_streams(self, stream_ids: set[int]) -> bool:
-        return any(chunk.message.stream_id in stream_ids for chunk in self.queue)
+        return any(chunk.stream_id in stream_ids for chunk in self.queue)
 
     # -- transmission --------------------------------------------------------------------------
 
@@ -215,7 +239,7 @@ class Sender:
                 heapq.heappop(heap)
                 continue
             chunk = queue[index]
-            if chunk.acked or chunk.message.abandoned or not chunk.retransmit:
+            if chunk.acked or chunk.abandoned or not chunk.retransmit:
                 heapq.heappop(heap)
                 chunk.retransmit = False
                 continue
@@ -246,16 +270,16 @@ class Sender:
             flight = self.flight_size
             rwnd = self.peer_rwnd
             sent_bytes = 0
-            expired: OutboundMessage | None = None
+            expired: OutboundChunk | None = None
             stopped = False
             while index < end and budget > 0:
                 chunk = queue[index]
-                message = chunk.message
-                if message.abandoned:
+                if chunk.abandoned:
                     index += 1
                     continue
-                if message.expires_at is not None and now > message.expires_at:
-                    expired = message
+                expires_at = chunk.expires_at
+                if expires_at is not None and now > expires_at:
+                    expired = chunk
                     break
                 if flight >= cwnd:
                     self.cwnd_limited = stopped = True
@@ -273,7 +297,7 @@ class Sender:
                     break
                 budget -= len(wire)
                 index += 1
-                stream_id = message.stream_id
+                stream_id = chunk.stream_id
                 buffered[stream_id] -= size
                 changed.add(stream_id)
                 sent_bytes += size
@@ -311,29 +335,29 @@ class Sender:
 
     def _expired(self, chunk: OutboundChunk, now: float) -> bool:
         """Partial reliability (RFC 3758 §3.5 A1): abandon instead of retransmitting."""
-        message = chunk.message
-        limit = message.max_retransmits
+        limit = chunk.max_retransmits
         if (limit is not None and chunk.sent_count > limit) or (
-            message.expires_at is not None and now > message.expires_at
+            chunk.expires_at is not None and now > chunk.expires_at
         ):
-            self._abandon(message)
+            self._abandon(chunk)
             return True
         return False
 
-    def _abandon(self, message: OutboundMessage) -> None:
-        if message.abandoned:
+    def _abandon(self, chunk: OutboundChunk) -> None:
+        """Abandon the message ``chunk`` belongs to: every fragment of it."""
+        if chunk.abandoned:
             return
-        message.abandoned = True
         self.abandoned_messages += 1
-        for chunk in message.chunks:
-            if chunk.in_flight:
-                chunk.in_flight = False
-                self.flight_size -= chunk.size
-            chunk.retransmit = False
-            if chunk.sent_count == 0:
-                stream_id = message.stream_id
-                self.buffered[stream_id] -= chunk.size
-                self.buffered_total -= chunk.size
+        stream_id = chunk.stream_id
+        for part in chunk.group or (chunk,):
+            part.abandoned = True
+            if part.in_flight:
+                part.in_flight = False
+                self.flight_size -= part.size
+            part.retransmit = False
+            if part.sent_count == 0:
+                self.buffered[stream_id] -= part.size
+                self.buffered_total -= part.size
                 self.buffered_changed.add(stream_id)
         self._advance_peer_ack_point()
 
@@ -344,7 +368,7 @@ class Sender:
         index = point - self.cumulative_ack
         while index < len(queue):
             chunk = queue[index]
-            if not chunk.message.abandoned:
+            if not chunk.abandoned:
                 break
             point += 1
             index += 1
@@ -361,7 +385,7 @@ class Sender:
         for index in range(self.advanced_peer_ack - self.cumulative_ack):
             chunk = self.queue[index]
             if chunk.ordered:
-                streams[chunk.message.stream_id] = chunk.ssn
+                streams[chunk.stream_id] = chunk.ssn
         return ForwardTsnChunk(self.advanced_peer_ack & _MASK32, sorted(streams.items()))
 
     # -- acknowledgements ----------------------------------------------------------------------
@@ -374,7 +398,7 @@ class Sender:
             return False
         if cumulative > self.cumulative_ack:
             last = self.queue[cumulative - self.cumulative_ack - 1]
-            if last.sent_count == 0 and not last.message.abandoned:
+            if last.sent_count == 0 and not last.abandoned:
                 return False  # acknowledges a chunk we never sent
         flight_before = self.flight_size
         queue = self.queue
@@ -387,18 +411,18 @@ class Sender:
             if chunk.in_flight:
                 self.flight_size -= chunk.size
                 chunk.in_flight = False
-            message = chunk.message
-            if not chunk.acked and not message.abandoned:
+            if not chunk.acked and not chunk.abandoned:
                 newly_acked += chunk.size
                 if chunk.sent_count == 1:
                     rtt_sample = now - chunk.sent_at
             chunk.acked = True
-            if message.chunks[-1] is chunk:
-                # The message's last chunk left the queue (chunks leave in TSN order): letting
-                # go of its list ends the message <-> chunk cycle, so reference counting frees
-                # them now. Left to the cyclic collector, they were 2.6 garbage objects per
-                # message and a quarter of the CPU of a stream of small messages.
-                message.chunks = []
+            group = chunk.group
+            if group is not None and group[-1] is chunk:
+                # The message's last fragment left the queue (they leave in TSN order):
+                # emptying the shared list ends the fragments <-> list cycle, so reference
+                # counting frees them now. Left to the cyclic collector, they were 2.6
+                # garbage objects per message and a quarter of a transfer's CPU.
+                group.clear()
         if self.unsent_index < 0:
             self.unsent_index = 0
         self.cumulative_ack = cumulative
@@ -470,7 +494,7 @@ class Sender:
                     if chunk.in_flight:
                         chunk.in_flight = False
                         self.flight_size -= chunk.size
-                    if not chunk.message.abandoned:
+                    if not chunk.abandoned:
                         newly += chunk.size
                     chunk.retransmit = False
                     highest = base + index + 1
@@ -511,7 +535,7 @@ class Sender:
         self.cc.on_retransmission_timeout()
         for index in range(self.unsent_index):
             chunk = self.queue[index]
-            if chunk.acked or chunk.message.abandoned:
+            if chunk.acked or chunk.abandoned:
                 continue
             if chunk.in_flight:
                 chunk.in_flight = False
