@@ -200,6 +200,30 @@ async def test_bufferedamountlow_fires_when_the_buffer_drains() -> None:
                 a.bufferedAmountLowThreshold = -1
 
 
+@pytest.mark.parametrize("how", ["listener", "handler", "waiter"])
+async def test_bufferedamountlow_for_a_listener_that_comes_after_the_sends(how: str) -> None:
+    # Nobody listens while the messages are sent, so the buffer is not watched then; whoever
+    # arrives while it is still above the threshold is told when it drains.
+    with trio.fail_after(10):
+        async with sctp_pair() as stack:
+            a, b = await negotiated(stack)
+            b.onmessage = lambda event: None
+            for _ in range(40):
+                a.send(b"y" * 10_000)
+            assert a.bufferedAmount > 300_000
+            # A trio.Event, not wait_until, which would watch the buffer by itself.
+            low = trio.Event()
+            if how == "listener":
+                a.addEventListener("bufferedamountlow", lambda event: low.set())
+            elif how == "handler":
+                a.onbufferedamountlow = lambda event: low.set()
+            else:
+                await a.wait_until(lambda: a.bufferedAmount == 0)
+                low.set()
+            await low.wait()
+            assert a.bufferedAmount == 0
+
+
 async def test_message_events_and_inbox() -> None:
     with trio.fail_after(10):
         async with sctp_pair() as stack:
