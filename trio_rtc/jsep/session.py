@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Sequence
-from typing import Concatenate, ParamSpec, TypeVar
 
 import attrs
 
@@ -185,32 +184,6 @@ class Description:
         return f"Description(type={self.type!r}, model={self.model!r})"
 
 
-_P = ParamSpec("_P")
-_R = TypeVar("_R")
-
-
-def _settles(
-    method: Callable[Concatenate[JsepSession, _P], _R],
-) -> Callable[Concatenate[JsepSession, _P], _R]:
-    """A JsepSession method that ends with :meth:`JsepSession.settle`. Nested calls settle
-    once, at the end of the outermost: it may still hold models the inner one used."""
-
-    def settling(self: JsepSession, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
-        self._depth += 1
-        try:
-            return method(self, *args, **kwargs)
-        finally:
-            self._depth -= 1
-            if self._depth == 0:
-                self.settle()
-
-    # What functools.wraps would copy (the core imports nothing beyond plain Python).
-    settling.__name__ = method.__name__
-    settling.__qualname__ = method.__qualname__
-    settling.__doc__ = method.__doc__
-    return settling
-
-
 @attrs.frozen
 class LocalCandidateTarget:
     """Where our gathered candidates go: the ICE generation (``ufrag``) of the applied local
@@ -240,7 +213,6 @@ class JsepSession:
     __slots__ = (
         "_agent_credentials",
         "_answer_credentials",
-        "_depth",
         "_dtls_fingerprints",
         "_dtls_is_client",
         "_early_candidates",
@@ -331,14 +303,13 @@ class JsepSession:
         self._planned_mids: dict[str, JsepTransceiver] = {}
         # What applying the pending offer (ours or theirs) changed on transceivers.
         self._offer_undo: list[Undo] = []
-        # Nesting of the methods that settle the descriptions at their end (_settles).
-        self._depth = 0
 
     def settle(self) -> None:
         """If the signaling state is stable, make every applied description compact (see
-        :class:`Description`). Applying a description or rolling back ends with it; a read in
-        between (a view, a trickled candidate) parses a description once and leaves it parsed
-        until the next call, which the peer connection also makes once connected."""
+        :class:`Description`). The driver decides when: a peer connection calls it once
+        connected and after each operation from then on, not during setup, where the
+        descriptions are read again at once (the local one to add gathered candidates) and
+        compacting would cost a serialisation and a parse each time."""
         if self.signaling_state != "stable":
             return
         for description in (
@@ -578,7 +549,6 @@ class JsepSession:
 
     # --- setLocalDescription / setRemoteDescription / rollback ---------------------------------
 
-    @_settles
     def set_local_description(self, sdp_type: str, sdp: str) -> list[Decision]:
         """Apply our offer, answer or pranswer (the text create_* returned) or a rollback."""
         if sdp_type == "rollback":
@@ -653,7 +623,6 @@ class JsepSession:
             decisions.append(Gather(credentials.ufrag, model.media[tag_index].mid, tag_index))
         return decisions + self._set_state(after)
 
-    @_settles
     def set_remote_description(self, sdp_type: str, model: SessionDescription) -> list[Decision]:
         """Apply the peer's offer, answer or pranswer (a parsed model), or a rollback. A remote
         offer in ``have-local-offer`` rolls our offer back first (perfect negotiation,
@@ -726,7 +695,6 @@ class JsepSession:
         decisions += self._remove_stopped(changes) if sdp_type == "answer" else changes
         return decisions + self._set_state(after)
 
-    @_settles
     def rollback(self) -> list[Decision]:
         """Discard the pending descriptions (webrtc-pc §4.4.1.5 rollback)."""
         next_signaling_state(self.signaling_state, "rollback", remote=False)

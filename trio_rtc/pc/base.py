@@ -172,8 +172,8 @@ class PeerConnectionBase(RefuseUnknownHandlers, EventTarget, abc.ABC):
     def _settle_descriptions(self) -> None:
         """Once connected, return the applied descriptions to their compact form (their SDP
         text, see ``jsep.Description``) after anything that parsed one: a view, a late
-        trickled candidate, a negotiation-needed check. Before that, the JSEP core settles
-        them itself after each description it applies, and once more when we connect."""
+        trickled candidate, a negotiation-needed check. Before that they stay parsed: setup
+        reads them again at once (the local one gains gathered candidates)."""
         if self._connection_state == "connected":
             self._jsep.settle()
 
@@ -323,8 +323,7 @@ class PeerConnectionBase(RefuseUnknownHandlers, EventTarget, abc.ABC):
         if description is None:
             return None
         view = RTCSessionDescription(type=description.type, sdp=self._jsep.local_sdp(description))
-        # Read about once per description (to signal it): settle now, connected or not.
-        self._jsep.settle()
+        self._settle_descriptions()
         return view
 
     def _remote_view(self, description: Description | None) -> RTCSessionDescription | None:
