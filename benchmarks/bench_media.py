@@ -739,7 +739,7 @@ def render(
                     met = ours <= figure.absolute_target
             if met is not None:
                 verdict = "met" if met else "NOT met"
-            elif ratio is not None and ours is not None and theirs is not None:
+            elif ratio and ours is not None and theirs is not None:  # not 0: no 1/ratio
                 better = ours < theirs if figure.better == "lower" else ours > theirs
                 verdict = f"{'trio_rtc' if better else 'aiortc'} {max(ratio, 1 / ratio):.2g}x"
             comparison[name] = {

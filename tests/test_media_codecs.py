@@ -347,6 +347,50 @@ def test_opus_round_trip_resamples_and_keeps_the_pitch(stereo: bool) -> None:
         decoder.decode(EncodedFrame(b"", 0, True, 0, 0))
 
 
+def opus_modes(frames: list[OutgoingFrame]) -> set[str]:
+    """The coding modes of Opus packets, from their TOC byte (RFC 6716 §3.1: configurations
+    0-11 SILK, 12-15 hybrid, 16-31 CELT)."""
+    return {
+        "silk" if frame.data[0] >> 3 < 12 else "hybrid" if frame.data[0] >> 3 < 16 else "celt"
+        for frame in frames
+    }
+
+
+def test_opus_fec_follows_the_loss_the_receiver_reports(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-band FEC lives in SILK: with none or little loss reported a tone is coded in CELT
+    (no redundancy to pay for), with 12 % reported in SILK; a loss that falls to half of its
+    level keeps the level, a lower one leaves it."""
+    monkeypatch.setattr(av_codecs, "_REOPEN_INTERVAL", 0.0)  # the test runs faster than 1 s
+    codec = NegotiatedCodec(111, "opus", 48000, 2, {"minptime": "10", "useinbandfec": "1"})
+    encoder = default_registry.create_encoder(codec)
+    assert isinstance(encoder, av_codecs.OpusEncoder)
+    set_packet_loss = encoder.set_packet_loss
+
+    def steady_modes() -> set[str]:
+        encoded: list[OutgoingFrame] = []
+        for frame in tone(48000, "mono", 1.0):
+            encoded += encoder.encode(frame)
+        return opus_modes(encoded[-20:])  # past a (re)opened encoder's first frames
+
+    assert steady_modes() == {"celt"}
+    set_packet_loss(0.12)
+    assert steady_modes() == {"silk"}
+    set_packet_loss(0.06)
+    assert steady_modes() == {"silk"}
+    set_packet_loss(0.02)
+    assert steady_modes() == {"celt"}
+    set_packet_loss(math.nan)  # ignored
+    assert steady_modes() == {"celt"}
+
+    plain = default_registry.create_encoder(NegotiatedCodec(111, "opus", 48000, 2, {}))
+    assert isinstance(plain, av_codecs.OpusEncoder)
+    plain.set_packet_loss(0.2)  # no FEC negotiated: nothing to size
+    encoded = []
+    for frame in tone(48000, "mono", 0.5):
+        encoded += plain.encode(frame)
+    assert opus_modes(encoded) == {"celt"}
+
+
 @pytest.mark.parametrize("name", ["PCMU", "PCMA"])
 def test_g711_round_trip(name: str) -> None:
     codec = NegotiatedCodec(0 if name == "PCMU" else 8, name, 8000)

@@ -86,7 +86,11 @@ class Encoder(Protocol):
     True for a picture that decodes on its own. ``keyframe=True`` forces one.
     ``set_target(bitrate=, framerate=)`` changes the rate while running (applied at the next
     ``encode``). A new picture size is handled inside ``encode`` (a built-in encoder reopens
-    its codec and emits a keyframe)."""
+    its codec and emits a keyframe).
+
+    Optional: an encoder with loss protection of its own may have
+    ``set_packet_loss(fraction)``, the share of packets (0 to 1) the receiver reports lost,
+    called like ``set_target``; the built-in Opus encoder sizes its in-band FEC by it."""
 
     kind: str
     mime_type: str

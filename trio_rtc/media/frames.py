@@ -114,11 +114,19 @@ class _PushSource(FrameTrack):
 
     async def send(self, frame: Any) -> None:
         """Queue one raw frame, waiting while the queue is full (the encoder is behind, or no
-        sender runs yet). ``trio.ClosedResourceError`` after :meth:`close`/:meth:`stop`."""
+        sender runs yet). ``trio.ClosedResourceError`` after :meth:`close`/:meth:`stop`.
+
+        A frame that finds room is queued with a cancellation point but no schedule point: a
+        source paces itself (it sleeps until its next frame, or waits here once the queue is
+        full), so yielding after every frame only cost a task step per frame."""
         if self._ready_state == "ended":
             raise trio.ClosedResourceError(f"{type(self).__name__} {self.id} was closed")
         self._check_frame(frame)
-        await self._send.send(frame)
+        await trio.lowlevel.checkpoint_if_cancelled()
+        try:
+            self._send.send_nowait(frame)
+        except trio.WouldBlock:
+            await self._send.send(frame)
         self.frames_sent += 1
 
     def send_nowait(self, frame: Any) -> None:
