@@ -11,6 +11,12 @@ default configuration and its own bitrate control (no ``--bitrate``): what the s
 the link is what is measured. Signalling goes through this process over the peers' stdin and
 stdout (pipes cross namespaces; loopback does not).
 
+RTX: the peers (shared with ``bench_media.py``) prefer the measured codec alone with
+``setCodecPreferences``, which leaves ``video/rtx`` out of the offer, so lost packets were resent
+as plain copies. A user's default offer has RTX, so here each peer keeps it (the peer script is
+started through ``KEEP_RTX``, which adds the RTX codec to its preference); ``--no-rtx``
+measures the peers as they are.
+
 Scenarios (the issue's): (a) 2 Mbit/s, no loss; (b) 2 Mbit/s, 5 % random loss, 30 ms one-way
 delay; (c) capacity 3 -> 1 -> 3 Mbit/s, a third of the window each; (d) 2 Mbit/s, 10 % loss in
 bursts. Loss is on the media direction only (sender -> receiver); delay is on both.
@@ -89,6 +95,23 @@ SCENARIOS = {
     ),
     "d": Scenario("d", "2 Mbit/s, 10 % loss in bursts (40-160 ms)", 2e6, burst_loss=0.10),
 }
+#: Starts a peer script (argv[1], its arguments after it) with ``video/rtx`` kept in its codec
+#: preference: its ``prefer()`` keeps only the named codec. Both peers define ``prefer`` and
+#: import ``RTCRtpSender`` at module level.
+KEEP_RTX = """
+import os, runpy, sys
+script = sys.argv[1]
+sys.argv = sys.argv[1:]
+sys.path.insert(0, os.path.dirname(script))
+peer = runpy.run_path(script, run_name="bench_peer")
+def prefer(transceiver, kind, name):
+    codecs = peer["RTCRtpSender"].getCapabilities(kind).codecs
+    wanted = (f"{kind}/{name}".lower(), f"{kind}/rtx")
+    transceiver.setCodecPreferences([c for c in codecs if c.mimeType.lower() in wanted])
+peer["prefer"] = prefer
+sys.exit(peer["main"]())
+"""
+
 #: Burst loss: each burst lasts uniformly BURST_MIN..BURST_MAX seconds; see burst_schedule.
 BURST_MIN, BURST_MAX = 0.040, 0.160
 
@@ -212,6 +235,7 @@ def run_pair(
     seconds: float,
     seed: int,
     scratch: str,
+    rtx: bool = True,
 ) -> dict[str, Any]:
     """One sender and one receiver over the scenario's link; every raw record of the pair."""
     duration = warmup + seconds + 0.5
@@ -248,7 +272,8 @@ def run_pair(
         peers = {}
         for role, namespace in (("receiver", link.receiver), ("sender", link.sender)):
             argv = [
-                python, str(HERE / PEER_SCRIPT[stack]), "--role", role, "--codec", codec,
+                python, *(("-c", KEEP_RTX) if rtx else ()), str(HERE / PEER_SCRIPT[stack]),
+                "--role", role, "--codec", codec,
                 "--duration", str(duration), "--bitrate", "0", "--no-watchdog",
                 "--out", outs[role],
             ]  # fmt: skip
@@ -612,6 +637,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--codec", default="vp8", choices=CODECS)
     parser.add_argument("--queue-ms", type=float, default=200.0, help="tbf queue (default 200)")
     parser.add_argument("--seed", type=int, default=1, help="seed of the loss bursts")
+    parser.add_argument(
+        "--no-rtx", action="store_true", help="the peers as they are: no video/rtx offered"
+    )
     parser.add_argument("--json", type=Path, help="write every figure and raw detail here")
     parser.add_argument("--stacks", default=",".join(STACKS), help="subset of trio_rtc,aiortc")
     parser.add_argument("--python", default=sys.executable, help="python for trio_rtc peers")
@@ -656,6 +684,7 @@ def main(argv: list[str] | None = None) -> int:
                         raw = run_pair(
                             link, scenario, stack, python=pythons[stack], codec=args.codec,
                             warmup=args.warmup, seconds=args.seconds, seed=args.seed,
+                            rtx=not args.no_rtx,
                             scratch=scratch,
                         )  # fmt: skip
                         figures, more = analyse(scenario, raw, args.warmup, args.seconds)
@@ -686,7 +715,8 @@ def main(argv: list[str] | None = None) -> int:
     table, comparison = render(scenarios, results, errors, stacks)
     header = (
         f"{args.codec.upper()} 640x480 30 fps, each stack's own bitrate control; "
-        f"{args.seconds:g} s measured after {args.warmup:g} s; tbf queue {args.queue_ms:g} ms"
+        f"{args.seconds:g} s measured after {args.warmup:g} s; tbf queue {args.queue_ms:g} ms; "
+        f"{'no RTX offered' if args.no_rtx else 'RTX offered'}"
     )
     loads = [d["load_average"] for by in details.values() for d in by.values()]
     if loads:

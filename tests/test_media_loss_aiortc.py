@@ -164,19 +164,20 @@ def check_repaired_both_ways(seen: dict[str, Any], seconds: float) -> None:
     assert seen["dropped"] > 10, seen
 
     # aiortc keeps decoding ours: its NACKs (10 % of them lost too) are answered over RTX.
-    # Seen: 113..181 of 120..180 frames in runs alone, the counters always increasing; in two
-    # full-suite runs 59 and 75 of 180. aiortc asks for each lost packet once: when the NACK
-    # or our retransmission is lost as well (about one loss in five at 10 % each way), its
-    # picture waits until its 128-packet jitter buffer overflows and it asks for a key frame,
-    # a stall of seconds at this rate that no sender can shorten. So the bound is a third of
-    # the frames, still far above what an unrepaired stream (stopped at its first loss) gives.
+    # aiortc asks for each lost packet once, and again only when a later packet is lost, for
+    # 128 packets; its picture waits at the oldest missing packet meanwhile, and after that
+    # until its 512-packet jitter buffer overflows (a stall for the rest of the call at this
+    # rate). Two full-suite runs gave 59 and 75 of 180 while our history kept one second
+    # (about 40 packets here, fewer on a loaded machine): a packet whose NACK or resend was
+    # lost a few times was gone for good. The history keeps three seconds now, and a loss on
+    # its own is resent twice at this loss rate (tests/test_rtp_repair_timing.py).
     assert seen["theirs_error"] is None, seen
-    assert seen["theirs_frames"] >= frames / 3, seen
+    assert seen["theirs_frames"] >= 0.6 * frames, seen
     counters = seen["theirs_counters"]
-    assert len(counters) >= frames / 3 and counters == sorted(counters), seen
+    assert len(counters) >= 0.6 * frames and counters == sorted(counters), seen
     assert seen["outbound"]["nackCount"] > 0, seen
     assert seen["outbound"]["retransmittedPacketsSent"] > 0, seen
-    # aiortc asks for a key frame only when its 128-packet jitter buffer overflows or its
+    # aiortc asks for a key frame only when its 512-packet jitter buffer overflows or its
     # decoder fails; with NACK repairing every gap neither happens (our outbound pliCount
     # stayed 0 in every run, even across a 3 s outage), so its PLI is not asserted.
 

@@ -45,6 +45,7 @@ from ..rtp.codecs import (
     Vp8Packetizer,
     Vp9Depacketizer,
     Vp9Packetizer,
+    frame_hold,
     packetize_rtp,
 )
 from ..rtp.driver import RtpTransport
@@ -115,13 +116,8 @@ def _feedback(negotiated: NegotiatedMedia, codec: NegotiatedCodec | None) -> set
 
 
 def _frame_hold(rtp_transport: RtpTransport) -> float:
-    """How long a video frame behind a gap waits for its retransmission: a NACK goes out
-    after a short reorder allowance and the packet comes back in about one RTT; room for a
-    second try (the retransmission can be lost too) before the gap is given up and a key
-    frame is needed."""
-    rtt = rtp_transport.round_trip_time
-    rtt = 0.1 if rtt is None else rtt
-    return min(max(3 * rtt + 0.03, 0.08), 0.5)
+    """The frame hold for the transport's round-trip time (see ``frame_hold``)."""
+    return frame_hold(rtp_transport.round_trip_time)
 
 
 def sending_codec(negotiated: NegotiatedMedia) -> NegotiatedCodec:

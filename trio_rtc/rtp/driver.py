@@ -52,13 +52,14 @@ from .extensions import (
     encode_sdes_text,
     encode_transport_cc,
 )
-from .gcc import SendSideBandwidthEstimator
+from .gcc import BandwidthUsage, SendSideBandwidthEstimator
 from .keyframes import KeyframeRequester, KeyframeResponder
 from .nack import NackGenerator
 from .pacer import Paced, Pacer, PacketKind
 from .packet import RtpPacket, parse_rtp_untrusted
 from .remb import ReceiveSideEstimator
 from .repair import (
+    REDUNDANCY_LOSS,
     RETRANSMIT_FLOOR_BPS,
     PacketHistory,
     Retransmission,
@@ -202,6 +203,7 @@ class RtpSender:
                 rtx_ssrc=self.rtx_ssrc,
                 rtx_payload_types=rtx_payload_types,
                 rtx_sequence_start=(rng or random).getrandbits(16),
+                redundancy_loss=REDUNDANCY_LOSS,
             )
         #: RTX packets sent carrying no media (bandwidth probes).
         self.padding_packets_sent = 0
@@ -764,7 +766,9 @@ class RtpTransport(EventTarget):
             if receiver.nack:
                 generator = self._nack.get(packet.ssrc)
                 if generator is None:
-                    generator = self._nack[packet.ssrc] = NackGenerator()
+                    generator = self._nack[packet.ssrc] = NackGenerator(
+                        retry_needs_arrival=True, wait_after_reordering=True
+                    )
                     rtt = self._rtt()
                     if rtt is not None:
                         generator.set_rtt(rtt)
@@ -824,8 +828,14 @@ class RtpTransport(EventTarget):
             if route.local:
                 if isinstance(packet, TwccFeedback):
                     counters.twcc_feedback_received += 1
-                    if self.estimator is not None:
-                        self.estimator.receive_feedback(packet, now)
+                    estimator = self.estimator
+                    if estimator is not None:
+                        estimator.receive_feedback(packet, now)
+                        # Loss while the queue grows is congestion: no redundant resends.
+                        congested = estimator.usage is BandwidthUsage.OVERUSING
+                        for local in self._senders.values():
+                            if local.retransmitter is not None:
+                                local.retransmitter.congested = congested
                     continue
                 if isinstance(packet, Remb):
                     counters.remb_received += 1
@@ -1126,6 +1136,10 @@ class RtpTransport(EventTarget):
                     packet.extensions[repaired_id] = value
             # A new packet of the RTX stream: its own transport-wide number, like any.
             self._stamp(packet, now, probe_cluster)
+        elif self.estimator is not None and self._twcc_id is not None:
+            raw = packet.extensions.get(self._twcc_id)
+            if raw is not None and len(raw) == 2:
+                self.estimator.on_packet_resent(decode_transport_cc_untrusted(raw))
         # A plain resend goes out exactly as the first time (its transport-wide number too):
         # SRTP protects the same index again, safe only for identical bytes.
         done = self._protect(sender, packet)

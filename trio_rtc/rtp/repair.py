@@ -42,9 +42,13 @@ __all__ = [
     "wrap_rtx",
 ]
 
-#: History bounds: about one second of 2-3 Mbit/s video (libwebrtc keeps 600 packets).
+#: History bounds: 600 packets as libwebrtc keeps, about two seconds of 2-3 Mbit/s video. The
+#: age bound is longer than our own receiver asks (it gives up after a second) for peers that
+#: repeat a request only when a later packet is lost too (aiortc, within 128 packets): at a few
+#: hundred kbit/s that comes seconds later, and a request the history cannot answer stalls such
+#: a peer until its jitter buffer overflows.
 MAX_PACKETS = 600
-MAX_AGE = 1.0
+MAX_AGE = 3.0
 MAX_BYTES = 2_000_000
 #: A packet is not resent again sooner than this, nor sooner than one RTT after the last resend.
 MIN_RESEND_INTERVAL = 0.010
@@ -55,6 +59,9 @@ RETRANSMIT_FLOOR_BPS = 100_000
 _RATE_WINDOW = 1.0
 #: A resend waits at most this long for the resends ahead of it (see Retransmitter).
 _MAX_BACKLOG_WAIT = 0.5
+#: Redundant resends: at this share of the media packets asked for within the window, an
+#: isolated loss is resent twice (see Retransmitter; off unless given, as the RTP task does).
+REDUNDANCY_LOSS = 0.02
 _OSN = struct.Struct("!H")
 
 
@@ -115,6 +122,8 @@ class _Stored:
     sent_at: float
     resent_at: float | None = None
     resends: int = 0
+    #: The peer asked for it at least once.
+    nacked: bool = False
     #: Seconds the resends issued just before the last resend of this one needed to drain:
     #: how long that resend may have stood in line.
     queued_behind: float = 0.0
@@ -193,6 +202,10 @@ class PacketHistory:
         stored = self._lookup(sequence_number)
         return None if stored is None else stored.packet
 
+    def _nacked(self, sequence_number: int) -> bool:
+        stored = self._lookup(sequence_number & 0xFFFF)
+        return stored is not None and stored.nacked
+
 
 @attrs.define
 class RetransmitterCounters:
@@ -206,6 +219,8 @@ class RetransmitterCounters:
     not_in_history: int = 0
     too_soon: int = 0
     rate_limited: int = 0
+    #: Second copies of a resend (isolated losses at a high loss rate; see Retransmitter).
+    redundant_packets_sent: int = 0
 
 
 @attrs.define(slots=True)
@@ -237,6 +252,18 @@ class Retransmitter:
 
     Retransmitted bytes within any second are capped by ``max(ratio * media bytes sent in that
     second, floor_bps / 8)``, or by :meth:`set_max_rate` when the bandwidth estimator gives one.
+
+    Redundancy (``redundancy_loss``, e.g. :data:`REDUNDANCY_LOSS`; None, the default, is off):
+    when the peer asked for at least ``redundancy_loss`` of the media packets sent
+    within the window (:attr:`loss_fraction`), a resend is likely to be lost as well, and each
+    loss costs the receiver another round trip (two for a request that repeats at one RTT) or,
+    with a peer that asks for each packet once and again only when a later packet is lost
+    (aiortc), a stall until then. So a packet lost on its own (neither neighbour asked for) is
+    resent twice, the copy after the answer's other resends, from what the rate limit leaves:
+    with random loss p both are lost with p². The copies cost about p of the media rate. Runs
+    of losses (a burst) get none: their resends already fill the line, and a copy adjacent to
+    its original meets the same burst. None while :attr:`congested` (the driver sets it from
+    the bandwidth estimator's overuse): loss from a full queue is not repaired by adding load.
     """
 
     __slots__ = (
@@ -245,14 +272,17 @@ class Retransmitter:
         "_max_rate_bps",
         "_media_window",
         "_media_window_bytes",
+        "_nacked_window",
         "_resent_window",
         "_resent_window_bytes",
         "_rtx_seq",
+        "congested",
         "counters",
         "floor_bps",
         "history",
         "min_interval",
         "ratio",
+        "redundancy_loss",
         "rtt",
         "rtx_payload_types",
         "rtx_ssrc",
@@ -268,6 +298,7 @@ class Retransmitter:
         min_interval: float = MIN_RESEND_INTERVAL,
         ratio: float = RETRANSMIT_RATIO,
         floor_bps: int = RETRANSMIT_FLOOR_BPS,
+        redundancy_loss: float | None = None,
     ) -> None:
         self.history = history
         self.rtx_ssrc = rtx_ssrc
@@ -279,6 +310,11 @@ class Retransmitter:
         self._max_rate_bps: int | None = None
         self.rtt: float | None = None
         self.counters = RetransmitterCounters()
+        #: None turns redundant resends off.
+        self.redundancy_loss = redundancy_loss
+        self.congested = False
+        # Times at which a media packet was first asked for, within the last _RATE_WINDOW.
+        self._nacked_window: deque[float] = deque()
         # (time, bytes) of media sent and of retransmissions, within the last _RATE_WINDOW.
         self._media_window: deque[tuple[float, int]] = deque()
         self._media_window_bytes = 0
@@ -328,6 +364,18 @@ class Retransmitter:
         resent = self._resent_window
         while resent and resent[0][0] < start:
             self._resent_window_bytes -= resent.popleft()[1]
+        nacked = self._nacked_window
+        while nacked and (nacked[0] < start or len(nacked) > len(media)):
+            nacked.popleft()
+
+    @property
+    def loss_fraction(self) -> float:
+        """Media packets first asked for within the window, per media packet sent in it."""
+        return len(self._nacked_window) / max(len(self._media_window), 1)
+
+    def _redundant(self) -> bool:
+        threshold = self.redundancy_loss
+        return threshold is not None and not self.congested and self.loss_fraction >= threshold
 
     def _budget(self) -> float:
         if self._max_rate_bps is not None:
@@ -358,16 +406,25 @@ class Retransmitter:
         ahead = self._backlog(now, drain)  # resends still in line before this NACK's
         budget = self._budget()
         out: list[Retransmission] = []
+        isolated: list[_Stored] = []
         # Each NACK item names at most 17 numbers and the history is bounded, so the work is
         # bounded by the NACK's length; duplicates inside one NACK are skipped.
         seen: set[int] = set()
-        for seq in sequence_numbers:
-            seq &= 0xFFFF
+        numbers = [seq & 0xFFFF for seq in sequence_numbers]
+        history = self.history
+        for seq in numbers:
+            stored = history._lookup(seq)
+            if stored is not None and not stored.nacked:
+                stored.nacked = True
+                self._nacked_window.append(now)
+        self._expire(now)
+        redundant = self._redundant()
+        for seq in numbers:
             if seq in seen:
                 continue
             seen.add(seq)
             counters.nacked_sequence_numbers += 1
-            stored = self.history._lookup(seq)
+            stored = history._lookup(seq)
             if stored is None:
                 counters.not_in_history += 1
                 continue
@@ -395,9 +452,38 @@ class Retransmitter:
             stored.queued_behind = min(ahead / drain, _MAX_BACKLOG_WAIT)
             ahead += size
             self._backlog_bytes = ahead
-            self._resent_window.append((now, size))
-            self._resent_window_bytes += size
-            counters.retransmitted_packets_sent += 1
-            counters.retransmitted_bytes_sent += len(stored.packet.payload)
+            self._account(now, size, stored)
             out.append(Retransmission(packet, rtx, stored.packet.sequence_number, size))
+            if redundant and not (history._nacked(seq - 1) or history._nacked(seq + 1)):
+                isolated.append(stored)
+        for stored in isolated:
+            copy = self._copy(stored, budget)
+            if copy is None:
+                break
+            ahead += copy.size
+            self._backlog_bytes = ahead
+            self._account(now, copy.size, stored)
+            counters.redundant_packets_sent += 1
+            out.append(copy)
         return out
+
+    def _account(self, now: float, size: int, stored: _Stored) -> None:
+        self._resent_window.append((now, size))
+        self._resent_window_bytes += size
+        self.counters.retransmitted_packets_sent += 1
+        self.counters.retransmitted_bytes_sent += len(stored.packet.payload)
+
+    def _copy(self, stored: _Stored, budget: float) -> Retransmission | None:
+        """A second resend of ``stored`` (a new RTX packet, or the original again), if the
+        rate limit leaves room for it."""
+        packet = stored.packet
+        rtx_pt = self.rtx_payload_types.get(packet.payload_type)
+        rtx = self.rtx_ssrc is not None and rtx_pt is not None
+        size = stored.size + 2 if rtx else stored.size
+        if self._resent_window_bytes + size > budget:
+            return None
+        if rtx:
+            assert self.rtx_ssrc is not None and rtx_pt is not None
+            packet = wrap_rtx(packet, self.rtx_ssrc, rtx_pt, self._rtx_seq)
+            self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
+        return Retransmission(packet, rtx, stored.packet.sequence_number, size)

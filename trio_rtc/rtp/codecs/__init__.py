@@ -12,6 +12,7 @@ from .assembler import (
     DEFAULT_MAX_FRAME_PACKETS,
     DEFAULT_REORDER_WINDOW,
     FrameAssembler,
+    frame_hold,
 )
 from .audio import (
     G711_CLOCK_RATE,
@@ -64,5 +65,6 @@ __all__ = [
     "Vp8Packetizer",
     "Vp9Depacketizer",
     "Vp9Packetizer",
+    "frame_hold",
     "packetize_rtp",
 ]

@@ -66,11 +66,33 @@ __all__ = [
     "DEFAULT_MAX_FRAME_PACKETS",
     "DEFAULT_REORDER_WINDOW",
     "FrameAssembler",
+    "frame_hold",
 ]
 
 DEFAULT_REORDER_WINDOW = 512
 DEFAULT_MAX_FRAME_PACKETS = 2000
 DEFAULT_MAX_FRAME_BYTES = 4 * 1024 * 1024
+#: Bounds of :func:`frame_hold`, seconds.
+MIN_FRAME_HOLD = 0.2
+MAX_FRAME_HOLD = 0.5
+
+
+def frame_hold(rtt: float | None) -> float:
+    """How long a video frame behind a gap waits for its retransmission (``max_wait``), for a
+    path with this round-trip time (None: not measured yet, 100 ms assumed).
+
+    A NACK goes out after a short reorder allowance and the packet comes back in about one RTT;
+    there is room for a second try (the retransmission can be lost too) before the gap is
+    given up and a key frame is needed. Never less than MIN_FRAME_HOLD: after a loss burst the
+    resends of every packet in it queue behind each other at the bottleneck (a 150 ms burst of
+    1.5 Mbit/s video takes about 100 ms to resend over a 2 Mbit/s link), so on a short path
+    three RTTs ended the wait while the line was still draining, and the key frame that
+    followed froze the picture for longer than the repair would have.
+    """
+    rtt = 0.1 if rtt is None else rtt
+    return min(max(3 * rtt + 0.03, MIN_FRAME_HOLD), MAX_FRAME_HOLD)
+
+
 # Timestamps of dropped oversized frames remembered, so their later packets are dropped on sight.
 _OVERSIZED_MEMORY = 16
 
