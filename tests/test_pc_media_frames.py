@@ -170,6 +170,42 @@ async def test_audio_source_arrives_as_decoded_sound(codec: str, rate: int) -> N
         nursery.cancel_scope.cancel()
 
 
+async def test_the_opus_encoder_follows_the_loss_the_receiver_reports(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from trio_rtc.media.av_codecs import OpusEncoder
+
+    twelve_percent = trio.Event()
+    original = OpusEncoder.set_packet_loss
+
+    def record(self: OpusEncoder, fraction: float) -> None:
+        if fraction == 31 / 256:
+            twelve_percent.set()
+        original(self, fraction)
+
+    monkeypatch.setattr(OpusEncoder, "set_packet_loss", record)
+    async with pc_pair() as (a, b), trio.open_nursery() as nursery:
+        source = AudioSource()
+        sender = a.addTrack(source.create_track("tone"))
+        prefer(a.getTransceivers()[0], "audio", "opus")
+        with trio.fail_after(30):
+            await connect(a, b, nursery)
+
+            async def feed() -> None:
+                for index in range(500):
+                    await source.send(tone(index, 441, 22050))
+                    await trio.sleep(0.02)
+
+            nursery.start_soon(feed)
+            await trio.sleep(0.2)
+            rtp_sender = sender._rtp_sender
+            assert rtp_sender is not None
+            # What a receiver report saying 12 % (31/256) of the packets were lost leaves.
+            rtp_sender.statistics.remote_fraction_lost = 31
+            await twelve_percent.wait()
+        nursery.cancel_scope.cancel()
+
+
 class AiortcStyleTrack:
     """What aiortc code hands to addTrack: kind, id and recv(), ending with an exception
     called MediaStreamError (aiortc's own class, not ours)."""

@@ -513,6 +513,10 @@ async def run_encoder(
                 _read_source, producer, mailbox, name=f"trio_rtc.media.read {track.id}"
             )
             target = (bitrate, framerate)
+            # An encoder with loss protection of its own (the Opus encoder's in-band FEC)
+            # follows the loss the receiver reports.
+            set_packet_loss = getattr(encoder, "set_packet_loss", None)
+            reported_loss = -1
             while True:
                 try:
                     frame = await mailbox.get()
@@ -534,6 +538,13 @@ async def run_encoder(
                 if (bitrate, framerate) != target:
                     target = (bitrate, framerate)
                     encoder.set_target(bitrate=bitrate, framerate=framerate)
+                if set_packet_loss is not None and sender is not None:
+                    rtp_sender = sender._rtp_sender
+                    if rtp_sender is not None:
+                        lost = rtp_sender.statistics.remote_fraction_lost  # in 1/256
+                        if lost != reported_loss:
+                            reported_loss = lost
+                            set_packet_loss(lost / 256)
                 if not track.enabled:
                     frame = _blank_like(frame)
                 frame = _scaled(frame, scale)
