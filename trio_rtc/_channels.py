@@ -25,7 +25,7 @@ from typing import Generic, TypeVar
 
 import trio
 
-__all__ = ["Batch", "BatchReceiveChannel", "Outgoing", "WakeTimer"]
+__all__ = ["Batch", "BatchReceiveChannel", "Outgoing", "WakeTimer", "ended_batch_channel"]
 
 T = TypeVar("T")
 
@@ -112,6 +112,14 @@ class BatchReceiveChannel(trio.abc.ReceiveChannel[T], Generic[T]):
     async def aclose(self) -> None:
         self.close()
         await trio.lowlevel.checkpoint()
+
+
+def ended_batch_channel() -> BatchReceiveChannel[bytes]:
+    """A channel that has ended: what a transport hands out for a stream a layer above took
+    over (reading it raises ``trio.EndOfChannel``)."""
+    send, receive = trio.open_memory_channel[Batch | None](0)
+    send.close()
+    return BatchReceiveChannel(receive)
 
 
 class WakeTimer:

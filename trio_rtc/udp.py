@@ -343,76 +343,51 @@ class SocketUdpEndpoint(UdpEndpoint):
         await trio.lowlevel.wait_readable(self._sock)
 
     def recv_batch_nowait(self, max_count: int = 64) -> list[tuple[bytes, Address]]:
+        """See :meth:`UdpEndpoint.recv_batch_nowait`. With :attr:`coalescing` a read may hold a
+        run of datagrams of one source, all of the announced segment size but the last;
+        ``max_count`` then bounds the datagrams returned as well as the reads (a read may add
+        up to a run's length more)."""
         if self._closed:
             raise trio.ClosedResourceError("UDP endpoint is closed")
-        if self.coalescing:
-            return self._recv_coalesced(max_count)
-        recvfrom = self._sock.recvfrom
+        sock = self._sock
+        coalescing = self.coalescing
         stats = self.stats
         batch: list[tuple[bytes, Address]] = []
         # Errors count toward max_count so a stream of ICMP errors cannot spin this loop.
         attempts = 0
-        while attempts < max_count:
+        while attempts < max_count and len(batch) < max_count:
             attempts += 1
             if attempts == 2 and batch:
                 # One datagram read: ask whether another waits (FIONREAD: the next one's size)
-                # instead of a recvfrom that fails with EAGAIN, which costs twice as much. An
+                # instead of a read that fails with EAGAIN, which costs twice as much. An
                 # interactive exchange reads one datagram per wake-up. A queued empty datagram
                 # also reads as 0: it is left for the next call, which reads it first.
                 ioctl(self._fileno, FIONREAD, self._fionread)
                 if not int.from_bytes(self._fionread, sys.byteorder):
                     break
             try:
-                data, source = recvfrom(MAX_DATAGRAM)
+                if coalescing:
+                    data, ancillary, _flags, source = sock.recvmsg(MAX_DATAGRAM, _GRO_SPACE)
+                else:
+                    data, source = sock.recvfrom(MAX_DATAGRAM)
+                    ancillary = None
             except (BlockingIOError, InterruptedError):
                 break
             except OSError:
                 stats.receive_errors += 1
                 continue
-            if len(source) == 2:
-                batch.append((data, source))  # IPv4: already (host, port)
-            else:
-                host = source[0]
-                if "%" in host:
-                    host = _strip_scope(host)
-                batch.append((data, (host, source[1])))
-            stats.bytes_received += len(data)
-        stats.datagrams_received += len(batch)
-        return batch
-
-    def _recv_coalesced(self, max_count: int) -> list[tuple[bytes, Address]]:
-        """:meth:`recv_batch_nowait` with UDP_GRO: a read may hold a run of datagrams of one
-        source, all of the announced segment size but the last. ``max_count`` bounds the
-        datagrams returned as well as the reads (a read may add up to a run's length more)."""
-        recvmsg = self._sock.recvmsg
-        stats = self.stats
-        batch: list[tuple[bytes, Address]] = []
-        attempts = 0
-        while attempts < max_count and len(batch) < max_count:
-            attempts += 1
-            if attempts == 2 and batch:
-                # As in recv_batch_nowait: FIONREAD is cheaper than a read that fails.
-                ioctl(self._fileno, FIONREAD, self._fionread)
-                if not int.from_bytes(self._fionread, sys.byteorder):
-                    break
-            try:
-                data, ancillary, _flags, source = recvmsg(MAX_DATAGRAM, _GRO_SPACE)
-            except (BlockingIOError, InterruptedError):
-                break
-            except OSError:
-                stats.receive_errors += 1
-                continue
-            if len(source) != 2:
+            if len(source) != 2:  # IPv6: (host, port, flowinfo, scope), host maybe "%scope"
                 host = source[0]
                 source = (_strip_scope(host) if "%" in host else host, source[1])
             stats.bytes_received += len(data)
             segment = 0
-            for level, kind, value in ancillary:
-                if level == _SOL_UDP and kind == _UDP_GRO and len(value) >= 2:
-                    segment = int.from_bytes(value[:2], sys.byteorder)
+            if ancillary:
+                for level, kind, value in ancillary:
+                    if level == _SOL_UDP and kind == _UDP_GRO and len(value) >= 2:
+                        segment = int.from_bytes(value[:2], sys.byteorder)
             if 0 < segment < len(data):
-                for start in range(0, len(data), segment):
-                    batch.append((data[start : start + segment], source))
+                for offset in range(0, len(data), segment):
+                    batch.append((data[offset : offset + segment], source))
             else:
                 batch.append((data, source))
         stats.datagrams_received += len(batch)

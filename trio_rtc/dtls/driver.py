@@ -24,7 +24,7 @@ from typing import Any, Literal, get_args
 
 import trio
 
-from .._channels import Batch, BatchReceiveChannel, Outgoing
+from .._channels import Batch, BatchReceiveChannel, Outgoing, ended_batch_channel
 from .._supervision import unwrap
 from ..events import Event, EventTarget, HandlerQueue, RTCErrorEvent, on_event
 from ..exceptions import InvalidStateError, RTCError
@@ -193,9 +193,7 @@ class RTCDtlsTransport(EventTarget):
         """Decrypted application records one at a time, unless the records go to another
         layer's channel (:meth:`set_application_channel`; then an ended channel)."""
         if self._app_receive is None:
-            send, receive = trio.open_memory_channel[Batch | None](0)
-            send.close()
-            self._app_receive = BatchReceiveChannel(receive)
+            self._app_receive = ended_batch_channel()
         return self._app_receive
 
     def set_application_channel(self, channel: trio.MemorySendChannel[Batch | None]) -> None:

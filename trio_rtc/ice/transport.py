@@ -27,7 +27,7 @@ from typing import Any, Literal, Protocol, cast, get_args, overload
 import attrs
 import trio
 
-from .._channels import Batch, BatchReceiveChannel
+from .._channels import Batch, BatchReceiveChannel, ended_batch_channel
 from .._lifetime import AsyncLifetime
 from ..events import Event, EventTarget, HandlerQueue, on_event
 from ..exceptions import InvalidStateError
@@ -307,7 +307,7 @@ class RTCIceTransport(EventTarget, AsyncLifetime):
         """Received DTLS datagrams one at a time, when no ``dtls_channel`` was given (with one,
         an ended channel: the datagrams go there)."""
         if self._dtls_receive is None:
-            self._dtls_receive = _ended_channel()
+            self._dtls_receive = ended_batch_channel()
         return self._dtls_receive
 
     @property
@@ -315,7 +315,7 @@ class RTCIceTransport(EventTarget, AsyncLifetime):
         """Received RTP/RTCP datagrams one at a time, when ``deliver_rtp`` (else an ended
         channel)."""
         if self._rtp_receive is None:
-            self._rtp_receive = _ended_channel()
+            self._rtp_receive = ended_batch_channel()
         return self._rtp_receive
 
     # --- W3C attributes ---------------------------------------------------------------------
@@ -930,12 +930,6 @@ class RTCIceTransport(EventTarget, AsyncLifetime):
         if self._timer_scope is not None:
             deadline = agent.get_timer()
             self._timer_scope.deadline = math.inf if deadline is None else deadline
-
-
-def _ended_channel() -> BatchReceiveChannel[bytes]:
-    send, receive = trio.open_memory_channel[Batch | None](0)
-    send.close()
-    return BatchReceiveChannel(receive)
 
 
 def _check_lite_options(options: IceTransportOptions, servers: Sequence[RTCIceServer]) -> None:
