@@ -112,6 +112,37 @@ async def test_server_reflexive_candidate_through_a_nat_like_relay(coturn: Cotur
         assert srflx[0].address == "127.0.0.1"
         assert srflx[0].port != host[0].port  # the relay's outward port, as coturn saw it
         assert srflx[0].relatedAddress == "127.0.0.1" and srflx[0].relatedPort == host[0].port
+        # webrtc-pc §5.7: a candidate gathered through a server names it; a host one does not.
+        assert srflx[0].url == f"stun:{relay_host}:{relay_port}"
+        assert srflx[0].relayProtocol is None
+        assert host[0].url is None and host[0].relayProtocol is None
+
+
+async def test_icecandidate_event_names_the_stun_server_of_a_srflx_candidate(
+    coturn: CoturnServer,
+) -> None:
+    """The pc's icecandidate event carries the server URL (the obsolete event member ``url``)
+    and so does its candidate; the host candidate's event has None."""
+    from trio_rtc import RTCPeerConnection
+    from trio_rtc.testing import UdpRelay
+
+    async with UdpRelay(target=coturn.stun_address) as relay:
+        relay_host, relay_port = relay.address
+        server = f"stun:{relay_host}:{relay_port}"
+        events = []
+        with trio.fail_after(10):
+            async with RTCPeerConnection(
+                {"iceServers": [{"urls": server}]},
+                ice_options=IceTransportOptions(interfaces=["127.0.0.1"]),
+            ) as pc:
+                pc.onicecandidate = events.append
+                pc.createDataChannel("x")
+                await pc.setLocalDescription(await pc.createOffer())
+                await pc.wait_gathering_complete()
+    by_type = {e.candidate.type: e for e in events if e.candidate is not None and e.candidate.type}
+    assert set(by_type) == {"host", "srflx"}
+    assert by_type["srflx"].url == server and by_type["srflx"].candidate.url == server
+    assert by_type["host"].url is None and by_type["host"].candidate.url is None
 
 
 async def test_unreachable_stun_server_reports_icecandidateerror() -> None:

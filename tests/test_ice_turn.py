@@ -37,6 +37,8 @@ async def test_relay_only_transport_connects_through_coturn(
             assert [c.type for c in a.getLocalCandidates()] == ["relay"]
             relay = a.getLocalCandidates()[0]
             assert relay.relatedAddress == "127.0.0.1"  # the mapped address coturn saw
+            assert relay.url is not None and relay.url.startswith("turn:")
+            assert relay.relayProtocol == "udp"
             assert relay.port in range(coturn.relay_ports[0], coturn.relay_ports[1] + 1)
             pair = a.getSelectedCandidatePair()
             assert pair is not None and pair.local.type == "relay"

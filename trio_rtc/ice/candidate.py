@@ -121,6 +121,9 @@ class Candidate:
     network_id: int | None = None
     network_cost: int | None = None
     extensions: tuple[tuple[str, str], ...] = ()
+    #: For a candidate we gathered through a STUN or TURN server (srflx, relay): that server's
+    #: URL as configured. Local knowledge only: never written to SDP, never compared.
+    server_url: str | None = attrs.field(default=None, eq=False, repr=False)
 
     @classmethod
     def from_sdp(cls, text: str) -> Candidate:

@@ -53,6 +53,7 @@ class GatheringMixin:
                     type="relay",
                     related_address=mapped[0] if mapped else None,
                     related_port=mapped[1] if mapped else None,
+                    server_url=relay_server,
                 ),
                 now,
             )
@@ -126,6 +127,7 @@ class GatheringMixin:
                 type="srflx",
                 related_address=base[0],
                 related_port=base[1],
+                server_url=transaction.server,
             )
             # Never paired: its base (a host candidate) already is (RFC 8445 §6.1.2.4).
             self._add_local_candidate(gen, srflx, now)

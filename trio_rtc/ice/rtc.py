@@ -149,11 +149,18 @@ class RTCIceCandidate:
 
     @property
     def relayProtocol(self) -> str | None:
-        return None
+        """For a relay candidate we gathered: how we reach the TURN server (always ``"udp"``
+        here: TURN over TCP or TLS is not offered). None otherwise."""
+        parsed = self._parsed
+        if parsed is None or parsed.type != "relay" or parsed.server_url is None:
+            return None
+        return "udp"
 
     @property
     def url(self) -> str | None:
-        return None
+        """For a candidate we gathered through a STUN or TURN server (srflx, relay): that
+        server's URL. None for host, peer-reflexive and remote candidates."""
+        return self._parsed.server_url if self._parsed else None
 
     def toJSON(self) -> dict[str, Any]:
         """The RTCIceCandidateInit a browser's ``toJSON()`` gives."""

@@ -279,7 +279,10 @@ class PeerConnectionBase(RefuseUnknownHandlers, EventTarget, abc.ABC):
                             usernameFragment=ufrag,
                         )
                         if candidate.parsed is not None
-                        else candidate
+                        else candidate,
+                        # The obsolete event member: the STUN/TURN server's URL, as on the
+                        # candidate (webrtc-pc §4.8.2).
+                        url=candidate.url,
                     )
                 )
             elif kind == "candidate":
