@@ -300,3 +300,36 @@ async def test_trio_channel_interfaces() -> None:
             assert a.readyState == b.readyState == "closed"
             with pytest.raises(trio.BrokenResourceError):
                 await sender.send("after close")
+
+
+async def test_a_burst_of_datagrams_reaches_the_application_datagram_by_datagram() -> None:
+    """A wake-up that brings hundreds of datagrams hands each datagram's messages to the
+    application before it feeds the next one, so the association never holds more delivered
+    messages than one datagram carries (thousands of them otherwise, which the garbage
+    collector walked and promoted)."""
+    with trio.fail_after(30):
+        async with sctp_pair() as stack:
+            a, b = await negotiated(stack)
+            core = stack.sctp_b._association
+            waiting: list[int] = []
+            done = trio.Event()
+            count = 20_000
+
+            def on_message(event: MessageEvent) -> None:
+                waiting.append(len(core._events) - core._events_read)
+                if len(waiting) == count:
+                    done.set()
+
+            b.onmessage = on_message
+            payload = bytes(100)
+            sent = 0
+            while sent < count:
+                # Queued without a schedule point: the sender's bursts are as large as cwnd.
+                while sent < count and a.bufferedAmount < 1 << 20:
+                    a.send(payload)
+                    sent += 1
+                await trio.lowlevel.checkpoint()
+            await done.wait()
+    # At most one 1200-byte packet's worth of 100-byte messages (11) waits behind the one
+    # being delivered.
+    assert max(waiting) <= 11

@@ -373,6 +373,10 @@ class SctpAssociation:
             )
         self._terminate(AssociationAborted(reason or "aborted locally", by_peer=False))
 
+    def has_events(self) -> bool:
+        """Events wait for :meth:`next_event`."""
+        return bool(self._events)
+
     def next_event(self) -> SctpEvent | None:
         events = self._events
         if not events:
