@@ -35,3 +35,32 @@ def test_acknowledged_messages_leave_no_cyclic_garbage() -> None:
         assert gc.collect() == 0
     finally:
         gc.enable()
+
+
+def test_one_chunk_messages_reuse_the_chunk_objects_of_acknowledged_ones() -> None:
+    """A steady stream of small messages allocates no chunk object per message: the objects of
+    acknowledged one-chunk messages come back as spares (bounded per process), reset to their
+    initial state with their payload let go, and carry the next messages."""
+    from trio_rtc.sctp import sender as sender_module
+    from trio_rtc.sctp.sender import OutboundChunk
+
+    def chunk_objects() -> int:
+        return sum(1 for obj in gc.get_objects() if type(obj) is OutboundChunk)
+
+    pair = Pair(seed=7, loss=0.0)
+    pair.connect()
+    for round_number in range(2):
+        for index in range(400):
+            pair.a.send_message(1, 51, b"%d" % index, now=pair.now)
+        pair.run(lambda: not pair.a.has_pending_data())
+        if round_number == 0:
+            gc.collect()
+            before = chunk_objects()
+            spares = list(sender_module._spare_chunks)
+            assert len(spares) >= 400
+            assert all(chunk.wire == b"" and not chunk.acked for chunk in spares)
+    gc.collect()
+    assert chunk_objects() <= before
+    received = [e.data for e in pair.of(pair.b, MessageReceived)]
+    assert received == [b"%d" % i for i in range(400)] * 2
+    assert len(sender_module._spare_chunks) <= sender_module.SPARE_CHUNKS

@@ -40,6 +40,15 @@ def unwrap_tsn(tsn: int, reference: int) -> int:
     return reference + delta
 
 
+#: Chunk objects of acknowledged one-chunk messages, kept for the next messages (shared by the
+#: associations of the process, at most :data:`SPARE_CHUNKS`). A new object per message was the
+#: main food of the garbage collector in a small-message transfer: thousands in flight at once,
+#: each allocation counting towards a young-generation pass that then walked and promoted them.
+#: A reused object is old already and allocates nothing.
+_spare_chunks: list[OutboundChunk] = []
+SPARE_CHUNKS = 8192
+
+
 class OutboundChunk:
     """One DATA chunk waiting for its acknowledgement, carrying its message's settings.
 
@@ -170,11 +179,24 @@ class Sender:
                 _DATA, base_flags | 3, length, tsn & _MASK32, stream_id, ssn, ppid
             )
             wire = wire + data + b"\x00" * (-length & 3) if length & 3 else wire + data
-            self.queue.append(
-                OutboundChunk(
+            try:
+                chunk = _spare_chunks.pop()
+            except IndexError:
+                chunk = OutboundChunk(
                     tsn, ssn, ordered, wire, total, stream_id, max_retransmits, expires_at, None
                 )
-            )
+            else:
+                # Every field, as __init__ sets them (abandoned, acked, in_flight, retransmit,
+                # fast_retransmitted, group and the counters were reset when it came back).
+                chunk.tsn = tsn
+                chunk.ssn = ssn
+                chunk.ordered = ordered
+                chunk.wire = wire
+                chunk.size = total
+                chunk.stream_id = stream_id
+                chunk.max_retransmits = max_retransmits
+                chunk.expires_at = expires_at
+            self.queue.append(chunk)
             self.next_tsn = tsn + 1
             return
         chunks: list[OutboundChunk] = []
@@ -415,14 +437,31 @@ class Sender:
                 newly_acked += chunk.size
                 if chunk.sent_count == 1:
                     rtt_sample = now - chunk.sent_at
-            chunk.acked = True
             group = chunk.group
-            if group is not None and group[-1] is chunk:
-                # The message's last fragment left the queue (they leave in TSN order):
-                # emptying the shared list ends the fragments <-> list cycle, so reference
-                # counting frees them now. Left to the cyclic collector, they were 2.6
-                # garbage objects per message and a quarter of a transfer's CPU.
-                group.clear()
+            if group is None:
+                # Nothing refers to a one-chunk message's object once it left the queue:
+                # back to the spares, in the state __init__ gives, its payload let go.
+                if len(_spare_chunks) < SPARE_CHUNKS:
+                    chunk.wire = b""
+                    chunk.acked = False
+                    chunk.abandoned = False
+                    chunk.sent_count = 0
+                    chunk.sent_at = 0.0
+                    chunk.in_flight = False
+                    chunk.retransmit = False
+                    chunk.fast_retransmitted = False
+                    chunk.misses = 0
+                    _spare_chunks.append(chunk)
+                else:
+                    chunk.acked = True
+            else:
+                chunk.acked = True
+                if group[-1] is chunk:
+                    # The message's last fragment left the queue (they leave in TSN order):
+                    # emptying the shared list ends the fragments <-> list cycle, so reference
+                    # counting frees them now. Left to the cyclic collector, they were 2.6
+                    # garbage objects per message and a quarter of a transfer's CPU.
+                    group.clear()
         if self.unsent_index < 0:
             self.unsent_index = 0
         self.cumulative_ack = cumulative
