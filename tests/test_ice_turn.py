@@ -3,10 +3,13 @@ iceTransportPolicy "relay") connects to a peer on 127.0.0.1 through the relay.""
 
 from __future__ import annotations
 
+import ssl
+from pathlib import Path
+
 import pytest
 import trio
 from ice_helpers import connect_pair
-from peers.coturn import CoturnServer
+from peers.coturn import CoturnServer, run_coturn
 
 from trio_rtc.ice.transport import IceTransportOptions, RTCIceTransport
 
@@ -65,3 +68,50 @@ async def test_wrong_turn_credentials_report_icecandidateerror(coturn: CoturnSer
     assert transport.getLocalCandidates() == []
     assert [e.errorCode for e in errors] == [401]
     assert errors[0].url.startswith("turn:")
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp", "tls"])
+async def test_relay_over_each_transport_to_the_server_binds_channels(
+    tmp_path: Path, transport: str
+) -> None:
+    """turn: over UDP, turn:?transport=tcp and turns: (TLS, its certificate checked with the
+    trust given in ``turn_tls_context``) each give a relay candidate that connects; its
+    ``relayProtocol`` says which, and the relay sends to the peer through a bound channel
+    (ChannelData) rather than Send indications."""
+    async with run_coturn(tmp_path, tls=transport == "tls") as coturn:
+        host, port = coturn.turn_address
+        url = {
+            "udp": f"turn:{host}:{port}",
+            "tcp": f"turn:{host}:{port}?transport=tcp",
+            "tls": f"turns:{host}:{coturn.tls_address[1] if coturn.tls_address else 0}",
+        }[transport]
+        trust = (
+            ssl.create_default_context(cafile=str(coturn.certificate_path))
+            if coturn.certificate_path is not None
+            else None
+        )
+        relay_only = IceTransportOptions(
+            interfaces=["127.0.0.1"], relay_only=True, turn_tls_context=trust
+        )
+        server = {"urls": url, "username": coturn.username, "credential": coturn.password}
+        with trio.fail_after(15):
+            async with (
+                RTCIceTransport(iceServers=[server], options=relay_only) as a,
+                RTCIceTransport(options=IceTransportOptions(interfaces=["127.0.0.1"])) as b,
+            ):
+                await connect_pair(a, b, trickle=True)
+                [relay] = a.getLocalCandidates()
+                assert relay.type == "relay" and relay.url == url
+                assert relay.relayProtocol == transport
+                for i in range(20):
+                    assert a.send(bytes([23]) + b"a->b %d" % i)
+                    assert b.send(bytes([23]) + b"b->a %d" % i)
+                got_b = {await b.dtls_receive_channel.receive() for _ in range(20)}
+                got_a = {await a.dtls_receive_channel.receive() for _ in range(20)}
+                assert got_b == {bytes([23]) + b"a->b %d" % i for i in range(20)}
+                assert got_a == {bytes([23]) + b"b->a %d" % i for i in range(20)}
+                pair = a.getSelectedCandidatePair()
+                assert pair is not None
+                sender = a._endpoints[(relay.address, relay.port)]
+                client = sender._allocation.client  # type: ignore[union-attr]
+                assert client.channel_for((pair.remote.address, pair.remote.port)) is not None

@@ -26,6 +26,7 @@ from trio_rtc.turn import (
     DataReceived,
     PermissionCreated,
     PermissionFailed,
+    StreamFramer,
     TurnClient,
     TurnError,
     TurnEvent,
@@ -465,3 +466,113 @@ def test_undrained_relayed_data_is_bounded() -> None:
     # Room again once drained.
     client.receive_datagram(encode_channel_data(number, b"more"), SERVER, 2.1)
     assert events(client) == [DataReceived(PEER, b"more")]
+
+
+def test_reliable_transport_sends_a_request_once_and_pads_channel_data() -> None:
+    """Over TCP or TLS (RFC 8489 §6.2.2) a request is not retransmitted: it fails after 39.5 s;
+    ChannelData is padded to a multiple of 4 bytes (RFC 8656 §12.5)."""
+    client = TurnClient(SERVER, USER, PASSWORD, reliable=True)
+    client.allocate(0.0)
+    assert len(client.datagrams_to_send(0.0)) == 1
+    assert client.get_timer() == pytest.approx(39.5)
+    client.handle_timer(20.0)
+    assert client.datagrams_to_send(0.0) == []
+    client.handle_timer(39.5)
+    assert client.datagrams_to_send(0.0) == []
+    (failed,) = events(client)
+    assert isinstance(failed, AllocationFailed) and failed.code is None
+
+    client = allocated_client(reliable=True)
+    number = client.bind_channel(PEER, 1.0)
+    answer(client, one_request(client, Method.CHANNEL_BIND).success_response(), 1.1)
+    assert events(client) == [ChannelBound(PEER, number)]
+    client.send_to(PEER, b"abcde", 2.0)
+    assert client.datagrams_to_send(0.0) == [b"\x40\x00\x00\x05abcde\x00\x00\x00"]
+
+
+def test_bind_channels_binds_on_the_first_send_and_falls_back_when_refused() -> None:
+    """``bind_channels``: the first data to a peer goes as a Send indication and binds a
+    channel (which installs the permission); once bound, ChannelData. A peer whose binding the
+    server refuses keeps Send indications, with a permission, and is not asked for again."""
+    client = allocated_client(bind_channels=True)
+    client.send_to(PEER, b"first", 1.0)
+    messages = sent(client)
+    assert [(m.method, m.message_class) for m in messages] == [
+        (Method.CHANNEL_BIND, MessageClass.REQUEST),
+        (Method.SEND, MessageClass.INDICATION),
+    ]
+    bind = messages[0]
+    answer(client, bind.success_response(), 1.1)
+    assert events(client) == [ChannelBound(PEER, bind.get_int(Attr.CHANNEL_NUMBER))]
+    client.send_to(PEER, b"abcde", 2.0)
+    assert client.datagrams_to_send(0.0) == [b"\x40\x00\x00\x05abcde"]
+
+    other = ("203.0.113.6", 7000)
+    client.send_to(other, b"x", 3.0)
+    refused = [m for m in sent(client) if m.method == Method.CHANNEL_BIND]
+    assert len(refused) == 1
+    answer(client, refused[0].error_response(403, "Forbidden"), 3.1)
+    events(client)
+    client.send_to(other, b"y", 4.0)
+    again = sent(client)
+    assert [(m.method, m.message_class) for m in again] == [
+        (Method.CREATE_PERMISSION, MessageClass.REQUEST),
+        (Method.SEND, MessageClass.INDICATION),
+    ]
+
+
+_stun_messages = st.builds(
+    lambda method, payload: StunMessage.indication(
+        method, attributes={Attr.DATA: payload, Attr.XOR_PEER_ADDRESS: PEER}
+    ).encode(),
+    st.sampled_from([Method.SEND, Method.DATA]),
+    st.binary(max_size=300),
+)
+_channel_messages = st.builds(
+    lambda channel, payload: encode_channel_data(channel, payload, pad=True),
+    st.integers(0x4000, 0x4FFF),
+    st.binary(max_size=300),
+)
+
+
+@given(
+    st.lists(st.one_of(_stun_messages, _channel_messages), max_size=12),
+    st.lists(st.integers(1, 64), min_size=1, max_size=20),
+)
+def test_stream_framer_cuts_any_split_of_a_stream_into_its_messages(
+    messages: list[bytes], cuts: list[int]
+) -> None:
+    """However TCP cuts the stream, the framer gives back the messages (ChannelData without
+    its padding) and holds nothing once they are all in."""
+    stream = b"".join(messages)
+    framer = StreamFramer()
+    out: list[bytes] = []
+    offset = 0
+    index = 0
+    while offset < len(stream):
+        size = cuts[index % len(cuts)]
+        out += framer.feed(stream[offset : offset + size])
+        offset += size
+        index += 1
+    expected = [
+        m[: 4 + int.from_bytes(m[2:4], "big")] if is_channel_data_untrusted(m) else m
+        for m in messages
+    ]
+    assert out == expected and framer.pending == 0
+
+
+@given(st.binary(max_size=2000))
+def test_stream_framer_never_fails_but_with_turn_error(data: bytes) -> None:
+    framer = StreamFramer()
+    try:
+        framer.feed(data)
+    except TurnError:
+        return
+    # Whatever it holds is at most one incomplete message.
+    assert framer.pending < 4 + 0xFFFF + 20
+
+
+def test_stream_framer_refuses_what_cannot_be_resynchronised() -> None:
+    for bad in (b"\x80\x00\x00\x00", b"\x50\x00\x00\x00", b"\x00\x01\x00\x05" + bytes(16)):
+        with pytest.raises(TurnError):
+            StreamFramer().feed(bad)

@@ -1,14 +1,19 @@
-"""TurnClient against a real coturn on 127.0.0.1 over UDP, driven by a small trio loop here."""
+"""TurnClient against a real coturn on 127.0.0.1 over UDP (driven by a small trio loop here),
+and the driver over UDP, TCP and TLS."""
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import ssl
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import trio
-from peers.coturn import CoturnServer
+from peers.coturn import CoturnServer, run_coturn
 
 from trio_rtc.turn import (
     Allocated,
@@ -18,6 +23,7 @@ from trio_rtc.turn import (
     ChannelBound,
     DataReceived,
     PermissionCreated,
+    TurnAllocation,
     TurnAllocationError,
     TurnClient,
     TurnEvent,
@@ -174,3 +180,101 @@ async def test_driver_wrong_password_raises_401(coturn: CoturnServer) -> None:
         ):
             pytest.fail("allocated with a wrong password")
     assert info.value.code == 401
+
+
+async def _relay_round_trip(allocation: TurnAllocation, coturn: CoturnServer) -> None:
+    """Data both ways between the allocation and a UDP peer: Send/Data indications, then a
+    channel (whose ChannelData is padded over TCP and TLS), every size."""
+    with trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as peer:
+        await peer.bind(("127.0.0.1", 0))
+        peer_address = peer.getsockname()
+        relayed = allocation.relayed_address
+        assert coturn.relay_ports[0] <= relayed[1] <= coturn.relay_ports[1]
+        await allocation.create_permission("127.0.0.1")
+        allocation.send_to(peer_address, b"ping")
+        assert await peer.recvfrom(2048) == (b"ping", relayed)
+        await peer.sendto(b"pong", relayed)
+        assert await allocation.receive() == (peer_address, b"pong")
+        await allocation.bind_channel(peer_address)
+        for size in (0, 1, 2, 3, 5, 1200, 4001):
+            allocation.send_to(peer_address, bytes([size & 0xFF]) * size)
+            data, _ = await peer.recvfrom(8192)
+            assert data == bytes([size & 0xFF]) * size
+            await peer.sendto(b"x" * size, relayed)
+            assert await allocation.receive() == (peer_address, b"x" * size)
+
+
+async def test_allocation_over_tcp_relays_and_deallocates(coturn: CoturnServer) -> None:
+    """turn:…?transport=tcp (RFC 8656 §3.1): the messages to the server share one TCP
+    connection, requests go once, the relay is UDP."""
+    with trio.fail_after(10):
+        async with open_turn_allocation(
+            coturn.turn_address,
+            coturn.username,
+            coturn.password,
+            local_host="127.0.0.1",
+            transport="tcp",
+        ) as allocation:
+            assert allocation.transport == "tcp"
+            await _relay_round_trip(allocation, coturn)
+            client = allocation.client
+        assert client.state is TurnState.CLOSED
+        assert client.stats == TurnStats() and allocation.dropped_sends == 0
+
+
+async def test_allocation_over_tls_checks_the_certificate(tmp_path: Path) -> None:
+    """turns: (TLS over TCP): the server's certificate is checked against the trust given
+    (here the test's self-signed one) and the URL's host; an untrusted one fails the
+    handshake before anything is sent."""
+    async with run_coturn(tmp_path, tls=True) as coturn:
+        assert coturn.tls_address is not None and coturn.certificate_path is not None
+        trust = ssl.create_default_context(cafile=str(coturn.certificate_path))
+        with trio.fail_after(10):
+            async with open_turn_allocation(
+                coturn.tls_address,
+                coturn.username,
+                coturn.password,
+                local_host="127.0.0.1",
+                transport="tls",
+                server_name="127.0.0.1",
+                ssl_context=trust,
+            ) as allocation:
+                assert allocation.transport == "tls"
+                await _relay_round_trip(allocation, coturn)
+                client = allocation.client
+            assert client.state is TurnState.CLOSED
+        with trio.fail_after(10), pytest.raises(trio.BrokenResourceError):
+            async with open_turn_allocation(
+                coturn.tls_address,
+                coturn.username,
+                coturn.password,
+                local_host="127.0.0.1",
+                transport="tls",
+                server_name="127.0.0.1",
+                ssl_context=ssl.create_default_context(),  # the system's roots only
+            ):
+                pytest.fail("allocated through an untrusted certificate")
+
+
+async def test_tcp_allocation_ends_when_the_server_goes(tmp_path: Path) -> None:
+    """The allocation lives on its connection (RFC 8656 §3.1): when the server closes it,
+    receive() raises instead of waiting forever."""
+    with trio.fail_after(15):
+        async with run_coturn(tmp_path) as coturn:
+            allocation_cm = open_turn_allocation(
+                coturn.turn_address,
+                coturn.username,
+                coturn.password,
+                local_host="127.0.0.1",
+                transport="tcp",
+                close_timeout=0.2,
+            )
+            allocation = await allocation_cm.__aenter__()
+            try:
+                os.kill(coturn.pid, signal.SIGKILL)
+                with pytest.raises(TurnAllocationError):
+                    while True:
+                        await allocation.receive()
+                assert allocation.client.state is TurnState.FAILED
+            finally:
+                await allocation_cm.__aexit__(None, None, None)

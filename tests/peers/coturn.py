@@ -4,6 +4,10 @@
         server.stun_address  # ("127.0.0.1", port): STUN and TURN over UDP and TCP
         server.username, server.password, server.realm  # long-term credentials (RFC 8489 9.2)
 
+    async with run_coturn(tmp_path, tls=True) as server:
+        server.tls_address  # ("127.0.0.1", port): TURN over TLS (turns:)
+        server.certificate_path  # its self-signed certificate (for 127.0.0.1), to trust
+
 Each run gets its own listening port and its own relay port range, so parallel test runs do not
 share a server. Readiness is a real STUN Binding transaction with the server, not a sleep. The
 server is stopped by its pid when the block is left, also on error or cancellation; its log file
@@ -54,6 +58,8 @@ class CoturnServer:
     relay_ports: tuple[int, int]
     log_path: Path
     pid: int
+    tls_address: tuple[str, int] | None = None
+    certificate_path: Path | None = None
 
     @property
     def turn_address(self) -> tuple[str, int]:
@@ -149,9 +155,58 @@ def free_port() -> int:
     raise CoturnError("no free loopback port for both UDP and TCP")
 
 
+def write_certificate(run_dir: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 (an IP subjectAltName) and its key, as PEM files
+    in ``run_dir``: what coturn serves TLS with and what a test trusts."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "trio_rtc test TURN server")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(HOST))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    certificate_path = run_dir / "turn-cert.pem"
+    key_path = run_dir / "turn-key.pem"
+    certificate_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return certificate_path, key_path
+
+
 def turnserver_command(
-    port: int, relay_ports: tuple[int, int], username: str, password: str, realm: str, run_dir: Path
+    port: int,
+    relay_ports: tuple[int, int],
+    username: str,
+    password: str,
+    realm: str,
+    run_dir: Path,
+    tls: tuple[int, Path, Path] | None = None,
 ) -> list[str]:
+    """``tls``: (port, certificate, key) to listen for TLS on as well."""
     executable = shutil.which("turnserver")
     if executable is None:
         raise CoturnError(
@@ -167,7 +222,11 @@ def turnserver_command(
         "--lt-cred-mech",
         f"--user={username}:{password}",
         f"--realm={realm}",
-        "--no-tls",
+        *(
+            ["--no-tls"]
+            if tls is None
+            else [f"--tls-listening-port={tls[0]}", f"--cert={tls[1]}", f"--pkey={tls[2]}"]
+        ),
         "--no-dtls",
         "--no-cli",
         "--fingerprint",
@@ -193,6 +252,7 @@ async def run_coturn(
     password: str = "secret",
     realm: str = "test.local",
     startup_timeout: float = 5.0,
+    tls: bool = False,
 ) -> AsyncIterator[CoturnServer]:
     """Run turnserver on 127.0.0.1 for the duration of the block (see the module docstring)."""
     run_dir = tmp_path / "coturn"
@@ -200,7 +260,13 @@ async def run_coturn(
     port = free_port()
     low = random.randrange(RELAY_LOW, RELAY_HIGH - RELAY_WINDOW)
     relay_ports = (low, low + RELAY_WINDOW - 1)
-    command = turnserver_command(port, relay_ports, username, password, realm, run_dir)
+    tls_settings: tuple[int, Path, Path] | None = None
+    if tls:
+        certificate_path, key_path = write_certificate(run_dir)
+        tls_settings = (free_port(), certificate_path, key_path)
+    command = turnserver_command(
+        port, relay_ports, username, password, realm, run_dir, tls_settings
+    )
     log_path = run_dir / "turnserver.log"
     log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
@@ -217,6 +283,8 @@ async def run_coturn(
         relay_ports=relay_ports,
         log_path=log_path,
         pid=process.pid,
+        tls_address=None if tls_settings is None else (HOST, tls_settings[0]),
+        certificate_path=None if tls_settings is None else tls_settings[1],
     )
     try:
         with trio.move_on_after(startup_timeout) as startup:
@@ -239,8 +307,22 @@ async def _wait_ready(process: trio.Process, server: CoturnServer) -> None:
     while process.poll() is None:
         with trio.move_on_after(0.2):
             await stun_binding(server.stun_address, retransmit=0.05)
+            break
+    else:
+        raise CoturnError(f"turnserver exited with status {process.returncode} while starting")
+    while server.tls_address is not None:
+        # The TLS listener accepts a TCP connection (the handshake is the test's business).
+        try:
+            stream = await trio.open_tcp_stream(*server.tls_address)
+        except OSError:
+            if process.poll() is not None:
+                raise CoturnError(
+                    f"turnserver exited with status {process.returncode} while starting"
+                ) from None
+            await trio.sleep(0.02)
+        else:
+            await stream.aclose()
             return
-    raise CoturnError(f"turnserver exited with status {process.returncode} while starting")
 
 
 async def _stop(process: trio.Process) -> None:

@@ -149,12 +149,15 @@ class RTCIceCandidate:
 
     @property
     def relayProtocol(self) -> str | None:
-        """For a relay candidate we gathered: how we reach the TURN server (always ``"udp"``
-        here: TURN over TCP or TLS is not offered). None otherwise."""
+        """For a relay candidate we gathered: how we reach its TURN server, ``"udp"``,
+        ``"tcp"`` (``turn:…?transport=tcp``) or ``"tls"`` (``turns:``). None otherwise."""
         parsed = self._parsed
         if parsed is None or parsed.type != "relay" or parsed.server_url is None:
             return None
-        return "udp"
+        url = parsed.server_url.lower()
+        if url.startswith("turns:"):
+            return "tls"
+        return "tcp" if "transport=tcp" in url else "udp"
 
     @property
     def url(self) -> str | None:

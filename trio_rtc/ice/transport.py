@@ -20,6 +20,7 @@ import logging
 import math
 import os
 import socket
+import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from typing import Any, Literal, Protocol, cast, get_args, overload
@@ -31,7 +32,12 @@ from .._channels import Batch, BatchReceiveChannel, ended_batch_channel
 from .._lifetime import AsyncLifetime
 from ..events import Event, EventTarget, HandlerQueue, on_event
 from ..exceptions import InvalidStateError
-from ..turn.driver import TurnAllocation, TurnAllocationError, open_turn_allocation
+from ..turn.driver import (
+    TurnAllocation,
+    TurnAllocationError,
+    TurnTransport,
+    open_turn_allocation,
+)
 from ..udp import UdpEndpoint, open_udp_endpoint
 from .agent import LITE_DISCONNECTED_TIMEOUT, MAX_REMOTE_CANDIDATES, IceAgent, IceStats
 from .candidate import Candidate, CandidateError
@@ -190,7 +196,9 @@ class IceTransportOptions:
     a lite peer. A peer connection sets it (and ``relay_only``, ``shared_udp``) from its
     RTCConfiguration. ``lite_disconnected_timeout`` replaces ``disconnected_timeout`` for a lite
     agent, whose evidence is the peer's checks (see
-    :data:`trio_rtc.ice.agent.LITE_DISCONNECTED_TIMEOUT`).
+    :data:`trio_rtc.ice.agent.LITE_DISCONNECTED_TIMEOUT`). ``turn_tls_context``: the trust a
+    ``turns:`` server's certificate is checked with (None: the system's trusted roots; a
+    private CA's context for a server it signed).
     """
 
     interfaces: Sequence[str] | None = None
@@ -209,6 +217,7 @@ class IceTransportOptions:
     shared_udp: SharedUdp | None = None
     ice_lite: bool = False
     lite_disconnected_timeout: float = LITE_DISCONNECTED_TIMEOUT
+    turn_tls_context: ssl.SSLContext | None = None
 
 
 @attrs.define
@@ -685,33 +694,45 @@ class RTCIceTransport(EventTarget, AsyncLifetime):
         v4_hosts = [h for h in hosts if ":" not in h]
         turn = await self._resolve_turn_servers()
         if turn and v4_hosts and self._nursery is not None:
-            for index, (server, url, username, password) in enumerate(turn):
-                await self._nursery.start(
-                    self._relay, server, url, username, password, v4_hosts[0], 65535 - index
-                )
+            for index, server in enumerate(turn):
+                # RFC 8445 §5.1.2.1: among relay candidates, UDP to the server before TCP
+                # before TLS (the order browsers use), then the configured order.
+                preference = _RELAY_PREFERENCE[server.transport] - index
+                await self._nursery.start(self._relay, server, v4_hosts[0], preference)
         agent.finish_host_gathering(trio.current_time())
         self._pump()
 
-    async def _resolve_turn_servers(self) -> list[tuple[Address, str, str, str]]:
-        """(server address, URL, username, credential) of every UDP turn: server (IPv4)."""
-        servers: list[tuple[Address, str, str, str]] = []
+    async def _resolve_turn_servers(self) -> list[_TurnServer]:
+        """Every turn: / turns: server (IPv4), with how it is reached (RFC 7065)."""
+        servers: list[_TurnServer] = []
         for server in self._ice_servers:
             for url in server.urls:
                 scheme, host, port = _parse_server_url(url)
-                if scheme != "turn" or "transport=tcp" in url.lower():
+                if scheme not in ("turn", "turns"):
                     continue
                 if server.username is None or server.credential is None:
                     continue
+                transport = _turn_transport(url)
+                if transport is None:
+                    logger.warning("ignoring TURN server %s: unknown transport", url)
+                    continue
                 try:
                     infos = await trio.socket.getaddrinfo(
-                        host, port, family=socket.AF_INET, type=socket.SOCK_DGRAM
+                        host,
+                        port,
+                        family=socket.AF_INET,
+                        type=socket.SOCK_DGRAM if transport == "udp" else socket.SOCK_STREAM,
                     )
                 except OSError as exc:
                     logger.warning("cannot resolve TURN server %s: %s", url, exc)
                     continue
                 if infos:
                     address = (str(infos[0][4][0]), int(infos[0][4][1]))
-                    servers.append((address, url, server.username, server.credential))
+                    servers.append(
+                        _TurnServer(
+                            address, url, host, transport, server.username, server.credential
+                        )
+                    )
         return servers
 
     async def _resolve_stun_servers(self) -> list[Address]:
@@ -798,20 +819,30 @@ class RTCIceTransport(EventTarget, AsyncLifetime):
 
     async def _relay(
         self,
-        server: Address,
-        url: str,
-        username: str,
-        password: str,
+        server: _TurnServer,
         local_host: str,
         preference: int,
         *,
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         """Hold one TURN allocation for the transport's lifetime; its relayed address is a
-        relay candidate. A failed allocation is reported as icecandidateerror."""
+        relay candidate. A failed allocation is reported as icecandidateerror; one that ends
+        later (its TCP or TLS connection lost, a refresh refused) takes the candidate's sends
+        with it."""
+        url = server.url
+        started = False
         try:
             async with open_turn_allocation(
-                server, username, password, local_host=local_host
+                server.address,
+                server.username,
+                server.credential,
+                local_host=local_host,
+                transport=server.transport,
+                server_name=server.host,
+                ssl_context=self.options.turn_tls_context,
+                # ChannelData (4 bytes of header) instead of Send indications (36) for every
+                # peer address the relay sends to, as browsers' TURN clients do.
+                bind_channels=True,
             ) as allocation:
                 base = allocation.relayed_address
                 sender = _RelaySender(allocation)
@@ -824,6 +855,7 @@ class RTCIceTransport(EventTarget, AsyncLifetime):
                     now=trio.current_time(),
                 )
                 self._pump()
+                started = True
                 task_status.started()
                 try:
                     while True:
@@ -831,7 +863,10 @@ class RTCIceTransport(EventTarget, AsyncLifetime):
                         self._deliver(base, [(data, peer)])
                 finally:
                     sender.close()
-        except (TurnAllocationError, OSError) as exc:
+        except (TurnAllocationError, OSError, trio.BrokenResourceError) as exc:
+            if started:
+                logger.warning("TURN allocation on %s ended: %s", url, exc)
+                return
             code = getattr(exc, "code", None)
             self.dispatchEvent(
                 IceCandidateErrorEvent(
@@ -964,6 +999,40 @@ def _coerce_candidate(
     if init.get("sdpMid") is None and init.get("sdpMLineIndex") is None:
         init["sdpMid"] = "0"  # a bare transport has no m-sections; any mid will do
     return RTCIceCandidate(init)
+
+
+@attrs.frozen
+class _TurnServer:
+    address: Address
+    url: str
+    #: The URL's host: what a turns: server's certificate must name.
+    host: str
+    transport: TurnTransport
+    username: str
+    credential: str
+
+
+#: Local preference of a relay candidate by how its server is reached, before the index of
+#: the server in the configuration is taken off.
+_RELAY_PREFERENCE: dict[str, int] = {"udp": 65535, "tcp": 32767, "tls": 16383}
+
+
+def _turn_transport(url: str) -> TurnTransport | None:
+    """How a turn:/turns: URL reaches its server (RFC 7065): ``turns:`` is TLS over TCP,
+    ``?transport=tcp`` TCP, ``?transport=udp`` or nothing UDP. None for anything else."""
+    scheme = url.partition(":")[0].lower()
+    query = url.partition("?")[2].lower()
+    transport = "udp"
+    for part in query.split("&") if query else ():
+        key, _, value = part.partition("=")
+        if key == "transport":
+            transport = value
+    if transport not in ("udp", "tcp"):
+        return None
+    if scheme == "turns":
+        # TLS runs over TCP; turns: with transport=udp would be DTLS, which no browser offers.
+        return "tls" if transport == "tcp" or "transport=" not in query else None
+    return "tcp" if transport == "tcp" else "udp"
 
 
 def _parse_server_url(url: str) -> tuple[str, str, int]:

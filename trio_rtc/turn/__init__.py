@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from .channel import (
     CHANNEL_MAX,
     CHANNEL_MIN,
+    StreamFramer,
     TurnError,
     encode_channel_data,
     is_channel_data_untrusted,
@@ -46,6 +47,7 @@ __all__ = [
     "DataReceived",
     "PermissionCreated",
     "PermissionFailed",
+    "StreamFramer",
     "TurnAllocation",
     "TurnAllocationError",
     "TurnClient",

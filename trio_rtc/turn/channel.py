@@ -15,6 +15,7 @@ import struct
 __all__ = [
     "CHANNEL_MAX",
     "CHANNEL_MIN",
+    "StreamFramer",
     "TurnError",
     "encode_channel_data",
     "is_channel_data_untrusted",
@@ -66,3 +67,57 @@ def parse_channel_data_untrusted(data: bytes | bytearray | memoryview) -> tuple[
     if length > size - 4:
         raise TurnError(f"ChannelData length {length} runs past the {size}-byte datagram")
     return channel, bytes(data[4 : 4 + length])
+
+
+class StreamFramer:
+    """Cuts the byte stream of a TURN connection over TCP or TLS into messages (RFC 8656
+    §3.1, §12.5; RFC 8489 §6.2.2): STUN messages (first two bits ``00``; 20-byte header plus
+    its Length) and ChannelData (``01``; 4-byte header plus its Length, padded to 4 bytes)
+    follow one another with nothing between them.
+
+    :meth:`feed` returns the complete messages (ChannelData without its padding) and keeps the
+    rest. Anything else at a message boundary cannot be resynchronised: :class:`TurnError`,
+    and the connection is to be closed. At most one incomplete message (under 64 KiB plus a
+    header) is ever held, so a peer cannot make it grow without bound.
+    """
+
+    __slots__ = ("_buffer",)
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+
+    @property
+    def pending(self) -> int:
+        """Bytes held for an incomplete message."""
+        return len(self._buffer)
+
+    def feed(self, data: bytes | bytearray | memoryview) -> list[bytes]:
+        buffer = self._buffer
+        buffer += data
+        messages: list[bytes] = []
+        offset = 0
+        end = len(buffer)
+        while end - offset >= 4:
+            first = buffer[offset]
+            length = (buffer[offset + 2] << 8) | buffer[offset + 3]
+            if first < 0x40:
+                if length & 3:
+                    raise TurnError(f"STUN message length {length} is not a multiple of 4")
+                size = 20 + length
+                if end - offset < size:
+                    break
+                messages.append(bytes(buffer[offset : offset + size]))
+            elif first < 0x80:
+                channel = (first << 8) | buffer[offset + 1]
+                if channel > CHANNEL_MAX:
+                    raise TurnError(f"channel number {channel:#x} is not in 0x4000-0x4FFF")
+                size = 4 + length + (-length & 3)
+                if end - offset < size:
+                    break
+                messages.append(bytes(buffer[offset : offset + 4 + length]))
+            else:
+                raise TurnError(f"byte {first:#04x} starts neither STUN nor ChannelData")
+            offset += size
+        if offset:
+            del buffer[:offset]
+        return messages

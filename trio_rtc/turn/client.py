@@ -1,4 +1,5 @@
-"""Sans-IO TURN client core (RFC 8656) over UDP to one server, long-term credentials.
+"""Sans-IO TURN client core (RFC 8656) to one server, long-term credentials, over UDP or (with
+``reliable=True``) over a TCP or TLS connection whose framing the driver does.
 
 The core never awaits, never reads a clock and never opens a socket. A driver feeds it:
 
@@ -65,6 +66,8 @@ REFRESH_MARGIN = 60.0
 MAX_STALE_NONCE_RETRIES = 3
 #: Relayed-data events held for a caller that has not drained them (then dropped and counted).
 MAX_QUEUED_DATA = 1024
+#: RFC 8489 §6.2.2: over TCP or TLS a request is sent once and fails after Ti = 39.5 s.
+RELIABLE_TRANSACTION_TIMEOUT = 39.5
 
 
 class TurnUsageError(Exception):
@@ -143,7 +146,14 @@ class TurnClient:
         rto: float = 0.5,
         max_permissions: int = 64,
         max_channels: int = 64,
+        reliable: bool = False,
+        bind_channels: bool = False,
     ) -> None:
+        """``reliable``: the messages travel over TCP or TLS (RFC 8656 §3.1): requests are not
+        retransmitted (they fail after 39.5 s) and ChannelData is padded to 4 bytes (§12.5).
+        ``bind_channels``: the first ``send_to`` a peer also binds a channel to it (while
+        channel numbers last), so later data goes as 4-byte-header ChannelData instead of
+        36-byte Send indications, as browsers' TURN clients do."""
         if not 0 < max_channels <= CHANNEL_MAX - CHANNEL_MIN + 1:
             raise ValueError(f"max_channels must be 1-4096, got {max_channels}")
         self.server: Address = (server[0], server[1])
@@ -153,6 +163,11 @@ class TurnClient:
         self._rto = rto
         self.max_permissions = max_permissions
         self.max_channels = max_channels
+        self.reliable = reliable
+        self.bind_channels = bind_channels
+        #: Peers whose automatic ChannelBind failed: they keep Send indications (at most
+        #: ``max_channels`` remembered, the oldest forgotten first).
+        self._channel_refused: dict[Address, None] = {}
         self.state = TurnState.NEW
         self.stats = TurnStats()
         self.relayed_address: Address | None = None
@@ -267,9 +282,17 @@ class TurnClient:
         peer = (peer[0], peer[1])
         channel = self._channels_by_peer.get(peer)
         if channel is not None and channel.bound:
-            self._outgoing.append(encode_channel_data(channel.number, payload))
+            self._outgoing.append(encode_channel_data(channel.number, payload, pad=self.reliable))
             return
-        if peer[0] not in self._permissions and len(self._permissions) < self.max_permissions:
+        if (
+            channel is None
+            and self.bind_channels
+            and len(self._channels_by_number) < self.max_channels
+            and peer not in self._channel_refused
+        ):
+            # A ChannelBind installs the permission too (RFC 8656 §12.1).
+            self.bind_channel(peer, now)
+        elif peer[0] not in self._permissions and len(self._permissions) < self.max_permissions:
             self.create_permission(peer[0], now)
         # RFC 8656 §10.1: a Send indication carries no integrity (indications cannot be
         # authenticated); the server relays it only to peers with a permission.
@@ -328,6 +351,14 @@ class TurnClient:
             self._receive_response(message, now)
         else:
             self.stats.unmatched += 1
+
+    def connection_lost(self, reason: str) -> None:
+        """The TCP or TLS connection to the server ended (RFC 8656 §3.1: the allocation goes
+        with it): AllocationFailed, or AllocationClosed while deallocating."""
+        if self.state is TurnState.CLOSING:
+            self._finish(TurnState.CLOSED, AllocationClosed())
+        elif self.state not in (TurnState.CLOSED, TurnState.FAILED):
+            self._finish(TurnState.FAILED, AllocationFailed(None, reason))
 
     def handle_timer(self, now: float) -> None:
         for tid, txn in list(self._transactions.items()):
@@ -405,7 +436,9 @@ class TurnClient:
         self._transactions[message.transaction_id] = _Transaction(
             kind,
             attributes,
-            RetransmissionSchedule(now, rto=self._rto),
+            RetransmissionSchedule(now, rto=RELIABLE_TRANSACTION_TIMEOUT, rc=1, rm=1)
+            if self.reliable
+            else RetransmissionSchedule(now, rto=self._rto),
             datagram,
             self._key is not None,
             peer,
@@ -553,6 +586,11 @@ class TurnClient:
             channel = self._channels_by_number.pop(txn.channel, None)
             if channel is not None:
                 self._channels_by_peer.pop(channel.peer, None)
+            if self.bind_channels:
+                refused = self._channel_refused
+                refused[txn.peer] = None
+                if len(refused) > self.max_channels:
+                    del refused[next(iter(refused))]
             self._events.append(ChannelBindFailed(txn.peer, txn.channel, code, reason))
 
     def _set_lifetime(self, lifetime: int | None, now: float) -> None:

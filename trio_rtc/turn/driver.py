@@ -1,4 +1,4 @@
-"""A trio driver for one :class:`TurnClient` over one UDP endpoint.
+"""A trio driver for one :class:`TurnClient`, over UDP, TCP or TLS to the server.
 
     async with open_turn_allocation(server, username, password) as allocation:
         allocation.relayed_address
@@ -6,22 +6,30 @@
         allocation.send_to(peer, b"data")
         peer, data = await allocation.receive()
 
-One task owns the core: it waits for the endpoint to become readable or for the core's next
-deadline, drains every queued datagram, fires timers and forwards what the core produced. User
-calls run the core directly (the core never blocks) and move the task's deadline. Leaving the
-block deallocates (Refresh with LIFETIME 0, bounded by ``close_timeout``) and closes the socket.
+Over UDP one task owns the core: it waits for the endpoint to become readable or for the core's
+next deadline, drains every queued datagram, fires timers and forwards what the core produced.
+Over TCP or TLS (``transport="tcp"`` / ``"tls"``, RFC 8656 §3.1) three tasks share it: a reader
+that cuts the stream into messages (:class:`~trio_rtc.turn.channel.StreamFramer`), a writer
+that sends what the core produced (a bounded queue: what does not fit is dropped and counted,
+as UDP would lose it) and a timer. User calls run the core directly (the core never blocks) and
+move the timer's deadline. Leaving the block deallocates (Refresh with LIFETIME 0, bounded by
+``close_timeout``) and closes the socket or connection. The relay itself is UDP whatever the
+transport to the server (REQUESTED-TRANSPORT 17).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator, Callable
+import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Literal
 
 import trio
 
 from ..stun import Address
 from ..udp import UdpEndpoint, open_udp_endpoint
+from .channel import StreamFramer, TurnError
 from .client import TurnClient
 from .events import (
     Allocated,
@@ -38,6 +46,12 @@ from .events import (
 __all__ = ["TurnAllocation", "TurnAllocationError", "open_turn_allocation"]
 
 MAX_PENDING_EVENTS = 64
+#: Messages queued for the writer of a TCP or TLS connection before more are dropped.
+MAX_STREAM_QUEUE = 1024
+#: Bytes read from a TCP or TLS connection at a time.
+STREAM_READ_SIZE = 65536
+
+TurnTransport = Literal["udp", "tcp", "tls"]
 
 
 class TurnAllocationError(Exception):
@@ -53,11 +67,22 @@ class TurnAllocationError(Exception):
 class TurnAllocation:
     """A live allocation. Made by :func:`open_turn_allocation`."""
 
-    def __init__(self, client: TurnClient, endpoint: UdpEndpoint, max_buffered: int) -> None:
+    def __init__(
+        self,
+        client: TurnClient,
+        endpoint: UdpEndpoint | None,
+        max_buffered: int,
+        transport: TurnTransport = "udp",
+    ) -> None:
         self.client = client
         self.endpoint = endpoint
+        self.transport: TurnTransport = transport
+        """How the server is reached: ``"udp"``, ``"tcp"`` or ``"tls"``."""
         self.dropped_data = 0
         """Relayed datagrams dropped because ``receive()`` did not keep up."""
+        self.dropped_sends = 0
+        """Messages to the server dropped because its TCP or TLS connection did not keep up."""
+        self._stream_send: trio.MemorySendChannel[bytes] | None = None
         self._data_send, self._data_receive = trio.open_memory_channel[DataReceived](max_buffered)
         self._events: list[TurnEvent] = []
         self._changed = trio.Event()
@@ -80,9 +105,20 @@ class TurnAllocation:
         self._flush()
 
     async def receive(self) -> tuple[Address, bytes]:
-        """The next datagram a peer sent to the relayed address."""
-        event = await self._data_receive.receive()
+        """The next datagram a peer sent to the relayed address. Raises
+        :class:`TurnAllocationError` once the allocation ended (failed, expired, or its TCP or
+        TLS connection closed)."""
+        try:
+            event = await self._data_receive.receive()
+        except trio.EndOfChannel:
+            raise TurnAllocationError(None, "the allocation ended") from None
         return event.peer, event.data
+
+    def bind_channel_nowait(self, peer: Address) -> None:
+        """Start binding a channel to ``peer`` without waiting for the answer (the data sent
+        meanwhile goes in Send indications)."""
+        self.client.bind_channel(peer, trio.current_time())
+        self._flush()
 
     async def create_permission(self, peer_ip: str) -> None:
         """Install a permission for ``peer_ip`` and wait for the server to confirm it."""
@@ -123,15 +159,25 @@ class TurnAllocation:
     def _flush(self) -> None:
         datagrams = self.client.datagrams_to_send(trio.current_time())
         if datagrams:
-            self.endpoint.send_many_nowait(datagrams, self.client.server)
+            if self.endpoint is not None:
+                self.endpoint.send_many_nowait(datagrams, self.client.server)
+            elif self._stream_send is not None:
+                for message in datagrams:
+                    try:
+                        self._stream_send.send_nowait(message)
+                    except (trio.WouldBlock, trio.ClosedResourceError, trio.BrokenResourceError):
+                        self.dropped_sends += 1
         changed = False
         while (event := self.client.next_event()) is not None:
             if isinstance(event, DataReceived):
                 try:
                     self._data_send.send_nowait(event)
-                except trio.WouldBlock:
+                except (trio.WouldBlock, trio.ClosedResourceError):
                     self.dropped_data += 1
             else:
+                if isinstance(event, AllocationFailed | AllocationClosed):
+                    # Nothing more will be relayed: receive() ends once it drained the rest.
+                    self._data_send.close()
                 self._events.append(event)
                 # Events nobody waits for (refreshes, permissions send_to asked for) must not
                 # pile up over a long-lived allocation: keep the most recent ones only.
@@ -155,6 +201,7 @@ class TurnAllocation:
                 pass  # already failed or closed: nothing left to release
 
     async def _run(self) -> None:
+        assert self.endpoint is not None
         while True:
             deadline = self.client.get_timer()
             with trio.CancelScope(deadline=math.inf if deadline is None else deadline) as scope:
@@ -169,6 +216,75 @@ class TurnAllocation:
                 self.client.handle_timer(now)
             self._flush()
 
+    # --- over TCP or TLS ----------------------------------------------------------------------
+
+    async def _read_stream(self, stream: trio.abc.ReceiveStream) -> None:
+        framer = StreamFramer()
+        reason = "the TURN server closed the connection"
+        try:
+            while data := await stream.receive_some(STREAM_READ_SIZE):
+                now = trio.current_time()
+                for message in framer.feed(data):
+                    self.client.receive_datagram(message, self.client.server, now)
+                self._flush()
+        except TurnError as exc:
+            reason = f"the TURN server sent a malformed stream: {exc}"
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            reason = f"the connection to the TURN server broke: {exc}"
+        self.client.connection_lost(reason)
+        self._flush()
+
+    async def _write_stream(
+        self, stream: trio.abc.SendStream, queue: trio.MemoryReceiveChannel[bytes]
+    ) -> None:
+        try:
+            async for first in queue:
+                batch = [first]
+                while True:
+                    try:
+                        batch.append(queue.receive_nowait())
+                    except trio.WouldBlock:
+                        break
+                await stream.send_all(b"".join(batch))
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            self.client.connection_lost(f"the connection to the TURN server broke: {exc}")
+            self._flush()
+
+    async def _stream_timers(self) -> None:
+        while True:
+            deadline = self.client.get_timer()
+            with trio.CancelScope(deadline=math.inf if deadline is None else deadline) as scope:
+                self._sleep = scope
+                await trio.sleep_forever()
+            now = trio.current_time()
+            deadline = self.client.get_timer()
+            if deadline is not None and now >= deadline:
+                self.client.handle_timer(now)
+            self._flush()
+
+
+async def _connect(
+    transport: TurnTransport,
+    server: Address,
+    local_host: str | None,
+    server_name: str | None,
+    ssl_context: ssl.SSLContext | None,
+) -> trio.abc.Stream:
+    """The TCP connection to ``server`` (from ``local_host`` when given), wrapped in TLS for
+    ``"tls"``: the certificate is checked against ``server_name`` (the URL's host) with
+    ``ssl_context`` (default: the system's trusted roots), as a browser does."""
+    tcp = await trio.open_tcp_stream(server[0], server[1], local_address=local_host)
+    if transport == "tcp":
+        return tcp
+    context = ssl_context if ssl_context is not None else ssl.create_default_context()
+    tls = trio.SSLStream(tcp, context, server_hostname=server_name or server[0])
+    try:
+        await tls.do_handshake()
+    except BaseException:
+        await trio.aclose_forcefully(tcp)
+        raise
+    return tls
+
 
 @asynccontextmanager
 async def open_turn_allocation(
@@ -180,32 +296,85 @@ async def open_turn_allocation(
     lifetime: int | None = None,
     max_buffered: int = 256,
     close_timeout: float = 1.0,
+    transport: TurnTransport = "udp",
+    server_name: str | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+    bind_channels: bool = False,
 ) -> AsyncIterator[TurnAllocation]:
-    """Allocate on ``server`` (UDP, long-term credentials); deallocate when the block is left.
+    """Allocate on ``server`` (long-term credentials); deallocate when the block is left.
+
+    ``transport``: how the server is reached, ``"udp"`` (``turn:``), ``"tcp"``
+    (``turn:…?transport=tcp``) or ``"tls"`` (``turns:``; ``server_name`` is the host the
+    certificate must name, ``ssl_context`` the trust to check it with). ``bind_channels``: see
+    :class:`TurnClient`.
 
     Raises :class:`TurnAllocationError` when the Allocate fails (401 for wrong credentials,
-    None as the code after 39.5 s without an answer). ``local_host`` defaults to the wildcard
-    address of the server's family.
+    None as the code after 39.5 s without an answer), ``OSError`` when no TCP connection can be
+    made, ``trio.BrokenResourceError`` when the TLS handshake fails (an untrusted certificate,
+    say). ``local_host`` defaults to the wildcard address of the server's family (UDP) or to
+    the system's choice (TCP, TLS).
     """
-    host = local_host if local_host is not None else ("::" if ":" in server[0] else "0.0.0.0")
-    with await open_udp_endpoint(host) as endpoint:
-        client = TurnClient(server, username, password, lifetime=lifetime)
-        allocation = TurnAllocation(client, endpoint, max_buffered)
-        # Errors of the Allocate and of the user's block leave the nursery (and so any
-        # exception group) before being raised, so callers can catch TurnAllocationError.
-        error: Exception | None = None
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(allocation._run)
+    if transport not in ("udp", "tcp", "tls"):
+        raise ValueError(f"transport must be 'udp', 'tcp' or 'tls', not {transport!r}")
+    if transport == "udp":
+        host = local_host if local_host is not None else ("::" if ":" in server[0] else "0.0.0.0")
+        with await open_udp_endpoint(host) as endpoint:
+            client = TurnClient(
+                server, username, password, lifetime=lifetime, bind_channels=bind_channels
+            )
+            allocation = TurnAllocation(client, endpoint, max_buffered)
+            async with _hold(allocation, allocation._run, close_timeout) as held:
+                yield held
+        return
+    stream = await _connect(transport, server, local_host, server_name, ssl_context)
+    try:
+        client = TurnClient(
+            server,
+            username,
+            password,
+            lifetime=lifetime,
+            reliable=True,
+            bind_channels=bind_channels,
+        )
+        allocation = TurnAllocation(client, None, max_buffered, transport)
+        queue_send, queue_receive = trio.open_memory_channel[bytes](MAX_STREAM_QUEUE)
+        allocation._stream_send = queue_send
+
+        async def run_stream() -> None:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(allocation._read_stream, stream)
+                nursery.start_soon(allocation._write_stream, stream, queue_receive)
+                await allocation._stream_timers()
+
+        async with _hold(allocation, run_stream, close_timeout) as held:
+            yield held
+    finally:
+        await trio.aclose_forcefully(stream)
+
+
+@asynccontextmanager
+async def _hold(
+    allocation: TurnAllocation,
+    run: Callable[[], Awaitable[None]],
+    close_timeout: float,
+) -> AsyncIterator[TurnAllocation]:
+    """Run the allocation's tasks, allocate, yield, deallocate."""
+    client = allocation.client
+    # Errors of the Allocate and of the user's block leave the nursery (and so any exception
+    # group) before being raised, so callers can catch TurnAllocationError.
+    error: Exception | None = None
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(run)
+        try:
+            client.allocate(trio.current_time())
+            allocation._flush()
+            await allocation._wait_for(lambda e: isinstance(e, Allocated))
             try:
-                client.allocate(trio.current_time())
-                allocation._flush()
-                await allocation._wait_for(lambda e: isinstance(e, Allocated))
-                try:
-                    yield allocation
-                finally:
-                    await allocation._release(close_timeout)
-            except Exception as exc:
-                error = exc
-            nursery.cancel_scope.cancel()
-        if error is not None:
-            raise error
+                yield allocation
+            finally:
+                await allocation._release(close_timeout)
+        except Exception as exc:
+            error = exc
+        nursery.cancel_scope.cancel()
+    if error is not None:
+        raise error
