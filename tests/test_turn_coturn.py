@@ -278,3 +278,35 @@ async def test_tcp_allocation_ends_when_the_server_goes(tmp_path: Path) -> None:
                 assert allocation.client.state is TurnState.FAILED
             finally:
                 await allocation_cm.__aexit__(None, None, None)
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp", "tls"])
+async def test_cancelled_allocation_leaves_no_socket_or_task(
+    tmp_path: Path, transport: str
+) -> None:
+    """Cancelled at any point (connecting, in the TLS handshake, allocating, allocated), an
+    allocation leaves no file descriptor behind (its tasks end with its block, by
+    structure)."""
+    async with run_coturn(tmp_path, tls=transport == "tls") as coturn:
+        address = coturn.tls_address if transport == "tls" else coturn.turn_address
+        assert address is not None
+        trust = (
+            ssl.create_default_context(cafile=str(coturn.certificate_path))
+            if coturn.certificate_path is not None
+            else None
+        )
+        fds_before = len(os.listdir("/proc/self/fd"))
+        for delay in (0.0, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.05):
+            with trio.move_on_after(delay):
+                async with open_turn_allocation(
+                    address,
+                    coturn.username,
+                    coturn.password,
+                    local_host="127.0.0.1",
+                    transport=transport,  # type: ignore[arg-type]
+                    server_name="127.0.0.1",
+                    ssl_context=trust,
+                    close_timeout=0.2,
+                ):
+                    await trio.sleep_forever()
+        assert len(os.listdir("/proc/self/fd")) == fds_before
