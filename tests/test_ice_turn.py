@@ -115,3 +115,25 @@ async def test_relay_over_each_transport_to_the_server_binds_channels(
                 sender = a._endpoints[(relay.address, relay.port)]
                 client = sender._allocation.client  # type: ignore[union-attr]
                 assert client.channel_for((pair.remote.address, pair.remote.port)) is not None
+
+
+async def test_a_tcp_turn_server_is_not_asked_for_a_binding_over_udp(coturn: CoturnServer) -> None:
+    """turn:…?transport=tcp is not a STUN server over UDP (its UDP port may be closed, and an
+    unanswered Binding would fire a false icecandidateerror): only a UDP turn: one is."""
+    host, port = coturn.turn_address
+    server = {
+        "urls": f"turn:{host}:{port}?transport=tcp",
+        "username": coturn.username,
+        "credential": coturn.password,
+    }
+    with trio.fail_after(15):
+        async with RTCIceTransport(
+            iceServers=[server], options=IceTransportOptions(interfaces=["127.0.0.1"])
+        ) as transport:
+            errors = []
+            transport.onicecandidateerror = errors.append
+            transport.gather()
+            await transport.wait_gathering_complete()
+            assert errors == []
+            assert transport.agent.stun_servers == []
+            assert sorted(c.type for c in transport.getLocalCandidates()) == ["host", "relay"]

@@ -741,9 +741,10 @@ class RTCIceTransport(EventTarget, AsyncLifetime):
             for url in server.urls:
                 scheme, host, port = _parse_server_url(url)
                 if scheme != "stun":
-                    # TURN servers also answer Binding requests (RFC 8656 §3): use them for
-                    # server-reflexive candidates until the TURN client lands.
-                    if scheme != "turn":
+                    # A TURN server reached over UDP also answers Binding requests (RFC 8656
+                    # §3): browsers ask it for a server-reflexive candidate too. Not one reached
+                    # over TCP or TLS, whose UDP port may well be closed.
+                    if scheme != "turn" or _turn_transport(url) != "udp":
                         continue
                 try:
                     infos = await trio.socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
