@@ -123,6 +123,8 @@ async def test_answerer_creates_channels_and_stats_are_real() -> None:
         assert transport["tlsVersion"] == "FEFD" and transport["dtlsRole"] == "client"
         pair = report[transport["selectedCandidatePairId"]]
         assert pair["state"] == "succeeded" and pair["nominated"]
+        # One interface, one pair: selected once (webrtc-stats selectedCandidatePairChanges).
+        assert transport["selectedCandidatePairChanges"] == 1
         assert pair["responsesReceived"] > 0 and pair["bytesSent"] == transport["bytesSent"]
         local = report[pair["localCandidateId"]]
         assert (local["address"], local["candidateType"], local["protocol"]) == (

@@ -242,6 +242,7 @@ def collect_stats(
                 "unknown" if dtls is None else ("client" if dtls.core.is_client else "server")
             ),
             "selectedCandidatePairId": selected_id,
+            "selectedCandidatePairChanges": ice.selected_pair_changes,
             "localCertificateId": local_cert_id,
             "remoteCertificateId": remote_cert_id,
         }

@@ -296,6 +296,8 @@ class RTCIceTransport(EventTarget, AsyncLifetime):
         #: Remote mDNS names being resolved now (a task each), at most MAX_REMOTE_CANDIDATES.
         self._resolving = 0
         self._selected: RTCIceCandidatePair | None = None
+        #: Times the selected pair changed (the stats' ``selectedCandidatePairChanges``).
+        self.selected_pair_changes = 0
         self._selected_core: CandidatePair | None = None
         # Channels of our own only for what no layer above takes (a peer connection gives the
         # DTLS inbox and takes RTP later): each is a trio channel pair a connection would carry
@@ -928,6 +930,7 @@ class RTCIceTransport(EventTarget, AsyncLifetime):
         data_pair = agent.data_pair
         if data_pair is not None and data_pair is not self._selected_core:
             self._selected_core = data_pair
+            self.selected_pair_changes += 1
             self._selected = RTCIceCandidatePair(
                 RTCIceCandidate.from_candidate(data_pair.local),
                 RTCIceCandidate.from_candidate(data_pair.remote),
