@@ -137,3 +137,34 @@ async def test_a_tcp_turn_server_is_not_asked_for_a_binding_over_udp(coturn: Cot
             assert errors == []
             assert transport.agent.stun_servers == []
             assert sorted(c.type for c in transport.getLocalCandidates()) == ["host", "relay"]
+
+
+async def test_ipv6_relay_candidate_from_an_ipv6_turn_server(tmp_path: Path) -> None:
+    """On IPv6 only (no IPv4 address to allocate from), a turn: server reached over IPv6
+    gives an IPv6 relay candidate (REQUESTED-ADDRESS-FAMILY, RFC 8656 §7.1) that connects to
+    an IPv6 peer."""
+    async with run_coturn(tmp_path, ipv6=True) as coturn:
+        assert coturn.turn_address_v6 is not None
+        host, port = coturn.turn_address_v6
+        server = {
+            "urls": f"turn:[{host}]:{port}",
+            "username": coturn.username,
+            "credential": coturn.password,
+        }
+        relay_only = IceTransportOptions(interfaces=["::1"], relay_only=True)
+        with trio.fail_after(15):
+            async with (
+                RTCIceTransport(iceServers=[server], options=relay_only) as a,
+                RTCIceTransport(options=IceTransportOptions(interfaces=["::1"])) as b,
+            ):
+                await connect_pair(a, b, trickle=True)
+                [relay] = a.getLocalCandidates()
+                assert relay.type == "relay" and relay.address == "::1"
+                assert relay.port in range(coturn.relay_ports[0], coturn.relay_ports[1] + 1)
+                for i in range(10):
+                    assert a.send(bytes([23]) + b"a->b %d" % i)
+                    assert b.send(bytes([23]) + b"b->a %d" % i)
+                got_b = {await b.dtls_receive_channel.receive() for _ in range(10)}
+                got_a = {await a.dtls_receive_channel.receive() for _ in range(10)}
+                assert got_b == {bytes([23]) + b"a->b %d" % i for i in range(10)}
+                assert got_a == {bytes([23]) + b"b->a %d" % i for i in range(10)}

@@ -576,3 +576,20 @@ def test_stream_framer_refuses_what_cannot_be_resynchronised() -> None:
     for bad in (b"\x80\x00\x00\x00", b"\x50\x00\x00\x00", b"\x00\x01\x00\x05" + bytes(16)):
         with pytest.raises(TurnError):
             StreamFramer().feed(bad)
+
+
+def test_ipv6_relayed_address_is_requested_only_when_asked() -> None:
+    """REQUESTED-ADDRESS-FAMILY (RFC 8656 §7.1): 0x02 for an IPv6 relayed address; absent by
+    default (the server gives IPv4), and kept on the authenticated retry."""
+    client = TurnClient(SERVER, USER, PASSWORD, address_family=6)
+    client.allocate(0.0)
+    first = one_request(client, Method.ALLOCATE)
+    assert first.get_int(Attr.REQUESTED_ADDRESS_FAMILY) == 0x02
+    answer(client, unauthorized(first), 0.01, key=None)
+    second = one_request(client, Method.ALLOCATE)
+    assert second.get_int(Attr.REQUESTED_ADDRESS_FAMILY) == 0x02
+    plain = TurnClient(SERVER, USER, PASSWORD)
+    plain.allocate(0.0)
+    assert Attr.REQUESTED_ADDRESS_FAMILY not in one_request(plain, Method.ALLOCATE).attributes
+    with pytest.raises(ValueError):
+        TurnClient(SERVER, USER, PASSWORD, address_family=5)  # type: ignore[arg-type]

@@ -4,6 +4,9 @@
         server.stun_address  # ("127.0.0.1", port): STUN and TURN over UDP and TCP
         server.username, server.password, server.realm  # long-term credentials (RFC 8489 9.2)
 
+    async with run_coturn(tmp_path, ipv6=True) as server:
+        server.turn_address_v6  # ("::1", port): the same server on IPv6 loopback, relaying there
+
     async with run_coturn(tmp_path, tls=True) as server:
         server.tls_address  # ("127.0.0.1", port): TURN over TLS (turns:)
         server.certificate_path  # its self-signed certificate (for 127.0.0.1), to trust
@@ -34,6 +37,7 @@ import trio
 import trio.lowlevel
 
 HOST = "127.0.0.1"
+HOST_V6 = "::1"
 MAGIC_COOKIE = 0x2112A442
 BINDING_REQUEST = 0x0001
 BINDING_SUCCESS = 0x0101
@@ -60,6 +64,7 @@ class CoturnServer:
     pid: int
     tls_address: tuple[str, int] | None = None
     certificate_path: Path | None = None
+    turn_address_v6: tuple[str, int] | None = None
 
     @property
     def turn_address(self) -> tuple[str, int]:
@@ -140,18 +145,26 @@ async def stun_binding(server: tuple[str, int], *, retransmit: float = 0.1) -> t
             await trio.lowlevel.checkpoint()
 
 
-def free_port() -> int:
-    """A loopback port free for both UDP and TCP right now (coturn listens on both)."""
+def free_port(*, ipv6: bool = False) -> int:
+    """A loopback port free for both UDP and TCP right now (coturn listens on both), on
+    ::1 too with ``ipv6``."""
     for _ in range(50):
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
             udp.bind((HOST, 0))
             port: int = udp.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-                try:
-                    tcp.bind((HOST, port))
-                except OSError:
-                    continue
-                return port
+            others = [(socket.AF_INET, socket.SOCK_STREAM, HOST)]
+            if ipv6:
+                others += [
+                    (socket.AF_INET6, socket.SOCK_DGRAM, HOST_V6),
+                    (socket.AF_INET6, socket.SOCK_STREAM, HOST_V6),
+                ]
+            try:
+                for family, kind, host in others:
+                    with socket.socket(family, kind) as other:
+                        other.bind((host, port))
+            except OSError:
+                continue
+            return port
     raise CoturnError("no free loopback port for both UDP and TCP")
 
 
@@ -205,8 +218,10 @@ def turnserver_command(
     realm: str,
     run_dir: Path,
     tls: tuple[int, Path, Path] | None = None,
+    ipv6: bool = False,
 ) -> list[str]:
-    """``tls``: (port, certificate, key) to listen for TLS on as well."""
+    """``tls``: (port, certificate, key) to listen for TLS on as well; ``ipv6``: listen and
+    relay on ::1 as well."""
     executable = shutil.which("turnserver")
     if executable is None:
         raise CoturnError(
@@ -218,6 +233,7 @@ def turnserver_command(
         "-n",  # no configuration file: everything is on this command line
         f"--listening-ip={HOST}",
         f"--relay-ip={HOST}",
+        *([f"--listening-ip={HOST_V6}", f"--relay-ip={HOST_V6}"] if ipv6 else []),
         f"--listening-port={port}",
         "--lt-cred-mech",
         f"--user={username}:{password}",
@@ -253,11 +269,12 @@ async def run_coturn(
     realm: str = "test.local",
     startup_timeout: float = 5.0,
     tls: bool = False,
+    ipv6: bool = False,
 ) -> AsyncIterator[CoturnServer]:
     """Run turnserver on 127.0.0.1 for the duration of the block (see the module docstring)."""
     run_dir = tmp_path / "coturn"
     run_dir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = free_port(ipv6=ipv6)
     low = random.randrange(RELAY_LOW, RELAY_HIGH - RELAY_WINDOW)
     relay_ports = (low, low + RELAY_WINDOW - 1)
     tls_settings: tuple[int, Path, Path] | None = None
@@ -265,7 +282,7 @@ async def run_coturn(
         certificate_path, key_path = write_certificate(run_dir)
         tls_settings = (free_port(), certificate_path, key_path)
     command = turnserver_command(
-        port, relay_ports, username, password, realm, run_dir, tls_settings
+        port, relay_ports, username, password, realm, run_dir, tls_settings, ipv6
     )
     log_path = run_dir / "turnserver.log"
     log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
@@ -285,6 +302,7 @@ async def run_coturn(
         pid=process.pid,
         tls_address=None if tls_settings is None else (HOST, tls_settings[0]),
         certificate_path=None if tls_settings is None else tls_settings[1],
+        turn_address_v6=(HOST_V6, port) if ipv6 else None,
     )
     try:
         with trio.move_on_after(startup_timeout) as startup:

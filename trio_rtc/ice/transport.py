@@ -691,21 +691,36 @@ class RTCIceTransport(EventTarget, AsyncLifetime):
             assert self._nursery is not None
             self._nursery.start_soon(self._reader, endpoint)
             self._pump()
-        # Relay candidates: one TURN allocation per turn: server, from the first usable IPv4
-        # address (RFC 8445 §5.1.1.2); nursery.start waits for each allocation or its failure.
-        v4_hosts = [h for h in hosts if ":" not in h]
+        # Relay candidates: one TURN allocation per turn: server and address family both we
+        # and the server have, from our first usable address of that family (RFC 8445
+        # §5.1.1.2); an IPv6 one asks for an IPv6 relayed address (RFC 8656 §7.1).
+        # nursery.start waits for each allocation or its failure.
+        first_host = {
+            socket.AF_INET: next((h for h in hosts if ":" not in h), None),
+            socket.AF_INET6: next((h for h in hosts if ":" in h), None),
+        }
         turn = await self._resolve_turn_servers()
-        if turn and v4_hosts and self._nursery is not None:
+        if turn and self._nursery is not None:
             for index, server in enumerate(turn):
+                family = socket.AF_INET6 if ":" in server.address[0] else socket.AF_INET
+                local_host = first_host[family]
+                if local_host is None:
+                    continue
                 # RFC 8445 §5.1.2.1: among relay candidates, UDP to the server before TCP
-                # before TLS (the order browsers use), then the configured order.
-                preference = _RELAY_PREFERENCE[server.transport] - index
-                await self._nursery.start(self._relay, server, v4_hosts[0], preference)
+                # before TLS (the order browsers use), then the configured order, IPv6 before
+                # IPv4 (RFC 8421).
+                preference = (
+                    _RELAY_PREFERENCE[server.transport]
+                    - 2 * index
+                    - (1 if family == socket.AF_INET else 0)
+                )
+                await self._nursery.start(self._relay, server, local_host, preference)
         agent.finish_host_gathering(trio.current_time())
         self._pump()
 
     async def _resolve_turn_servers(self) -> list[_TurnServer]:
-        """Every turn: / turns: server (IPv4), with how it is reached (RFC 7065)."""
+        """Every turn: / turns: server, one entry per address family it resolves to (its first
+        address of each), with how it is reached (RFC 7065)."""
         servers: list[_TurnServer] = []
         for server in self._ice_servers:
             for url in server.urls:
@@ -722,14 +737,17 @@ class RTCIceTransport(EventTarget, AsyncLifetime):
                     infos = await trio.socket.getaddrinfo(
                         host,
                         port,
-                        family=socket.AF_INET,
                         type=socket.SOCK_DGRAM if transport == "udp" else socket.SOCK_STREAM,
                     )
                 except OSError as exc:
                     logger.warning("cannot resolve TURN server %s: %s", url, exc)
                     continue
-                if infos:
-                    address = (str(infos[0][4][0]), int(infos[0][4][1]))
+                seen: set[int] = set()
+                for family, _type, _proto, _name, sockaddr in infos:
+                    if family not in (socket.AF_INET, socket.AF_INET6) or family in seen:
+                        continue
+                    seen.add(family)
+                    address = (str(sockaddr[0]), int(sockaddr[1]))
                     servers.append(
                         _TurnServer(
                             address, url, host, transport, server.username, server.credential
@@ -843,6 +861,7 @@ class RTCIceTransport(EventTarget, AsyncLifetime):
                 transport=server.transport,
                 server_name=server.host,
                 ssl_context=self.options.turn_tls_context,
+                address_family=6 if ":" in server.address[0] else None,
                 # ChannelData (4 bytes of header) instead of Send indications (36) for every
                 # peer address the relay sends to, as browsers' TURN clients do.
                 bind_channels=True,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import collections
 import enum
+from typing import Literal
 
 import attrs
 
@@ -148,12 +149,17 @@ class TurnClient:
         max_channels: int = 64,
         reliable: bool = False,
         bind_channels: bool = False,
+        address_family: Literal[4, 6] | None = None,
     ) -> None:
         """``reliable``: the messages travel over TCP or TLS (RFC 8656 §3.1): requests are not
         retransmitted (they fail after 39.5 s) and ChannelData is padded to 4 bytes (§12.5).
         ``bind_channels``: the first ``send_to`` a peer also binds a channel to it (while
         channel numbers last), so later data goes as 4-byte-header ChannelData instead of
-        36-byte Send indications, as browsers' TURN clients do."""
+        36-byte Send indications, as browsers' TURN clients do. ``address_family``: 6 asks for
+        an IPv6 relayed address (REQUESTED-ADDRESS-FAMILY, RFC 8656 §7.1); the server's default
+        (None, or 4) is IPv4."""
+        if address_family not in (None, 4, 6):
+            raise ValueError(f"address_family must be 4, 6 or None, not {address_family!r}")
         if not 0 < max_channels <= CHANNEL_MAX - CHANNEL_MIN + 1:
             raise ValueError(f"max_channels must be 1-4096, got {max_channels}")
         self.server: Address = (server[0], server[1])
@@ -165,6 +171,7 @@ class TurnClient:
         self.max_channels = max_channels
         self.reliable = reliable
         self.bind_channels = bind_channels
+        self.address_family = address_family
         #: Peers whose automatic ChannelBind failed: they keep Send indications (at most
         #: ``max_channels`` remembered, the oldest forgotten first).
         self._channel_refused: dict[Address, None] = {}
@@ -243,6 +250,8 @@ class TurnClient:
             raise TurnUsageError(f"allocate() in state {self.state.value}")
         self.state = TurnState.ALLOCATING
         attributes: dict[int, object] = {Attr.REQUESTED_TRANSPORT: UDP_TRANSPORT}
+        if self.address_family == 6:
+            attributes[Attr.REQUESTED_ADDRESS_FAMILY] = 0x02
         if self._requested_lifetime is not None:
             attributes[Attr.LIFETIME] = self._requested_lifetime
         self._start(_Kind.ALLOCATE, attributes, now)

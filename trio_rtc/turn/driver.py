@@ -300,13 +300,14 @@ async def open_turn_allocation(
     server_name: str | None = None,
     ssl_context: ssl.SSLContext | None = None,
     bind_channels: bool = False,
+    address_family: Literal[4, 6] | None = None,
 ) -> AsyncIterator[TurnAllocation]:
     """Allocate on ``server`` (long-term credentials); deallocate when the block is left.
 
     ``transport``: how the server is reached, ``"udp"`` (``turn:``), ``"tcp"``
     (``turn:…?transport=tcp``) or ``"tls"`` (``turns:``; ``server_name`` is the host the
-    certificate must name, ``ssl_context`` the trust to check it with). ``bind_channels``: see
-    :class:`TurnClient`.
+    certificate must name, ``ssl_context`` the trust to check it with). ``bind_channels`` and
+    ``address_family`` (of the relayed address): see :class:`TurnClient`.
 
     Raises :class:`TurnAllocationError` when the Allocate fails (401 for wrong credentials,
     None as the code after 39.5 s without an answer), ``OSError`` when no TCP connection can be
@@ -320,7 +321,12 @@ async def open_turn_allocation(
         host = local_host if local_host is not None else ("::" if ":" in server[0] else "0.0.0.0")
         with await open_udp_endpoint(host) as endpoint:
             client = TurnClient(
-                server, username, password, lifetime=lifetime, bind_channels=bind_channels
+                server,
+                username,
+                password,
+                lifetime=lifetime,
+                bind_channels=bind_channels,
+                address_family=address_family,
             )
             allocation = TurnAllocation(client, endpoint, max_buffered)
             async with _hold(allocation, allocation._run, close_timeout) as held:
@@ -335,6 +341,7 @@ async def open_turn_allocation(
             lifetime=lifetime,
             reliable=True,
             bind_channels=bind_channels,
+            address_family=address_family,
         )
         allocation = TurnAllocation(client, None, max_buffered, transport)
         queue_send, queue_receive = trio.open_memory_channel[bytes](MAX_STREAM_QUEUE)
