@@ -454,3 +454,31 @@ def test_streams_say_their_colour_space(name: str) -> None:
     decoder.close()
     assert pictures
     assert {(p.colorspace, p.color_range) for p in pictures} == {(6, 1)}
+
+
+def test_a_registry_loading_in_one_thread_is_not_seen_empty_from_another(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The built-in codecs load on first use, possibly from two threads at once (a decoder
+    opened in a codec thread while the event loop opens an encoder): the second waits for the
+    tables, it never finds them empty."""
+    import threading
+    import time
+
+    from trio_rtc.media import coding
+
+    loading = threading.Event()
+    real = coding.av_available
+
+    def slow_av_available() -> bool:
+        loading.set()
+        time.sleep(0.2)
+        return real()
+
+    monkeypatch.setattr(coding, "av_available", slow_av_available)
+    registry = CodecRegistry()
+    first = threading.Thread(target=registry.can_decode, args=("opus",))
+    first.start()
+    assert loading.wait(5)
+    assert registry.can_encode("VP8")  # while the first thread is still loading
+    first.join()

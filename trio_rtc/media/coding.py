@@ -158,15 +158,20 @@ class CodecRegistry:
     def _load_builtins_locked(self) -> None:
         if self._loaded:  # another thread got here first
             return
-        self._loaded = True
-        if not av_available():
-            return
-        from . import av_codecs
+        try:
+            if not av_available():
+                return
+            from . import av_codecs
 
-        for name, encoder in av_codecs.ENCODERS.items():
-            self._encoders.setdefault(name, encoder)
-        for name, decoder in av_codecs.DECODERS.items():
-            self._decoders.setdefault(name, decoder)
+            for name, encoder in av_codecs.ENCODERS.items():
+                self._encoders.setdefault(name, encoder)
+            for name, decoder in av_codecs.DECODERS.items():
+                self._decoders.setdefault(name, decoder)
+        finally:
+            # Only now: a thread that finds it set skips the lock, so it must not see the
+            # tables before they are filled (a decoder opened in a codec thread while the
+            # loop opened an encoder found "no encoder is registered for VP8").
+            self._loaded = True
 
     def register_encoder(self, name: str, factory: EncoderFactory) -> None:
         self._load_builtins()
