@@ -41,7 +41,7 @@ from ..rtp.jitter import CONCEALMENT_FADE_SECONDS
 if TYPE_CHECKING:
     import av
 
-__all__ = ["AudioConcealer", "opus_plc_packet", "opus_plc_supported"]
+__all__ = ["AudioConcealer", "crossfade", "opus_plc_packet", "opus_plc_supported"]
 
 # array typecodes of the sample formats concealment can synthesize.
 _TYPECODES = {"s16": "h", "s32": "i", "flt": "f", "dbl": "d", "u8": "B"}
@@ -175,6 +175,55 @@ class AudioConcealer:
             tails = [data[channel::channels][-count:] for channel in range(channels)]
         self._tail = tails
         return tails
+
+
+def crossfade(leaving: av.AudioFrame, entering: av.AudioFrame) -> av.AudioFrame:
+    """Two consecutive frames played in the time of the second: the playout buffer's time
+    compression by a frame (:attr:`~trio_rtc.rtp.jitter.PlayoutFrame.merge`).
+
+    Output sample ``j`` of ``n`` (the second frame's length) is
+    ``leaving[j] * (n - j) / n + entering[j] * j / n``: it starts where the first frame starts,
+    so it joins what was played before it, and ends on the second frame's last sample, so what
+    plays next follows without a step. A signal that repeats with a period dividing the frame
+    length (a 1 kHz tone in 20 ms frames, steady silence) passes unchanged; anything else is
+    blended over the frame, never cut (a plain drop of a frame clicks). The result has the
+    second frame's format, ``pts`` and ``time_base``; when the two frames differ in shape, or
+    the format is not one of the plain sample formats, the second frame comes back as it is."""
+    import av
+
+    length = entering.samples
+    name = entering.format.name
+    typecode = _TYPECODES.get(name.removesuffix("p"))
+    channels = entering.layout.nb_channels
+    if (
+        typecode is None
+        or length == 0
+        or leaving.samples < length
+        or leaving.format.name != name
+        or leaving.layout.nb_channels != channels
+    ):
+        return entering
+    planar = entering.format.is_planar
+    size = array.array(typecode).itemsize
+    count = length if planar else length * channels
+    stride = 1 if planar else channels
+    integer = typecode not in "fd"
+    out = av.AudioFrame(format=name, layout=entering.layout.name, samples=length)
+    out.sample_rate = entering.sample_rate
+    out.pts = entering.pts
+    if entering.time_base is not None:
+        out.time_base = entering.time_base
+    for index in range(len(entering.planes) if planar else 1):
+        first: array.array[Any] = array.array(typecode)
+        first.frombytes(bytes(leaving.planes[index])[: count * size])
+        mixed: array.array[Any] = array.array(typecode)
+        mixed.frombytes(bytes(entering.planes[index])[: count * size])
+        for position in range(count):
+            weight = (position // stride) / length
+            value = first[position] * (1.0 - weight) + mixed[position] * weight
+            mixed[position] = round(value) if integer else value
+        out.planes[index].update(mixed.tobytes())
+    return out
 
 
 def opus_plc_packet(last_packet: bytes) -> bytes:

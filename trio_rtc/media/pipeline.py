@@ -41,7 +41,13 @@ import trio
 
 from ..jsep.codecs import NegotiatedCodec, get_capabilities
 from ..rtp.codecs import EncodedFrame
-from ..rtp.jitter import AudioJitterBuffer, Concealment, JitterBufferStats, PlayoutFrame
+from ..rtp.jitter import (
+    AudioJitterBuffer,
+    Concealment,
+    JitterBufferStats,
+    Playout,
+    PlayoutFrame,
+)
 from ..rtp.sequence import TimestampUnwrapper
 from .codec_thread import INLINE_BELOW, CodecThread
 from .coding import (
@@ -664,7 +670,12 @@ async def run_decoder(
 ) -> None:
     """Decode the remote ``track``'s assembled frames into its decoded queue until the track
     ends (after the frames queued before the end). A frame the decoder refuses is dropped and
-    counted, a keyframe is requested, and decoding goes on."""
+    counted, a keyframe is requested, and decoding goes on.
+
+    The decoder of the receiver's first negotiated codec is opened in the codec's thread as
+    this starts, before the first frame. Audio goes through the playout buffer; a frame it
+    merges away (time compression) is decoded and cross-faded into the next one, so the
+    application gets frames of one length on an unbroken timeline."""
     registry = registry or default_registry
     stats = stats if stats is not None else CodecStats()
     if receiver is not None:
@@ -681,15 +692,22 @@ async def run_decoder(
         codec = _negotiated_codec(receiver, mime) or codec_for_mime(mime or track.kind)
         return codec.clock_rate
 
-    async def decode(encoded: EncodedFrame) -> list[Any] | None:
-        """Decode one frame into the track's queue; its pictures (None: no decoder at all)."""
-        nonlocal broken, first_timestamp
+    merging: Any = None  # audio: a decoded frame to cross-fade into the next one
+
+    async def decode(encoded: EncodedFrame, merge: bool = False) -> list[Any] | None:
+        """Decode one frame into the track's queue; its pictures (None: no decoder at all).
+        ``merge`` (audio, the playout buffer's time compression): keep this frame's sound to
+        cross-fade into the next frame's instead of queueing it."""
+        nonlocal broken, first_timestamp, merging
         mime = encoded.codec or ""
         entry = decoders.get(mime)
         if entry is None:
             codec = _negotiated_codec(receiver, mime) or codec_for_mime(mime or track.kind)
             try:
-                decoder = registry.create_decoder(codec)
+                # In the codec's thread: opening a codec (and, the first time, importing PyAV)
+                # takes tens of milliseconds, which on the loop would delay every packet that
+                # arrives meanwhile (and the playout buffer would take that for jitter).
+                decoder = await worker.run(registry.create_decoder, codec)
             except CodecError as exc:
                 stats.errors += 1
                 track._decode_failed(exc)
@@ -723,6 +741,15 @@ async def run_decoder(
         time_base = time_bases.get(clock_rate)
         if time_base is None:
             time_base = time_bases[clock_rate] = fractions.Fraction(1, clock_rate)
+        if merging is not None and pictures and _is_av_frame(pictures[0]):
+            from .concealment import crossfade
+
+            pictures[0] = crossfade(merging, pictures[0])
+            merging = None
+        if merge and pictures and _is_av_frame(pictures[-1]):
+            merging = pictures.pop()
+            stats.count(keyframe=False, seconds=seconds, picture=merging)
+            seconds = 0.0
         for index, picture in enumerate(pictures):
             if _is_av_frame(picture):
                 if playout is not None and isinstance(getattr(picture, "samples", None), int):
@@ -759,8 +786,9 @@ async def run_decoder(
         stats.jitter_buffer = playout.buffer_stats
     concealer: Any = None
     try:
+        await _open_negotiated_decoder(receiver, track.kind, registry, worker, decoders)
         while True:
-            items: list[EncodedFrame | Concealment[EncodedFrame]]
+            items: list[EncodedFrame] | list[Playout[EncodedFrame]]
             try:
                 if playout is None:
                     items = [await track.recv_encoded()]
@@ -769,14 +797,18 @@ async def run_decoder(
             except trio.EndOfChannel:
                 break
             for item in items:
-                if isinstance(item, Concealment):
+                if isinstance(item, PlayoutFrame):
+                    pictures = await decode(item.frame, item.merge)
+                elif isinstance(item, Concealment):
+                    merging = None  # (the buffer merges a frame only into the next one)
                     if concealer is None or playout is None or first_timestamp is None:
                         continue  # nothing decoded yet: nothing to continue from
                     picture = concealer.conceal(item.samples)
                     _stamp_playout(picture)
                     track._deliver_decoded(picture, None)
                     continue
-                pictures = await decode(item)
+                else:
+                    pictures = await decode(item)
                 if pictures is None:
                     return
                 if playout is not None and pictures and _is_av_frame(pictures[-1]):
@@ -793,6 +825,28 @@ async def run_decoder(
                     await worker.run(decoder.close)
             finally:
                 worker.close()
+
+
+async def _open_negotiated_decoder(
+    receiver: RTCRtpReceiver | None,
+    kind: str,
+    registry: CodecRegistry,
+    worker: CodecThread,
+    decoders: dict[str, tuple[Decoder, int]],
+) -> None:
+    """Open the decoder of the receiver's first negotiated codec before any frame comes (in
+    the codec's thread): at the first frame, opening it (and importing PyAV) would hold that
+    frame for tens of milliseconds, and the first frames' delay sets the playout delay's
+    start. A codec that cannot be opened is left to the first frame, which reports it."""
+    negotiated = receiver._negotiated if receiver is not None else None
+    if negotiated is None or not negotiated.media_codecs:
+        return
+    codec = negotiated.media_codecs[0]
+    try:
+        decoder = await worker.run(registry.create_decoder, codec)
+    except CodecError:
+        return
+    decoders[f"{kind}/{codec.name}"] = (decoder, codec.clock_rate)
 
 
 class _AudioPlayout:
@@ -812,6 +866,7 @@ class _AudioPlayout:
         self._clock_rate_of = clock_rate_of
         self._buffer: AudioJitterBuffer[EncodedFrame] | None = None
         self._ended = False
+        self._floor_set: float | None = None
         self.buffer_stats = JitterBufferStats()
 
     def _floor(self) -> float | None:
@@ -819,40 +874,66 @@ class _AudioPlayout:
         target = receiver.jitterBufferTarget if receiver is not None else None
         return None if target is None else target / 1000
 
-    async def next_items(self) -> list[EncodedFrame | Concealment[EncodedFrame]]:
+    def _put(self, frames: list[EncodedFrame]) -> AudioJitterBuffer[EncodedFrame]:
+        buffer = self._buffer
+        if buffer is None:
+            buffer = self._buffer = AudioJitterBuffer(self._clock_rate_of(frames[0]))
+            buffer.stats = self.buffer_stats
+        for encoded in frames:
+            arrival = encoded.arrival_time
+            buffer.put(
+                encoded.timestamp,
+                encoded.first_sequence_number,
+                encoded,
+                arrival if arrival is not None else trio.current_time(),
+            )
+        return buffer
+
+    async def next_items(self) -> list[Playout[EncodedFrame]]:
         """What is due now, waiting for it; ``EndOfChannel`` once the track ended and the
-        buffer is empty (what was queued at the end plays out at once)."""
+        buffer is empty (what was queued at the end plays out at once).
+
+        Per frame this is one wake-up at its arrival and one at its slot; each takes every
+        frame the track holds at once (their arrival times were stamped by the receiver, so
+        a frame put late is still timed right), and the buffer is only asked for what is due
+        when its timer says something is."""
+        track = self._track
         while True:
             buffer = self._buffer
+            arrived = track._take_encoded()
+            if arrived:
+                buffer = self._put(arrived)
             if buffer is not None:
-                buffer.set_minimum_delay(self._floor())
+                floor = self._floor()
+                if floor != self._floor_set:
+                    buffer.set_minimum_delay(floor)
+                    self._floor_set = floor
                 now = trio.current_time()
-                due = buffer.pop(now)
                 if self._ended:
+                    due: list[Playout[EncodedFrame]] = []
                     while len(buffer):
                         timer = buffer.get_timer()
                         due += buffer.pop(max(now, timer if timer is not None else now))
-                if due:
-                    return [p.frame if isinstance(p, PlayoutFrame) else p for p in due]
+                    if due:
+                        return due
+                else:
+                    timer = buffer.get_timer()
+                    if timer is not None and timer <= now:
+                        due = buffer.pop(now)
+                        if due:
+                            return due
+                        continue
             if self._ended:
                 raise trio.EndOfChannel
             timer = buffer.get_timer() if buffer is not None else None
-            with trio.move_on_at(timer if timer is not None else math.inf):
-                try:
-                    encoded = await self._track.recv_encoded()
-                except trio.EndOfChannel:
-                    self._ended = True
-                    continue
-                if buffer is None:
-                    buffer = self._buffer = AudioJitterBuffer(self._clock_rate_of(encoded))
-                    buffer.stats = self.buffer_stats
-                arrival = encoded.arrival_time
-                buffer.put(
-                    encoded.timestamp,
-                    encoded.first_sequence_number,
-                    encoded,
-                    arrival if arrival is not None else trio.current_time(),
-                )
+            try:
+                if timer is None:
+                    await track._wait_encoded()
+                else:
+                    with trio.move_on_at(timer):
+                        await track._wait_encoded()
+            except trio.EndOfChannel:
+                self._ended = True
 
 
 def _negotiated_codec(receiver: RTCRtpReceiver | None, mime: str) -> NegotiatedCodec | None:

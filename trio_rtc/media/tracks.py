@@ -543,6 +543,26 @@ class MediaStreamTrack(EventTarget):
         await trio.lowlevel.checkpoint_if_cancelled()
         return self._frames.popleft()
 
+    async def _wait_encoded(self) -> None:
+        """Wait until an assembled frame is queued (without taking it); ``trio.EndOfChannel``
+        once the track ended and nothing is queued. For a reader that takes frames in batches
+        with :meth:`_take_encoded`."""
+        while not self._frames:
+            if self._ready_state == "ended":
+                raise trio.EndOfChannel
+            await self._readers.park()
+        await trio.lowlevel.checkpoint_if_cancelled()
+
+    def _take_encoded(self) -> list[EncodedFrame]:
+        """Every queued assembled frame, oldest first, without waiting (the audio playout
+        takes them in one go)."""
+        frames = self._frames
+        if not frames:
+            return []
+        taken = list(frames)
+        frames.clear()
+        return taken
+
     async def encoded_frames(self) -> AsyncIterator[EncodedFrame]:
         """``async for frame in track.encoded_frames()``: stops when the track ends."""
         while True:

@@ -24,9 +24,15 @@ The model:
   RTP timestamp jumps while the sequence numbers are consecutive) and after an underrun. During a
   talkspurt it grows by inserting one frame of concealment (reason ``"expand"``, counted as
   ``insertedSamplesForDeceleration``) when the target is a frame or more above the applied delay,
-  and shrinks by dropping one frame (``removedSamplesForAcceleration``) when the applied delay is
-  two frames or more above the target and the next frame is already here, at most once per
-  :data:`ACCELERATE_INTERVAL_SECONDS` of audio.
+  and shrinks by one frame (``removedSamplesForAcceleration``) when the applied delay is a frame
+  or more above the target and the next frame is already here, at most once per
+  :data:`ACCELERATE_INTERVAL_SECONDS` of audio: that frame comes out with ``merge`` set, in the
+  same :meth:`~AudioJitterBuffer.pop` as the next one, which takes its slot; the caller decodes
+  both (the decoder's state runs on) and cross-fades the two into one frame's length
+  (:func:`trio_rtc.media.concealment.crossfade`), NetEq's *accelerate* in whole frames. A frame
+  is the step: a caller that hands out frames of one size keeps that size. A smaller threshold
+  would undershoot the target; a larger one (two frames, as before) held the delay up to 40 ms
+  above a target that had come down, for the rest of a talkspurt.
 - *Loss.* When a frame's slot comes and the next frame present has a sequence number further on,
   the missing packets are concealed (reason ``"lost"``), one :class:`Concealment` per packet,
   each at its own slot; the one right before a frame that is present carries that frame in
@@ -79,8 +85,9 @@ CONCEALMENT_FADE_SECONDS = 0.03
 MAX_CONCEALMENT_SECONDS = 2.0
 #: The target delay falls back towards the measured spread with this time constant.
 TARGET_DECAY_SECONDS = 4.0
-#: At most one frame is dropped to reduce the delay per this much played audio.
-ACCELERATE_INTERVAL_SECONDS = 1.0
+#: At most one frame is merged away to reduce the delay per this much played audio: a delay
+#: 100 ms above the target comes down in about a second, one smooth step at a time.
+ACCELERATE_INTERVAL_SECONDS = 0.2
 #: The delay window: relative delays of the packets of the last WINDOW_SECONDS (and at most
 #: WINDOW_PACKETS of them).
 WINDOW_SECONDS = 2.0
@@ -107,6 +114,10 @@ class PlayoutFrame(Generic[T]):
     samples: int
     #: The slot it was scheduled for (the caller's clock).
     playout_time: float
+    #: Time compression: this frame is merged into the next one, which follows it in the same
+    #: :meth:`AudioJitterBuffer.pop` with the same slot. Decode it, then cross-fade its audio
+    #: into the next frame's (the pair plays in one frame's time).
+    merge: bool = False
 
 
 @attrs.frozen(slots=True)
@@ -479,16 +490,29 @@ class AudioJitterBuffer(Generic[T]):
         self._expected = entry.sequence_number + 1
         self._since_accelerate += samples
         if (
-            applied - target >= 2 * frame_seconds - _EPSILON
+            applied - target >= frame_seconds - _EPSILON
             and self._since_accelerate >= self._accelerate_interval
             and self._queue
             and self._queue[0].sequence_number == entry.sequence_number + 1
             and self._queue[0].timestamp == self._cursor
         ):
-            # Lower the delay by one frame: skip this one; the next takes its slot.
+            # Lower the delay by one frame: this one is merged into the next, which takes its
+            # slot (and comes out next in this pop).
             stats.removed_samples_for_acceleration += samples
             self._offset -= frame_seconds
             self._since_accelerate = 0
+            out.append(
+                PlayoutFrame(
+                    entry.frame,
+                    entry.timestamp & _TS_MASK,
+                    entry.sequence_number & _SEQ_MASK,
+                    samples,
+                    # The slot the next frame gets, computed as it will be: ``due`` is the same
+                    # time on paper, but rounding could put it a hair after the next frame's.
+                    self._slot(self._cursor),
+                    True,
+                )
+            )
             return
         self._conceal_run = 0
         self._last_end = due + frame_seconds
