@@ -45,7 +45,9 @@ Rate changes (``set_target``), measured with PyAV 18.1 / FFmpeg 8 by encoding 64
 
 A reopen costs a keyframe (and 2-10 ms of codec setup), so it happens only at a keyframe that
 is being sent anyway (forced, or a size change), or when the pending change is large (more than
-15 % away from the rate in effect) and the last open is at least a second old. Frame rate:
+15 % away from the rate in effect): at once for a fall (a congestion back-off: the keyframe at
+the new rate, capped by ``max-intra-rate``, costs less than staying above the link), and for a
+rise once the last open is at least a second old. Frame rate:
 libvpx and x264 pace their rate control by the frame timestamps, so a frame rate change needs
 nothing; SVT-AV1 budgets by its configured frame rate, and reopens under the same rule.
 
@@ -134,7 +136,7 @@ _QP2LAMBDA = 118
 _GOP_SIZE = 3000
 #: A rate change this large (relative) may reopen a codec that cannot change it live.
 _LARGE_CHANGE = 0.15
-#: ... but not more often than this (seconds).
+#: ... but a rise not more often than this (seconds); a fall at once.
 _REOPEN_INTERVAL = 1.0
 _DEFAULT_FRAMERATE = 30.0
 _MIN_VIDEO_BITRATE = 30_000
@@ -299,7 +301,15 @@ class _VideoEncoder(abc.ABC):
             abs(bitrate - self._bitrate) > _LARGE_CHANGE * self._bitrate
             or abs(framerate - self._framerate) > _LARGE_CHANGE * self._framerate
         )
-        if keyframe or (large and time.monotonic() - self._opened_at >= _REOPEN_INTERVAL):
+        # A large fall is a congestion back-off: the link no longer carries the old rate, and
+        # waiting out the interval kept the encoder above it for up to a second (after a
+        # 3 -> 1 Mbit/s step the estimate fell in two cuts 100 ms apart; the second waited
+        # 1.05 s, the bottleneck queue overflowed meanwhile and the send rate took 2.2 s to get
+        # under the new capacity). The keyframe it costs is small at the new rate (capped by
+        # max-intra-rate: about two frames). A rise waits: it is not urgent.
+        falling = bitrate < (1 - _LARGE_CHANGE) * self._bitrate
+        due = time.monotonic() - self._opened_at >= _REOPEN_INTERVAL
+        if keyframe or (large and (falling or due)):
             self._open(self._size[0], self._size[1], bitrate, framerate)
             return True
         return keyframe

@@ -22,7 +22,10 @@ The pieces, each a small class below:
   slope with a threshold that adapts to it (§5.4), and an AIMD controller (§5.5) increases the
   rate (8 %/s far from the last congestion point, about one packet per response time near
   it; the point is forgotten once the acknowledged rate has stayed above it for half a second)
-  or cuts it to 0.85 x the acknowledged bitrate on overuse;
+  or cuts it to 0.85 x the acknowledged bitrate on overuse (the first cut of an overuse to
+  0.85 x the rate of the last 100 ms of arrivals when lower: behind a queue, the bottleneck's);
+  a queue delay over 80 ms that grew at two successive feedbacks is overuse too, found before
+  the trendline's slope crosses its threshold (see ``_QUEUE_OVERUSE``);
 * loss-based (§6): more than 10 % loss cuts the rate by half the loss fraction, at most once
   per 300 ms + RTT and not below 0.85 x the acknowledged rate; 2-10 % holds it; less than 2 %
   does not limit. Runs of back-to-back losses on a path that shows no queue are bursts, not
@@ -43,6 +46,7 @@ feedback, and every window below has a fixed size.
 from __future__ import annotations
 
 import enum
+import itertools
 import math
 from collections import OrderedDict, deque
 
@@ -116,10 +120,37 @@ _BURST_QUEUE = 0.03
 # the loss counts and the loss-based control cuts as before.
 _BURST_MAX_SHARE = 0.25
 _BASE_DELAY_WINDOW = 5.0
+# A standing queue that keeps growing is overuse even before the trendline says so (our
+# addition to libwebrtc's detector): at two successive feedbacks the queue delay (above the
+# path's base delay) was over half of _QUEUE_OVERUSE and then over it, grown by at least
+# _QUEUE_GROWTH, the two read at least _QUEUE_SPAN apart on our clock (two feedbacks read
+# together after a stall of either host are one observation). The trendline fits its slope
+# over 20 send groups (0.3-0.6 s of video) and smooths it on top: after a 3 -> 1 Mbit/s step
+# it fired 370 ms in, when a 200 ms bottleneck queue had overflowed, and the resends of that
+# overflow kept the send rate above the new capacity for another 0.9 s. The queue was over
+# 50 ms and growing at 120-170 ms, over 80 ms at 150-220 ms: found then, a 200 ms queue does
+# not overflow. Jitter of tens of ms (a userspace relay on a loaded host), or one late group,
+# does not make two growing reports over half the bound.
+_QUEUE_OVERUSE = 0.08
+_QUEUE_GROWTH = 0.01
+_QUEUE_REPORTS = 2
+_QUEUE_SPAN = 0.03
 _MAX_RUN = 1000
 # Acknowledged bitrate: a sliding window over arrival times.
 _ACKED_WINDOW = 0.25
 _ACKED_MIN_SPAN = 0.1
+# On overuse the cut is to 0.85 x the lower of that and the rate of the last _RECENT_WINDOW of
+# arrivals (our addition): behind a standing queue packets arrive at exactly the bottleneck's
+# rate, while the 250 ms window still holds arrivals from before a capacity drop. After a
+# 3 -> 1 Mbit/s step it read 1.26 Mbit/s when the overuse was found; the cut to 1.07 Mbit/s
+# needed a second one 100 ms later, and each cost the encoder a reopen and a keyframe while
+# the queue overflowed. Only at the first cut of an overuse, only when the recent rate is
+# below _RECENT_DROP x the 250 ms one (a capacity drop; 100 ms of video at a steady link is
+# noisy, and taking the lower of the two cut a 2 Mbit/s link at 5 % loss about 15 % deeper on
+# average), and never below half the 250 ms rate (see _update_delay_based).
+_RECENT_WINDOW = 0.1
+_RECENT_MIN_SPAN = 0.05
+_RECENT_DROP = 0.8
 # Probing (libwebrtc's ProbeController / ProbeBitrateEstimator).
 _PROBE_DURATION = 0.015
 _PROBE_MIN_PACKETS = 5
@@ -504,6 +535,26 @@ class _AckedBitrate:
             return None
         return (self._bytes - samples[0][1]) * 8 / span
 
+    def recent_bitrate(self) -> float | None:
+        """The same over the last ``_RECENT_WINDOW`` of arrival time only."""
+        samples = self._samples
+        if len(samples) < 2:
+            return None
+        last = samples[-1][0]
+        start = last - _RECENT_WINDOW
+        total = 0
+        first = last
+        first_size = 0
+        for arrival, size in reversed(samples):
+            if arrival < start:
+                break
+            total += size
+            first, first_size = arrival, size
+        span = last - first
+        if span < _RECENT_MIN_SPAN:
+            return None
+        return (total - first_size) * 8 / span
+
 
 @attrs.define(slots=True)
 class _ProbeStats:
@@ -647,6 +698,15 @@ class SendSideBandwidthEstimator:
         self._run: list[int] = []
         self._last_overuse: float | None = None
         self._queue_delay = 0.0  # of the last packet received, above the base delay
+        # (now, queue delay) as of the last _QUEUE_REPORTS feedbacks.
+        self._queue_reports: deque[tuple[float, float]] = deque(maxlen=_QUEUE_REPORTS)
+        # The trendline's state, or overuse when the queue delay says so (see _QUEUE_OVERUSE).
+        self._usage = BandwidthUsage.NORMAL
+        self._previous_usage = BandwidthUsage.NORMAL
+        #: Overuses found by the queue delay before the trendline found them.
+        self.queue_overuses = 0
+        # The current overuse was found by the queue delay (not, or not yet, by the trendline).
+        self._queue_found = False
         self._newest_delay_send = -math.inf
         self._base_delay: deque[tuple[float, float]] = deque()
         # (time, packets) of the runs excused as bursts within the last _LOSS_WINDOW.
@@ -691,7 +751,7 @@ class SendSideBandwidthEstimator:
 
     @property
     def usage(self) -> BandwidthUsage:
-        return self._trendline.state
+        return self._usage
 
     @property
     def in_alr(self) -> bool:
@@ -820,7 +880,7 @@ class SendSideBandwidthEstimator:
         burst = (
             len(run) >= _BURST_RUN
             and (last is None or now - last > _BURST_CALM)
-            and self._trendline.state is not BandwidthUsage.OVERUSING
+            and self._usage is not BandwidthUsage.OVERUSING
             and self._queue_delay < _BURST_QUEUE
             and excused <= _BURST_MAX_SHARE * seen
         )
@@ -871,21 +931,58 @@ class SendSideBandwidthEstimator:
                     # are: taking its 95 % of the receive rate would stop a queue draining.
                     if not (saturated and result.probe_cluster in self._recovery_probes):
                         probe_rate = rate
+        self._update_usage(now)
         self._update_delay_based(now, probe_rate)
         self._update_loss_based(now)
         self._update_target(now)
         if probe_rate is not None:
             self._on_probe_result(probe_rate, now)
 
+    def _update_usage(self, now: float) -> None:
+        self._previous_usage = self._usage
+        usage = self._trendline.state
+        reports = self._queue_reports
+        reports.append((now, self._queue_delay))
+        if (
+            usage is not BandwidthUsage.OVERUSING
+            and len(reports) == _QUEUE_REPORTS
+            and reports[0][1] > _QUEUE_OVERUSE / 2
+            and reports[-1][1] > _QUEUE_OVERUSE
+            and now - reports[0][0] >= _QUEUE_SPAN
+            and all(b[1] - a[1] >= _QUEUE_GROWTH for a, b in itertools.pairwise(reports))
+        ):
+            usage = BandwidthUsage.OVERUSING
+            self.queue_overuses += 1
+            if self._usage is not BandwidthUsage.OVERUSING:
+                self._queue_found = True
+        elif usage is not BandwidthUsage.OVERUSING:
+            self._queue_found = False
+        self._usage = usage
+
     def _update_delay_based(self, now: float, probe_rate: float | None) -> None:
         aimd = self._aimd
         acked = self._acked.bitrate()
-        usage = self._trendline.state
+        usage = self._usage
         if usage is BandwidthUsage.OVERUSING:
             self._last_overuse = now
             if acked is not None:
                 if aimd.time_to_reduce(now, acked, self.rtt):
-                    aimd.update(usage, acked, now, self.rtt, self._alr.active)
+                    base = acked
+                    recent = self._acked.recent_bitrate()
+                    if (
+                        recent is not None
+                        and recent < _RECENT_DROP * acked
+                        and self._previous_usage is not usage
+                        and self._queue_found
+                    ):
+                        # The first cut of an overuse only (the later ones see the queue
+                        # drain, when arrivals are no longer at the bottleneck's rate), of one
+                        # the standing queue revealed (a queue, so arrivals at the bottleneck's
+                        # rate: on a lossy link without one, 100 ms of arrivals is noise that
+                        # cut the estimate too deep), and not below half the longer window's:
+                        # a hiccup of either host makes arrivals sparse for a moment.
+                        base = max(recent, acked / 2)
+                    aimd.update(usage, base, now, self.rtt, self._alr.active)
             elif aimd.time_to_reduce(now, None, self.rtt):
                 aimd.set_estimate(aimd.bitrate / 2, now)
         elif probe_rate is not None and probe_rate > aimd.bitrate:
@@ -969,7 +1066,7 @@ class SendSideBandwidthEstimator:
                 loss_based=None if self._loss_bitrate is None else int(self._loss_bitrate),
                 acknowledged=self.acknowledged_bitrate,
                 loss_fraction=self._loss_fraction,
-                usage=self._trendline.state,
+                usage=self._usage,
                 in_alr=self._alr.active,
             )
 
@@ -1077,7 +1174,7 @@ class SendSideBandwidthEstimator:
             self._drop_at = self._next_recovery_probe = None
             return
         self._next_recovery_probe = now + self.recovery_probe_interval
-        if self._trendline.state is not BandwidthUsage.NORMAL:
+        if self._usage is not BandwidthUsage.NORMAL:
             return  # congested, or a queue still draining: a probe would only add to it
         target = self._bitrate_before_drop_target()
         if self._estimate < target:

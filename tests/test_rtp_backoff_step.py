@@ -1,0 +1,130 @@
+"""Back-off after a capacity drop (issue 13, scenario c: 3 -> 1 Mbit/s), in simulated time.
+
+The link is a FIFO bottleneck with a 200 ms tail-drop queue (``tc tbf`` in bench_links); the
+"encoder" sends 30 frames/s at 81 % of the estimate (the encoder's share, after overhead) but
+at most 1.75 Mbit/s (a 640x480 picture's ceiling), paced by the real pacer; the receiver is the
+real :class:`TwccRecorder`, its feedback goes through serialize/parse.
+
+The estimator must find the overuse while the queue still has room, and cut below the new
+capacity in one step, so that nothing is lost to the overflow: the resends of such losses kept
+the send rate above 1 Mbit/s for a second after the drop.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+
+import attrs
+
+from trio_rtc.rtp.gcc import SendSideBandwidthEstimator
+from trio_rtc.rtp.pacer import Pacer, PacketKind
+from trio_rtc.rtp.rtcp import parse_rtcp_untrusted, serialize_compound
+from trio_rtc.rtp.rtcp_feedback import TwccFeedback
+from trio_rtc.rtp.twcc import TwccRecorder
+
+OVERHEAD = 40
+STEP = 8.0
+MAX_QUEUE = 0.2
+ENCODER_CEILING = 1_750_000
+
+
+@attrs.define
+class Run:
+    #: (time, estimate) after each feedback.
+    estimates: list[tuple[float, int]]
+    #: Times at which the bottleneck dropped a packet.
+    drops: list[float]
+    #: (time, queue delay in seconds) every 10 ms.
+    queue: list[tuple[float, float]]
+    bwe: SendSideBandwidthEstimator
+
+
+def run(
+    capacity_after: float = 1_000_000,
+    *,
+    seconds: float = STEP + 3.0,
+    jitter: float = 0.0,
+    seed: int = 7,
+) -> Run:
+    rng = random.Random(seed)
+    bwe = SendSideBandwidthEstimator(start_bitrate=300_000)
+    pacer: Pacer[int] = Pacer(bwe.estimate)
+    recorder = TwccRecorder(1)
+    busy_until = 0.0
+    in_flight: deque[tuple[float, int]] = deque()
+    feedback: deque[tuple[float, TwccFeedback]] = deque()
+    out = Run([], [], [], bwe)
+    next_frame = next_sample = 0.0
+    tick = 0
+    delay = 0.001
+    while (now := tick * 0.001) < seconds:
+        tick += 1
+        capacity = capacity_after if now >= STEP else 3_000_000
+        if now >= next_frame:
+            next_frame += 1 / 30
+            frame = int(min(bwe.estimate * 0.81, ENCODER_CEILING) / 8 / 30)
+            sizes = [1200] * (frame // 1200) + ([frame % 1200] if frame % 1200 else [])
+            pacer.enqueue_many(range(len(sizes)), sizes, PacketKind.VIDEO, now)
+        for cluster in bwe.probes_to_send(now):
+            pacer.add_probe_cluster(cluster)
+        for paced in pacer.datagrams_to_send(now):
+            size = paced.size + OVERHEAD
+            seq = bwe.on_packet_sent(size, now, probe_cluster=paced.probe_cluster)
+            start = max(now, busy_until)
+            if start - now > MAX_QUEUE:
+                out.drops.append(now)
+                continue
+            busy_until = start + size * 8 / capacity
+            in_flight.append((busy_until + delay + rng.uniform(0, jitter), seq))
+        while in_flight and in_flight[0][0] <= now:
+            arrival, seq = in_flight.popleft()
+            recorder.on_packet(seq, int(arrival * 1e6), 2)
+        due = recorder.next_feedback_at
+        if due is not None and due <= now * 1e6:
+            for fb in recorder.feedback(int(now * 1e6)):
+                (parsed,) = parse_rtcp_untrusted(serialize_compound([fb]))
+                assert isinstance(parsed, TwccFeedback)
+                feedback.append((now + delay, parsed))
+        while feedback and feedback[0][0] <= now:
+            bwe.receive_feedback(feedback.popleft()[1], now)
+            pacer.set_estimate(bwe.estimate)
+            out.estimates.append((now, bwe.estimate))
+        if now >= next_sample:
+            next_sample += 0.01
+            out.queue.append((now, max(0.0, busy_until - now)))
+    return out
+
+
+def test_a_capacity_drop_is_found_before_the_queue_overflows() -> None:
+    result = run()
+    before = [estimate for t, estimate in result.estimates if STEP - 1.0 <= t < STEP]
+    assert min(before) > 2_000_000  # the encoder's ceiling governed, not the estimate
+    # The queue the drop builds stays short of the 200 ms the bottleneck holds: nothing lost.
+    assert [t for t in result.drops if t >= STEP] == []
+    assert max(q for t, q in result.queue if t >= STEP) < 0.18
+    # Found by the growing queue, before the trendline's slope crossed its threshold.
+    assert result.bwe.queue_overuses >= 1
+
+
+def test_the_first_cut_after_a_drop_lands_below_the_new_capacity() -> None:
+    result = run()
+    after = [(t, estimate) for t, estimate in result.estimates if t >= STEP]
+    cut_at, first_cut = next((t, estimate) for t, estimate in after if estimate < 2_000_000)
+    # Early (simulated time: four feedback intervals), and to 0.85 x the rate arriving behind
+    # the queue, not x the 250 ms window that still held arrivals at 3 Mbit/s (that cut to
+    # 1.2 Mbit/s and needed two more).
+    assert cut_at - STEP < 0.2
+    assert 700_000 < first_cut < 1_000_000
+    # And it holds there: no spiral towards the floor while the queue drains.
+    assert min(estimate for t, estimate in after if t < STEP + 2.0) > 500_000
+    # The queue drained within two seconds.
+    assert max(q for t, q in result.queue if STEP + 2.0 <= t) < 0.05
+
+
+def test_a_steady_link_with_jitter_is_not_taken_for_a_growing_queue() -> None:
+    # No drop (3 Mbit/s throughout) and up to 20 ms of random jitter per packet: the queue
+    # rule never fires.
+    result = run(3_000_000, seconds=12.0, jitter=0.020, seed=3)
+    assert result.bwe.queue_overuses == 0
+    assert result.drops == []
