@@ -16,6 +16,18 @@ from trio_rtc.ice.transport import IceTransportOptions, RTCIceTransport
 pytestmark = pytest.mark.interop
 
 
+async def exchange(a: RTCIceTransport, b: RTCIceTransport, count: int) -> None:
+    """``count`` datagrams each way on the selected pair (first bytes in the DTLS range, so
+    they reach the DTLS channel), all arriving."""
+    for i in range(count):
+        assert a.send(bytes([23]) + b"a->b %d" % i)
+        assert b.send(bytes([23]) + b"b->a %d" % i)
+    got_b = {await b.dtls_receive_channel.receive() for _ in range(count)}
+    got_a = {await a.dtls_receive_channel.receive() for _ in range(count)}
+    assert got_b == {bytes([23]) + b"a->b %d" % i for i in range(count)}
+    assert got_a == {bytes([23]) + b"b->a %d" % i for i in range(count)}
+
+
 def turn_server(coturn: CoturnServer, password: str | None = None) -> dict[str, str]:
     host, port = coturn.turn_address
     return {
@@ -46,13 +58,7 @@ async def test_relay_only_transport_connects_through_coturn(
             pair = a.getSelectedCandidatePair()
             assert pair is not None and pair.local.type == "relay"
             # Data both ways through the relay (first bytes in the DTLS range).
-            for i in range(20):
-                assert a.send(bytes([23]) + b"a->b %d" % i)
-                assert b.send(bytes([23]) + b"b->a %d" % i)
-            got_b = {await b.dtls_receive_channel.receive() for _ in range(20)}
-            got_a = {await a.dtls_receive_channel.receive() for _ in range(20)}
-            assert got_b == {bytes([23]) + b"a->b %d" % i for i in range(20)}
-            assert got_a == {bytes([23]) + b"b->a %d" % i for i in range(20)}
+            await exchange(a, b, 20)
 
 
 async def test_wrong_turn_credentials_report_icecandidateerror(coturn: CoturnServer) -> None:
@@ -103,13 +109,7 @@ async def test_relay_over_each_transport_to_the_server_binds_channels(
                 [relay] = a.getLocalCandidates()
                 assert relay.type == "relay" and relay.url == url
                 assert relay.relayProtocol == transport
-                for i in range(20):
-                    assert a.send(bytes([23]) + b"a->b %d" % i)
-                    assert b.send(bytes([23]) + b"b->a %d" % i)
-                got_b = {await b.dtls_receive_channel.receive() for _ in range(20)}
-                got_a = {await a.dtls_receive_channel.receive() for _ in range(20)}
-                assert got_b == {bytes([23]) + b"a->b %d" % i for i in range(20)}
-                assert got_a == {bytes([23]) + b"b->a %d" % i for i in range(20)}
+                await exchange(a, b, 20)
                 pair = a.getSelectedCandidatePair()
                 assert pair is not None
                 sender = a._endpoints[(relay.address, relay.port)]
@@ -161,10 +161,4 @@ async def test_ipv6_relay_candidate_from_an_ipv6_turn_server(tmp_path: Path) -> 
                 [relay] = a.getLocalCandidates()
                 assert relay.type == "relay" and relay.address == "::1"
                 assert relay.port in range(coturn.relay_ports[0], coturn.relay_ports[1] + 1)
-                for i in range(10):
-                    assert a.send(bytes([23]) + b"a->b %d" % i)
-                    assert b.send(bytes([23]) + b"b->a %d" % i)
-                got_b = {await b.dtls_receive_channel.receive() for _ in range(10)}
-                got_a = {await a.dtls_receive_channel.receive() for _ in range(10)}
-                assert got_b == {bytes([23]) + b"a->b %d" % i for i in range(10)}
-                assert got_a == {bytes([23]) + b"b->a %d" % i for i in range(10)}
+                await exchange(a, b, 10)

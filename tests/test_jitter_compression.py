@@ -9,45 +9,14 @@ import itertools
 import random
 
 import pytest
+from test_rtp_jitter import FRAME, PERIOD, RATE, Arrival, drive
 
 from trio_rtc.rtp.jitter import (
     ACCELERATE_INTERVAL_SECONDS,
     AudioJitterBuffer,
     Concealment,
-    Playout,
     PlayoutFrame,
 )
-
-RATE = 48_000
-FRAME = 960
-PERIOD = FRAME / RATE
-
-Arrival = tuple[float, int, int]
-
-
-def drive(
-    buffer: AudioJitterBuffer[int], arrivals: list[Arrival]
-) -> list[tuple[float, Playout[int]]]:
-    """Put each arrival at its time, pop at the core's timer and at every arrival."""
-    out: list[tuple[float, Playout[int]]] = []
-    pending = sorted(arrivals)
-    index = 0
-    now = 0.0
-    end = pending[-1][0] + 2.0
-    while True:
-        timer = buffer.get_timer()
-        candidates = [t for t in (timer, pending[index][0] if index < len(pending) else None) if t]
-        if not candidates:
-            break
-        now = max(now, min(candidates))
-        if now > end:
-            break
-        while index < len(pending) and pending[index][0] <= now:
-            _, seq, ts = pending[index]
-            buffer.put(ts, seq, seq, now)
-            index += 1
-        out += [(now, item) for item in buffer.pop(now)]
-    return out
 
 
 def spiked_stream(count: int, *, spike: float, jitter: float, seed: int) -> list[Arrival]:

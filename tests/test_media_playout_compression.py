@@ -14,6 +14,7 @@ import av
 import pytest
 import trio
 import trio.testing
+from test_media_concealment import values as samples_of
 
 import trio_rtc.media.pipeline as pipeline
 from trio_rtc.media import CodecRegistry, MediaStreamTrack
@@ -42,14 +43,6 @@ def sound(values: list[float], fmt: str = "s16", layout: str = "mono") -> av.Aud
     frame.pts = 1234
     frame.time_base = Fraction(1, RATE)
     return frame
-
-
-def samples_of(frame: av.AudioFrame, plane: int = 0) -> list[float]:
-    typecode = "h" if frame.format.name.startswith("s16") else "f"
-    data = array.array(typecode)
-    count = frame.samples * (1 if frame.format.is_planar else frame.layout.nb_channels)
-    data.frombytes(bytes(frame.planes[plane])[: count * data.itemsize])
-    return list(data)
 
 
 @pytest.mark.parametrize(

@@ -16,10 +16,10 @@ import random
 from collections import deque
 
 import attrs
+from test_rtp_gcc import send_due_feedback
 
 from trio_rtc.rtp.gcc import SendSideBandwidthEstimator
 from trio_rtc.rtp.pacer import Pacer, PacketKind
-from trio_rtc.rtp.rtcp import parse_rtcp_untrusted, serialize_compound
 from trio_rtc.rtp.rtcp_feedback import TwccFeedback
 from trio_rtc.rtp.twcc import TwccRecorder
 
@@ -80,12 +80,7 @@ def run(
         while in_flight and in_flight[0][0] <= now:
             arrival, seq = in_flight.popleft()
             recorder.on_packet(seq, int(arrival * 1e6), 2)
-        due = recorder.next_feedback_at
-        if due is not None and due <= now * 1e6:
-            for fb in recorder.feedback(int(now * 1e6)):
-                (parsed,) = parse_rtcp_untrusted(serialize_compound([fb]))
-                assert isinstance(parsed, TwccFeedback)
-                feedback.append((now + delay, parsed))
+        send_due_feedback(recorder, now, delay, feedback)
         while feedback and feedback[0][0] <= now:
             bwe.receive_feedback(feedback.popleft()[1], now)
             pacer.set_estimate(bwe.estimate)

@@ -54,6 +54,22 @@ class Link:
         self.in_flight.append((self.busy_until + self.delay, seq, size))
 
 
+def send_due_feedback(
+    recorder: TwccRecorder,
+    now: float,
+    delay: float,
+    feedback: deque[tuple[float, TwccFeedback]],
+) -> None:
+    """When the recorder's feedback is due, put it through the wire format and on the return
+    path (arriving ``delay`` later)."""
+    due = recorder.next_feedback_at
+    if due is not None and due <= now * 1e6:
+        for fb in recorder.feedback(int(now * 1e6)):
+            (parsed,) = parse_rtcp_untrusted(serialize_compound([fb]))
+            assert isinstance(parsed, TwccFeedback)
+            feedback.append((now + delay, parsed))
+
+
 def simulate(
     capacity: Callable[[float], float],
     duration: float,
@@ -90,12 +106,7 @@ def simulate(
             recorder.on_packet(seq, int(arrival * 1e6), 2)
             window.append((arrival, size))
             window_bytes += size
-        due = recorder.next_feedback_at
-        if due is not None and due <= now * 1e6:
-            for fb in recorder.feedback(int(now * 1e6)):
-                (parsed,) = parse_rtcp_untrusted(serialize_compound([fb]))
-                assert isinstance(parsed, TwccFeedback)
-                feedback.append((now + delay, parsed))
+        send_due_feedback(recorder, now, delay, feedback)
         while feedback and feedback[0][0] <= now:
             bwe.receive_feedback(feedback.popleft()[1], now)
             pacer.set_estimate(bwe.estimate)
