@@ -64,6 +64,46 @@ def test_round_trip_and_interval() -> None:
     assert second.arrival_times_us() == [(201, pytest.approx(base + 110_000, abs=125))]
 
 
+def feed(
+    recorder: TwccRecorder, start: int, count: int, at_us: int, every_us: int, size: int
+) -> int:
+    for i in range(count):
+        recorder.on_packet(start + i, at_us + i * every_us, MEDIA, size)
+    return start + count
+
+
+@pytest.mark.parametrize(
+    ("size", "every_us", "interval_us"),
+    [
+        (140, 20_000, 194_285),  # Opus: 56 kbit/s; 68 bytes are 5 % of it every 194 ms
+        (30, 20_000, 250_000),  # 12 kbit/s: at most 250 ms between feedbacks
+        (1200, 10_000, 50_000),  # video, 960 kbit/s: at least 50 ms between them
+    ],
+)
+def test_interval_follows_the_reported_bitrate(size: int, every_us: int, interval_us: int) -> None:
+    recorder = TwccRecorder(SENDER)
+    assert recorder.interval_us == 50_000
+    seq = feed(recorder, 0, 5, 0, every_us, size)
+    assert len(recorder.feedback(50_000)) == 1  # the first: no rate known yet
+    assert recorder.interval_us == 50_000
+    # 1 s of the stream, reported at once: its bitrate sets the interval.
+    seq = feed(recorder, seq, 1_000_000 // every_us, 50_000, every_us, size)
+    assert len(recorder.feedback(1_050_000)) == 1
+    assert recorder.interval_us == pytest.approx(interval_us, abs=2)
+    assert recorder.next_feedback_at is None
+    recorder.on_packet(seq, 1_060_000, MEDIA, size)
+    assert recorder.next_feedback_at == 1_050_000 + recorder.interval_us
+
+
+def test_interval_without_sizes_stays_at_its_minimum() -> None:
+    recorder = TwccRecorder(SENDER, interval_us=40_000)
+    seq = feed(recorder, 0, 50, 0, 20_000, 0)
+    recorder.feedback(1_000_000)
+    feed(recorder, seq, 50, 1_000_000, 20_000, 0)
+    recorder.feedback(2_000_000)
+    assert recorder.interval_us == 40_000
+
+
 def test_sequence_wrap() -> None:
     recorder = TwccRecorder(SENDER)
     sequences = [65533, 65534, 0, 1, 2]  # 65535 lost across the wrap

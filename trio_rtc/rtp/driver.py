@@ -233,9 +233,20 @@ class RtpSender:
         return True
 
     async def send_packets(self, packets: list[RtpPacket], *, keyframe: bool = False) -> None:
-        """Like :meth:`send_packets_nowait`, but waits while the RTP task's inbox is full."""
+        """Like :meth:`send_packets_nowait`, but waits while the RTP task's inbox is full.
+
+        A cancellation point; a schedule point only when it waits. A media sender calls this
+        once per frame between two waits for the next frame, so yielding here as well cost a
+        task step per frame and bought nothing: the RTP task it wakes runs in the next batch
+        either way."""
+        item = _Send(self, packets, keyframe)
+        inbox = self.transport._inbox_send
         try:
-            await self.transport._inbox_send.send(_Send(self, packets, keyframe))
+            await trio.lowlevel.checkpoint_if_cancelled()
+            try:
+                inbox.send_nowait(item)
+            except trio.WouldBlock:
+                await inbox.send(item)
         except (trio.ClosedResourceError, trio.BrokenResourceError):
             self.packets_dropped += len(packets)
             raise InvalidStateError("the RTP transport has ended") from None
@@ -739,7 +750,12 @@ class RtpTransport(EventTarget):
                 raw = packet.extensions.get(twcc_id)
                 if raw is not None and len(raw) == 2:
                     assert twcc is not None
-                    twcc.on_packet(decode_transport_cc_untrusted(raw), arrival_us, packet.ssrc)
+                    twcc.on_packet(
+                        decode_transport_cc_untrusted(raw),
+                        arrival_us,
+                        packet.ssrc,
+                        len(data) + _UDP_OVERHEAD,
+                    )
             elif abs_id is not None and receiver is not None and receiver.remb:
                 raw = packet.extensions.get(abs_id)
                 if raw is not None and len(raw) == 3:

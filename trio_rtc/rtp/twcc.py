@@ -24,14 +24,25 @@ from .sequence import SequenceUnwrapper
 
 __all__ = [
     "FEEDBACK_INTERVAL_US",
+    "FEEDBACK_SHARE",
     "MAX_AGE_US",
+    "MAX_FEEDBACK_INTERVAL_US",
     "MAX_PACKETS",
     "MAX_PACKETS_PER_FEEDBACK",
     "TwccRecorder",
 ]
 
-#: How often feedback is sent while packets arrive (libwebrtc sends every 50-250 ms).
+#: How often feedback is sent at most while packets arrive.
 FEEDBACK_INTERVAL_US = 50_000
+#: How seldom at least: a slow stream (audio alone) is reported every 250 ms.
+MAX_FEEDBACK_INTERVAL_US = 250_000
+#: Between the two, feedback takes about this share of the reported stream's bitrate (as in
+#: libwebrtc): a 64 kbit/s Opus stream is reported about every 170 ms, not 20 times a second;
+#: video of 220 kbit/s or more every 50 ms. Each feedback costs both ends a wake-up, a packet
+#: and a parse.
+FEEDBACK_SHARE = 0.05
+#: The size feedback is reckoned to have for that share (bytes, libwebrtc's figure).
+_FEEDBACK_SIZE = 68
 #: Arrivals kept at most, and for at most this long behind the newest one.
 MAX_PACKETS = 10_000
 MAX_AGE_US = 1_000_000
@@ -51,6 +62,7 @@ class TwccRecorder:
 
     __slots__ = (
         "_arrivals",
+        "_bytes",
         "_feedback_count",
         "_highest",
         "_last_feedback_at",
@@ -60,9 +72,11 @@ class TwccRecorder:
         "_unwrapper",
         "interval_us",
         "max_age_us",
+        "max_interval_us",
         "max_packets",
         "max_per_feedback",
         "media_ssrc",
+        "min_interval_us",
         "packets_dropped",
         "sender_ssrc",
     )
@@ -72,6 +86,7 @@ class TwccRecorder:
         sender_ssrc: int,
         *,
         interval_us: int = FEEDBACK_INTERVAL_US,
+        max_interval_us: int = MAX_FEEDBACK_INTERVAL_US,
         max_packets: int = MAX_PACKETS,
         max_age_us: int = MAX_AGE_US,
         max_per_feedback: int = MAX_PACKETS_PER_FEEDBACK,
@@ -80,7 +95,14 @@ class TwccRecorder:
             raise ValueError("TWCC recorder bounds must be positive")
         self.sender_ssrc = sender_ssrc
         self.media_ssrc: int | None = None
+        #: The current feedback interval (µs): ``min_interval_us`` .. ``max_interval_us``, set by
+        #: the bitrate of the packets reported (see :data:`FEEDBACK_SHARE`) when their sizes are
+        #: given to :meth:`on_packet`.
         self.interval_us = interval_us
+        self.min_interval_us = interval_us
+        self.max_interval_us = max(max_interval_us, interval_us)
+        #: Bytes of the packets recorded since the last feedback (sizes given).
+        self._bytes = 0
         self.max_packets = max_packets
         self.max_age_us = max_age_us
         self.max_per_feedback = min(max_per_feedback, 0xFFFF)
@@ -117,8 +139,9 @@ class TwccRecorder:
             return self._arrivals.get(self._report_from, 0) + self.interval_us
         return self._last_feedback_at + self.interval_us
 
-    def on_packet(self, sequence: int, arrival_us: int, media_ssrc: int) -> None:
-        """Record that transport-wide sequence number ``sequence`` arrived at ``arrival_us``."""
+    def on_packet(self, sequence: int, arrival_us: int, media_ssrc: int, size: int = 0) -> None:
+        """Record that transport-wide sequence number ``sequence`` arrived at ``arrival_us``
+        (``size``: its bytes on the wire, which set the feedback interval; 0: not known)."""
         if arrival_us < 0:
             raise ValueError("arrival times must not be negative")
         if self.media_ssrc is None:
@@ -129,6 +152,7 @@ class TwccRecorder:
             self.packets_dropped += 1
             return
         self._arrivals[ext] = arrival_us
+        self._bytes += size
         self._order.append(ext)
         if highest is None or ext > highest:
             self._highest = ext
@@ -164,6 +188,12 @@ class TwccRecorder:
         start = self._report_from
         if start is None:
             return []
+        last = self._last_feedback_at
+        if last is not None and self._bytes and now_us > last:
+            bitrate = self._bytes * 8_000_000 / (now_us - last)
+            interval = _FEEDBACK_SIZE * 8_000_000 / (FEEDBACK_SHARE * bitrate)
+            self.interval_us = int(min(max(interval, self.min_interval_us), self.max_interval_us))
+        self._bytes = 0
         self._last_feedback_at = now_us
         self._report_from = None
         highest = self._highest
