@@ -108,7 +108,9 @@ def prefer(transceiver, kind, name):
     codecs = peer["RTCRtpSender"].getCapabilities(kind).codecs
     wanted = (f"{kind}/{name}".lower(), f"{kind}/rtx")
     transceiver.setCodecPreferences([c for c in codecs if c.mimeType.lower() in wanted])
-peer["prefer"] = prefer
+# run_path returns a copy of the script's globals: the peer's functions look names up in
+# their own, which is where prefer() must be replaced.
+peer["main"].__globals__["prefer"] = prefer
 sys.exit(peer["main"]())
 """
 

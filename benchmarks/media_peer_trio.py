@@ -80,15 +80,23 @@ async def cpu_sampler(log: PeerLog) -> None:
 
 
 async def bytes_sampler(pc: Any, log: PeerLog) -> None:
+    """Bytes sent, and (in the notes, for reading a run) the bandwidth estimate and the
+    encoder's target: [t, availableOutgoingBitrate, targetBitrate]."""
     samples = log.data["bytes"]
+    estimates = log.data["notes"].setdefault("estimate", [])
     while True:
         report = await pc.getStats()
-        sent = sum(
-            entry.get("bytesSent", 0)
-            for entry in report.values()
-            if entry["type"] == "outbound-rtp"
-        )
-        samples.append([time.monotonic(), sent])
+        sent = target = 0
+        available = None
+        for entry in report.values():
+            if entry["type"] == "outbound-rtp":
+                sent += entry.get("bytesSent", 0)
+                target += entry.get("targetBitrate", 0) or 0
+            elif entry["type"] == "candidate-pair" and entry.get("nominated"):
+                available = entry.get("availableOutgoingBitrate")
+        now = time.monotonic()
+        samples.append([now, sent])
+        estimates.append([now, available, target])
         await trio.sleep(STATS_SAMPLE_INTERVAL)
 
 
