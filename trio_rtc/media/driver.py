@@ -723,6 +723,14 @@ async def run_receiver(
                                 want_keyframe = True
                             if stream.assembler.keyframe_needed:
                                 want_keyframe = True
+                            if frames and 2 * len(track._frames) >= track._max_queue:
+                                # A burst: many frames in one batch (packets held up on the
+                                # path and let go together, or a sender pushing frames faster
+                                # than real time). The bounded queue is for a reader that is
+                                # slow, not for one that has not had its turn: let it drain
+                                # the queue before the rest of the batch (a full video queue
+                                # is dropped whole and costs a key frame).
+                                await trio.lowlevel.checkpoint()
                     for ssrc, held in streams.items():
                         # Frames held behind a gap that repair did not fill in time.
                         due = held.assembler.get_timer()
