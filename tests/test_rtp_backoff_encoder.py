@@ -53,3 +53,20 @@ def test_a_small_fall_or_a_rise_waits(encoder: Any) -> None:
     encoder.set_target(bitrate=2_000_000)  # a rise: only once the interval has passed
     assert not encoder.encode(picture(4))[0].keyframe
     assert encoder._bitrate == 1_000_000
+
+
+def test_a_change_beyond_6_percent_reopens_once_the_interval_has_passed(
+    encoder: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for i in range(3):
+        encoder.encode(picture(i))
+    monkeypatch.setattr(av_codecs, "_REOPEN_INTERVAL", 0.0)
+    encoder.set_target(bitrate=1_040_000)  # within 6 %: not worth a keyframe
+    assert not encoder.encode(picture(3))[0].keyframe
+    assert encoder._bitrate == 1_000_000
+    encoder.set_target(bitrate=1_080_000)  # 8 % up, and the interval has passed
+    assert encoder.encode(picture(4))[0].keyframe
+    assert encoder._bitrate == 1_080_000
+    encoder.set_target(bitrate=1_000_000)  # 7.4 % down: the same rule
+    assert encoder.encode(picture(5))[0].keyframe
+    assert encoder._bitrate == 1_000_000

@@ -44,10 +44,11 @@ Rate changes (``set_target``), measured with PyAV 18.1 / FFmpeg 8 by encoding 64
   wrappers read it only at open), so a new rate needs a reopen.
 
 A reopen costs a keyframe (and 2-10 ms of codec setup), so it happens only at a keyframe that
-is being sent anyway (forced, or a size change), or when the pending change is large (more than
-15 % away from the rate in effect): at once for a fall (a congestion back-off: the keyframe at
-the new rate, capped by ``max-intra-rate``, costs less than staying above the link), and for a
-rise once the last open is at least a second old. Frame rate:
+is being sent anyway (forced, or a size change), at once for a fall of more than 15 % (a
+congestion back-off: the keyframe at the new rate, capped by ``max-intra-rate``, costs less than
+staying above the link), and for any change of more than 6 % once the last open is at least a
+second old (so the encoder follows an estimate that climbs back after a back-off within a few
+per cent, at most one keyframe a second). Frame rate:
 libvpx and x264 pace their rate control by the frame timestamps, so a frame rate change needs
 nothing; SVT-AV1 budgets by its configured frame rate, and reopens under the same rule.
 
@@ -134,9 +135,10 @@ _VIDEO_TIME_BASE = Fraction(1, VIDEO_CLOCK_RATE)
 _QP2LAMBDA = 118
 #: No periodic keyframes to speak of: a receiver asks for one (PLI/FIR) when it needs it.
 _GOP_SIZE = 3000
-#: A rate change this large (relative) may reopen a codec that cannot change it live.
+#: A fall this large (relative) reopens a codec that cannot change its rate live at once.
 _LARGE_CHANGE = 0.15
-#: ... but a rise not more often than this (seconds); a fall at once.
+#: A change (either way) this large reopens it once the last open is _REOPEN_INTERVAL old.
+_SMALL_CHANGE = 0.06
 _REOPEN_INTERVAL = 1.0
 _DEFAULT_FRAMERATE = 30.0
 _MIN_VIDEO_BITRATE = 30_000
@@ -297,8 +299,8 @@ class _VideoEncoder(abc.ABC):
         framerate_pending = framerate != self._framerate
         if bitrate == self._bitrate and not framerate_pending:
             return keyframe
-        large = (
-            abs(bitrate - self._bitrate) > _LARGE_CHANGE * self._bitrate
+        notable = (
+            abs(bitrate - self._bitrate) > _SMALL_CHANGE * self._bitrate
             or abs(framerate - self._framerate) > _LARGE_CHANGE * self._framerate
         )
         # A large fall is a congestion back-off: the link no longer carries the old rate, and
@@ -306,10 +308,13 @@ class _VideoEncoder(abc.ABC):
         # 3 -> 1 Mbit/s step the estimate fell in two cuts 100 ms apart; the second waited
         # 1.05 s, the bottleneck queue overflowed meanwhile and the send rate took 2.2 s to get
         # under the new capacity). The keyframe it costs is small at the new rate (capped by
-        # max-intra-rate: about two frames). A rise waits: it is not urgent.
+        # max-intra-rate: about two frames). A rise waits for the interval: it is not urgent.
+        # But it is not held back for long either: with rises taken only beyond 15 %, the
+        # encoder sat at the rate of the last cut (0.85 x what the link carried) while the
+        # estimate climbed back towards the link, and a 2 Mbit/s link was used at 85 %.
         falling = bitrate < (1 - _LARGE_CHANGE) * self._bitrate
         due = time.monotonic() - self._opened_at >= _REOPEN_INTERVAL
-        if keyframe or (large and (falling or due)):
+        if keyframe or falling or (notable and due):
             self._open(self._size[0], self._size[1], bitrate, framerate)
             return True
         return keyframe

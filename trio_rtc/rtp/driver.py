@@ -124,6 +124,8 @@ InboxItem = Batch | _Send | _Keyframe | _Close | None
 
 #: Bits/s reserved for each audio sender when the estimate is shared out among video senders.
 AUDIO_ALLOWANCE = 64_000
+#: A video sender's target follows its share of the estimate when it moves by more than this.
+RETARGET_STEP = 0.02
 #: A video sender is never asked for less than this (the estimator's floor is lower).
 #: Its target moves with the estimate at once when it falls below 90 % of the target, and
 #: only when it rises above 130 % of it otherwise (see ``_share_estimate``).
@@ -1024,10 +1026,13 @@ class RtpTransport(EventTarget):
 
     @staticmethod
     def _retarget(sender: RtpSender, share: int) -> None:
-        # Hysteresis: most encoders take a new rate only by reopening, which costs a key
-        # frame; follow a fall at once (the link cannot carry more), a rise in steps.
+        # Every change beyond RETARGET_STEP: whether a change is worth a keyframe is the
+        # encoder's to judge (x264 takes a new rate live; libvpx reopens, and rations its
+        # reopens). A second hysteresis here (rises only beyond 30 %) kept the encoder at the
+        # rate of the last back-off while the estimate climbed back: a 2 Mbit/s link was used
+        # at 85 %.
         current = sender.target_bitrate
-        if current is None or share < 0.9 * current or share > 1.3 * current:
+        if current is None or abs(share - current) > RETARGET_STEP * current:
             sender.target_bitrate = share
 
     def _share_layers(self, layers: list[RtpSender], share: int) -> None:
