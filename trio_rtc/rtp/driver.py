@@ -127,8 +127,6 @@ AUDIO_ALLOWANCE = 64_000
 #: A video sender's target follows its share of the estimate when it moves by more than this.
 RETARGET_STEP = 0.02
 #: A video sender is never asked for less than this (the estimator's floor is lower).
-#: Its target moves with the estimate at once when it falls below 90 % of the target, and
-#: only when it rises above 130 % of it otherwise (see ``_share_estimate``).
 MIN_VIDEO_BITRATE = 50_000
 #: Bytes of header, SRTP tag and UDP/IP overhead added to a payload when accounting for it
 #: before it is serialized (the bandwidth estimator wants the size on the wire).
