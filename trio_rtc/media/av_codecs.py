@@ -12,7 +12,9 @@ with even dimensions when needed; the first frame, a forced one and the first af
 size change are keyframes):
 
 - VP8 ``libvpx`` / VP9 ``libvpx-vp9``: ``deadline=realtime``, ``cpu-used`` -6 (a fixed speed) / 8,
-  ``lag-in-frames=0``, CBR with a one-second buffer, keyframes capped at three average frames
+  ``lag-in-frames=0``, CBR with a one-second buffer that drops a picture when it runs below
+  30 % (``drop-threshold=30``, as libwebrtc: a picture that cannot be coded at the rate is
+  skipped rather than sent above what the link carries), keyframes capped at three average frames
   (``max-intra-rate=300``, WebRTC does the same: a keyframe is then a short burst, not a latency
   spike); VP9 with ``row-mt`` and cyclic-refresh AQ. Not error resilient: as in libwebrtc with
   one temporal layer, a lost frame is repaired by NACK or a keyframe (a receiver skips to it),
@@ -421,7 +423,10 @@ def _vpx_options(bitrate: int, cpu_used: int) -> dict[str, str]:
         "bufsize": str(bitrate),
         "undershoot-pct": "100",
         "overshoot-pct": "15",
-        "drop-threshold": "0",  # never drop a picture: one frame out per picture in
+        # Drop a picture rather than overshoot when the rate buffer runs below 30 %, as
+        # libwebrtc's VP8 does: a picture that cannot be coded at the rate (noise, a scene
+        # too detailed for a low estimate) otherwise sent more than the link carries.
+        "drop-threshold": "30",
     }
 
 
