@@ -77,8 +77,11 @@ def simulate(
     delay: float = 0.025,
     loss: float = 0.0,
     seed: int = 1,
+    lose_start_probes: bool = False,
 ) -> tuple[list[Sample], SendSideBandwidthEstimator]:
     bwe = SendSideBandwidthEstimator(start_bitrate=300_000)
+    if lose_start_probes:
+        assert bwe.probes_to_send(0.0)  # taken and never sent: they give no rate
     pacer: Pacer[int] = Pacer(bwe.estimate)
     link = Link(capacity, delay, loss, seed)
     recorder = TwccRecorder(1)
@@ -150,6 +153,16 @@ def test_capacity_step_down_and_up() -> None:
     # Back up within 5 s of the capacity returning.
     assert max(s.estimate for s in between(samples, 14.0, 19.0)) > 2_400_000
     assert min(s.estimate for s in between(samples, 18.0, 20.0)) > 2_000_000
+
+
+def test_a_loss_hold_on_a_path_without_congestion_is_probed_out_of() -> None:
+    """5 % random loss on a 2 Mbit/s link whose start probes gave no rate: the loss-based
+    control holds the estimate where it was when the loss began (near the start rate), and only
+    probes that get through can show the path carries more."""
+    samples, bwe = simulate(lambda t: 2_000_000, 30.0, loss=0.05, lose_start_probes=True)
+    assert max(s.estimate for s in between(samples, 2.0, 4.0)) < 700_000
+    assert min(s.estimate for s in between(samples, 25.0, 30.0)) > 1_400_000
+    assert bwe.usage is BandwidthUsage.NORMAL or bwe.estimate > 1_400_000
 
 
 def test_loss_based_control() -> None:
