@@ -70,34 +70,3 @@ def test_a_change_beyond_6_percent_reopens_once_the_interval_has_passed(
     encoder.set_target(bitrate=1_000_000)  # 7.4 % down: the same rule
     assert encoder.encode(picture(5))[0].keyframe
     assert encoder._bitrate == 1_000_000
-
-
-def test_retransmissions_beyond_a_tenth_of_the_share_come_off_the_encoder_target() -> None:
-    """Media and repair together fit the estimate (as libwebrtc takes its protection bitrate off
-    the encoder's): after a capacity drop the resends of what the bottleneck dropped went out on
-    top of media already at the new estimate."""
-    from trio_rtc.rtp.driver import RtpTransport
-    from trio_rtc.rtp.packet import RtpPacket
-
-    rtp = RtpTransport(None, None)  # not run: only its sharing of the estimate is used
-    sender = rtp.open_sender("0", 0x1111, 90_000, kind="video", nack=True)
-    retransmitter = sender.retransmitter
-    assert retransmitter is not None
-    retransmitter.set_max_rate(None)
-    for seq in range(100):
-        packet = RtpPacket(payload_type=96, sequence_number=seq, timestamp=0, ssrc=0x1111)
-        packet.payload = bytes(1000)
-        retransmitter.on_media_sent(packet, 10.0, 1000)
-    rtp._share_estimate(1_000_000, 10.0)
-    assert sender.target_bitrate == 1_000_000
-    resent = retransmitter.receive_nack(range(40), 10.1)
-    assert len(resent) == 40  # 320 kbit within the last second, 100 kbit of it covered
-    rtp._share_estimate(990_000, 10.2)
-    assert sender.target_bitrate == pytest.approx(990_000 - (320_000 - 99_000), abs=1000)
-    # A second on, the resends are out of the window: the whole share again.
-    rtp._share_estimate(1_000_000, 11.3)
-    assert sender.target_bitrate == 1_000_000
-    # Resends within a tenth of the share change nothing.
-    retransmitter.receive_nack(range(40, 50), 11.4)
-    rtp._share_estimate(1_000_000, 11.5)
-    assert sender.target_bitrate == 1_000_000

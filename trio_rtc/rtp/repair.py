@@ -368,11 +368,6 @@ class Retransmitter:
         while nacked and (nacked[0] < start or len(nacked) > len(media)):
             nacked.popleft()
 
-    def resent_bitrate(self, now: float) -> float:
-        """Bits/s of retransmissions sent within the last second."""
-        self._expire(now)
-        return self._resent_window_bytes * 8 / _RATE_WINDOW
-
     @property
     def loss_fraction(self) -> float:
         """Media packets first asked for within the window, per media packet sent in it."""
