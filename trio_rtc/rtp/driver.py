@@ -998,8 +998,9 @@ class RtpTransport(EventTarget):
         Retransmissions are not taken off the share (libwebrtc takes its protection bitrate
         off its encoders' targets): tried (1f5d8f4), it could not lower what bench_links' test
         pattern sends (its noise block costs 770 kbit/s at 640x480 whatever the target)
-        unless libvpx dropped pictures, and in the runs that had it 5 of 17 started at
-        300-900 kbit/s instead of 2-3.5 Mbit/s (0 of 17 before), for reasons not found."""
+        unless libvpx dropped pictures, and in the bench_links runs that had it 5 scenario
+        runs of 22 started at 300-900 kbit/s instead of 2-3.5 Mbit/s (0 of 17 before, 0 of 4
+        after), for reasons not found."""
         if self.trace is not None and estimate != self.available_outgoing_bitrate:
             self.trace("estimate", {"bitrate": estimate})
         self.available_outgoing_bitrate = estimate
