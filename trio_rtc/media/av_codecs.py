@@ -12,11 +12,11 @@ with even dimensions when needed; the first frame, a forced one and the first af
 size change are keyframes):
 
 - VP8 ``libvpx`` / VP9 ``libvpx-vp9``: ``deadline=realtime``, ``cpu-used`` -6 (a fixed speed) / 8,
-  ``lag-in-frames=0``, CBR with a one-second buffer and no dropped pictures, keyframes capped
-  at three average frames (``max-intra-rate=300``, WebRTC does the same: a keyframe is then a
-  short burst, not a latency spike); VP9 with ``row-mt`` and cyclic-refresh AQ. Not error
-  resilient: as in libwebrtc with one temporal layer, a lost frame is repaired by NACK or a
-  keyframe (a receiver skips to it), so resetting the entropy context on every frame only cost time (2-4 % per frame) and bits.
+  ``lag-in-frames=0``, CBR with a one-second buffer, keyframes capped at three average frames
+  (``max-intra-rate=300``, WebRTC does the same: a keyframe is then a short burst, not a latency
+  spike); VP9 with ``row-mt`` and cyclic-refresh AQ. Not error resilient: as in libwebrtc with
+  one temporal layer, a lost frame is repaired by NACK or a keyframe (a receiver skips to it),
+  so resetting the entropy context on every frame only cost time (2-4 % per frame) and bits.
   libwebrtc's ``static-thresh=1`` (skip macroblocks that did not change) would save about a
   quarter of VP8's encoding time, but with it the bandwidth estimate behind a 1 Mbit/s
   bottleneck settled about 8 % higher (median of 9 runs of test_media_loss's rate-limit test,
