@@ -101,12 +101,31 @@ class QuadrantPattern:
         plane.update(b"".join(rows))
         # RGB to video-range BT.601 YUV once; each frame copies these planes.
         yuv = rgb.reformat(format="yuv420p")
-        self._planes = [bytes(p) for p in yuv.planes]
+        self._planes = [(bytes(p), p.line_size, p.width, p.height) for p in yuv.planes]
+        # The planes laid out for a new frame's line sizes (PyAV 18.1.1 pads the rows of a
+        # reformatted frame and of a new one differently: copying the bytes as they are no
+        # longer fits).
+        self._laid_out: dict[tuple[int, int], bytes] = {}
+
+    def _plane_bytes(self, index: int, line_size: int) -> bytes:
+        laid = self._laid_out.get((index, line_size))
+        if laid is None:
+            data, source_line, width, height = self._planes[index]
+            if line_size == source_line:
+                laid = data
+            else:
+                pad = bytes(line_size - width)
+                laid = b"".join(
+                    data[row * source_line : row * source_line + width] + pad
+                    for row in range(height)
+                )
+            self._laid_out[(index, line_size)] = laid
+        return laid
 
     def frame(self, index: int) -> av.VideoFrame:
         picture = av.VideoFrame(self.width, self.height, "yuv420p")
-        for plane, data in zip(picture.planes, self._planes, strict=True):
-            plane.update(data)
+        for number, plane in enumerate(picture.planes):
+            plane.update(self._plane_bytes(number, plane.line_size))
         stamp_frame_counter(picture, index)
         picture.pts = index * 90000 // SEND_FPS
         picture.time_base = Fraction(1, 90000)
