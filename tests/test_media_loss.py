@@ -46,13 +46,18 @@ async def test_video_is_repaired_at_ten_percent_loss() -> None:
                 await b.wait_until(lambda: bool(events))
                 remote = events[0].track
                 await read_counters(remote, 1.0)  # up and running on a clean path
+                clean = relay.forward_stats.sent
                 relay.set_conditions(LinkConditions(loss=0.1, delay=0.02))
                 seen = await read_counters(remote, 5.0)
                 sent = by_type(await a.getStats(), "outbound-rtp")
                 received = by_type(await b.getStats(), "inbound-rtp")
                 lost = relay.forward_stats.dropped_loss
+                lossy = relay.forward_stats.sent - clean
         nursery.cancel_scope.cancel()
-    assert lost > 20
+    # The loss rule dropped about one in ten. Not a fixed count: a loaded machine (or the
+    # estimate backing off) sends fewer packets in the five seconds, and one CI run saw 20
+    # losses where the count was asserted above 20.
+    assert lost > 10 and lost >= 0.05 * lossy, (lost, lossy)
     [outbound] = sent
     [inbound] = received
     # The receiver asked, the sender answered over RTX, and the answers arrived.
