@@ -397,6 +397,36 @@ class SctpAssociation:
                 self._sack_needed = True
         return event
 
+    def take_events(self) -> list[SctpEvent]:
+        """Every waiting event at once, in order: what :meth:`next_event` returns one by one,
+        without the per-message window accounting. The caller reports the bytes of the
+        messages it took with :meth:`messages_taken` and may hand back, in order, what it did
+        not get to with :meth:`put_back` (a pause for a slow reader)."""
+        events = self._events
+        if not events:
+            return []
+        index = self._events_read
+        taken = events[index:] if index else events.copy()
+        events.clear()
+        self._events_read = 0
+        return taken
+
+    def put_back(self, events: list[SctpEvent]) -> None:
+        """Events from :meth:`take_events` not handled yet: they come first again."""
+        if events:
+            waiting = self._events
+            index = self._events_read
+            waiting[index:index] = events
+
+    def messages_taken(self, size: int) -> None:
+        """The application took messages of ``size`` bytes from :meth:`take_events`: they
+        leave the receive window (as :meth:`next_event` does per message)."""
+        receiver = self.receiver
+        if size and receiver is not None:
+            receiver.released(size)
+            if receiver.a_rwnd() - self._last_advertised_rwnd >= self._window_update_step:
+                self._sack_needed = True
+
     # -- timers --------------------------------------------------------------------------------
 
     def get_timer(self) -> float | None:

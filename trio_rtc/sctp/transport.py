@@ -52,6 +52,7 @@ from .events import (
     AssociationClosed,
     AssociationEstablished,
     MessageReceived,
+    SctpEvent,
     StreamsReset,
 )
 from .states import AssociationState
@@ -612,57 +613,77 @@ class RTCSctpTransport(EventTarget):
         core = self._association
         dcep = self._dcep
         streams = self._streams
+        closed = AssociationState.CLOSED
         # Paused for a slow reader, events wait in the core (holding the receive window shut),
-        # unless the association is over: then its end must be seen at once.
-        while self._paused_by is None or core.state is AssociationState.CLOSED:
-            event = core.next_event()
-            if event is None:
+        # unless the association is over: then its end must be seen at once. The events are
+        # taken in bulk (a burst of small messages is one call, and one window update, instead
+        # of one per message); what a pause leaves is handed back in order.
+        while self._paused_by is None or core.state is closed:
+            events = core.take_events()
+            if not events:
                 break
-            kind = type(event)
-            if kind is MessageReceived:
-                assert isinstance(event, MessageReceived)
-                ppid = event.ppid
-                if ppid == _PPID_DCEP:
-                    self._on_dcep_events(dcep.handle_event(event, now=now))
-                    continue
-                data = dcep.message_data(event)
-                if data is not None:
-                    stream = streams.get(event.stream_id)
-                    if stream is not None and stream.attached:
-                        stream.user.on_stream_message(
-                            data, 0 if ppid in _EMPTY_PPIDS else len(event.data)
-                        )
-            elif kind is StreamsReset:
-                assert isinstance(event, StreamsReset)
-                if core.trace is not None:
-                    core.trace(
-                        "stream_reset",
-                        {"stream_ids": list(event.stream_ids), "incoming": event.incoming},
-                    )
-                if event.incoming:
-                    for stream_id in event.stream_ids:
-                        stream = streams.get(stream_id)
-                        if stream is not None and not stream.closed:
-                            stream.user.on_stream_closing()
-                self._on_dcep_events(dcep.handle_event(event, now=now))
-            elif kind is AssociationEstablished:
-                assert isinstance(event, AssociationEstablished)
-                self._on_established(event)
-            elif kind is AssociationAborted:
-                assert isinstance(event, AssociationAborted)
-                # Every ABORT is an error for the channels, a User-Initiated Abort (the peer's
-                # application left without a graceful shutdown) included: browsers do the same
-                # (Chromium fires sctp-failure for any ABORT). The reason says which it was.
-                logger.debug("SCTP association aborted: %s", event.reason)
-                error = RTCError(
-                    f"SCTP association aborted: {event.reason}", errorDetail="sctp-failure"
+            taken = 0
+            try:
+                for index, event in enumerate(events):
+                    if self._paused_by is not None and core.state is not closed:
+                        core.put_back(events[index:])
+                        break
+                    if type(event) is MessageReceived:
+                        assert isinstance(event, MessageReceived)
+                        taken += len(event.data)
+                        ppid = event.ppid
+                        if ppid == _PPID_DCEP:
+                            self._on_dcep_events(dcep.handle_event(event, now=now))
+                            continue
+                        data = dcep.message_data(event)
+                        if data is not None:
+                            stream = streams.get(event.stream_id)
+                            if stream is not None and stream.attached:
+                                stream.user.on_stream_message(
+                                    data, 0 if ppid in _EMPTY_PPIDS else len(event.data)
+                                )
+                    else:
+                        self._process_event(event, now)
+            finally:
+                core.messages_taken(taken)
+
+    def _process_event(self, event: SctpEvent, now: float) -> None:
+        """An association event other than a message."""
+        core = self._association
+        dcep = self._dcep
+        streams = self._streams
+        kind = type(event)
+        if kind is StreamsReset:
+            assert isinstance(event, StreamsReset)
+            if core.trace is not None:
+                core.trace(
+                    "stream_reset",
+                    {"stream_ids": list(event.stream_ids), "incoming": event.incoming},
                 )
-                self._finish(error=error, fire=True)
-            elif kind is AssociationClosed:
-                # Closed by our own shutdown() (the peer connection closing): no events, as
-                # RTCPeerConnection.close() fires none; by the peer's SHUTDOWN: events.
-                self._finish(error=None, fire=not self._shutting_down)
-            # BufferedAmountChanged needs nothing: watched channels are checked after each pump.
+            if event.incoming:
+                for stream_id in event.stream_ids:
+                    stream = streams.get(stream_id)
+                    if stream is not None and not stream.closed:
+                        stream.user.on_stream_closing()
+            self._on_dcep_events(dcep.handle_event(event, now=now))
+        elif kind is AssociationEstablished:
+            assert isinstance(event, AssociationEstablished)
+            self._on_established(event)
+        elif kind is AssociationAborted:
+            assert isinstance(event, AssociationAborted)
+            # Every ABORT is an error for the channels, a User-Initiated Abort (the peer's
+            # application left without a graceful shutdown) included: browsers do the same
+            # (Chromium fires sctp-failure for any ABORT). The reason says which it was.
+            logger.debug("SCTP association aborted: %s", event.reason)
+            error = RTCError(
+                f"SCTP association aborted: {event.reason}", errorDetail="sctp-failure"
+            )
+            self._finish(error=error, fire=True)
+        elif kind is AssociationClosed:
+            # Closed by our own shutdown() (the peer connection closing): no events, as
+            # RTCPeerConnection.close() fires none; by the peer's SHUTDOWN: events.
+            self._finish(error=None, fire=not self._shutting_down)
+        # BufferedAmountChanged needs nothing: watched channels are checked after each pump.
 
     def _on_dcep_events(self, events: list[DcepEvent]) -> None:
         for event in events:
