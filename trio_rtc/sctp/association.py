@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import random
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..exceptions import InvalidStateError
@@ -275,6 +275,26 @@ class SctpAssociation:
         """Queue one user message. ``max_packet_lifetime`` is in seconds (RFC 3758 timed
         reliability); ``max_retransmits`` counts retransmissions. Both need the peer's
         FORWARD-TSN support to take effect, as in every WebRTC stack."""
+        refused = self.send_messages(
+            stream_id, (ppid,), (data,), ordered, max_retransmits, max_packet_lifetime, now
+        )
+        if refused:
+            raise refused[0][1]
+
+    def send_messages(
+        self,
+        stream_id: int,
+        ppids: Sequence[int],
+        messages: Sequence[bytes],
+        ordered: bool,
+        max_retransmits: int | None,
+        max_packet_lifetime: float | None,
+        now: float,
+    ) -> list[tuple[int, ValueError]]:
+        """:meth:`send_message` for several messages of one stream with the same reliability,
+        in order. The stream and the association are checked once (InvalidStateError,
+        ValueError as there); a message refused on its own (empty, too large) is left out and
+        returned with its index and the error, and the others go."""
         state = self.state
         if self._terminated or (
             state is not AssociationState.ESTABLISHED and state not in CAN_SEND
@@ -282,13 +302,23 @@ class SctpAssociation:
             raise InvalidStateError(f"cannot send in association state {self.state.value}")
         if not 0 <= stream_id < self.outbound_streams:
             raise ValueError(f"stream id {stream_id} outside 0..{self.outbound_streams - 1}")
-        if not data:
-            raise ValueError("SCTP cannot carry an empty message (use PPID 56/57 and one byte)")
-        if len(data) > self.remote_max_message_size:
-            raise ValueError(f"message of {len(data)} bytes exceeds {self.remote_max_message_size}")
-        expires_at = None if max_packet_lifetime is None else now + max_packet_lifetime
         if max_retransmits is not None and max_retransmits < 0:
             raise ValueError("max_retransmits must be >= 0")
+        expires_at = None if max_packet_lifetime is None else now + max_packet_lifetime
+        refused: list[tuple[int, ValueError]] = []
+        limit = self.remote_max_message_size
+        for index, data in enumerate(messages):
+            if not data:
+                error = ValueError(
+                    "SCTP cannot carry an empty message (use PPID 56/57 and one byte)"
+                )
+                refused.append((index, error))
+            elif len(data) > limit:
+                refused.append((index, ValueError(f"message of {len(data)} bytes exceeds {limit}")))
+        if refused:
+            skip = {index for index, _ in refused}
+            ppids = [p for index, p in enumerate(ppids) if index not in skip]
+            messages = [m for index, m in enumerate(messages) if index not in skip]
         reconfig = self.reconfig
         resetting = (reconfig.pending or reconfig.outstanding is not None) and (
             stream_id in reconfig.resetting()
@@ -296,20 +326,18 @@ class SctpAssociation:
         if resetting or stream_id in self._paused:
             # RFC 6525 §5.1.2: no new data on a stream between the reset request and its
             # response, or it could overtake the request and be taken for old data.
-            self._paused.setdefault(stream_id, []).append(
-                (ppid, data, ordered, max_retransmits, expires_at)
+            held = self._paused.setdefault(stream_id, [])
+            sender = self.sender
+            for ppid, data in zip(ppids, messages, strict=True):
+                held.append((ppid, data, ordered, max_retransmits, expires_at))
+                sender.buffered[stream_id] = sender.buffered.get(stream_id, 0) + len(data)
+                sender.buffered_total += len(data)
+            return refused
+        if messages:
+            self.sender.enqueue_many(
+                stream_id, ppids, messages, ordered, max_retransmits, expires_at
             )
-            self.sender.buffered[stream_id] = self.sender.buffered.get(stream_id, 0) + len(data)
-            self.sender.buffered_total += len(data)
-            return
-        self.sender.enqueue(
-            stream_id,
-            ppid,
-            data,
-            ordered=ordered,
-            max_retransmits=max_retransmits,
-            expires_at=expires_at,
-        )
+        return refused
 
     def buffered_amount(self, stream_id: int) -> int:
         """Bytes queued on ``stream_id`` and not yet sent once (the W3C bufferedAmount)."""

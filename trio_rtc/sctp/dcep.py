@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 import struct
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 import attrs
@@ -303,29 +303,44 @@ class DcepChannelManager:
                 self._trace_open("open_sent", parameters)
 
     def send(self, stream_id: int, data: str | bytes, *, now: float) -> None:
+        refused = self.send_many(stream_id, [data], now=now)
+        if refused:
+            raise refused[0][1]
+
+    def send_many(
+        self, stream_id: int, messages: Sequence[str | bytes], *, now: float
+    ) -> list[tuple[int, ValueError]]:
+        """Several messages of one channel, in order (:meth:`send` for each, with the channel
+        looked up once). Raises ValueError when the channel is not open; returns the messages
+        the association refused on their own (index, error): the others went."""
         channel = self.channels.get(stream_id)
         if channel is None or channel.outgoing_reset:
             raise ValueError(f"no open data channel on stream {stream_id}")
-        if type(data) is bytes:
-            payload = data
-            ppid = _BINARY if payload else _BINARY_EMPTY
-        elif isinstance(data, str):
-            payload = data.encode()
-            ppid = _STRING if payload else _STRING_EMPTY
-        else:
-            payload = bytes(data)
-            ppid = _BINARY if payload else _BINARY_EMPTY
-        # RFC 8831 §6.6: an empty message is sent as one byte with the "empty" PPID.
+        ppids: list[int] = []
+        payloads: list[bytes] = []
+        for data in messages:
+            if type(data) is bytes:
+                payload = data
+                ppid = _BINARY if payload else _BINARY_EMPTY
+            elif isinstance(data, str):
+                payload = data.encode()
+                ppid = _STRING if payload else _STRING_EMPTY
+            else:
+                payload = bytes(data)
+                ppid = _BINARY if payload else _BINARY_EMPTY
+            ppids.append(ppid)
+            # RFC 8831 §6.6: an empty message is sent as one byte with the "empty" PPID.
+            payloads.append(payload or b"\x00")
         parameters = channel.parameters
-        self.association.send_message(
+        return self.association.send_messages(
             stream_id,
-            ppid,
-            payload or b"\x00",
+            ppids,
+            payloads,
             # RFC 8832 §6: until the ACK arrives, messages go ordered so none overtakes the OPEN.
-            ordered=parameters.ordered or not channel.acknowledged,
-            max_retransmits=parameters.max_retransmits,
-            max_packet_lifetime=channel.lifetime,
-            now=now,
+            parameters.ordered or not channel.acknowledged,
+            parameters.max_retransmits,
+            channel.lifetime,
+            now,
         )
 
     def close_channel(self, stream_id: int) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import heapq
 from collections import deque
+from collections.abc import Sequence
 
 from .chunks import (
     DATA_HEADER,
@@ -160,45 +161,93 @@ class Sender:
         max_retransmits: int | None,
         expires_at: float | None,
     ) -> None:
+        self.enqueue_many(stream_id, (ppid,), (data,), ordered, max_retransmits, expires_at)
+
+    def enqueue_many(
+        self,
+        stream_id: int,
+        ppids: Sequence[int],
+        messages: Sequence[bytes],
+        ordered: bool,
+        max_retransmits: int | None,
+        expires_at: float | None,
+    ) -> None:
+        """Queue messages of one stream, in order, with the same reliability (a burst of sends
+        costs one call, and the per-stream work is done once)."""
         if ordered:
             ssn = self._next_ssn.get(stream_id, 0)
-            self._next_ssn[stream_id] = (ssn + 1) & 0xFFFF
             base_flags = 0
         else:
             ssn = 0
             base_flags = FLAG_UNORDERED
         step = self.max_payload
-        total = len(data)
         tsn = self.next_tsn
-        self.buffered[stream_id] = self.buffered.get(stream_id, 0) + total
-        self.buffered_total += total
-        if total <= step:
-            # Fast path: one chunk, no slicing.
-            length = DATA_HEADER_SIZE + total
-            wire = DATA_HEADER.pack(
-                _DATA, base_flags | 3, length, tsn & _MASK32, stream_id, ssn, ppid
-            )
-            wire = wire + data + b"\x00" * (-length & 3) if length & 3 else wire + data
-            try:
-                chunk = _spare_chunks.pop()
-            except IndexError:
-                chunk = OutboundChunk(
-                    tsn, ssn, ordered, wire, total, stream_id, max_retransmits, expires_at, None
-                )
+        queue = self.queue
+        pack = DATA_HEADER.pack
+        total_size = 0
+        for ppid, data in zip(ppids, messages, strict=True):
+            total = len(data)
+            total_size += total
+            if total <= step:
+                # Fast path: one chunk, no slicing.
+                length = DATA_HEADER_SIZE + total
+                wire = pack(_DATA, base_flags | 3, length, tsn & _MASK32, stream_id, ssn, ppid)
+                wire = wire + data + b"\x00" * (-length & 3) if length & 3 else wire + data
+                try:
+                    chunk = _spare_chunks.pop()
+                except IndexError:
+                    chunk = OutboundChunk(
+                        tsn, ssn, ordered, wire, total, stream_id, max_retransmits, expires_at, None
+                    )
+                else:
+                    # Every field, as __init__ sets them (abandoned, acked, in_flight,
+                    # retransmit, fast_retransmitted, group and the counters were reset when
+                    # it came back).
+                    chunk.tsn = tsn
+                    chunk.ssn = ssn
+                    chunk.ordered = ordered
+                    chunk.wire = wire
+                    chunk.size = total
+                    chunk.stream_id = stream_id
+                    chunk.max_retransmits = max_retransmits
+                    chunk.expires_at = expires_at
+                queue.append(chunk)
+                tsn += 1
             else:
-                # Every field, as __init__ sets them (abandoned, acked, in_flight, retransmit,
-                # fast_retransmitted, group and the counters were reset when it came back).
-                chunk.tsn = tsn
-                chunk.ssn = ssn
-                chunk.ordered = ordered
-                chunk.wire = wire
-                chunk.size = total
-                chunk.stream_id = stream_id
-                chunk.max_retransmits = max_retransmits
-                chunk.expires_at = expires_at
-            self.queue.append(chunk)
-            self.next_tsn = tsn + 1
-            return
+                tsn = self._enqueue_fragments(
+                    stream_id,
+                    ppid,
+                    data,
+                    ssn,
+                    base_flags,
+                    ordered,
+                    max_retransmits,
+                    expires_at,
+                    tsn,
+                )
+            if ordered:
+                ssn = (ssn + 1) & 0xFFFF
+        self.next_tsn = tsn
+        if ordered:
+            self._next_ssn[stream_id] = ssn
+        self.buffered[stream_id] = self.buffered.get(stream_id, 0) + total_size
+        self.buffered_total += total_size
+
+    def _enqueue_fragments(
+        self,
+        stream_id: int,
+        ppid: int,
+        data: bytes,
+        ssn: int,
+        base_flags: int,
+        ordered: bool,
+        max_retransmits: int | None,
+        expires_at: float | None,
+        tsn: int,
+    ) -> int:
+        """A message larger than a chunk, cut into fragments; returns the next TSN."""
+        step = self.max_payload
+        total = len(data)
         chunks: list[OutboundChunk] = []
         pack = DATA_HEADER.pack
         view = memoryview(data)
@@ -233,8 +282,8 @@ class Sender:
             tsn += 1
             if offset >= total:
                 break
-        self.next_tsn = tsn
         self.queue.extend(chunks)
+        return tsn
 
     def reset_stream_sequences(self, stream_ids: list[int]) -> None:
         """RFC 6525 §5.1.2: after an outgoing reset request the next SSN is 0."""

@@ -588,20 +588,31 @@ class RTCSctpTransport(EventTarget):
                 self._close(stream, RTCError(str(error), errorDetail="data-channel-failure"), True)
 
     def _move_outbox(self, now: float) -> None:
-        """Messages the channels queued since the last pump go into the association."""
+        """Messages the channels queued since the last pump go into the association, a run of
+        messages of one channel in one call."""
         outbox, self._outbox = self._outbox, []
-        send = self._dcep.send
-        for index in range(0, len(outbox), 3):
+        send_many = self._dcep.send_many
+        count = len(outbox)
+        index = 0
+        while index < count:
             stream: _Stream = outbox[index]
-            data: str | bytes = outbox[index + 1]
-            stream.unsent -= outbox[index + 2]
+            run: list[str | bytes] = []
+            while index < count and outbox[index] is stream:
+                run.append(outbox[index + 1])
+                stream.unsent -= outbox[index + 2]
+                index += 3
             if not stream.attached or stream.closed:
                 continue  # closed meanwhile: webrtc-pc drops what was not sent
             try:
                 # The clock matters only for maxPacketLifetime.
-                send(stream.stream_id, data, now=now if stream.lifetime else 0.0)
+                refused = send_many(stream.stream_id, run, now=now if stream.lifetime else 0.0)
             except (ValueError, InvalidStateError) as error:
-                logger.debug("message on stream %d dropped: %s", stream.stream_id, error)
+                logger.debug(
+                    "%d message(s) on stream %d dropped: %s", len(run), stream.stream_id, error
+                )
+                continue
+            for _, why in refused:
+                logger.debug("message on stream %d dropped: %s", stream.stream_id, why)
 
     def _send_packets(self, now: float) -> int:
         packets = self._association.datagrams_to_send(now)
