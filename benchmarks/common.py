@@ -84,7 +84,7 @@ class Figure:
 
 FIGURES: tuple[Figure, ...] = (
     Figure("setup_ms", "ms", "lower", "setup: 2 pcs created -> channel open on both", "setup", 0.3),
-    Figure("setup_cpu_ms", "CPU ms", "lower", "  CPU per setup (both pcs)", "setup"),
+    Figure("setup_cpu_ms", "CPU ms", "lower", "  CPU per setup (both pcs)", "setup", 1.0),
     Figure(
         "setup_trickle_ms",
         "ms",
@@ -96,7 +96,7 @@ FIGURES: tuple[Figure, ...] = (
     ),
     Figure("setup_trickle_cpu_ms", "CPU ms", "lower", "  CPU per trickle setup", "setup_trickle"),
     Figure(
-        "reliable_16k_mib_s", "MiB/s", "higher", "reliable ordered, 16 KiB msgs", "reliable_16k", 5
+        "reliable_16k_mib_s", "MiB/s", "higher", "reliable ordered, 16 KiB msgs", "reliable_16k", 10
     ),
     Figure("reliable_16k_cpu_s_per_mib", "CPU s/MiB", "lower", "  CPU per MiB", "reliable_16k"),
     Figure(
@@ -107,10 +107,10 @@ FIGURES: tuple[Figure, ...] = (
         "unordered_mib_s", "MiB/s", "higher", "unordered maxRetransmits=0, 16 KiB", "unordered", 5
     ),
     Figure("unordered_delivered_pct", "%", "higher", "  messages delivered", "unordered"),
-    Figure("small_msg_s", "msg/s", "higher", "100-byte messages, reliable", "small", 20),
+    Figure("small_msg_s", "msg/s", "higher", "100-byte messages, reliable", "small", 30),
     Figure("small_cpu_s_per_mib", "CPU s/MiB", "lower", "  CPU per MiB", "small"),
     Figure("rtt_ms", "ms", "lower", "ping-pong RTT (median)", "rtt", 0.5),
-    Figure("many_connect_s", "s", "lower", "N pcs in one process: connect all", "many"),
+    Figure("many_connect_s", "s", "lower", "N pcs in one process: connect all", "many", 0.5),
     Figure("many_rss_kib_per_pc", "KiB", "lower", "  RSS per pc", "many", 0.5),
     Figure("fleet_connect_s", "s", "lower", "1,000 pcs in one process: connect all", "fleet"),
     Figure("fleet_rss_kib_per_pc", "KiB", "lower", "  RSS per pc", "fleet"),
