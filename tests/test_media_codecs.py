@@ -182,7 +182,7 @@ def test_h264_mode0_fits_small_payloads_and_has_parameter_sets_on_keyframes() ->
 def test_set_target_halving_the_bitrate_roughly_halves_the_bytes(
     name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(av_codecs, "_REOPEN_INTERVAL", 0.0)  # the test runs faster than 1 s
+    monkeypatch.setattr(av_codecs, "_REOPEN_INTERVAL", 0.0)  # the test runs faster than 3 s
     codec = VIDEO[name][0]
     encoder = default_registry.create_encoder(codec, EncoderSettings(bitrate=800_000))
     sizes = []
@@ -360,7 +360,7 @@ def test_opus_fec_follows_the_loss_the_receiver_reports(monkeypatch: pytest.Monk
     """In-band FEC lives in SILK: with none or little loss reported a tone is coded in CELT
     (no redundancy to pay for), with 12 % reported in SILK; a loss that falls to half of its
     level keeps the level, a lower one leaves it."""
-    monkeypatch.setattr(av_codecs, "_REOPEN_INTERVAL", 0.0)  # the test runs faster than 1 s
+    monkeypatch.setattr(av_codecs, "_REOPEN_INTERVAL", 0.0)  # the test runs faster than 3 s
     codec = NegotiatedCodec(111, "opus", 48000, 2, {"minptime": "10", "useinbandfec": "1"})
     encoder = default_registry.create_encoder(codec)
     assert isinstance(encoder, av_codecs.OpusEncoder)

@@ -46,9 +46,12 @@ Rate changes (``set_target``), measured with PyAV 18.1 / FFmpeg 8 by encoding 64
 A reopen costs a keyframe (and 2-10 ms of codec setup), so it happens only at a keyframe that
 is being sent anyway (forced, or a size change), at once for a fall of more than 15 % (a
 congestion back-off: the keyframe at the new rate, capped by ``max-intra-rate``, costs less than
-staying above the link), and for any change of more than 6 % once the last open is at least a
-second old (so the encoder follows an estimate that climbs back after a back-off within a few
-per cent, at most one keyframe a second). Frame rate:
+staying above the link), and for any change of more than 6 % once the last open is at least
+three seconds old (so the encoder follows an estimate that climbs back after a back-off within
+a few per cent, at most one such keyframe every three seconds: at one a second, bench_links
+decoded 22-30 keyframes in 33 s on a clean or bursty 2 Mbit/s link, each capped at three
+frames' bits, and their bursts overflowed the bottleneck's queue in the loss-burst scenario;
+at three seconds 10-14, with no change in utilisation). Frame rate:
 libvpx and x264 pace their rate control by the frame timestamps, so a frame rate change needs
 nothing; SVT-AV1 budgets by its configured frame rate, and reopens under the same rule.
 
@@ -76,8 +79,8 @@ Audio:
   included: four times the CPU of CELT (143 against 38 µs per 20 ms frame) and about 10 % more
   bits, for a decoder that may never lose a packet. libopus's mode decision weighs the expected
   loss against how voice-like the signal is, so speech gets FEC at a lower loss than music. A new
-  bitrate or loss level reopens the encoder (rate-limited to once a second; libopus's FFmpeg
-  wrapper has no live reconfiguration).
+  bitrate or loss level reopens the encoder (rate-limited to once every three seconds;
+  libopus's FFmpeg wrapper has no live reconfiguration).
 - PCMU/PCMA: 8 kHz mono, 160 samples (20 ms) per frame.
 - Input is any ``av.AudioFrame`` (resampled with ``av.AudioResampler`` and buffered to the
   codec's frame size); ``timestamp`` counts samples from the first one.
@@ -139,7 +142,7 @@ _GOP_SIZE = 3000
 _LARGE_CHANGE = 0.15
 #: A change (either way) this large reopens it once the last open is _REOPEN_INTERVAL old.
 _SMALL_CHANGE = 0.06
-_REOPEN_INTERVAL = 1.0
+_REOPEN_INTERVAL = 3.0
 _DEFAULT_FRAMERATE = 30.0
 _MIN_VIDEO_BITRATE = 30_000
 _MAX_VIDEO_BITRATE = 50_000_000
