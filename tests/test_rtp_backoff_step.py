@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import random
 from collections import deque
-from typing import Any
 
 import attrs
-import pytest
 from test_rtp_gcc import send_due_feedback
 
 from trio_rtc.rtp.gcc import SendSideBandwidthEstimator
@@ -125,39 +123,3 @@ def test_a_steady_link_with_jitter_is_not_taken_for_a_growing_queue() -> None:
     result = run(3_000_000, seconds=12.0, jitter=0.020, seed=3)
     assert result.bwe.queue_overuses == 0
     assert result.drops == []
-
-
-def test_only_a_capacity_drop_limits_retransmissions(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The RTP driver limits retransmissions after a delay-based cut below _CAPACITY_DROP x the
-    estimate (trio_rtc.rtp.pacer.Pacer.limit_retransmissions): the 3 -> 1 Mbit/s step makes
-    such a cut; the back-offs of a steady link, clean or at 5 % loss, do not."""
-    from test_rtp_gcc import simulate
-
-    from trio_rtc.rtp.driver import _CAPACITY_DROP
-    from trio_rtc.rtp.gcc import BandwidthUsage
-
-    deep: list[float] = []
-    previous: list[int] = []
-    receive = SendSideBandwidthEstimator.receive_feedback
-
-    def watched(self: SendSideBandwidthEstimator, feedback: TwccFeedback, now: float) -> Any:
-        result = receive(self, feedback, now)
-        event = self.next_event()
-        if event is not None:
-            if (
-                previous
-                and event.usage is BandwidthUsage.OVERUSING
-                and event.bitrate < _CAPACITY_DROP * previous[-1]
-            ):
-                deep.append(now)
-            previous.append(event.bitrate)
-        return result
-
-    monkeypatch.setattr(SendSideBandwidthEstimator, "receive_feedback", watched)
-    run()
-    assert len(deep) == 1 and STEP < deep[0] < STEP + 1.0, deep
-    for loss in (0.0, 0.05):
-        deep.clear()
-        previous.clear()
-        simulate(lambda t: 2_000_000, 20.0, loss=loss)
-        assert deep == [], (loss, deep)

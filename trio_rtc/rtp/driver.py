@@ -133,11 +133,6 @@ MIN_VIDEO_BITRATE = 50_000
 _PACKET_OVERHEAD = 12 + 24 + 10 + 28
 #: IPv4 and UDP headers, added to a received datagram's size for the receive-side estimate.
 _UDP_OVERHEAD = 28
-#: A delay-based cut below this fraction of the estimate is a capacity drop (a regular back-off
-#: is to 0.85 x the acknowledged rate): retransmissions are limited for a while after it (see
-#: trio_rtc.rtp.pacer.RETRANSMISSION_LIMIT_SECONDS). Limiting them after every back-off cost
-#: bench_links (b), 5 % random loss, 14-15 freezes against 0-1.
-_CAPACITY_DROP = 0.5
 #: The largest RTP padding a packet can carry (RFC 3550 §5.1: the count is one octet).
 _MAX_PADDING = 255
 
@@ -1362,16 +1357,8 @@ class RtpTransport(EventTarget):
         if estimator is not None:
             event = estimator.next_event()
             if event is not None:
-                pacer = self.pacer
-                assert pacer is not None
-                if (
-                    event.usage is BandwidthUsage.OVERUSING
-                    and event.bitrate < _CAPACITY_DROP * pacer.estimate
-                ):
-                    # A delay-based back-off that deep is a capacity drop: the resends of what
-                    # the bottleneck dropped meanwhile must not keep the link congested.
-                    pacer.limit_retransmissions(now, event.bitrate)
-                pacer.set_estimate(event.bitrate)
+                assert self.pacer is not None
+                self.pacer.set_estimate(event.bitrate)
                 self._share_estimate(event.bitrate)
         if self.pacer is not None:
             outgoing: list[bytes] = []
