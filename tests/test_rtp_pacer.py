@@ -108,3 +108,49 @@ def test_at_high_rates_a_wake_up_releases_a_few_packets_and_the_rate_holds() -> 
     assert wake_ups <= count / 4, wake_ups
     # The average rate is still the pacing rate: 500 x 1,200 bytes at 25 Mbit/s is 192 ms.
     assert sent[-1][0] == pytest.approx(count * 1200 * 8 / 25_000_000, abs=0.003)
+
+
+def test_after_a_back_off_retransmissions_stay_within_their_share_and_stale_ones_go() -> None:
+    from trio_rtc.rtp.pacer import (
+        RETRANSMISSION_LIMIT_SECONDS,
+        RETRANSMISSION_MAX_WAIT,
+        RETRANSMISSION_SHARE,
+    )
+
+    pacer: Pacer[str] = Pacer(3_000_000)
+    pacer.datagrams_to_send(0.0)
+    pacer.limit_retransmissions(0.0, 1_000_000)
+    pacer.set_estimate(1_000_000)
+    assert pacer.retransmissions_limited
+    # 40 resends of a dropped burst, and a frame of video behind them.
+    pacer.enqueue_many([f"r{i}" for i in range(40)], [1200] * 40, PacketKind.RETRANSMISSION, 0.0)
+    pacer.enqueue_many([f"v{i}" for i in range(4)], [1200] * 4, PacketKind.VIDEO, 0.0)
+    sent = run(pacer, 0.5)
+    resent = [(t, p) for t, p in sent if p.kind is PacketKind.RETRANSMISSION]
+    video = [p.item for _, p in sent if p.kind is PacketKind.VIDEO]
+    assert video == [f"v{i}" for i in range(4)]  # media is not held behind them
+    # Within RETRANSMISSION_MAX_WAIT at most the share of the new estimate (plus one packet
+    # of budget) went; the rest was dropped as stale.
+    allowed = 1_000_000 * RETRANSMISSION_SHARE / 8 * RETRANSMISSION_MAX_WAIT + 1200
+    assert sum(p.size for _, p in resent) <= allowed + 1200
+    assert all(t <= RETRANSMISSION_MAX_WAIT + 0.001 for t, _ in resent)
+    assert pacer.counters.retransmissions_dropped == 40 - len(resent)
+    assert pacer.counters.retransmissions_dropped > 30
+    assert pacer.queued_packets == 0
+    # Once the limit is over, resends go at the pacing rate again.
+    later = RETRANSMISSION_LIMIT_SECONDS + 0.1
+    pacer.enqueue_many([f"s{i}" for i in range(10)], [1200] * 10, PacketKind.RETRANSMISSION, later)
+    assert not pacer.retransmissions_limited
+    again = run(pacer, later + 1.0, start=later)
+    assert [p.item for _, p in again] == [f"s{i}" for i in range(10)]
+    assert pacer.counters.retransmissions_dropped == 40 - len(resent)
+
+
+def test_a_limited_retransmission_queue_sets_a_timer_that_moves_forward() -> None:
+    pacer: Pacer[str] = Pacer(1_000_000)
+    pacer.datagrams_to_send(0.0)
+    pacer.limit_retransmissions(0.0, 1_000_000)
+    pacer.enqueue_many(["a", "b", "c"], [1200] * 3, PacketKind.RETRANSMISSION, 0.0)
+    sent = run(pacer, 1.0)  # asserts every timer is now or later (no spin)
+    assert sent  # the first within its budget, the others dropped or sent as it refills
+    assert pacer.get_timer() is None

@@ -1357,8 +1357,16 @@ class RtpTransport(EventTarget):
         if estimator is not None:
             event = estimator.next_event()
             if event is not None:
-                assert self.pacer is not None
-                self.pacer.set_estimate(event.bitrate)
+                pacer = self.pacer
+                assert pacer is not None
+                if event.capacity_drop:
+                    # The resends of what the bottleneck dropped before the overuse was found
+                    # must not keep the link congested (trio_rtc.rtp.pacer,
+                    # RETRANSMISSION_LIMIT_SECONDS). Only after a capacity drop: limiting them
+                    # after every back-off cost bench_links (b), 5 % random loss, 14-15
+                    # freezes against 0-1.
+                    pacer.limit_retransmissions(now, event.bitrate)
+                pacer.set_estimate(event.bitrate)
                 self._share_estimate(event.bitrate)
         if self.pacer is not None:
             outgoing: list[bytes] = []

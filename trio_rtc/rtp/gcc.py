@@ -162,6 +162,13 @@ _PROBE_MAX_RATIO = 2.0
 _PROBE_UNSATURATED = 0.9
 _PROBE_TARGET_UTILISATION = 0.95
 _DROP_THRESHOLD = 0.66
+#: A delay-based cut below this fraction of the previous estimate and of the rate sent over
+#: the last SENT_RATE_WINDOW seconds is a capacity drop (``BandwidthEstimate.capacity_drop``).
+#: Both: while the sender is application-limited the estimate can be far above what is sent
+#: (probing found the link), and a delay step then cuts it below half without any capacity
+#: lost; the rate sent tells the two apart.
+CAPACITY_DROP = 0.5
+SENT_RATE_WINDOW = 0.5
 _DROP_WINDOW = 5.0
 _RECOVERY_TARGET = 0.85
 # ALR (libwebrtc's AlrDetector): budget at 65 % of the estimate over a 500 ms window.
@@ -220,6 +227,10 @@ class BandwidthEstimate:
     loss_fraction: float
     usage: BandwidthUsage
     in_alr: bool
+    #: A delay-based cut below :data:`CAPACITY_DROP` x both the previous estimate and the rate
+    #: actually sent over the last :data:`SENT_RATE_WINDOW`: the path lost capacity (a
+    #: regular back-off is to 0.85 x the acknowledged rate).
+    capacity_drop: bool = False
 
 
 @attrs.define(slots=True)
@@ -794,6 +805,18 @@ class SendSideBandwidthEstimator:
         self._alr.on_sent(size, now, self._estimate)
         return seq & 0xFFFF
 
+    def sent_bitrate(self, now: float) -> float:
+        """Bits/s that left over the last :data:`SENT_RATE_WINDOW` (retransmissions and
+        probes included), from the history kept for feedback (walked from its newest end;
+        asked for at a deep cut, not per packet)."""
+        since = now - SENT_RATE_WINDOW
+        total = 0
+        for sent in reversed(self._sent.values()):
+            if sent.send_time < since:
+                break
+            total += sent.size
+        return total * 8 / SENT_RATE_WINDOW
+
     def on_packet_resent(self, sequence_number: int) -> None:
         """The packet with this 16-bit transport-wide number was sent again unchanged (a plain
         retransmission, without RTX). Its arrival after it was reported lost is then the
@@ -1080,6 +1103,11 @@ class SendSideBandwidthEstimator:
         elif self._drop_at is not None and target >= self._bitrate_before_drop_target():
             self._drop_at = None  # recovered
         if target != previous:
+            capacity_drop = (
+                self._usage is BandwidthUsage.OVERUSING
+                and target < CAPACITY_DROP * previous
+                and target < CAPACITY_DROP * self.sent_bitrate(now)
+            )
             self._event = BandwidthEstimate(
                 bitrate=int(target),
                 delay_based=int(self._aimd.bitrate),
@@ -1088,6 +1116,7 @@ class SendSideBandwidthEstimator:
                 loss_fraction=self._loss_fraction,
                 usage=self._usage,
                 in_alr=self._alr.active,
+                capacity_drop=capacity_drop,
             )
 
     # --- REMB and RTCP loss (peers without transport-cc) ---------------------------------

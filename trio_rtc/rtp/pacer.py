@@ -25,6 +25,7 @@ rate), and beyond ``max_queue_packets`` the oldest video packets are dropped and
 from __future__ import annotations
 
 import enum
+import math
 from collections import deque
 from collections.abc import Iterable
 from typing import Generic, TypeVar
@@ -48,6 +49,15 @@ MAX_BURST = 0.005
 #: pacing rate the spacing is exact, one packet per wake-up.
 PROCESS_INTERVAL = 0.002
 PADDING_PACKET_SIZE = 1200
+#: After a delay-based back-off (:meth:`Pacer.limit_retransmissions`) the link is congested:
+#: for this long retransmissions leave only within RETRANSMISSION_SHARE of the new estimate, and
+#: one that waited RETRANSMISSION_MAX_WAIT for that budget is dropped (the receiver asks again
+#: if it still needs it). Measured on bench_links (c), 3 -> 1 Mbit/s: the resends of what the
+#: bottleneck queue dropped before the overuse was found went out on top of media already at
+#: the new estimate, and kept the send rate above the new capacity for 0.7 s after the cut.
+RETRANSMISSION_LIMIT_SECONDS = 1.0
+RETRANSMISSION_SHARE = 0.15
+RETRANSMISSION_MAX_WAIT = 0.1
 MAX_PROBE_CLUSTERS = 8
 # Floating point slack when comparing the debt with zero (bytes).
 _EPSILON = 1e-6
@@ -85,6 +95,8 @@ class PacerCounters:
     padding_bytes_sent: int = 0
     packets_dropped: int = 0
     probe_clusters_sent: int = 0
+    #: Retransmissions dropped while limited after a back-off (also in ``packets_dropped``).
+    retransmissions_dropped: int = 0
 
 
 class Pacer(Generic[T]):
@@ -115,6 +127,11 @@ class Pacer(Generic[T]):
         self._last: float | None = None
         self._probes: deque[_Probe] = deque()
         self.counters = PacerCounters()
+        # Retransmissions after a back-off: limited until this time, at this rate (bytes/s),
+        # with this many bytes of budget left (a token bucket of one packet).
+        self._rtx_until: float | None = None
+        self._rtx_rate = 0.0
+        self._rtx_tokens = 0.0
 
     # --- configuration ----------------------------------------------------------------------
 
@@ -122,6 +139,24 @@ class Pacer(Generic[T]):
         """The bandwidth estimate (bits/s); the pacing rate follows it."""
         if estimate_bps > 0:
             self._estimate = float(estimate_bps)
+
+    @property
+    def estimate(self) -> float:
+        """The bandwidth estimate the pacing rate follows (bits/s)."""
+        return self._estimate
+
+    def limit_retransmissions(self, now: float, estimate_bps: int) -> None:
+        """A delay-based back-off to ``estimate_bps`` happened: limit retransmissions (see
+        ``RETRANSMISSION_LIMIT_SECONDS``)."""
+        self._advance(now)
+        self._rtx_until = now + RETRANSMISSION_LIMIT_SECONDS
+        self._rtx_rate = max(estimate_bps, 0) * RETRANSMISSION_SHARE / 8
+        self._rtx_tokens = min(self._rtx_tokens, float(PADDING_PACKET_SIZE))
+
+    @property
+    def retransmissions_limited(self) -> bool:
+        until = self._rtx_until
+        return until is not None and (self._last or 0.0) < until
 
     @property
     def pacing_rate(self) -> float:
@@ -194,6 +229,10 @@ class Pacer(Generic[T]):
         bytes_per_second = self.pacing_rate / 8  # once: it looks at every queue
         burst = bytes_per_second * self.max_burst
         self._debt = max(self._debt - bytes_per_second * (now - last), -burst)
+        if self._rtx_until is not None:
+            self._rtx_tokens = min(
+                self._rtx_tokens + self._rtx_rate * (now - last), float(PADDING_PACKET_SIZE)
+            )
 
     def _allowance(self, rate: float) -> float:
         """Bytes media may run ahead of the rate (see ``PROCESS_INTERVAL``)."""
@@ -212,22 +251,70 @@ class Pacer(Generic[T]):
             return last
         if self._probes:
             return self._probe_due(self._probes[0], last)
-        if self._queues[PacketKind.RETRANSMISSION] or self._queues[PacketKind.VIDEO]:
+        if self._queues[PacketKind.VIDEO] or (
+            self._queues[PacketKind.RETRANSMISSION] and not self.retransmissions_limited
+        ):
             # Wake when the debt is paid; the release may then run ahead by the allowance.
             return last + max(self._debt, 0.0) * 8 / self.pacing_rate
+        due = self._retransmission_due()
+        if due is not None:
+            return max(due, last + max(self._debt, 0.0) * 8 / self.pacing_rate)
         return None
 
     def handle_timer(self, now: float) -> list[Paced[T]]:
         return self.datagrams_to_send(now)
 
     def _pop_media(self) -> tuple[T, int, PacketKind] | None:
-        for kind in (PacketKind.RETRANSMISSION, PacketKind.VIDEO):
-            queue = self._queues[kind]
-            if queue:
-                item, size, _ = queue.popleft()
-                self._queued_bytes -= size
-                return item, size, kind
+        queues = self._queues
+        resends = queues[PacketKind.RETRANSMISSION]
+        if resends and self.retransmissions_limited:
+            limited = self._pop_limited_retransmission(resends)
+            if limited is not None:
+                return limited
+        elif resends:
+            resend, size, _ = resends.popleft()
+            self._queued_bytes -= size
+            return resend, size, PacketKind.RETRANSMISSION
+        video = queues[PacketKind.VIDEO]
+        if video:
+            media, size, _ = video.popleft()
+            self._queued_bytes -= size
+            return media, size, PacketKind.VIDEO
         return None
+
+    def _pop_limited_retransmission(
+        self, resends: deque[tuple[T, int, float]]
+    ) -> tuple[T, int, PacketKind] | None:
+        """The next retransmission the budget after a back-off allows, dropping those that
+        waited too long for it; None when the budget is spent."""
+        now = self._last or 0.0
+        counters = self.counters
+        while resends:
+            item, size, queued_at = resends[0]
+            if now - queued_at > RETRANSMISSION_MAX_WAIT:
+                resends.popleft()
+                self._queued_bytes -= size
+                counters.packets_dropped += 1
+                counters.retransmissions_dropped += 1
+                continue
+            if self._rtx_tokens + _EPSILON < size:
+                return None
+            resends.popleft()
+            self._queued_bytes -= size
+            self._rtx_tokens -= size
+            return item, size, PacketKind.RETRANSMISSION
+        return None
+
+    def _retransmission_due(self) -> float | None:
+        """While limited, when the oldest queued retransmission can go (or must be dropped)."""
+        resends = self._queues[PacketKind.RETRANSMISSION]
+        if not resends or not self.retransmissions_limited:
+            return None
+        now = self._last or 0.0
+        _, size, queued_at = resends[0]
+        missing = size - self._rtx_tokens
+        refill = now + missing / self._rtx_rate if self._rtx_rate > 0 else math.inf
+        return max(now, min(refill, queued_at + RETRANSMISSION_MAX_WAIT + _EPSILON))
 
     def datagrams_to_send(self, now: float) -> list[Paced[T]]:
         """The packets to send now, in order."""
