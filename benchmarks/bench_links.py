@@ -351,7 +351,15 @@ def _stderr_tails(handles: dict[str, IO[str]]) -> str:
 
 
 def freezes(times: Sequence[float], start: float, end: float) -> tuple[int, float]:
-    """(count, total seconds) of W3C freezes among the frames rendered in [start, end).
+    """(count, total seconds) of W3C freezes among the frames rendered in [start, end)
+    (see :func:`freeze_intervals`)."""
+    found = freeze_intervals(times, start, end)
+    return len(found), sum(until - since for since, until in found)
+
+
+def freeze_intervals(times: Sequence[float], start: float, end: float) -> list[tuple[float, float]]:
+    """The W3C freezes among the frames rendered in [start, end), each as (the frame before
+    it, the frame that ended it or the window's end).
 
     Each frame's duration is the time since the previous one; the history of the last 30
     durations includes frames before the window, so the first frames of the window are judged
@@ -359,7 +367,7 @@ def freezes(times: Sequence[float], start: float, end: float) -> tuple[int, floa
     when it is already long enough (otherwise a stream that stops for good would score none).
     """
     history: collections.deque[float] = collections.deque(maxlen=FREEZE_HISTORY)
-    count, total = 0, 0.0
+    found: list[tuple[float, float]] = []
 
     def is_freeze(duration: float) -> bool:
         if not history:
@@ -374,17 +382,14 @@ def freezes(times: Sequence[float], start: float, end: float) -> tuple[int, floa
         if previous is not None:
             duration = moment - previous
             if moment >= start and is_freeze(duration):
-                count += 1
-                total += duration
+                found.append((previous, moment))
             history.append(duration)
         previous = moment
     if previous is None:
-        return 1, end - start  # nothing at all came out
-    trailing = end - max(previous, start)
+        return [(start, end)]  # nothing at all came out
     if is_freeze(end - previous):
-        count += 1
-        total += trailing
-    return count, total
+        found.append((max(previous, start), end))
+    return found
 
 
 def sending_rate(offered: Sequence[Sequence[float]], moments: Sequence[float]) -> list[float]:
@@ -444,7 +449,9 @@ def analyse(
     figures: dict[str, float | None] = {}
     rendered = [moment for _, moment in receiver["frames"]]
     figures["frames_s"] = sum(start <= m < end for m in rendered) / seconds
-    figures["freeze_count"], figures["freeze_s"] = freezes(rendered, start, end)
+    frozen = freeze_intervals(rendered, start, end)
+    figures["freeze_count"] = len(frozen)
+    figures["freeze_s"] = sum(until - since for since, until in frozen)
     sent_at = {counter: moment for counter, moment in sender["frames"]}
     decoded_at: dict[int, float] = {}
     for counter, moment in receiver["frames"]:
@@ -511,6 +518,20 @@ def analyse(
         "receiver_notes": receiver.get("notes", {}),
         "sender_notes": sender.get("notes", {}),
         "load_average": raw["load_average"],
+        # Each freeze: from the frame before it to the one after (seconds from the first
+        # frame sent), with the loss bursts that began inside it or up to 0.5 s before.
+        "freezes": [
+            {
+                "from": round(since - origin, 3),
+                "seconds": round(until - since, 3),
+                "bursts": [
+                    [round(b0 - origin, 3), round(b1 - b0, 3)]
+                    for b0, b1 in bridge.get("bursts", [])
+                    if since - 0.5 <= b0 < until
+                ],
+            }
+            for since, until in frozen
+        ],
     }
     return figures, details
 
