@@ -642,6 +642,16 @@ def _show(value: float | None) -> str:
     return f"{value:.3g}" if abs(value) < 1000 else f"{value:,.0f}"
 
 
+def median_figures(rounds: Sequence[dict[str, float | None]]) -> dict[str, float | None]:
+    """Each figure's median over the rounds that have it (None where none has)."""
+    keys = {key for figures in rounds for key in figures}
+    out: dict[str, float | None] = {}
+    for key in sorted(keys):
+        values = [value for f in rounds if (value := f.get(key)) is not None]
+        out[key] = statistics.median(values) if values else None
+    return out
+
+
 # --- main ----------------------------------------------------------------------------------
 
 
@@ -663,6 +673,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-rtx", action="store_true", help="the peers as they are: no video/rtx offered"
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help=(
+            "run every scenario this many times per stack and show the medians (default 1); "
+            "round k lays its loss bursts with seed + k - 1, the same for both stacks"
+        ),
+    )
     parser.add_argument("--json", type=Path, help="write every figure and raw detail here")
     parser.add_argument("--stacks", default=",".join(STACKS), help="subset of trio_rtc,aiortc")
     parser.add_argument("--python", default=sys.executable, help="python for trio_rtc peers")
@@ -673,6 +692,8 @@ def main(argv: list[str] | None = None) -> int:
         if name not in SCENARIOS:
             parser.error(f"unknown scenario {name!r} (a, b, c, d)")
     scenarios = [SCENARIOS[name] for name in names]
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     stacks = [stack for stack in STACKS if stack in args.stacks.split(",")]
     pythons = {"trio_rtc": args.python, "aiortc": args.aiortc_python}
     missing = missing_tools()
@@ -690,6 +711,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"removed {name}, left by an earlier run", file=sys.stderr)
 
     results: dict[str, dict[str, dict[str, float | None]]] = {s: {} for s in stacks}
+    by_round: dict[str, dict[str, list[dict[str, float | None]]]] = {s: {} for s in stacks}
     details: dict[str, dict[str, Any]] = {s: {} for s in stacks}
     errors: dict[str, dict[str, str]] = {s: {} for s in stacks}
     begun = time.perf_counter()
@@ -698,15 +720,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         link.create()
         with tempfile.TemporaryDirectory(prefix="trio_rtc-links-") as scratch:
-            for index, scenario in enumerate(scenarios):
+            runs = [(r, scenario) for r in range(args.rounds) for scenario in scenarios]
+            for index, (round_index, scenario) in enumerate(runs):
                 # Alternate which stack goes first, so a drift of the machine hits both alike.
                 order = stacks if index % 2 == 0 else stacks[::-1]
+                label = f"round {round_index + 1}/{args.rounds} " if args.rounds > 1 else ""
                 for stack in order:
                     started = time.perf_counter()
                     try:
                         raw = run_pair(
                             link, scenario, stack, python=pythons[stack], codec=args.codec,
-                            warmup=args.warmup, seconds=args.seconds, seed=args.seed,
+                            warmup=args.warmup, seconds=args.seconds, seed=args.seed + round_index,
                             rtx=not args.no_rtx,
                             scratch=scratch,
                         )  # fmt: skip
@@ -714,18 +738,28 @@ def main(argv: list[str] | None = None) -> int:
                     except Exception as error:  # shown in the table; the other pairs go on
                         if not isinstance(error, PairError | LinkError):
                             error = PairError(f"{type(error).__name__}: {error}")
-                        errors[stack][scenario.name] = str(error)
+                        if scenario.name not in results[stack]:  # no round got through yet
+                            errors[stack][scenario.name] = str(error)
                         outcome = f"error: {error}"
                     else:
-                        results[stack][scenario.name] = figures
-                        details[stack][scenario.name] = more
+                        by_round[stack].setdefault(scenario.name, []).append(figures)
+                        results[stack][scenario.name] = median_figures(
+                            by_round[stack][scenario.name]
+                        )
+                        errors[stack].pop(scenario.name, None)  # another round got through
+                        if args.rounds > 1:
+                            details[stack].setdefault(scenario.name, {"rounds": []})
+                            details[stack][scenario.name]["rounds"].append(more)
+                        else:
+                            details[stack][scenario.name] = more
                         outcome = ", ".join(
                             f"{key}={_show(figures.get(key))}"
                             for key in ("frames_s", "freeze_count", "latency_ms_median",
                                         "utilisation_pct")
                         )  # fmt: skip
                     print(
-                        f"({scenario.name}) {stack:<8} {time.perf_counter() - started:5.1f} s  "
+                        f"{label}({scenario.name}) {stack:<8} "
+                        f"{time.perf_counter() - started:5.1f} s  "
                         f"{outcome}",
                         file=sys.stderr,
                         flush=True,
@@ -741,7 +775,16 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.seconds:g} s measured after {args.warmup:g} s; tbf queue {args.queue_ms:g} ms; "
         f"{'no RTX offered' if args.no_rtx else 'RTX offered'}"
     )
-    loads = [d["load_average"] for by in details.values() for d in by.values()]
+    if args.rounds > 1:
+        header += f"; median of {args.rounds} rounds (stacks alternating)"
+    loads = [
+        load
+        for by in details.values()
+        for d in by.values()
+        for load in (
+            [r["load_average"] for r in d["rounds"]] if "rounds" in d else [d["load_average"]]
+        )
+    ]
     if loads:
         header += f"; load average {min(loads):.1f}-{max(loads):.1f} on {os.cpu_count()} cores"
     print(header)
@@ -756,6 +799,7 @@ def main(argv: list[str] | None = None) -> int:
             "versions": {stack: versions(pythons[stack]) for stack in stacks},
             "comparison": comparison,
             "figures": results,
+            "figures_by_round": by_round,
             "details": details,
             "errors": errors,
         }
