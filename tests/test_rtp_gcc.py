@@ -168,8 +168,11 @@ def test_a_loss_hold_on_a_path_without_congestion_is_probed_out_of() -> None:
 def test_loss_based_control() -> None:
     moderate, _ = simulate(lambda t: 8_000_000, 10.0, loss=0.05, delay=0.03, seed=5)
     heavy, _ = simulate(lambda t: 8_000_000, 10.0, loss=0.15, delay=0.03, seed=5)
-    # 5 %: held where probing got it (§6: 2-10 % loss neither raises nor cuts) ...
-    assert min(s.estimate for s in between(moderate, 3.0, 10.0)) > 800_000
+    # 5 %: held where probing got it (§6: 2-10 % loss neither raises nor cuts) ... (about
+    # 0.8-0.9 Mbit/s at this seed: the start probes meet the loss; other seeds reach 1.6-6
+    # Mbit/s. Since probe results are taken over the cluster's later half this seed's read
+    # 0.79 instead of 0.9.)
+    assert min(s.estimate for s in between(moderate, 3.0, 10.0)) > 750_000
     # ... 15 %: cut again and again, well below the 5 % case.
     peak = max(s.estimate for s in heavy)
     final = heavy[-1].estimate
@@ -219,3 +222,42 @@ def test_transport_sequence_wraps_and_memory_is_bounded() -> None:
 def test_bitrate_bounds() -> None:
     with pytest.raises(ValueError):
         SendSideBandwidthEstimator(start_bitrate=10, min_bitrate=100)
+
+
+def _bucket_arrivals(
+    count: int, size: int, send_bps: float, link_bps: float, bucket: int
+) -> list[float]:
+    """Arrival times of ``count`` packets sent at ``send_bps`` through a token-bucket shaper
+    (``tc tbf``: rate ``link_bps``, ``bucket`` bytes, full at the start)."""
+    tokens, refilled, out = float(bucket), 0.0, []
+    for index in range(count):
+        sent = index * size * 8 / send_bps
+        tokens = min(bucket, tokens + (sent - refilled) * link_bps / 8)
+        refilled = leaves = sent
+        if tokens < size:
+            leaves = sent + (size - tokens) * 8 / link_bps
+            tokens, refilled = float(size), leaves
+        tokens -= size
+        out.append(leaves)
+    return out
+
+
+def test_a_probe_through_a_token_bucket_reads_the_link_rate() -> None:
+    """The first packets of a probe pass a shaper's bucket at the sender's pace; the rate is
+    taken where the bucket no longer helps (the cluster's later half), not over the whole
+    cluster (which read 2.4 Mbit/s for 10 packets, 3.2 for 5, through 2 Mbit/s)."""
+    from trio_rtc.rtp.gcc import PacketResult, ProbeCluster, _ProbeEstimator
+
+    link, send = 2_000_000, 4_000_000
+    cluster = ProbeCluster(1, send, send * 30 // 1000 // 8)
+    estimator = _ProbeEstimator()
+    estimator.start(cluster, 0.0)
+    arrivals = _bucket_arrivals(cluster.min_packets, 1200, send, link, 3028)
+    found = None
+    for index, arrival in enumerate(arrivals):
+        result = PacketResult(index, index * 1200 * 8 / send, 1200, 0.01 + arrival, 1)
+        found = estimator.add(result, 0.01 + arrival) or found
+    assert found is not None
+    rate, saturated = found
+    assert saturated  # sent at twice what the link carried
+    assert 0.9 * link <= rate <= 1.0 * link, rate
