@@ -140,11 +140,6 @@ class Pacer(Generic[T]):
         if estimate_bps > 0:
             self._estimate = float(estimate_bps)
 
-    @property
-    def estimate(self) -> float:
-        """The bandwidth estimate the pacing rate follows (bits/s)."""
-        return self._estimate
-
     def limit_retransmissions(self, now: float, estimate_bps: int) -> None:
         """A delay-based back-off to ``estimate_bps`` happened: limit retransmissions (see
         ``RETRANSMISSION_LIMIT_SECONDS``)."""
@@ -229,10 +224,17 @@ class Pacer(Generic[T]):
         bytes_per_second = self.pacing_rate / 8  # once: it looks at every queue
         burst = bytes_per_second * self.max_burst
         self._debt = max(self._debt - bytes_per_second * (now - last), -burst)
-        if self._rtx_until is not None:
-            self._rtx_tokens = min(
-                self._rtx_tokens + self._rtx_rate * (now - last), float(PADDING_PACKET_SIZE)
-            )
+        until = self._rtx_until
+        if until is not None:
+            if now >= until:
+                # The limit is over: nothing to refill on every later call. The budget is full
+                # again (as the refill had made it: one packet), ready for the next limit.
+                self._rtx_until = None
+                self._rtx_tokens = float(PADDING_PACKET_SIZE)
+            else:
+                self._rtx_tokens = min(
+                    self._rtx_tokens + self._rtx_rate * (now - last), float(PADDING_PACKET_SIZE)
+                )
 
     def _allowance(self, rate: float) -> float:
         """Bytes media may run ahead of the rate (see ``PROCESS_INTERVAL``)."""
