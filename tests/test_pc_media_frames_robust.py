@@ -201,9 +201,11 @@ async def test_a_consumer_that_never_reads_costs_bounded_memory() -> None:
     mib = 1 << 20
     summary = f"heap {[h // 1024 for h in heap]} KiB, rss {[r // mib for r in rss]} MiB"
     # A queue that kept encoded frames would grow the heap by ~1 MiB in 12 s, one that kept
-    # decoded pictures the RSS by ~150 MiB.
+    # decoded pictures the RSS by ~150 MiB (460 KiB a picture, 30 a second). The allocator may
+    # still take one step of its own in the second half with the heap flat (a CI run saw RSS go
+    # 585 -> 595 MiB once and stay there), so the RSS bound leaves room for one such step.
     assert heap_growth < mib, summary
-    assert rss_growth < 10 * mib, summary
+    assert rss_growth < 32 * mib, summary
 
 
 # --- bad input -----------------------------------------------------------------------------------
