@@ -17,6 +17,7 @@ import trio.testing
 from dtls_sim import certs
 from ice_helpers import connect_pair
 
+from trio_rtc.dtls.crypto import SRTP_PROFILES, SrtpKeys, SrtpProfile
 from trio_rtc.dtls.driver import RTCDtlsTransport
 from trio_rtc.exceptions import RTCError
 from trio_rtc.ice.transport import IceTransportOptions, RTCIceTransport
@@ -24,6 +25,7 @@ from trio_rtc.rtp.demux import MediaSection, RtpDemuxer
 from trio_rtc.rtp.driver import RtpReceiverChannel, RtpTransport
 from trio_rtc.rtp.extensions import URI_MID, ExtensionMap
 from trio_rtc.rtp.packet import RtpPacket
+from trio_rtc.rtp.srtp import SrtpSession
 from trio_rtc.testing import LinkConditions, VirtualNetwork
 
 AUDIO_PT = 111
@@ -347,6 +349,9 @@ class _DtlsNeverConnects:
 
 
 async def test_packets_before_the_keys_are_dropped_and_counted() -> None:
+    # Received datagrams are held for the keys (test_datagrams_before_the_keys_are_held_...);
+    # keys that never come drop them when the transport ends. What our senders hand over
+    # before the keys is dropped at once.
     rtp = RtpTransport(_DtlsNeverConnects(), None, sections=[SECTION])
     async with trio.open_nursery() as nursery:
         await nursery.start(rtp.run)
@@ -355,11 +360,109 @@ async def test_packets_before_the_keys_are_dropped_and_counted() -> None:
         sender = rtp.open_sender("0", SSRC_A, 90000)
         sender.send_packets_nowait([audio(SSRC_A, 1)])
         await trio.testing.wait_all_tasks_blocked()
-        assert rtp.counters.dropped_before_keys == 3
+        assert rtp.held_datagrams == 2
+        assert rtp.counters.dropped_before_keys == 1
         assert sender.packets_dropped == 1
         assert rtp.state == "new"
         nursery.cancel_scope.cancel()
     assert rtp.stats()["state"] == "closed"
+    assert rtp.counters.dropped_before_keys == 3
+    assert rtp.held_datagrams == 0
+
+
+class _DtlsConnectsLater:
+    """A DTLS transport whose keys come when the test says so (as when our last flight was
+    lost and the peer, connected already, sends media meanwhile)."""
+
+    def __init__(self) -> None:
+        self.state = "connecting"
+        self.srtp_keys: SrtpKeys | None = None
+        self._connected = trio.Event()
+
+    def connect(self, keys: SrtpKeys) -> None:
+        self.state, self.srtp_keys = "connected", keys
+        self._connected.set()
+
+    async def wait_connected(self) -> None:
+        await self._connected.wait()
+
+
+def _srtp_keys() -> tuple[SrtpKeys, SrtpKeys]:
+    """(ours, the peer's): the two directions' keys, mirrored."""
+    profile = SrtpProfile.SRTP_AES128_CM_HMAC_SHA1_80
+    info = SRTP_PROFILES[profile]
+    rng = random.Random(7)
+    k1, k2 = rng.randbytes(info.key_length), rng.randbytes(info.key_length)
+    s1, s2 = rng.randbytes(info.salt_length), rng.randbytes(info.salt_length)
+    return SrtpKeys(profile, k1, s1, k2, s2), SrtpKeys(profile, k2, s2, k1, s1)
+
+
+def _protected(peer: SrtpSession, first: int, count: int) -> list[bytes]:
+    datagrams = []
+    for seq in range(first, first + count):
+        packet = audio(SSRC_A, seq, timestamp=seq * 960)
+        packet.extensions[MID_ID] = b"0"
+        datagrams.append(peer.protect_rtp(packet.serialize()))
+    return datagrams
+
+
+async def test_datagrams_before_the_keys_are_held_and_handled_when_they_come(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    dtls = _DtlsConnectsLater()
+    ours, theirs = _srtp_keys()
+    peer = SrtpSession(theirs)
+    rtp = RtpTransport(dtls, None, sections=[SECTION], extension_map=EXTMAP)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(rtp.run)
+        channel = rtp.open_receiver("0")
+        inbox = rtp.inbox_send_channel()
+        # 3 s before the keys: the first burst is too old by then, the two later ones are kept.
+        inbox.send_nowait(_protected(peer, 0, 5))
+        await trio.sleep(2.5)
+        inbox.send_nowait(_protected(peer, 5, 10))
+        await trio.sleep(0.3)
+        inbox.send_nowait(_protected(peer, 15, 10))
+        await trio.sleep(0.2)
+        assert rtp.held_datagrams == 20  # the first 5 were 2.5 s old: dropped
+        assert rtp.counters.dropped_before_keys == 5
+        dtls.connect(ours)
+        got = await receive(channel, 20)
+        assert [p.sequence_number for p in got] == list(range(5, 25))
+        assert [p.payload for p in got] == [b"audio %d" % i for i in range(5, 25)]
+        assert rtp.counters.held_before_keys == 20
+        assert rtp.counters.packets_received == 20
+        assert rtp.held_datagrams == 0 and rtp.state == "connected"
+        # And after the keys, straight through.
+        inbox.send_nowait(_protected(peer, 25, 3))
+        got = await receive(channel, 3)
+        assert [p.sequence_number for p in got] == [25, 26, 27]
+        nursery.cancel_scope.cancel()
+
+
+async def test_the_hold_before_the_keys_is_bounded() -> None:
+    from trio_rtc.rtp.driver import EARLY_HOLD_BYTES, EARLY_HOLD_DATAGRAMS
+
+    rtp = RtpTransport(_DtlsNeverConnects(), None, sections=[SECTION])
+    async with trio.open_nursery() as nursery:
+        await nursery.start(rtp.run)
+        inbox = rtp.inbox_send_channel()
+        # A peer that floods before the handshake ends costs at most the hold.
+        for _ in range(EARLY_HOLD_DATAGRAMS // 100 + 2):
+            inbox.send_nowait([b"\x80" * 60] * 100)
+        await trio.testing.wait_all_tasks_blocked()
+        assert rtp.held_datagrams == EARLY_HOLD_DATAGRAMS
+        assert rtp.counters.dropped_before_keys == 200 + 100 * (EARLY_HOLD_DATAGRAMS // 100) - (
+            EARLY_HOLD_DATAGRAMS
+        )
+        nursery.cancel_scope.cancel()
+    big = RtpTransport(_DtlsNeverConnects(), None, sections=[SECTION])
+    async with trio.open_nursery() as nursery:
+        await nursery.start(big.run)
+        big.inbox_send_channel().send_nowait([b"\x80" * 1500] * 400)
+        await trio.testing.wait_all_tasks_blocked()
+        assert big.held_datagrams == EARLY_HOLD_BYTES // 1500
+        nursery.cancel_scope.cancel()
 
 
 async def test_dtls_without_use_srtp_fails_visibly() -> None:
